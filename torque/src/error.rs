@@ -1,0 +1,63 @@
+//! Error types, one enum per concern, with variants a Twisted user will recognise.
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// Errors from the reactor's lifecycle, backends, triggers and fd registration.
+#[derive(Debug, thiserror::Error)]
+pub enum ReactorError {
+    /// `stop()` when the reactor is not running, or already stopping
+    /// (Twisted's `ReactorNotRunning`).
+    #[error("the reactor is not running")]
+    NotRunning,
+    /// `run()` while the reactor is already running (Twisted's `ReactorAlreadyRunning`).
+    #[error("the reactor is already running")]
+    AlreadyRunning,
+    /// A backend name that is not compiled in or does not exist.
+    #[error("unknown reactor backend {name:?}; available: {available}")]
+    UnknownBackend {
+        /// The name asked for.
+        name: String,
+        /// The names that would have worked, comma-separated.
+        available: String,
+    },
+    /// A known backend that this platform does not have (epoll outside Linux).
+    #[error("the {name} backend is not available on this platform; available: {}", crate::backend::available_names())]
+    BackendUnavailable {
+        /// The backend's name.
+        name: &'static str,
+    },
+    /// `remove_system_event_trigger` with an id that is not registered: it was
+    /// removed already, or has already run.
+    #[error("no such system event trigger (already removed, or already run)")]
+    UnknownTrigger,
+    /// The backend refused an fd.
+    #[error("cannot watch fd {fd} with the {backend} backend: {source}")]
+    Register {
+        /// The fd.
+        fd: RawFd,
+        /// The backend's name.
+        backend: &'static str,
+        /// Why, from the OS or the backend (select: not below `FD_SETSIZE`).
+        #[source]
+        source: io::Error,
+    },
+    /// An fd number that cannot be valid (negative).
+    #[error("invalid file descriptor {0}")]
+    InvalidFd(RawFd),
+    /// An operating-system call failed.
+    #[error("operating system error: {0}")]
+    Os(#[source] io::Error),
+}
+
+/// Errors from a [`DelayedCall`](crate::DelayedCall) (Twisted's `AlreadyCalled` and
+/// `AlreadyCancelled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DelayedCallError {
+    /// The call has already run (or is running now).
+    #[error("the delayed call has already been called")]
+    AlreadyCalled,
+    /// The call was cancelled.
+    #[error("the delayed call has already been cancelled")]
+    AlreadyCancelled,
+}

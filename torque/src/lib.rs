@@ -1,0 +1,41 @@
+//! # Torque
+//!
+//! Twisted's reactor, rebuilt natively in Rust: one single-threaded event loop with
+//! Twisted's interfaces (lifecycle and system-event triggers, `call_later`, fd sets,
+//! thread calls) over backends chosen at run time: `epoll`, `poll` and `select`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use torque::{Phase, Reactor, SystemEvent};
+//!
+//! let reactor = Reactor::new()?; // TORQUE_REACTOR=poll picks another backend
+//! reactor.add_system_event_trigger(Phase::After, SystemEvent::Shutdown, |_| println!("bye"));
+//! reactor.call_when_running(|r| {
+//!     r.call_later(Duration::from_millis(5), |r| r.stop().unwrap());
+//! });
+//! reactor.run()?;
+//! # Ok::<(), torque::ReactorError>(())
+//! ```
+//!
+//! See `ARCHITECTURE.md` in the repository for the layers and the loop pass.
+
+#![warn(missing_docs)]
+
+pub mod backend;
+mod error;
+mod reactor;
+pub(crate) mod sys;
+pub mod testing;
+
+pub use backend::{BackendInfo, BackendKind, Features, Support};
+pub use error::{DelayedCallError, ReactorError};
+pub use reactor::{
+    Clock, DelayedCall, FdHandler, FdHandlerRef, IntoTriggerOutcome, LostReason, MonotonicClock, Phase,
+    REACTOR_ENV, Reactor, ReactorBuilder, ReactorHandle, SystemEvent, ThreadPanic, TriggerId,
+    TriggerOutcome, WeakReactor,
+};
+
+/// Small fd helpers for programs and tests that drive the reactor with raw fds.
+pub mod fd {
+    pub use crate::sys::{pipe, read, set_nonblocking, write};
+}

@@ -1,0 +1,700 @@
+//! The single-threaded core: lifecycle, the loop pass, and the public API that the
+//! other reactor modules implement.
+//!
+//! # One pass
+//!
+//! 1. **prepare**: work out how long the wait may block: zero if thread calls,
+//!    signals or a shutdown are pending, else until the earliest timer, capped by the
+//!    caller's limit.
+//! 2. **wait**: the backend's blocking call. The only step that blocks, and the only
+//!    one that runs no user code.
+//! 3. **dispatch**: stop signals, then I/O events in the order the backend reported
+//!    them, then due timers, then the batch of thread calls, then, if `stop()` was
+//!    called, the shutdown event.
+//!
+//! # Reentrancy
+//!
+//! No `RefCell` of the reactor is borrowed while user code runs: handlers, timer
+//! closures and triggers are taken (or their `Rc` cloned) out of their container, the
+//! borrow is dropped, then they are called. Any API call is allowed from any
+//! callback, including `iterate` (a nested pass skips a handler that is already
+//! running; level-triggering reports it again later).
+
+mod builder;
+mod clock;
+mod fdset;
+mod threads;
+mod timers;
+mod triggers;
+
+pub use builder::{REACTOR_ENV, ReactorBuilder};
+pub use clock::{Clock, MonotonicClock};
+pub use fdset::{FdHandler, FdHandlerRef, LostReason};
+pub use threads::ReactorHandle;
+pub use timers::DelayedCall;
+pub use triggers::{IntoTriggerOutcome, Phase, SystemEvent, TriggerId, TriggerOutcome};
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::fd::RawFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::rc::{Rc, Weak};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::backend::{BackendInfo, Event, Events, Interest, Poller};
+use crate::error::ReactorError;
+use crate::sys::signal::SignalGuard;
+use fdset::{BackendOp, FdRegistry};
+use threads::{ThreadCall, ThreadPool, ThreadShared, lock};
+use timers::{LiveCount, TimerQueue};
+use triggers::{TriggerFn, Triggers};
+
+/// The error a function run on the thread pool reports when it panicked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the function panicked on the thread pool: {message}")]
+pub struct ThreadPanic {
+    /// The panic's message.
+    pub message: String,
+}
+
+type ResultCallback = Box<dyn FnOnce(&Reactor, Box<dyn Any + Send>)>;
+
+pub(crate) struct Inner {
+    backend: RefCell<Box<dyn Poller>>,
+    events: RefCell<Events>,
+    clock: Rc<dyn Clock>,
+    timers: RefCell<TimerQueue>,
+    live_timers: LiveCount,
+    fds: RefCell<FdRegistry>,
+    triggers: RefCell<Triggers>,
+    threads: Arc<ThreadShared>,
+    /// The spare vector swapped with the thread-call queue each pass.
+    thread_batch: RefCell<Vec<ThreadCall>>,
+    pool: RefCell<Option<ThreadPool>>,
+    pool_size: Cell<usize>,
+    thread_results: RefCell<HashMap<u64, ResultCallback>>,
+    next_result_id: Cell<u64>,
+    handle_signals: bool,
+    signals: RefCell<Option<SignalGuard>>,
+    /// Inside `run()`.
+    in_run: Cell<bool>,
+    /// The loop in `run()` keeps going while set; cleared by shutdown and `crash()`.
+    started: Cell<bool>,
+    /// Twisted's `running`: from startup's `during` phase to shutdown's.
+    running: Cell<bool>,
+    /// `stop()` was called and the shutdown has not finished.
+    stopping: Cell<bool>,
+    /// `stop()` was called and the shutdown event is yet to be fired.
+    shutdown_pending: Cell<bool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.threads.closed.store(true, Ordering::Release);
+        if let Some(pool) = self.pool.get_mut().take() {
+            pool.detach();
+        }
+    }
+}
+
+/// Twisted's reactor: one single-threaded event loop over a run-time chosen backend.
+///
+/// `Reactor` is a cheap, clonable handle (`Rc`); it is `!Send`: use
+/// [`handle`](Reactor::handle) to reach it from other threads.
+///
+/// ```
+/// use std::time::Duration;
+/// use torque::Reactor;
+///
+/// let reactor = Reactor::new()?;
+/// reactor.call_later(Duration::from_millis(10), |r| {
+///     println!("10 ms later, on the {} backend", r.backend().name);
+///     r.stop().unwrap();
+/// });
+/// reactor.run()?;
+/// # Ok::<(), torque::ReactorError>(())
+/// ```
+#[derive(Clone)]
+pub struct Reactor {
+    pub(crate) inner: Rc<Inner>,
+}
+
+/// A weak reference to a [`Reactor`], for handlers that must keep one.
+#[derive(Clone)]
+pub struct WeakReactor(Weak<Inner>);
+
+impl WeakReactor {
+    /// The reactor, if it still exists.
+    pub fn upgrade(&self) -> Option<Reactor> {
+        self.0.upgrade().map(|inner| Reactor { inner })
+    }
+}
+
+/// The message of a caught panic.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+impl Reactor {
+    /// A reactor on the platform's best backend, or the one `TORQUE_REACTOR` names
+    /// (`select`, `poll`, `epoll`). An unknown name is an error listing the choices.
+    pub fn new() -> Result<Reactor, ReactorError> {
+        ReactorBuilder::default().build()
+    }
+
+    /// Starts configuring a reactor.
+    pub fn builder() -> ReactorBuilder {
+        ReactorBuilder::default()
+    }
+
+    fn from_parts(poller: Box<dyn Poller>, clock: Rc<dyn Clock>, handle_signals: bool, pool_size: usize) -> Reactor {
+        let threads = Arc::new(ThreadShared {
+            queue: Mutex::new(Vec::new()),
+            queued: AtomicUsize::new(0),
+            waker: Arc::clone(poller.waker()),
+            closed: AtomicBool::new(false),
+        });
+        Reactor {
+            inner: Rc::new(Inner {
+                backend: RefCell::new(poller),
+                events: RefCell::new(Events::with_capacity(1024)),
+                clock,
+                timers: RefCell::new(TimerQueue::default()),
+                live_timers: Cell::new(0),
+                fds: RefCell::new(FdRegistry::default()),
+                triggers: RefCell::new(Triggers::default()),
+                threads,
+                thread_batch: RefCell::new(Vec::new()),
+                pool: RefCell::new(None),
+                pool_size: Cell::new(pool_size),
+                thread_results: RefCell::new(HashMap::new()),
+                next_result_id: Cell::new(0),
+                handle_signals,
+                signals: RefCell::new(None),
+                in_run: Cell::new(false),
+                started: Cell::new(false),
+                running: Cell::new(false),
+                stopping: Cell::new(false),
+                shutdown_pending: Cell::new(false),
+            }),
+        }
+    }
+
+    /// The backend's description.
+    pub fn backend(&self) -> &'static BackendInfo {
+        self.inner.backend.borrow().info()
+    }
+
+    /// A weak reference to this reactor.
+    pub fn downgrade(&self) -> WeakReactor {
+        WeakReactor(Rc::downgrade(&self.inner))
+    }
+
+    /// A `Send + Sync` handle for other threads.
+    pub fn handle(&self) -> ReactorHandle {
+        ReactorHandle { shared: Arc::clone(&self.inner.threads) }
+    }
+
+    // ----- lifecycle (IReactorCore) -----
+
+    /// Runs the loop: fires startup, then passes until `stop()` (after the shutdown
+    /// event has fully run) or `crash()`.
+    ///
+    /// `run()` inside a running reactor is [`ReactorError::AlreadyRunning`] and the
+    /// outer loop goes on. Unlike Twisted, a reactor may be run again after it was
+    /// stopped (or crashed): startup fires again; triggers that already ran, having
+    /// run once, do not.
+    pub fn run(&self) -> Result<(), ReactorError> {
+        let inner = &self.inner;
+        if inner.in_run.get() {
+            return Err(ReactorError::AlreadyRunning);
+        }
+        inner.in_run.set(true);
+        inner.started.set(true);
+        inner.stopping.set(false);
+        inner.shutdown_pending.set(false);
+        if inner.handle_signals {
+            let waker = Arc::clone(&inner.threads.waker);
+            match SignalGuard::install(waker.write_fd(), waker.is_eventfd()) {
+                Ok(guard) => *inner.signals.borrow_mut() = Some(guard),
+                Err(e) => tracing::warn!(error = %e, "cannot install SIGINT/SIGTERM handlers"),
+            }
+        }
+        self.fire_system_event(SystemEvent::Startup);
+        let mut result = Ok(());
+        while inner.started.get() {
+            if let Err(e) = self.pass(None) {
+                tracing::error!(error = %e, "the backend's wait failed; the reactor stops");
+                inner.started.set(false);
+                inner.running.set(false);
+                result = Err(e);
+            }
+        }
+        drop(inner.signals.borrow_mut().take());
+        inner.in_run.set(false);
+        result
+    }
+
+    /// Asks a running reactor to shut down. The shutdown event fires on a later pass,
+    /// not inside this call; `run()` returns once its triggers have all run.
+    /// [`ReactorError::NotRunning`] if the reactor is not running or already stopping.
+    pub fn stop(&self) -> Result<(), ReactorError> {
+        let inner = &self.inner;
+        if !inner.running.get() || inner.stopping.get() {
+            return Err(ReactorError::NotRunning);
+        }
+        inner.stopping.set(true);
+        inner.shutdown_pending.set(true);
+        Ok(())
+    }
+
+    /// Ends `run()` after the current pass without firing shutdown (Twisted's
+    /// `crash`). Handlers, timers and triggers stay; `run()` may be called again.
+    pub fn crash(&self) {
+        let inner = &self.inner;
+        inner.started.set(false);
+        inner.running.set(false);
+        inner.stopping.set(false);
+        inner.shutdown_pending.set(false);
+    }
+
+    /// Whether the reactor is running: from startup's `during` phase until
+    /// shutdown's.
+    pub fn is_running(&self) -> bool {
+        self.inner.running.get()
+    }
+
+    /// Runs one pass, waiting at most `max_wait` for events. Works whether or not the
+    /// reactor is running, and from inside callbacks.
+    pub fn iterate(&self, max_wait: Duration) -> Result<(), ReactorError> {
+        self.pass(Some(max_wait))
+    }
+
+    /// Runs `f` once the reactor is running: now if it is, else after startup.
+    pub fn call_when_running(&self, f: impl FnOnce(&Reactor) + 'static) {
+        if self.is_running() {
+            f(self);
+        } else {
+            self.add_system_event_trigger(Phase::After, SystemEvent::Startup, f);
+        }
+    }
+
+    // ----- system event triggers -----
+
+    /// Registers `f` to run once in `phase` of the next firing of `event`.
+    pub fn add_system_event_trigger<R: IntoTriggerOutcome>(
+        &self,
+        phase: Phase,
+        event: impl Into<SystemEvent>,
+        f: impl FnOnce(&Reactor) -> R + 'static,
+    ) -> TriggerId {
+        let f: TriggerFn = Box::new(move |r| f(r).into_trigger_outcome());
+        self.inner.triggers.borrow_mut().add(phase, event.into(), f)
+    }
+
+    /// Removes a trigger that has not run. [`ReactorError::UnknownTrigger`] if it was
+    /// removed before or has run.
+    pub fn remove_system_event_trigger(&self, id: TriggerId) -> Result<(), ReactorError> {
+        let removed = self.inner.triggers.borrow_mut().remove(id);
+        match removed {
+            Some(f) => {
+                drop(f);
+                Ok(())
+            }
+            None => Err(ReactorError::UnknownTrigger),
+        }
+    }
+
+    /// Fires `event`: its before, during and after triggers, FIFO within each
+    /// phase. A failing or panicking trigger is logged and the rest still run.
+    pub fn fire_system_event(&self, event: impl Into<SystemEvent>) {
+        let event = event.into();
+        for phase in [Phase::Before, Phase::During, Phase::After] {
+            if phase == Phase::During {
+                self.internal_during(&event);
+            }
+            loop {
+                let next = self.inner.triggers.borrow_mut().pop(&event, phase);
+                let Some(trigger) = next else { break };
+                match catch_unwind(AssertUnwindSafe(|| trigger(self))) {
+                    Ok(TriggerOutcome::Done) => {}
+                    Ok(TriggerOutcome::Failed(msg)) => {
+                        tracing::error!(%event, ?phase, error = %msg, "a system event trigger failed");
+                    }
+                    Err(payload) => {
+                        tracing::error!(%event, ?phase, panic = %panic_message(&*payload), "a system event trigger panicked");
+                    }
+                }
+            }
+        }
+    }
+
+    /// The reactor's own work at the start of an event's `during` phase.
+    fn internal_during(&self, event: &SystemEvent) {
+        let inner = &self.inner;
+        match event {
+            SystemEvent::Startup if inner.in_run.get() && inner.started.get() => inner.running.set(true),
+            SystemEvent::Shutdown if inner.stopping.get() => {
+                inner.running.set(false);
+                inner.started.set(false);
+                self.disconnect_all();
+                let pool = inner.pool.borrow_mut().take();
+                if let Some(pool) = pool {
+                    pool.stop();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Removes every fd handler and tells each it was lost to the shutdown.
+    fn disconnect_all(&self) {
+        for handler in self.remove_all() {
+            let Ok(mut h) = handler.try_borrow_mut() else { continue };
+            let result = catch_unwind(AssertUnwindSafe(|| h.connection_lost(self, LostReason::Shutdown)));
+            if let Err(payload) = result {
+                tracing::error!(panic = %panic_message(&*payload), "connection_lost panicked during shutdown");
+            }
+        }
+    }
+
+    // ----- time (IReactorTime) -----
+
+    /// The reactor clock's current time, as a duration since its origin.
+    pub fn now(&self) -> Duration {
+        self.inner.clock.now()
+    }
+
+    /// The reactor clock's current time in seconds (Twisted's `seconds()`).
+    pub fn seconds(&self) -> f64 {
+        self.now().as_secs_f64()
+    }
+
+    /// Runs `f` once, `delay` from now. Calls with equal deadlines run in the order
+    /// they were scheduled; a call scheduled from inside a timed call runs on a later
+    /// pass even with a zero delay.
+    pub fn call_later(&self, delay: Duration, f: impl FnOnce(&Reactor) + 'static) -> DelayedCall {
+        let inner = &self.inner;
+        let deadline = inner.clock.now().saturating_add(delay);
+        let entry = inner.timers.borrow_mut().schedule(deadline, f, &inner.live_timers);
+        DelayedCall { entry, reactor: Rc::downgrade(&self.inner) }
+    }
+
+    /// Every pending delayed call, in deadline order.
+    pub fn delayed_calls(&self) -> Vec<DelayedCall> {
+        let entries = self.inner.timers.borrow().live_entries();
+        let mut calls: Vec<DelayedCall> =
+            entries.into_iter().map(|entry| DelayedCall { entry, reactor: Rc::downgrade(&self.inner) }).collect();
+        calls.sort_by_key(|c| c.time());
+        calls
+    }
+
+    /// How long the next pass may wait before a timer is due (`None`: no timers).
+    pub fn timeout(&self) -> Option<Duration> {
+        let deadline = self.inner.timers.borrow_mut().next_deadline()?;
+        Some(deadline.saturating_sub(self.now()))
+    }
+
+    fn run_due_timers(&self) {
+        let now = self.now();
+        let mark = self.inner.timers.borrow().sequence_mark();
+        loop {
+            let due = self.inner.timers.borrow_mut().pop_due(now, mark);
+            let Some(entry) = due else { break };
+            self.run_timer_entry(&entry);
+        }
+    }
+
+    // ----- fd sets (IReactorFDSet) -----
+
+    /// Calls `handler.readable` whenever `fd` is readable. One handler per fd:
+    /// adding a different handler for a registered fd replaces the old one (in both
+    /// directions). The reactor does not own `fd`; remove it before closing it.
+    pub fn add_reader<H: FdHandler + 'static>(&self, fd: RawFd, handler: Rc<RefCell<H>>) -> Result<(), ReactorError> {
+        self.add_interest(fd, handler, Interest::READ)
+    }
+
+    /// Calls `handler.writable` whenever `fd` is writable. See [`add_reader`](Reactor::add_reader).
+    pub fn add_writer<H: FdHandler + 'static>(&self, fd: RawFd, handler: Rc<RefCell<H>>) -> Result<(), ReactorError> {
+        self.add_interest(fd, handler, Interest::WRITE)
+    }
+
+    /// Like [`add_reader`](Reactor::add_reader), for an already type-erased handler.
+    pub fn add_reader_ref(&self, fd: RawFd, handler: FdHandlerRef) -> Result<(), ReactorError> {
+        self.add_interest(fd, handler, Interest::READ)
+    }
+
+    /// Like [`add_writer`](Reactor::add_writer), for an already type-erased handler.
+    pub fn add_writer_ref(&self, fd: RawFd, handler: FdHandlerRef) -> Result<(), ReactorError> {
+        self.add_interest(fd, handler, Interest::WRITE)
+    }
+
+    fn add_interest(&self, fd: RawFd, handler: FdHandlerRef, add: Interest) -> Result<(), ReactorError> {
+        if fd < 0 {
+            return Err(ReactorError::InvalidFd(fd));
+        }
+        let (op, replaced) = self.inner.fds.borrow_mut().add(fd, handler, add);
+        let result = self.apply(op);
+        if result.is_err() {
+            let forgotten = self.inner.fds.borrow_mut().forget(fd);
+            drop(forgotten);
+        }
+        drop(replaced);
+        result
+    }
+
+    fn apply(&self, op: BackendOp) -> Result<(), ReactorError> {
+        let mut backend = self.inner.backend.borrow_mut();
+        let (fd, result) = match op {
+            BackendOp::Register(fd, token, interest) => (fd, backend.register(fd, token, interest)),
+            BackendOp::Reregister(fd, token, interest) => (fd, backend.reregister(fd, token, interest)),
+            BackendOp::Deregister(fd) => (fd, backend.deregister(fd)),
+            BackendOp::Nothing => return Ok(()),
+        };
+        result.map_err(|source| ReactorError::Register { fd, backend: backend.info().name, source })
+    }
+
+    /// Stops reading `fd`. Removing what is not registered does nothing.
+    pub fn remove_reader(&self, fd: RawFd) {
+        self.remove_interest(fd, Interest::READ);
+    }
+
+    /// Stops writing `fd`. Removing what is not registered does nothing.
+    pub fn remove_writer(&self, fd: RawFd) {
+        self.remove_interest(fd, Interest::WRITE);
+    }
+
+    fn remove_interest(&self, fd: RawFd, remove: Interest) {
+        let (op, removed) = self.inner.fds.borrow_mut().remove(fd, remove);
+        if let Err(e) = self.apply(op) {
+            tracing::debug!(error = %e, "backend refused a deregistration");
+        }
+        drop(removed);
+    }
+
+    /// Removes every handler and returns them (Twisted's `removeAll`).
+    pub fn remove_all(&self) -> Vec<FdHandlerRef> {
+        let removed = self.inner.fds.borrow_mut().remove_all();
+        let mut handlers = Vec::with_capacity(removed.len());
+        for (fd, handler) in removed {
+            if let Err(e) = self.apply(BackendOp::Deregister(fd)) {
+                tracing::debug!(error = %e, "backend refused a deregistration");
+            }
+            handlers.push(handler);
+        }
+        handlers
+    }
+
+    /// The fds being read, sorted.
+    pub fn readers(&self) -> Vec<RawFd> {
+        self.inner.fds.borrow().fds_with(true)
+    }
+
+    /// The fds being written, sorted.
+    pub fn writers(&self) -> Vec<RawFd> {
+        self.inner.fds.borrow().fds_with(false)
+    }
+
+    /// An fd another event loop can watch to know this reactor has work: for epoll
+    /// the epoll fd itself (readable whenever any registered fd is ready); for select
+    /// and poll the waker's fd (readable after a wake-up from another thread).
+    /// Watch it, and call [`iterate`](Reactor::iterate) with a zero wait when it is
+    /// readable or [`timeout`](Reactor::timeout) has passed.
+    pub fn watch_fd(&self) -> RawFd {
+        self.inner.backend.borrow().watch_fd()
+    }
+
+    fn dispatch_event(&self, event: Event) {
+        let found = self.inner.fds.borrow().lookup(event.token);
+        let Some((handler, interest)) = found else { return };
+        if event.invalid {
+            self.drop_handler(event, LostReason::FdClosed);
+            return;
+        }
+        if event.readable && interest.read {
+            self.call_handler(&handler, event, |h, r| h.readable(r));
+        }
+        // The read callback may have removed or replaced this registration.
+        if event.writable && self.inner.fds.borrow().interest(event.token).write {
+            self.call_handler(&handler, event, |h, r| h.writable(r));
+        }
+    }
+
+    fn call_handler(&self, handler: &FdHandlerRef, event: Event, f: impl FnOnce(&mut dyn FdHandler, &Reactor)) {
+        // Busy means a nested `iterate` from inside this very handler: skip it; the
+        // fd is level-triggered and will be reported again.
+        let Ok(mut h) = handler.try_borrow_mut() else { return };
+        let result = catch_unwind(AssertUnwindSafe(|| f(&mut *h, self)));
+        drop(h);
+        if let Err(payload) = result {
+            let message = panic_message(&*payload);
+            tracing::error!(panic = %message, "an fd handler panicked; it is removed");
+            self.drop_handler(event, LostReason::Panicked(message));
+        }
+    }
+
+    /// Removes the registration behind `event` and tells its handler why.
+    fn drop_handler(&self, event: Event, reason: LostReason) {
+        let removed = self.inner.fds.borrow_mut().remove_token(event.token);
+        let Some((fd, handler)) = removed else { return };
+        let _ = self.apply(BackendOp::Deregister(fd));
+        let Ok(mut h) = handler.try_borrow_mut() else { return };
+        let result = catch_unwind(AssertUnwindSafe(|| h.connection_lost(self, reason)));
+        if let Err(payload) = result {
+            tracing::error!(panic = %panic_message(&*payload), "connection_lost panicked");
+        }
+    }
+
+    // ----- threads (IReactorThreads) -----
+
+    /// Runs `f` on the thread pool, which starts lazily and stops at shutdown.
+    /// A panic in `f` is logged.
+    pub fn call_in_thread(&self, f: impl FnOnce() + Send + 'static) {
+        let job = Box::new(move || {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+                tracing::error!(panic = %panic_message(&*payload), "a thread-pool job panicked");
+            }
+        });
+        self.submit_job(job);
+    }
+
+    fn submit_job(&self, job: Box<dyn FnOnce() + Send>) {
+        let mut pool = self.inner.pool.borrow_mut();
+        pool.get_or_insert_with(|| ThreadPool::new(self.inner.pool_size.get())).submit(job);
+    }
+
+    /// Runs the blocking `work` on the thread pool and then `on_done` with its result
+    /// back on the reactor thread (`on_done` need not be `Send`). A panic in `work`
+    /// arrives as [`ThreadPanic`].
+    pub fn run_in_thread<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+        on_done: impl FnOnce(&Reactor, Result<T, ThreadPanic>) + 'static,
+    ) {
+        let id = self.inner.next_result_id.get();
+        self.inner.next_result_id.set(id + 1);
+        let callback: ResultCallback = Box::new(move |r, boxed| {
+            if let Ok(result) = boxed.downcast::<Result<T, ThreadPanic>>() {
+                on_done(r, *result);
+            }
+        });
+        self.inner.thread_results.borrow_mut().insert(id, callback);
+        let handle = self.handle();
+        self.submit_job(Box::new(move || {
+            let result = catch_unwind(AssertUnwindSafe(work))
+                .map_err(|payload| ThreadPanic { message: panic_message(&*payload) });
+            handle.call_from_thread(move |r| {
+                let callback = r.inner.thread_results.borrow_mut().remove(&id);
+                if let Some(callback) = callback {
+                    callback(r, Box::new(result));
+                }
+            });
+        }));
+    }
+
+    /// Sets the most threads the pool may run (Twisted's `suggestThreadPoolSize`).
+    pub fn suggest_thread_pool_size(&self, max: usize) {
+        self.inner.pool_size.set(max.max(1));
+        if let Some(pool) = self.inner.pool.borrow().as_ref() {
+            pool.set_max_threads(max);
+        }
+    }
+
+    fn run_thread_calls(&self) {
+        let threads = &self.inner.threads;
+        if threads.queued.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let mut batch = std::mem::take(&mut *self.inner.thread_batch.borrow_mut());
+        {
+            let mut queue = lock(&threads.queue);
+            std::mem::swap(&mut *queue, &mut batch);
+            threads.queued.store(0, Ordering::Release);
+        }
+        for call in batch.drain(..) {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| call(self))) {
+                tracing::error!(panic = %panic_message(&*payload), "a call from a thread panicked");
+            }
+        }
+        *self.inner.thread_batch.borrow_mut() = batch;
+    }
+
+    // ----- the pass -----
+
+    /// Step 1: how long the wait may block.
+    fn prepare(&self, max_wait: Option<Duration>) -> Option<Duration> {
+        let inner = &self.inner;
+        if inner.shutdown_pending.get() || inner.threads.queued.load(Ordering::Acquire) != 0 {
+            return Some(Duration::ZERO);
+        }
+        match (self.timeout(), max_wait) {
+            (Some(t), Some(m)) => Some(t.min(m)),
+            (t, m) => t.or(m),
+        }
+    }
+
+    fn pass(&self, max_wait: Option<Duration>) -> Result<(), ReactorError> {
+        let timeout = self.prepare(max_wait);
+        // Step 2: wait. The event buffer is taken out of its cell so that a nested
+        // pass started from a callback uses a buffer of its own.
+        let mut events = std::mem::take(&mut *self.inner.events.borrow_mut());
+        let waited = self.inner.backend.borrow_mut().wait(&mut events, timeout);
+        // Step 3: dispatch.
+        self.check_signals();
+        if let Err(e) = waited {
+            *self.inner.events.borrow_mut() = events;
+            return Err(ReactorError::Os(e));
+        }
+        for i in 0..events.len() {
+            if let Some(event) = events.get(i) {
+                self.dispatch_event(event);
+            }
+        }
+        events.clear();
+        *self.inner.events.borrow_mut() = events;
+        self.run_due_timers();
+        self.run_thread_calls();
+        if self.inner.shutdown_pending.get() && self.inner.in_run.get() {
+            self.inner.shutdown_pending.set(false);
+            self.fire_system_event(SystemEvent::Shutdown);
+        }
+        Ok(())
+    }
+
+    fn check_signals(&self) {
+        let pending = match self.inner.signals.borrow().as_ref() {
+            Some(guard) => guard.take_pending(),
+            None => return,
+        };
+        if pending != 0 {
+            tracing::info!(signals = pending, "received a stop signal; stopping the reactor");
+            // Already stopping: a second signal changes nothing here.
+            let _ = self.stop();
+        }
+    }
+
+    /// The number of registered fds.
+    pub fn registered_fds(&self) -> usize {
+        self.inner.fds.borrow().len()
+    }
+}
+
+impl std::fmt::Debug for Reactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("backend", &self.backend().name)
+            .field("running", &self.is_running())
+            .field("fds", &self.registered_fds())
+            .field("timers", &self.inner.live_timers.get())
+            .finish()
+    }
+}

@@ -1,0 +1,255 @@
+//! The timer queue behind `call_later` (Twisted's IReactorTime).
+//!
+//! A binary heap ordered by `(deadline, sequence)`: equal deadlines run in scheduling
+//! order. Each timer is one allocation, an `Rc<TimerEntry<..>>` holding its state and
+//! closure, shared by the heap and the user's [`DelayedCall`]. Cancelling only marks
+//! the entry; the heap drops stale items when they reach the top, and is compacted
+//! when stale items outnumber live ones. `reset` pushes a new item with a new
+//! sequence number; the old one becomes stale.
+
+use std::cell::Cell;
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+use std::fmt;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use super::{Inner, Reactor};
+use crate::error::DelayedCallError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TimerState {
+    Pending,
+    Running,
+    Called,
+    Cancelled,
+}
+
+/// The type-erased closure of a timer.
+pub(crate) trait TimerCall {
+    /// Takes the closure out and runs it.
+    fn run(&self, reactor: &Reactor);
+    /// Takes the closure out and drops it (cancellation releases its captures).
+    fn discard(&self);
+}
+
+pub(crate) struct TimerClosure<F>(Cell<Option<F>>);
+
+impl<F: FnOnce(&Reactor)> TimerCall for TimerClosure<F> {
+    fn run(&self, reactor: &Reactor) {
+        if let Some(f) = self.0.take() {
+            f(reactor);
+        }
+    }
+    fn discard(&self) {
+        drop(self.0.take());
+    }
+}
+
+pub(crate) struct TimerEntry<C: ?Sized> {
+    state: Cell<TimerState>,
+    deadline: Cell<Duration>,
+    seq: Cell<u64>,
+    call: C,
+}
+
+type EntryRef = Rc<TimerEntry<dyn TimerCall>>;
+
+struct HeapItem {
+    deadline: Duration,
+    seq: u64,
+    entry: EntryRef,
+}
+
+impl HeapItem {
+    fn is_live(&self) -> bool {
+        self.entry.state.get() == TimerState::Pending && self.entry.seq.get() == self.seq
+    }
+}
+
+impl PartialEq for HeapItem {
+    fn eq(&self, other: &Self) -> bool {
+        (self.deadline, self.seq) == (other.deadline, other.seq)
+    }
+}
+impl Eq for HeapItem {}
+impl PartialOrd for HeapItem {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for HeapItem {
+    /// Reversed, so the std max-heap pops the earliest deadline, then the lowest seq.
+    fn cmp(&self, other: &Self) -> Ordering {
+        (other.deadline, other.seq).cmp(&(self.deadline, self.seq))
+    }
+}
+
+/// Pending timers.
+#[derive(Default)]
+pub(crate) struct TimerQueue {
+    heap: BinaryHeap<HeapItem>,
+    next_seq: u64,
+}
+
+/// Live timer count, kept outside the queue's `RefCell` so cancel never borrows it.
+pub(crate) type LiveCount = Cell<usize>;
+
+impl TimerQueue {
+    pub(crate) fn schedule<F: FnOnce(&Reactor) + 'static>(
+        &mut self,
+        deadline: Duration,
+        f: F,
+        live: &LiveCount,
+    ) -> EntryRef {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let entry: EntryRef = Rc::new(TimerEntry {
+            state: Cell::new(TimerState::Pending),
+            deadline: Cell::new(deadline),
+            seq: Cell::new(seq),
+            call: TimerClosure(Cell::new(Some(f))),
+        });
+        live.set(live.get() + 1);
+        self.push(entry.clone(), live);
+        entry
+    }
+
+    fn push(&mut self, entry: EntryRef, live: &LiveCount) {
+        // Drop stale items in bulk once they dominate, so cancel-heavy programs keep
+        // the heap (and its memory) proportional to the live timers.
+        if self.heap.len() >= 1024 && self.heap.len() > 2 * live.get() {
+            self.heap.retain(HeapItem::is_live);
+        }
+        self.heap.push(HeapItem { deadline: entry.deadline.get(), seq: entry.seq.get(), entry });
+    }
+
+    /// Gives `entry` a new deadline and sequence number (reset / delay).
+    fn reschedule(&mut self, entry: &EntryRef, deadline: Duration, live: &LiveCount) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        entry.deadline.set(deadline);
+        entry.seq.set(seq);
+        self.push(entry.clone(), live);
+    }
+
+    /// The sequence number the next scheduled timer will get. Timers at or past this
+    /// mark were scheduled during the current timer step and wait for the next pass.
+    pub(crate) fn sequence_mark(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// The earliest live deadline, dropping stale items off the top.
+    pub(crate) fn next_deadline(&mut self) -> Option<Duration> {
+        while let Some(top) = self.heap.peek() {
+            if top.is_live() {
+                return Some(top.deadline);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    /// Pops the next timer due at `now` that was scheduled before `mark`.
+    pub(crate) fn pop_due(&mut self, now: Duration, mark: u64) -> Option<EntryRef> {
+        self.next_deadline()?;
+        let top = self.heap.peek()?;
+        if top.deadline <= now && top.seq < mark {
+            self.heap.pop().map(|item| item.entry)
+        } else {
+            None
+        }
+    }
+
+    /// Every pending timer, in no particular order.
+    pub(crate) fn live_entries(&self) -> Vec<EntryRef> {
+        self.heap.iter().filter(|item| item.is_live()).map(|item| item.entry.clone()).collect()
+    }
+}
+
+impl Reactor {
+    /// Runs one due timer entry (the caller has already popped it).
+    pub(crate) fn run_timer_entry(&self, entry: &EntryRef) {
+        entry.state.set(TimerState::Running);
+        self.inner.live_timers.set(self.inner.live_timers.get() - 1);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| entry.call.run(self)));
+        entry.state.set(TimerState::Called);
+        if let Err(payload) = result {
+            tracing::error!(panic = %crate::reactor::panic_message(&*payload), "a delayed call panicked");
+        }
+    }
+}
+
+/// A call scheduled with [`Reactor::call_later`] (Twisted's `IDelayedCall`).
+///
+/// Holding a `DelayedCall` does not keep the reactor alive.
+#[derive(Clone)]
+pub struct DelayedCall {
+    pub(crate) entry: EntryRef,
+    pub(crate) reactor: Weak<Inner>,
+}
+
+impl DelayedCall {
+    fn check_pending(&self) -> Result<(), DelayedCallError> {
+        match self.entry.state.get() {
+            TimerState::Pending => Ok(()),
+            TimerState::Running | TimerState::Called => Err(DelayedCallError::AlreadyCalled),
+            TimerState::Cancelled => Err(DelayedCallError::AlreadyCancelled),
+        }
+    }
+
+    /// Cancels the call. Errors if it already ran (including from inside the call
+    /// itself) or was already cancelled.
+    pub fn cancel(&self) -> Result<(), DelayedCallError> {
+        self.check_pending()?;
+        self.entry.state.set(TimerState::Cancelled);
+        if let Some(inner) = self.reactor.upgrade() {
+            inner.live_timers.set(inner.live_timers.get() - 1);
+        }
+        // Outside any reactor borrow: dropping the closure may run user Drop code.
+        self.entry.call.discard();
+        Ok(())
+    }
+
+    /// Reschedules the call to run `delay` from now.
+    pub fn reset(&self, delay: Duration) -> Result<(), DelayedCallError> {
+        self.check_pending()?;
+        let Some(inner) = self.reactor.upgrade() else { return Ok(()) };
+        let deadline = inner.clock.now().saturating_add(delay);
+        inner.timers.borrow_mut().reschedule(&self.entry, deadline, &inner.live_timers);
+        Ok(())
+    }
+
+    /// Postpones the call by `extra` beyond its current time.
+    pub fn delay(&self, extra: Duration) -> Result<(), DelayedCallError> {
+        self.check_pending()?;
+        let Some(inner) = self.reactor.upgrade() else { return Ok(()) };
+        let deadline = self.entry.deadline.get().saturating_add(extra);
+        inner.timers.borrow_mut().reschedule(&self.entry, deadline, &inner.live_timers);
+        Ok(())
+    }
+
+    /// Whether the call is still pending: not run, not running, not cancelled.
+    pub fn active(&self) -> bool {
+        self.entry.state.get() == TimerState::Pending
+    }
+
+    /// When the call is due, on the reactor's clock (see [`Reactor::now`]).
+    pub fn time(&self) -> Duration {
+        self.entry.deadline.get()
+    }
+
+    /// Whether two handles name the same call.
+    pub fn same_call(&self, other: &DelayedCall) -> bool {
+        Rc::ptr_eq(&self.entry, &other.entry)
+    }
+}
+
+impl fmt::Debug for DelayedCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DelayedCall")
+            .field("time", &self.entry.deadline.get())
+            .field("state", &self.entry.state.get())
+            .finish()
+    }
+}

@@ -1,0 +1,92 @@
+//! Cross-thread wake-up of a reactor blocked in its backend's wait.
+//!
+//! On Linux the waker is an `eventfd`; elsewhere a non-blocking pipe. Wakes coalesce:
+//! an atomic flag records that a wake is already on its way, so a burst of a million
+//! `call_from_thread` calls costs a handful of syscalls, not a million.
+
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A handle any thread may use to interrupt the backend's blocking wait.
+#[derive(Debug)]
+pub struct Waker {
+    read: OwnedFd,
+    /// The write end for pipes; `None` for an eventfd, which reads and writes one fd.
+    write: Option<OwnedFd>,
+    /// Set by the first `wake` since the last `reset`; later wakes skip the syscall.
+    pending: AtomicBool,
+}
+
+impl Waker {
+    /// Creates the platform's waker (eventfd on Linux, a pipe elsewhere).
+    pub fn new() -> io::Result<Waker> {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            // SAFETY: eventfd has no pointer arguments; the result is checked by cvt.
+            let fd = super::cvt(unsafe {
+                libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
+            })?;
+            // SAFETY: eventfd succeeded, so `fd` is open and owned only by us.
+            let read = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+            Ok(Waker { read, write: None, pending: AtomicBool::new(false) })
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            Self::new_pipe()
+        }
+    }
+
+    /// Creates a pipe-based waker, the portable fallback.
+    #[allow(dead_code)]
+    pub fn new_pipe() -> io::Result<Waker> {
+        let (read, write) = super::pipe()?;
+        Ok(Waker { read, write: Some(write), pending: AtomicBool::new(false) })
+    }
+
+    /// The fd a backend watches for readability.
+    pub fn read_fd(&self) -> RawFd {
+        self.read.as_raw_fd()
+    }
+
+    /// The fd a signal handler writes to (async-signal-safe, no flag involved).
+    pub fn write_fd(&self) -> RawFd {
+        self.write.as_ref().unwrap_or(&self.read).as_raw_fd()
+    }
+
+    /// Whether this is an eventfd (8-byte counter writes) rather than a pipe.
+    pub fn is_eventfd(&self) -> bool {
+        self.write.is_none()
+    }
+
+    /// Interrupts the wait, unless a wake is already pending.
+    pub fn wake(&self) {
+        if self.pending.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        raw_wake(self.write_fd(), self.is_eventfd());
+    }
+
+    /// Clears the pending flag and drains the fd. The flag is cleared first so that a
+    /// wake racing with the drain writes again instead of being lost.
+    pub fn reset(&self) {
+        self.pending.store(false, Ordering::Release);
+        let mut buf = [0u8; 64];
+        while let Ok(n) = super::read(self.read_fd(), &mut buf) {
+            if n == 0 || self.is_eventfd() {
+                break;
+            }
+        }
+    }
+}
+
+/// Writes one wake token to `fd`. Async-signal-safe: one `write(2)`, errors ignored
+/// (a full pipe or a saturated eventfd already guarantees a pending wake-up).
+pub(crate) fn raw_wake(fd: RawFd, eventfd: bool) {
+    let one: u64 = 1;
+    let len = if eventfd { 8 } else { 1 };
+    // SAFETY: `one` lives for the call and is at least `len` bytes long.
+    unsafe {
+        libc::write(fd, (&one as *const u64).cast(), len);
+    }
+}
