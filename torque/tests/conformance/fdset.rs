@@ -1,0 +1,365 @@
+//! IReactorFDSet: readers and writers, reentrancy, stale events, backend limits.
+
+use std::cell::{Cell, RefCell};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use torque::{BackendKind, LostReason, ReactorError};
+
+use crate::support::{Handler, Log, Pipe, drain, iterate_until, reactor, spin};
+
+fn a_readable_pipe_reaches_its_reader(kind: BackendKind) {
+    let r = reactor(kind);
+    let pipe = Pipe::new();
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let (g, fd) = (got.clone(), pipe.rfd());
+    r.add_reader(fd, Handler::reading(move |_| g.borrow_mut().extend(drain(fd)))).unwrap();
+    assert_eq!(r.readers(), [fd]);
+    assert!(r.writers().is_empty());
+    spin(&r, 2);
+    assert!(got.borrow().is_empty(), "no data, no call");
+    pipe.send(b"hello");
+    iterate_until(&r, || !got.borrow().is_empty());
+    assert_eq!(&*got.borrow(), b"hello");
+    r.remove_reader(fd);
+    assert!(r.readers().is_empty());
+}
+
+fn a_writer_is_called_until_removed(kind: BackendKind) {
+    let r = reactor(kind);
+    let pipe = Pipe::new();
+    let calls = Rc::new(Cell::new(0));
+    let (c, fd) = (calls.clone(), pipe.wfd());
+    r.add_writer(fd, Handler::writing(move |r| {
+        c.set(c.get() + 1);
+        if c.get() == 3 {
+            r.remove_writer(fd);
+        }
+    }))
+    .unwrap();
+    assert_eq!(r.writers(), [fd]);
+    spin(&r, 10);
+    assert_eq!(calls.get(), 3);
+    assert!(r.writers().is_empty());
+}
+
+fn level_triggered_unread_data_is_reported_again(kind: BackendKind) {
+    let r = reactor(kind);
+    let pipe = Pipe::new();
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    r.add_reader(pipe.rfd(), Handler::reading(move |_| c.set(c.get() + 1))).unwrap();
+    pipe.send(b"x");
+    spin(&r, 3);
+    assert_eq!(calls.get(), 3);
+}
+
+fn one_handler_may_read_and_write_the_same_fd(kind: BackendKind) {
+    let r = reactor(kind);
+    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let log = Log::default();
+    let (l1, l2) = (log.clone(), log.clone());
+    let fd = a.as_raw_fd();
+    let handler = Rc::new(RefCell::new(Handler {
+        on_read: Some(Box::new(move |r| {
+            l1.push("read");
+            drain(fd);
+            r.remove_reader(fd);
+        })),
+        on_write: Some(Box::new(move |r| {
+            l2.push("write");
+            r.remove_writer(fd);
+        })),
+        on_lost: None,
+    }));
+    r.add_reader(fd, handler.clone()).unwrap();
+    r.add_writer(fd, handler).unwrap();
+    std::io::Write::write_all(&mut &b, b"ping").unwrap();
+    iterate_until(&r, || log.len() == 2);
+    let mut seen = log.take();
+    seen.sort();
+    assert_eq!(seen, ["read", "write"]);
+    assert!(r.readers().is_empty() && r.writers().is_empty());
+}
+
+fn a_handler_removing_itself_gets_no_more_events(kind: BackendKind) {
+    let r = reactor(kind);
+    let pipe = Pipe::new();
+    let calls = Rc::new(Cell::new(0));
+    let (c, fd) = (calls.clone(), pipe.rfd());
+    r.add_reader(fd, Handler::reading(move |r| {
+        c.set(c.get() + 1);
+        r.remove_reader(fd);
+    }))
+    .unwrap();
+    pipe.send(b"data stays unread");
+    spin(&r, 5);
+    assert_eq!(calls.get(), 1);
+}
+
+/// Two fds ready in one pass; whichever runs first removes the other, which must
+/// then get nothing, even though its event was already fetched.
+fn a_handler_removed_earlier_in_the_pass_gets_nothing(kind: BackendKind) {
+    let r = reactor(kind);
+    let (p1, p2) = (Pipe::new(), Pipe::new());
+    let log = Log::default();
+    let fds = [p1.rfd(), p2.rfd()];
+    for (i, fd) in fds.into_iter().enumerate() {
+        let (l, other) = (log.clone(), fds[1 - i]);
+        r.add_reader(fd, Handler::reading(move |r| {
+            l.push(format!("fd{i}"));
+            r.remove_reader(other);
+            r.remove_reader(fd);
+        }))
+        .unwrap();
+    }
+    p1.send(b"a");
+    p2.send(b"b");
+    // Make sure both are ready before the single pass that matters.
+    spin(&r, 3);
+    assert_eq!(log.len(), 1, "exactly one handler ran: {:?}", log.snapshot());
+}
+
+/// The first handler to run closes the other pipe's read end and puts a new pipe's
+/// read end at the same fd number, registering a new handler for it. The old
+/// handler's already-fetched event must not reach the new handler, nor the old one.
+fn an_fd_closed_and_reused_in_one_pass_never_gets_the_old_event(kind: BackendKind) {
+    let r = reactor(kind);
+    let p1 = Rc::new(RefCell::new(Some(Pipe::new())));
+    let p2 = Rc::new(RefCell::new(Some(Pipe::new())));
+    let log = Log::default();
+    let swapped = Rc::new(Cell::new(false));
+    let replacement: Rc<RefCell<Option<Pipe>>> = Rc::default();
+    let pipes = [p1.clone(), p2.clone()];
+    for i in 0..2 {
+        let fd = pipes[i].borrow().as_ref().unwrap().rfd();
+        let other = pipes[1 - i].clone();
+        let (l, sw, rep) = (log.clone(), swapped.clone(), replacement.clone());
+        r.add_reader(fd, Handler::reading(move |r| {
+            if sw.get() {
+                l.push(format!("old handler {i} after swap"));
+                return;
+            }
+            sw.set(true);
+            l.push(format!("handler {i}"));
+            drain(fd);
+            r.remove_reader(fd);
+            // Put a new pipe's read end at the other pipe's fd number without
+            // removing the old registration first (dup2 closes the old file and
+            // reuses the number atomically, so no other thread can grab it).
+            let old = other.borrow_mut().take().unwrap();
+            let number = old.rfd();
+            let Pipe { r: old_read, w: _old_write } = old;
+            let fresh = Pipe::new();
+            // SAFETY (test): dup2 onto a number we own; the old OwnedFd is forgotten
+            // because that number now belongs to `fresh_read`.
+            let dup = unsafe { libc::dup2(fresh.rfd(), number) };
+            assert_eq!(dup, number);
+            std::mem::forget(old_read);
+            let fresh_read = unsafe { OwnedFd::from_raw_fd(number) };
+            let fresh = Pipe { r: fresh_read, w: fresh.w };
+            let l2 = l.clone();
+            r.add_reader(number, Handler::reading(move |r| {
+                l2.push(format!("new handler got {:?}", String::from_utf8_lossy(&drain(number))));
+                r.remove_reader(number);
+            }))
+            .unwrap();
+            *rep.borrow_mut() = Some(fresh);
+        }))
+        .unwrap();
+    }
+    p1.borrow().as_ref().unwrap().send(b"1");
+    p2.borrow().as_ref().unwrap().send(b"2");
+    spin(&r, 1);
+    let first = log.take();
+    assert_eq!(first.len(), 1, "only the first handler ran in that pass: {first:?}");
+    spin(&r, 2);
+    assert!(log.take().is_empty(), "the new pipe is empty, so nothing more runs");
+    replacement.borrow().as_ref().unwrap().send(b"fresh");
+    iterate_until(&r, || log.len() == 1);
+    assert_eq!(log.take(), ["new handler got \"fresh\""]);
+}
+
+fn adding_another_handler_for_an_fd_replaces_the_first(kind: BackendKind) {
+    let r = reactor(kind);
+    let pipe = Pipe::new();
+    let log = Log::default();
+    let (l1, l2, fd) = (log.clone(), log.clone(), pipe.rfd());
+    r.add_reader(fd, Handler::reading(move |_| l1.push("first"))).unwrap();
+    r.add_reader(fd, Handler::reading(move |r| {
+        l2.push("second");
+        r.remove_reader(fd);
+    }))
+    .unwrap();
+    pipe.send(b"x");
+    iterate_until(&r, || log.len() == 1);
+    spin(&r, 2);
+    assert_eq!(log.take(), ["second"]);
+}
+
+fn remove_all_returns_every_handler(kind: BackendKind) {
+    let r = reactor(kind);
+    let (p1, p2) = (Pipe::new(), Pipe::new());
+    r.add_reader(p1.rfd(), Handler::reading(|_| {})).unwrap();
+    r.add_writer(p2.wfd(), Handler::writing(|_| panic!("removed writer ran"))).unwrap();
+    assert_eq!(r.registered_fds(), 2);
+    assert_eq!(r.remove_all().len(), 2);
+    assert!(r.readers().is_empty() && r.writers().is_empty());
+    assert_eq!(r.registered_fds(), 0);
+    spin(&r, 2);
+}
+
+fn a_peer_hangup_reads_as_end_of_file(kind: BackendKind) {
+    let r = reactor(kind);
+    let pipe = Pipe::new();
+    let Pipe { r: read_end, w } = pipe;
+    let eof = Rc::new(Cell::new(false));
+    let (e, fd) = (eof.clone(), read_end.as_raw_fd());
+    r.add_reader(fd, Handler::reading(move |r| {
+        let mut buf = [0u8; 16];
+        if torque::fd::read(fd, &mut buf).unwrap() == 0 {
+            e.set(true);
+            r.remove_reader(fd);
+        }
+    }))
+    .unwrap();
+    drop(w);
+    iterate_until(&r, || eof.get());
+}
+
+fn a_panicking_handler_is_dropped_with_connection_lost(kind: BackendKind) {
+    let r = reactor(kind);
+    let pipe = Pipe::new();
+    let lost = Rc::new(RefCell::new(None));
+    let l = lost.clone();
+    let handler = Handler::with_lost(Handler::reading(|_| panic!("handler panicked on purpose")), move |_, why| {
+        *l.borrow_mut() = Some(why.to_string());
+    });
+    r.add_reader(pipe.rfd(), handler).unwrap();
+    pipe.send(b"x");
+    iterate_until(&r, || lost.borrow().is_some());
+    assert!(lost.borrow().as_ref().unwrap().contains("handler panicked on purpose"));
+    assert!(r.readers().is_empty());
+    spin(&r, 2);
+}
+
+fn shutdown_tells_registered_handlers_they_are_lost(kind: BackendKind) {
+    let r = reactor(kind);
+    let pipe = Pipe::new();
+    let why = Rc::new(RefCell::new(None));
+    let w = why.clone();
+    let handler = Handler::with_lost(Handler::reading(|_| {}), move |r, reason| {
+        *w.borrow_mut() = Some((matches!(reason, LostReason::Shutdown), r.is_running()));
+    });
+    r.add_reader(pipe.rfd(), handler).unwrap();
+    r.call_when_running(|r| r.stop().unwrap());
+    r.run().unwrap();
+    assert_eq!(*why.borrow(), Some((true, false)));
+    assert!(r.readers().is_empty());
+}
+
+fn a_negative_fd_is_refused(kind: BackendKind) {
+    let r = reactor(kind);
+    assert!(matches!(r.add_reader(-1, Handler::reading(|_| {})), Err(ReactorError::InvalidFd(-1))));
+}
+
+/// select's fd_set holds fds below FD_SETSIZE; it must refuse larger ones with a
+/// clear error. The other backends take them.
+fn fds_beyond_the_backends_limit_are_refused_clearly(kind: BackendKind) {
+    let r = reactor(kind);
+    let pipe = Pipe::new();
+    // SAFETY (test): F_DUPFD returns a new fd >= 1100 or -1.
+    let high = unsafe { libc::fcntl(pipe.rfd(), libc::F_DUPFD_CLOEXEC, 1100) };
+    assert!(high >= 1100, "cannot dup above 1100: {}", std::io::Error::last_os_error());
+    let high_fd = unsafe { OwnedFd::from_raw_fd(high) };
+    let got = Rc::new(Cell::new(false));
+    let g = got.clone();
+    let result = r.add_reader(high, Handler::reading(move |r| {
+        g.set(true);
+        r.remove_reader(high);
+    }));
+    match r.backend().fd_limit {
+        Some(limit) => {
+            assert!(high as usize >= limit);
+            let err = result.expect_err("select must refuse the fd");
+            let text = err.to_string();
+            assert!(text.contains("FD_SETSIZE") && text.contains(&high.to_string()), "{text}");
+            assert!(r.readers().is_empty(), "a refused fd is not left registered");
+        }
+        None => {
+            result.unwrap();
+            pipe.send(b"x");
+            iterate_until(&r, || got.get());
+        }
+    }
+    drop(high_fd);
+}
+
+/// Another loop can watch `watch_fd()` to learn the reactor has work.
+fn the_watch_fd_signals_pending_work(kind: BackendKind) {
+    let r = reactor(kind);
+    let pipe = Pipe::new();
+    let ready = |fd: RawFd| {
+        let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY (test): one valid pollfd.
+        unsafe { libc::poll(&mut p, 1, 1000) == 1 }
+    };
+    match kind {
+        BackendKind::Epoll => {
+            r.add_reader(pipe.rfd(), Handler::reading(|_| {})).unwrap();
+            pipe.send(b"x");
+            assert!(ready(r.watch_fd()), "the epoll fd is readable when an fd is ready");
+        }
+        _ => {
+            r.handle().wake();
+            assert!(ready(r.watch_fd()), "the waker fd is readable after a wake");
+            spin(&r, 1);
+        }
+    }
+}
+
+fn a_handler_may_iterate_the_reactor_reentrantly(kind: BackendKind) {
+    let r = reactor(kind);
+    let (p1, p2) = (Pipe::new(), Pipe::new());
+    let log = Log::default();
+    let (l, fd1) = (log.clone(), p1.rfd());
+    r.add_reader(fd1, Handler::reading(move |r| {
+        drain(fd1);
+        l.push("outer");
+        // A nested pass skips this handler (busy) and serves the other.
+        r.iterate(Duration::from_millis(10)).unwrap();
+        r.remove_reader(fd1);
+    }))
+    .unwrap();
+    let (l, fd2) = (log.clone(), p2.rfd());
+    r.add_reader(fd2, Handler::reading(move |r| {
+        drain(fd2);
+        l.push("inner");
+        r.remove_reader(fd2);
+    }))
+    .unwrap();
+    p1.send(b"1");
+    p2.send(b"2");
+    iterate_until(&r, || log.len() == 2);
+}
+
+crate::backend_tests!(
+    a_readable_pipe_reaches_its_reader,
+    a_writer_is_called_until_removed,
+    level_triggered_unread_data_is_reported_again,
+    one_handler_may_read_and_write_the_same_fd,
+    a_handler_removing_itself_gets_no_more_events,
+    a_handler_removed_earlier_in_the_pass_gets_nothing,
+    an_fd_closed_and_reused_in_one_pass_never_gets_the_old_event,
+    adding_another_handler_for_an_fd_replaces_the_first,
+    remove_all_returns_every_handler,
+    a_peer_hangup_reads_as_end_of_file,
+    a_panicking_handler_is_dropped_with_connection_lost,
+    shutdown_tells_registered_handlers_they_are_lost,
+    a_negative_fd_is_refused,
+    fds_beyond_the_backends_limit_are_refused_clearly,
+    the_watch_fd_signals_pending_work,
+    a_handler_may_iterate_the_reactor_reentrantly,
+);

@@ -1,0 +1,10 @@
+//! The conformance suite: every behaviour test is written once and instantiated for
+//! every backend compiled in (`lifecycle::epoll::stop_fires_shutdown_phases`, …).
+
+mod support;
+
+mod fdset;
+mod lifecycle;
+mod threads;
+mod timers;
+mod triggers;

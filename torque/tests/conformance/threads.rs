@@ -1,0 +1,194 @@
+//! IReactorThreads: call_from_thread, the thread pool, results back on the loop.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use torque::{BackendKind, Reactor};
+
+use crate::support::{iterate_until, reactor, spin};
+
+fn a_thread_call_wakes_a_sleeping_reactor(kind: BackendKind) {
+    let r = reactor(kind);
+    let handle = r.handle();
+    let worker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        handle.call_from_thread(|r| r.stop().unwrap());
+    });
+    // No timers, no fds: only the waker can end this wait.
+    r.run().unwrap();
+    worker.join().unwrap();
+}
+
+fn calls_from_one_thread_run_in_order(kind: BackendKind) {
+    let r = reactor(kind);
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let handle = r.handle();
+    let sender = std::thread::spawn(move || {
+        for i in 0..10_000u32 {
+            // Each call carries only Send data; the reactor side records it.
+            handle.call_from_thread(move |r| record(r, i));
+        }
+    });
+    thread_local! { static ORDER: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) }; }
+    fn record(_: &Reactor, i: u32) {
+        ORDER.with(|o| o.borrow_mut().push(i));
+    }
+    sender.join().unwrap();
+    iterate_until(&r, || ORDER.with(|o| o.borrow().len() == 10_000));
+    ORDER.with(|o| seen.borrow_mut().extend(o.borrow().iter().copied()));
+    assert!(seen.borrow().iter().copied().eq(0..10_000));
+}
+
+fn a_call_made_inside_a_thread_call_runs_on_a_later_pass(kind: BackendKind) {
+    let r = reactor(kind);
+    let handle = r.handle();
+    let inner = handle.clone();
+    thread_local! { static STEPS: Cell<u32> = const { Cell::new(0) }; }
+    handle.call_from_thread(move |_| {
+        STEPS.with(|s| s.set(1));
+        inner.call_from_thread(|_| STEPS.with(|s| s.set(2)));
+    });
+    spin(&r, 1);
+    assert_eq!(STEPS.with(Cell::get), 1, "the nested call waits for the next pass");
+    spin(&r, 1);
+    assert_eq!(STEPS.with(Cell::get), 2);
+}
+
+fn calls_after_the_reactor_is_gone_are_dropped(kind: BackendKind) {
+    let r = reactor(kind);
+    let handle = r.handle();
+    assert!(!handle.is_closed());
+    drop(r);
+    assert!(handle.is_closed());
+    let dropped = Arc::new(());
+    let d = dropped.clone();
+    handle.call_from_thread(move |_| drop(d));
+    assert_eq!(Arc::strong_count(&dropped), 1, "the closure was dropped, not queued");
+}
+
+fn call_in_thread_runs_off_the_reactor_thread(kind: BackendKind) {
+    let r = reactor(kind);
+    let reactor_thread = std::thread::current().id();
+    let handle = r.handle();
+    r.call_in_thread(move || {
+        let elsewhere = std::thread::current().id() != reactor_thread;
+        handle.call_from_thread(move |r| {
+            assert!(elsewhere, "call_in_thread ran on the reactor thread");
+            r.crash();
+        });
+    });
+    r.call_when_running(|_| {});
+    r.run().unwrap();
+}
+
+fn run_in_thread_delivers_results_and_panics_on_the_reactor_thread(kind: BackendKind) {
+    let r = reactor(kind);
+    let reactor_thread = std::thread::current().id();
+    let results = Rc::new(RefCell::new(Vec::new()));
+    let res = results.clone();
+    r.run_in_thread(
+        || (1..=10u64).product::<u64>(),
+        move |_, result| {
+            assert_eq!(std::thread::current().id(), reactor_thread);
+            res.borrow_mut().push(format!("{result:?}"));
+        },
+    );
+    let res = results.clone();
+    r.run_in_thread(
+        || -> u64 { panic!("worker panicked on purpose") },
+        move |_, result| res.borrow_mut().push(result.unwrap_err().message),
+    );
+    iterate_until(&r, || results.borrow().len() == 2);
+    let mut got = results.borrow().clone();
+    got.sort();
+    assert_eq!(got, ["Ok(3628800)", "worker panicked on purpose"]);
+}
+
+fn the_pool_respects_its_suggested_size(kind: BackendKind) {
+    let r = reactor(kind);
+    r.suggest_thread_pool_size(1);
+    let active = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let done = Rc::new(Cell::new(0));
+    for _ in 0..4 {
+        let (a, m, d) = (active.clone(), most.clone(), done.clone());
+        r.run_in_thread(
+            move || {
+                let now = a.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
+                a.fetch_sub(1, Ordering::SeqCst);
+            },
+            move |_, _| d.set(d.get() + 1),
+        );
+    }
+    iterate_until(&r, || done.get() == 4);
+    assert_eq!(most.load(Ordering::SeqCst), 1);
+}
+
+fn the_pool_stops_at_shutdown_and_restarts_lazily(kind: BackendKind) {
+    let r = reactor(kind);
+    let finished = Arc::new(AtomicUsize::new(0));
+    let f = finished.clone();
+    r.call_in_thread(move || {
+        std::thread::sleep(Duration::from_millis(10));
+        f.fetch_add(1, Ordering::SeqCst);
+    });
+    r.call_when_running(|r| r.stop().unwrap());
+    r.run().unwrap();
+    // Shutdown joined the workers, so the queued job has finished.
+    assert_eq!(finished.load(Ordering::SeqCst), 1);
+    let got = Rc::new(Cell::new(None));
+    let g = got.clone();
+    r.run_in_thread(|| 7, move |_, v| g.set(v.ok()));
+    iterate_until(&r, || got.get().is_some());
+    assert_eq!(got.get(), Some(7));
+}
+
+fn thread_calls_under_load_all_arrive(kind: BackendKind) {
+    let r = reactor(kind);
+    const THREADS: usize = 4;
+    const CALLS: usize = 20_000;
+    let barrier = Arc::new(Barrier::new(THREADS));
+    thread_local! { static COUNT: Cell<usize> = const { Cell::new(0) }; }
+    let workers: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let (handle, barrier) = (r.handle(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                for _ in 0..CALLS {
+                    handle.call_from_thread(|_| COUNT.with(|c| c.set(c.get() + 1)));
+                }
+            })
+        })
+        .collect();
+    // Meanwhile the loop also serves a repeating timer.
+    let ticks = Rc::new(Cell::new(0));
+    fn tick(r: &Reactor, ticks: Rc<Cell<u32>>) {
+        ticks.set(ticks.get() + 1);
+        r.call_later(Duration::from_millis(1), move |r| tick(r, ticks));
+    }
+    tick(&r, ticks.clone());
+    iterate_until(&r, || COUNT.with(Cell::get) == THREADS * CALLS);
+    for w in workers {
+        w.join().unwrap();
+    }
+    spin(&r, 2);
+    assert_eq!(COUNT.with(Cell::get), THREADS * CALLS);
+    assert!(ticks.get() >= 1);
+}
+
+crate::backend_tests!(
+    a_thread_call_wakes_a_sleeping_reactor,
+    calls_from_one_thread_run_in_order,
+    a_call_made_inside_a_thread_call_runs_on_a_later_pass,
+    calls_after_the_reactor_is_gone_are_dropped,
+    call_in_thread_runs_off_the_reactor_thread,
+    run_in_thread_delivers_results_and_panics_on_the_reactor_thread,
+    the_pool_respects_its_suggested_size,
+    the_pool_stops_at_shutdown_and_restarts_lazily,
+    thread_calls_under_load_all_arrive,
+);
