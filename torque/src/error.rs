@@ -22,7 +22,10 @@ pub enum ReactorError {
         available: String,
     },
     /// A known backend that this platform does not have (epoll outside Linux).
-    #[error("the {name} backend is not available on this platform; available: {}", crate::backend::available_names())]
+    #[error(
+        "the {name} backend is not available on this platform; available: {}",
+        crate::backend::available_names()
+    )]
     BackendUnavailable {
         /// The backend's name.
         name: &'static str,

@@ -31,8 +31,8 @@ pub use backend::{BackendInfo, BackendKind, Features, Support};
 pub use error::{DelayedCallError, ReactorError};
 pub use reactor::{
     Clock, DelayedCall, FdHandler, FdHandlerRef, IntoTriggerOutcome, LostReason, MonotonicClock, Phase,
-    REACTOR_ENV, Reactor, ReactorBuilder, ReactorHandle, SystemEvent, ThreadPanic, TriggerId,
-    TriggerOutcome, WeakReactor,
+    REACTOR_ENV, Reactor, ReactorBuilder, ReactorHandle, SystemEvent, ThreadPanic, TriggerId, TriggerOutcome,
+    WeakReactor,
 };
 
 /// Small fd helpers for programs and tests that drive the reactor with raw fds.

@@ -48,10 +48,13 @@ fn a_closed_registered_fd_is_dropped_not_spun_on(kind: BackendKind) {
     let got = Rc::new(std::cell::Cell::new(false));
     let g = got.clone();
     let fd2 = again.rfd();
-    r.add_reader(fd2, Handler::reading(move |r| {
-        g.set(true);
-        r.remove_reader(fd2);
-    }))
+    r.add_reader(
+        fd2,
+        Handler::reading(move |r| {
+            g.set(true);
+            r.remove_reader(fd2);
+        }),
+    )
     .unwrap();
     again.send(b"x");
     iterate_until(&r, || got.get());

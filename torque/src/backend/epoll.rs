@@ -34,13 +34,14 @@ fn flags(interest: Interest) -> u32 {
 impl EpollPoller {
     pub(crate) fn new(waker: Arc<Waker>) -> Result<EpollPoller, ReactorError> {
         // SAFETY: epoll_create1 has no pointer arguments.
-        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })
-            .map_err(ReactorError::Os)?;
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }).map_err(ReactorError::Os)?;
         // SAFETY: the fd was just created and nothing else owns it.
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
         let poller = EpollPoller { epfd, waker, buffer: Vec::with_capacity(BATCH) };
         let waker_fd = poller.waker.read_fd();
-        poller.ctl(libc::EPOLL_CTL_ADD, waker_fd, WAKER_DATA, libc::EPOLLIN as u32).map_err(ReactorError::Os)?;
+        poller
+            .ctl(libc::EPOLL_CTL_ADD, waker_fd, WAKER_DATA, libc::EPOLLIN as u32)
+            .map_err(ReactorError::Os)?;
         Ok(poller)
     }
 

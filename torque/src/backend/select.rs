@@ -83,8 +83,16 @@ impl SelectPoller {
         }
         self.registrations[slot] = registration;
         let interest = registration.map(|r| r.interest).unwrap_or_default();
-        if interest.read { self.read_set.insert(fd) } else { self.read_set.remove(fd) }
-        if interest.write { self.write_set.insert(fd) } else { self.write_set.remove(fd) }
+        if interest.read {
+            self.read_set.insert(fd)
+        } else {
+            self.read_set.remove(fd)
+        }
+        if interest.write {
+            self.write_set.insert(fd)
+        } else {
+            self.write_set.remove(fd)
+        }
         if registration.is_some() {
             self.highest_fd = self.highest_fd.max(fd);
         } else if fd == self.highest_fd {

@@ -2,8 +2,8 @@
 
 use std::rc::Rc;
 
-use super::clock::{Clock, MonotonicClock};
 use super::Reactor;
+use super::clock::{Clock, MonotonicClock};
 use crate::backend::BackendKind;
 use crate::error::ReactorError;
 

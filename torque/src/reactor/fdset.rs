@@ -153,12 +153,20 @@ impl FdRegistry {
     }
 
     /// Adds `handler` for `fd` with the directions in `add`.
-    pub(crate) fn add(&mut self, fd: RawFd, handler: FdHandlerRef, add: Interest) -> (BackendOp, Option<FdHandlerRef>) {
+    pub(crate) fn add(
+        &mut self,
+        fd: RawFd,
+        handler: FdHandlerRef,
+        add: Interest,
+    ) -> (BackendOp, Option<FdHandlerRef>) {
         if let Some(index) = self.slot_of_fd(fd) {
             let same = self.slots[index as usize].handler.as_ref().is_some_and(|h| Rc::ptr_eq(h, &handler));
             if same {
                 let slot = &mut self.slots[index as usize];
-                let interest = Interest { read: slot.interest.read || add.read, write: slot.interest.write || add.write };
+                let interest = Interest {
+                    read: slot.interest.read || add.read,
+                    write: slot.interest.write || add.write,
+                };
                 if interest == slot.interest {
                     return (BackendOp::Nothing, None);
                 }
@@ -185,7 +193,10 @@ impl FdRegistry {
     pub(crate) fn remove(&mut self, fd: RawFd, remove: Interest) -> (BackendOp, Option<FdHandlerRef>) {
         let Some(index) = self.slot_of_fd(fd) else { return (BackendOp::Nothing, None) };
         let slot = &mut self.slots[index as usize];
-        let interest = Interest { read: slot.interest.read && !remove.read, write: slot.interest.write && !remove.write };
+        let interest = Interest {
+            read: slot.interest.read && !remove.read,
+            write: slot.interest.write && !remove.write,
+        };
         if interest.is_empty() {
             let old = self.vacate(index);
             return (BackendOp::Deregister(fd), old);

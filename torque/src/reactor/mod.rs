@@ -156,7 +156,12 @@ impl Reactor {
         ReactorBuilder::default()
     }
 
-    fn from_parts(poller: Box<dyn Poller>, clock: Rc<dyn Clock>, handle_signals: bool, pool_size: usize) -> Reactor {
+    fn from_parts(
+        poller: Box<dyn Poller>,
+        clock: Rc<dyn Clock>,
+        handle_signals: bool,
+        pool_size: usize,
+    ) -> Reactor {
         let threads = Arc::new(ThreadShared {
             queue: Mutex::new(Vec::new()),
             queued: AtomicUsize::new(0),
@@ -392,8 +397,10 @@ impl Reactor {
     /// Every pending delayed call, in deadline order.
     pub fn delayed_calls(&self) -> Vec<DelayedCall> {
         let entries = self.inner.timers.borrow().live_entries();
-        let mut calls: Vec<DelayedCall> =
-            entries.into_iter().map(|entry| DelayedCall { entry, reactor: Rc::downgrade(&self.inner) }).collect();
+        let mut calls: Vec<DelayedCall> = entries
+            .into_iter()
+            .map(|entry| DelayedCall { entry, reactor: Rc::downgrade(&self.inner) })
+            .collect();
         calls.sort_by_key(|c| c.time());
         calls
     }
@@ -405,8 +412,16 @@ impl Reactor {
     }
 
     fn run_due_timers(&self) {
+        if self.inner.live_timers.get() == 0 {
+            // No clock read (and nothing to pop) on a pass without timers.
+            return;
+        }
         let now = self.now();
-        let mark = self.inner.timers.borrow().sequence_mark();
+        let mark = {
+            let mut timers = self.inner.timers.borrow_mut();
+            timers.compact_if_stale(&self.inner.live_timers);
+            timers.sequence_mark()
+        };
         loop {
             let due = self.inner.timers.borrow_mut().pop_due(now, mark);
             let Some(entry) = due else { break };
@@ -419,12 +434,20 @@ impl Reactor {
     /// Calls `handler.readable` whenever `fd` is readable. One handler per fd:
     /// adding a different handler for a registered fd replaces the old one (in both
     /// directions). The reactor does not own `fd`; remove it before closing it.
-    pub fn add_reader<H: FdHandler + 'static>(&self, fd: RawFd, handler: Rc<RefCell<H>>) -> Result<(), ReactorError> {
+    pub fn add_reader<H: FdHandler + 'static>(
+        &self,
+        fd: RawFd,
+        handler: Rc<RefCell<H>>,
+    ) -> Result<(), ReactorError> {
         self.add_interest(fd, handler, Interest::READ)
     }
 
     /// Calls `handler.writable` whenever `fd` is writable. See [`add_reader`](Reactor::add_reader).
-    pub fn add_writer<H: FdHandler + 'static>(&self, fd: RawFd, handler: Rc<RefCell<H>>) -> Result<(), ReactorError> {
+    pub fn add_writer<H: FdHandler + 'static>(
+        &self,
+        fd: RawFd,
+        handler: Rc<RefCell<H>>,
+    ) -> Result<(), ReactorError> {
         self.add_interest(fd, handler, Interest::WRITE)
     }
 
@@ -529,7 +552,12 @@ impl Reactor {
         }
     }
 
-    fn call_handler(&self, handler: &FdHandlerRef, event: Event, f: impl FnOnce(&mut dyn FdHandler, &Reactor)) {
+    fn call_handler(
+        &self,
+        handler: &FdHandlerRef,
+        event: Event,
+        f: impl FnOnce(&mut dyn FdHandler, &Reactor),
+    ) {
         // Busy means a nested `iterate` from inside this very handler: skip it; the
         // fd is level-triggered and will be reported again.
         let Ok(mut h) = handler.try_borrow_mut() else { return };

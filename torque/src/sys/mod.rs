@@ -11,11 +11,7 @@ use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// Turns a C return value of `-1` into the thread's `errno` as an [`io::Error`].
 pub(crate) fn cvt<T: PartialEq + From<i8>>(ret: T) -> io::Result<T> {
-    if ret == T::from(-1) {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
+    if ret == T::from(-1) { Err(io::Error::last_os_error()) } else { Ok(ret) }
 }
 
 /// Whether `fd` names an open file descriptor of this process.

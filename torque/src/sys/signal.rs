@@ -26,11 +26,8 @@ struct Slot {
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
-const FREE_SLOT: Slot = Slot {
-    fd: AtomicI32::new(-1),
-    eventfd: AtomicBool::new(false),
-    pending: AtomicU64::new(0),
-};
+const FREE_SLOT: Slot =
+    Slot { fd: AtomicI32::new(-1), eventfd: AtomicBool::new(false), pending: AtomicU64::new(0) };
 static SLOT_TABLE: [Slot; SLOTS] = [FREE_SLOT; SLOTS];
 
 /// Saved dispositions while at least one reactor listens, with the listener count.

@@ -24,9 +24,7 @@ impl Waker {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
             // SAFETY: eventfd has no pointer arguments; the result is checked by cvt.
-            let fd = super::cvt(unsafe {
-                libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC)
-            })?;
+            let fd = super::cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
             // SAFETY: eventfd succeeded, so `fd` is open and owned only by us.
             let read = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
             Ok(Waker { read, write: None, pending: AtomicBool::new(false) })
@@ -88,5 +86,48 @@ pub(crate) fn raw_wake(fd: RawFd, eventfd: bool) {
     // SAFETY: `one` lives for the call and is at least `len` bytes long.
     unsafe {
         libc::write(fd, (&one as *const u64).cast(), len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tokens(waker: &Waker) -> u64 {
+        let mut buf = [0u8; 64];
+        match crate::sys::read(waker.read_fd(), &mut buf) {
+            Ok(8) if waker.is_eventfd() => u64::from_ne_bytes(buf[..8].try_into().unwrap()),
+            Ok(n) => n as u64,
+            Err(_) => 0,
+        }
+    }
+
+    fn check_coalescing(waker: Waker) {
+        for _ in 0..1000 {
+            waker.wake();
+        }
+        assert_eq!(tokens(&waker), 1, "a thousand wakes wrote once");
+        waker.reset();
+        waker.wake();
+        assert_eq!(tokens(&waker), 1, "after reset the next wake writes again");
+    }
+
+    #[test]
+    fn eventfd_wakes_coalesce() {
+        check_coalescing(Waker::new().unwrap());
+    }
+
+    #[test]
+    fn pipe_wakes_coalesce() {
+        check_coalescing(Waker::new_pipe().unwrap());
+    }
+
+    #[test]
+    fn reset_drains_the_fd() {
+        let waker = Waker::new_pipe().unwrap();
+        raw_wake(waker.write_fd(), false);
+        raw_wake(waker.write_fd(), false);
+        waker.reset();
+        assert_eq!(tokens(&waker), 0);
     }
 }

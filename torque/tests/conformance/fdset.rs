@@ -31,12 +31,15 @@ fn a_writer_is_called_until_removed(kind: BackendKind) {
     let pipe = Pipe::new();
     let calls = Rc::new(Cell::new(0));
     let (c, fd) = (calls.clone(), pipe.wfd());
-    r.add_writer(fd, Handler::writing(move |r| {
-        c.set(c.get() + 1);
-        if c.get() == 3 {
-            r.remove_writer(fd);
-        }
-    }))
+    r.add_writer(
+        fd,
+        Handler::writing(move |r| {
+            c.set(c.get() + 1);
+            if c.get() == 3 {
+                r.remove_writer(fd);
+            }
+        }),
+    )
     .unwrap();
     assert_eq!(r.writers(), [fd]);
     spin(&r, 10);
@@ -89,10 +92,13 @@ fn a_handler_removing_itself_gets_no_more_events(kind: BackendKind) {
     let pipe = Pipe::new();
     let calls = Rc::new(Cell::new(0));
     let (c, fd) = (calls.clone(), pipe.rfd());
-    r.add_reader(fd, Handler::reading(move |r| {
-        c.set(c.get() + 1);
-        r.remove_reader(fd);
-    }))
+    r.add_reader(
+        fd,
+        Handler::reading(move |r| {
+            c.set(c.get() + 1);
+            r.remove_reader(fd);
+        }),
+    )
     .unwrap();
     pipe.send(b"data stays unread");
     spin(&r, 5);
@@ -108,11 +114,14 @@ fn a_handler_removed_earlier_in_the_pass_gets_nothing(kind: BackendKind) {
     let fds = [p1.rfd(), p2.rfd()];
     for (i, fd) in fds.into_iter().enumerate() {
         let (l, other) = (log.clone(), fds[1 - i]);
-        r.add_reader(fd, Handler::reading(move |r| {
-            l.push(format!("fd{i}"));
-            r.remove_reader(other);
-            r.remove_reader(fd);
-        }))
+        r.add_reader(
+            fd,
+            Handler::reading(move |r| {
+                l.push(format!("fd{i}"));
+                r.remove_reader(other);
+                r.remove_reader(fd);
+            }),
+        )
         .unwrap();
     }
     p1.send(b"a");
@@ -137,37 +146,43 @@ fn an_fd_closed_and_reused_in_one_pass_never_gets_the_old_event(kind: BackendKin
         let fd = pipes[i].borrow().as_ref().unwrap().rfd();
         let other = pipes[1 - i].clone();
         let (l, sw, rep) = (log.clone(), swapped.clone(), replacement.clone());
-        r.add_reader(fd, Handler::reading(move |r| {
-            if sw.get() {
-                l.push(format!("old handler {i} after swap"));
-                return;
-            }
-            sw.set(true);
-            l.push(format!("handler {i}"));
-            drain(fd);
-            r.remove_reader(fd);
-            // Put a new pipe's read end at the other pipe's fd number without
-            // removing the old registration first (dup2 closes the old file and
-            // reuses the number atomically, so no other thread can grab it).
-            let old = other.borrow_mut().take().unwrap();
-            let number = old.rfd();
-            let Pipe { r: old_read, w: _old_write } = old;
-            let fresh = Pipe::new();
-            // SAFETY (test): dup2 onto a number we own; the old OwnedFd is forgotten
-            // because that number now belongs to `fresh_read`.
-            let dup = unsafe { libc::dup2(fresh.rfd(), number) };
-            assert_eq!(dup, number);
-            std::mem::forget(old_read);
-            let fresh_read = unsafe { OwnedFd::from_raw_fd(number) };
-            let fresh = Pipe { r: fresh_read, w: fresh.w };
-            let l2 = l.clone();
-            r.add_reader(number, Handler::reading(move |r| {
-                l2.push(format!("new handler got {:?}", String::from_utf8_lossy(&drain(number))));
-                r.remove_reader(number);
-            }))
-            .unwrap();
-            *rep.borrow_mut() = Some(fresh);
-        }))
+        r.add_reader(
+            fd,
+            Handler::reading(move |r| {
+                if sw.get() {
+                    l.push(format!("old handler {i} after swap"));
+                    return;
+                }
+                sw.set(true);
+                l.push(format!("handler {i}"));
+                drain(fd);
+                r.remove_reader(fd);
+                // Put a new pipe's read end at the other pipe's fd number without
+                // removing the old registration first (dup2 closes the old file and
+                // reuses the number atomically, so no other thread can grab it).
+                let old = other.borrow_mut().take().unwrap();
+                let number = old.rfd();
+                let Pipe { r: old_read, w: _old_write } = old;
+                let fresh = Pipe::new();
+                // SAFETY (test): dup2 onto a number we own; the old OwnedFd is forgotten
+                // because that number now belongs to `fresh_read`.
+                let dup = unsafe { libc::dup2(fresh.rfd(), number) };
+                assert_eq!(dup, number);
+                std::mem::forget(old_read);
+                let fresh_read = unsafe { OwnedFd::from_raw_fd(number) };
+                let fresh = Pipe { r: fresh_read, w: fresh.w };
+                let l2 = l.clone();
+                r.add_reader(
+                    number,
+                    Handler::reading(move |r| {
+                        l2.push(format!("new handler got {:?}", String::from_utf8_lossy(&drain(number))));
+                        r.remove_reader(number);
+                    }),
+                )
+                .unwrap();
+                *rep.borrow_mut() = Some(fresh);
+            }),
+        )
         .unwrap();
     }
     p1.borrow().as_ref().unwrap().send(b"1");
@@ -188,10 +203,13 @@ fn adding_another_handler_for_an_fd_replaces_the_first(kind: BackendKind) {
     let log = Log::default();
     let (l1, l2, fd) = (log.clone(), log.clone(), pipe.rfd());
     r.add_reader(fd, Handler::reading(move |_| l1.push("first"))).unwrap();
-    r.add_reader(fd, Handler::reading(move |r| {
-        l2.push("second");
-        r.remove_reader(fd);
-    }))
+    r.add_reader(
+        fd,
+        Handler::reading(move |r| {
+            l2.push("second");
+            r.remove_reader(fd);
+        }),
+    )
     .unwrap();
     pipe.send(b"x");
     iterate_until(&r, || log.len() == 1);
@@ -217,13 +235,16 @@ fn a_peer_hangup_reads_as_end_of_file(kind: BackendKind) {
     let Pipe { r: read_end, w } = pipe;
     let eof = Rc::new(Cell::new(false));
     let (e, fd) = (eof.clone(), read_end.as_raw_fd());
-    r.add_reader(fd, Handler::reading(move |r| {
-        let mut buf = [0u8; 16];
-        if torque::fd::read(fd, &mut buf).unwrap() == 0 {
-            e.set(true);
-            r.remove_reader(fd);
-        }
-    }))
+    r.add_reader(
+        fd,
+        Handler::reading(move |r| {
+            let mut buf = [0u8; 16];
+            if torque::fd::read(fd, &mut buf).unwrap() == 0 {
+                e.set(true);
+                r.remove_reader(fd);
+            }
+        }),
+    )
     .unwrap();
     drop(w);
     iterate_until(&r, || eof.get());
@@ -234,9 +255,10 @@ fn a_panicking_handler_is_dropped_with_connection_lost(kind: BackendKind) {
     let pipe = Pipe::new();
     let lost = Rc::new(RefCell::new(None));
     let l = lost.clone();
-    let handler = Handler::with_lost(Handler::reading(|_| panic!("handler panicked on purpose")), move |_, why| {
-        *l.borrow_mut() = Some(why.to_string());
-    });
+    let handler =
+        Handler::with_lost(Handler::reading(|_| panic!("handler panicked on purpose")), move |_, why| {
+            *l.borrow_mut() = Some(why.to_string());
+        });
     r.add_reader(pipe.rfd(), handler).unwrap();
     pipe.send(b"x");
     iterate_until(&r, || lost.borrow().is_some());
@@ -276,10 +298,13 @@ fn fds_beyond_the_backends_limit_are_refused_clearly(kind: BackendKind) {
     let high_fd = unsafe { OwnedFd::from_raw_fd(high) };
     let got = Rc::new(Cell::new(false));
     let g = got.clone();
-    let result = r.add_reader(high, Handler::reading(move |r| {
-        g.set(true);
-        r.remove_reader(high);
-    }));
+    let result = r.add_reader(
+        high,
+        Handler::reading(move |r| {
+            g.set(true);
+            r.remove_reader(high);
+        }),
+    );
     match r.backend().fd_limit {
         Some(limit) => {
             assert!(high as usize >= limit);
@@ -325,20 +350,26 @@ fn a_handler_may_iterate_the_reactor_reentrantly(kind: BackendKind) {
     let (p1, p2) = (Pipe::new(), Pipe::new());
     let log = Log::default();
     let (l, fd1) = (log.clone(), p1.rfd());
-    r.add_reader(fd1, Handler::reading(move |r| {
-        drain(fd1);
-        l.push("outer");
-        // A nested pass skips this handler (busy) and serves the other.
-        r.iterate(Duration::from_millis(10)).unwrap();
-        r.remove_reader(fd1);
-    }))
+    r.add_reader(
+        fd1,
+        Handler::reading(move |r| {
+            drain(fd1);
+            l.push("outer");
+            // A nested pass skips this handler (busy) and serves the other.
+            r.iterate(Duration::from_millis(10)).unwrap();
+            r.remove_reader(fd1);
+        }),
+    )
     .unwrap();
     let (l, fd2) = (log.clone(), p2.rfd());
-    r.add_reader(fd2, Handler::reading(move |r| {
-        drain(fd2);
-        l.push("inner");
-        r.remove_reader(fd2);
-    }))
+    r.add_reader(
+        fd2,
+        Handler::reading(move |r| {
+            drain(fd2);
+            l.push("inner");
+            r.remove_reader(fd2);
+        }),
+    )
     .unwrap();
     p1.send(b"1");
     p2.send(b"2");

@@ -161,7 +161,9 @@ fn is_running_phases_during_startup(kind: BackendKind) {
     let log = Log::default();
     for (phase, name) in [(Phase::Before, "before"), (Phase::After, "after")] {
         let l = log.clone();
-        r.add_system_event_trigger(phase, SystemEvent::Startup, move |r| l.push(format!("{name} {}", r.is_running())));
+        r.add_system_event_trigger(phase, SystemEvent::Startup, move |r| {
+            l.push(format!("{name} {}", r.is_running()))
+        });
     }
     r.call_when_running(|r| r.stop().unwrap());
     r.run().unwrap();

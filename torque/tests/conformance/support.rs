@@ -144,7 +144,10 @@ impl Handler {
     pub fn writing(f: impl FnMut(&Reactor) + 'static) -> Rc<RefCell<Handler>> {
         Rc::new(RefCell::new(Handler { on_write: Some(Box::new(f)), ..Handler::default() }))
     }
-    pub fn with_lost(self_: Rc<RefCell<Handler>>, f: impl FnMut(&Reactor, LostReason) + 'static) -> Rc<RefCell<Handler>> {
+    pub fn with_lost(
+        self_: Rc<RefCell<Handler>>,
+        f: impl FnMut(&Reactor, LostReason) + 'static,
+    ) -> Rc<RefCell<Handler>> {
         self_.borrow_mut().on_lost = Some(Box::new(f));
         self_
     }
