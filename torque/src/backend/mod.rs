@@ -149,7 +149,8 @@ pub enum Support {
 
 impl fmt::Display for Support {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        // `pad` so width and alignment flags work in tables.
+        f.pad(match self {
             Support::Yes => "yes",
             Support::Planned => "planned",
             Support::No => "no",
