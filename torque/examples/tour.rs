@@ -49,12 +49,20 @@ fn ms(since: Instant) -> f64 {
 }
 
 fn print_backend_table() {
-    println!("{:<8} {:<10} {:<22} {:<10} {:<10} {}", "reactor", "status", "wait cost", "timers", "threads", "platforms");
+    println!(
+        "{:<8} {:<10} {:<22} {:<10} {:<10} {}",
+        "reactor", "status", "wait cost", "timers", "threads", "platforms"
+    );
     for &kind in BackendKind::all() {
         let info = kind.info();
         println!(
             "{:<8} {:<10} {:<22} {:<10} {:<10} {}",
-            info.name, info.status, info.wait_cost, info.features.scheduling, info.features.threads, info.platforms
+            info.name,
+            info.status,
+            info.wait_cost,
+            info.features.scheduling,
+            info.features.threads,
+            info.platforms
         );
     }
     println!();

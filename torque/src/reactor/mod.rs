@@ -394,15 +394,10 @@ impl Reactor {
         DelayedCall { entry, reactor: Rc::downgrade(&self.inner) }
     }
 
-    /// Every pending delayed call, in deadline order.
+    /// Every pending delayed call, in the order they will run.
     pub fn delayed_calls(&self) -> Vec<DelayedCall> {
         let entries = self.inner.timers.borrow().live_entries();
-        let mut calls: Vec<DelayedCall> = entries
-            .into_iter()
-            .map(|entry| DelayedCall { entry, reactor: Rc::downgrade(&self.inner) })
-            .collect();
-        calls.sort_by_key(|c| c.time());
-        calls
+        entries.into_iter().map(|entry| DelayedCall { entry, reactor: Rc::downgrade(&self.inner) }).collect()
     }
 
     /// How long the next pass may wait before a timer is due (`None`: no timers).

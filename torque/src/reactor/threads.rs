@@ -47,14 +47,19 @@ pub struct ReactorHandle {
 
 impl ReactorHandle {
     /// Runs `f` on the reactor thread on its next pass, waking it if it is asleep.
-    /// Calls from one thread run in the order made. Once the reactor is dropped,
-    /// calls are dropped (the closure is dropped on this thread), never a panic.
+    /// Calls from one thread run in the order made. A call made while the reactor
+    /// is not running waits for its next `run()` or `iterate()`; once the reactor is
+    /// dropped, calls are dropped (the closure is dropped on this thread), never a
+    /// panic.
     pub fn call_from_thread(&self, f: impl FnOnce(&Reactor) + Send + 'static) {
         if self.is_closed() {
             return;
         }
-        lock(&self.shared.queue).push(Box::new(f));
+        let mut queue = lock(&self.shared.queue);
+        queue.push(Box::new(f));
+        // Set under the lock, so it can never be cleared while an item is queued.
         self.shared.queued.store(1, Ordering::Release);
+        drop(queue);
         self.shared.waker.wake();
     }
 

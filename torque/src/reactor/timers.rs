@@ -173,9 +173,11 @@ impl TimerQueue {
         }
     }
 
-    /// Every pending timer, in no particular order.
+    /// Every pending timer, in the order they will run.
     pub(crate) fn live_entries(&self) -> Vec<EntryRef> {
-        self.heap.iter().filter(|item| item.is_live()).map(|item| item.entry.clone()).collect()
+        let mut live: Vec<&HeapItem> = self.heap.iter().filter(|item| item.is_live()).collect();
+        live.sort_by_key(|item| (item.deadline, item.seq));
+        live.into_iter().map(|item| item.entry.clone()).collect()
     }
 }
 
