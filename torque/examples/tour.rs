@@ -49,9 +49,10 @@ fn ms(since: Instant) -> f64 {
 }
 
 fn print_backend_table() {
+    let header = ["reactor", "status", "wait cost", "timers", "threads", "platforms"];
     println!(
         "{:<8} {:<10} {:<22} {:<10} {:<10} {}",
-        "reactor", "status", "wait cost", "timers", "threads", "platforms"
+        header[0], header[1], header[2], header[3], header[4], header[5]
     );
     for &kind in BackendKind::all() {
         let info = kind.info();
