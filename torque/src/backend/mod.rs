@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::ReactorError;
-use crate::sys::waker::Waker;
+pub use crate::sys::waker::Waker;
 
 /// Identifies one registration. The reactor packs a slot index and a generation into
 /// it, so an event for a registration that was removed (or whose fd number was

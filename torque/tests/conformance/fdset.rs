@@ -261,8 +261,9 @@ fn a_panicking_handler_is_dropped_with_connection_lost(kind: BackendKind) {
         });
     r.add_reader(pipe.rfd(), handler).unwrap();
     pipe.send(b"x");
-    iterate_until(&r, || lost.borrow().is_some());
+    let logs = crate::support::capture_logs(|| iterate_until(&r, || lost.borrow().is_some()));
     assert!(lost.borrow().as_ref().unwrap().contains("handler panicked on purpose"));
+    assert!(logs.contains("an fd handler panicked"), "{logs}");
     assert!(r.readers().is_empty());
     spin(&r, 2);
 }

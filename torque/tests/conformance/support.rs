@@ -187,3 +187,32 @@ pub fn iterate_until(reactor: &Reactor, mut done: impl FnMut() -> bool) {
         reactor.iterate(Duration::from_millis(50)).expect("iterate");
     }
 }
+
+/// Runs `f` with a `tracing` subscriber that records this thread's log lines, and
+/// returns them. Used to check that swallowed failures are logged, not lost.
+pub fn capture_logs(f: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buffer {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(data);
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = buffer.0.lock().unwrap().clone();
+    String::from_utf8_lossy(&bytes).into_owned()
+}

@@ -102,6 +102,13 @@ fn run_in_thread_delivers_results_and_panics_on_the_reactor_thread(kind: Backend
         move |_, result| res.borrow_mut().push(result.unwrap_err().message),
     );
     iterate_until(&r, || results.borrow().len() == 2);
+    // A panicking fire-and-forget job is logged on the pool thread (not captured
+    // here); the pool survives it and runs the next job.
+    r.call_in_thread(|| panic!("pool job panicked on purpose"));
+    let res = results.clone();
+    r.run_in_thread(|| "after", move |_, v| res.borrow_mut().push(v.unwrap().to_string()));
+    iterate_until(&r, || results.borrow().len() == 3);
+    results.borrow_mut().pop();
     let mut got = results.borrow().clone();
     got.sort();
     assert_eq!(got, ["Ok(3628800)", "worker panicked on purpose"]);

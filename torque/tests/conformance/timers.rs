@@ -180,8 +180,9 @@ fn a_panicking_call_is_logged_and_the_rest_run(kind: BackendKind) {
     let l = log.clone();
     r.call_later(SEC, move |_| l.push("survivor"));
     clock.advance(SEC);
-    spin(&r, 1);
+    let logs = crate::support::capture_logs(|| spin(&r, 1));
     assert_eq!(log.take(), ["survivor"]);
+    assert!(logs.contains("a delayed call panicked") && logs.contains("timer panicked on purpose"), "{logs}");
 }
 
 fn cancelling_drops_the_closure_and_its_captures(kind: BackendKind) {

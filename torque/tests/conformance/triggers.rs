@@ -62,8 +62,13 @@ fn failing_and_panicking_triggers_are_logged_and_the_rest_run(kind: BackendKind)
     r.add_system_event_trigger(Phase::Before, "ev", move |_| l.push("before survived"));
     let l = log.clone();
     r.add_system_event_trigger(Phase::After, "ev", move |_| l.push("after survived"));
-    r.fire_system_event("ev");
+    let logs = crate::support::capture_logs(|| r.fire_system_event("ev"));
     assert_eq!(log.take(), ["before survived", "after survived"]);
+    assert!(logs.contains("a system event trigger failed") && logs.contains("disk on fire"), "{logs}");
+    assert!(
+        logs.contains("a system event trigger panicked") && logs.contains("trigger panicked on purpose"),
+        "{logs}"
+    );
 }
 
 fn a_trigger_runs_once_and_then_cannot_be_removed(kind: BackendKind) {
