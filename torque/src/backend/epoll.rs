@@ -59,8 +59,8 @@ impl Poller for EpollPoller {
 
     fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
         match self.ctl(libc::EPOLL_CTL_ADD, fd, token.0, flags(interest)) {
-            // The number is still registered under an earlier open file (the kernel
-            // only forgets an fd when its last duplicate closes): take it over.
+            // The kernel still has this fd and file registered (our registry let go
+            // of it after an error the kernel never saw): take it over.
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                 self.ctl(libc::EPOLL_CTL_MOD, fd, token.0, flags(interest))
             }

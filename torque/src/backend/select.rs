@@ -168,6 +168,7 @@ impl Poller for SelectPoller {
         };
         if read.contains(waker_fd) {
             self.waker.reset();
+            read.remove(waker_fd);
             remaining = remaining.saturating_sub(1);
         }
         for fd in 0..=self.highest_fd {

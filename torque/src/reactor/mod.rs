@@ -228,8 +228,7 @@ impl Reactor {
         inner.stopping.set(false);
         inner.shutdown_pending.set(false);
         if inner.handle_signals {
-            let waker = Arc::clone(&inner.threads.waker);
-            match SignalGuard::install(waker.write_fd(), waker.is_eventfd()) {
+            match SignalGuard::install(Arc::clone(&inner.threads.waker)) {
                 Ok(guard) => *inner.signals.borrow_mut() = Some(guard),
                 Err(e) => tracing::warn!(error = %e, "cannot install SIGINT/SIGTERM handlers"),
             }
@@ -239,8 +238,7 @@ impl Reactor {
         while inner.started.get() {
             if let Err(e) = self.pass(None) {
                 tracing::error!(error = %e, "the backend's wait failed; the reactor stops");
-                inner.started.set(false);
-                inner.running.set(false);
+                self.crash();
                 result = Err(e);
             }
         }
@@ -249,12 +247,16 @@ impl Reactor {
         result
     }
 
-    /// Asks a running reactor to shut down. The shutdown event fires on a later pass,
-    /// not inside this call; `run()` returns once its triggers have all run.
-    /// [`ReactorError::NotRunning`] if the reactor is not running or already stopping.
+    /// Asks a running reactor to shut down. The shutdown event fires at the end of
+    /// the current pass (the next one if called between passes), never inside this
+    /// call; `run()` returns once its triggers have all run.
+    /// [`ReactorError::NotRunning`] if `run()` is not active, or the reactor is
+    /// already stopping.
     pub fn stop(&self) -> Result<(), ReactorError> {
         let inner = &self.inner;
-        if !inner.running.get() || inner.stopping.get() {
+        // Like Twisted, a reactor counts as started from the moment `run()` begins
+        // firing startup, so a before-startup trigger may already stop it.
+        if !(inner.in_run.get() && inner.started.get()) || inner.stopping.get() {
             return Err(ReactorError::NotRunning);
         }
         inner.stopping.set(true);
@@ -302,8 +304,9 @@ impl Reactor {
         event: impl Into<SystemEvent>,
         f: impl FnOnce(&Reactor) -> R + 'static,
     ) -> TriggerId {
+        let event = event.into();
         let f: TriggerFn = Box::new(move |r| f(r).into_trigger_outcome());
-        self.inner.triggers.borrow_mut().add(phase, event.into(), f)
+        self.inner.triggers.borrow_mut().add(phase, event, f)
     }
 
     /// Removes a trigger that has not run. [`ReactorError::UnknownTrigger`] if it was
@@ -364,11 +367,20 @@ impl Reactor {
     /// Removes every fd handler and tells each it was lost to the shutdown.
     fn disconnect_all(&self) {
         for handler in self.remove_all() {
-            let Ok(mut h) = handler.try_borrow_mut() else { continue };
-            let result = catch_unwind(AssertUnwindSafe(|| h.connection_lost(self, LostReason::Shutdown)));
-            if let Err(payload) = result {
-                tracing::error!(panic = %panic_message(&*payload), "connection_lost panicked during shutdown");
-            }
+            self.deliver_lost(handler, LostReason::Shutdown);
+        }
+    }
+
+    /// Calls `connection_lost`. A handler that is running further up the stack (a
+    /// nested `iterate` from inside it) is told on the next timer step instead.
+    fn deliver_lost(&self, handler: FdHandlerRef, reason: LostReason) {
+        let Ok(mut h) = handler.try_borrow_mut() else {
+            self.call_later(Duration::ZERO, move |r| r.deliver_lost(handler, reason));
+            return;
+        };
+        let result = catch_unwind(AssertUnwindSafe(|| h.connection_lost(self, reason)));
+        if let Err(payload) = result {
+            tracing::error!(panic = %panic_message(&*payload), "connection_lost panicked");
         }
     }
 
@@ -463,7 +475,11 @@ impl Reactor {
         let (op, replaced) = self.inner.fds.borrow_mut().add(fd, handler, add);
         let result = self.apply(op);
         if result.is_err() {
+            // The backend refused (select: fd too large; epoll: fd closed, or a
+            // regular file): drop the whole registration, in the backend too, so no
+            // half-registered fd is left behind. The caller gets the error.
             let forgotten = self.inner.fds.borrow_mut().forget(fd);
+            let _ = self.apply(BackendOp::Deregister(fd));
             drop(forgotten);
         }
         drop(replaced);
@@ -570,11 +586,7 @@ impl Reactor {
         let removed = self.inner.fds.borrow_mut().remove_token(event.token);
         let Some((fd, handler)) = removed else { return };
         let _ = self.apply(BackendOp::Deregister(fd));
-        let Ok(mut h) = handler.try_borrow_mut() else { return };
-        let result = catch_unwind(AssertUnwindSafe(|| h.connection_lost(self, reason)));
-        if let Err(payload) = result {
-            tracing::error!(panic = %panic_message(&*payload), "connection_lost panicked");
-        }
+        self.deliver_lost(handler, reason);
     }
 
     // ----- threads (IReactorThreads) -----

@@ -267,3 +267,43 @@ impl fmt::Debug for DelayedCall {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::Reactor;
+    use crate::testing::FakeClock;
+
+    #[test]
+    fn cancelled_timers_are_compacted_out_of_the_heap() {
+        let clock = FakeClock::new();
+        let r = Reactor::builder().clock(clock.clone()).handle_signals(false).build().unwrap();
+        let calls: Vec<_> = (0..10_000).map(|i| r.call_later(Duration::from_secs(i + 1), |_| {})).collect();
+        for call in &calls[..9_000] {
+            call.cancel().unwrap();
+        }
+        // The next schedule compacts: 9,000 stale items are far over half the live.
+        r.call_later(Duration::from_secs(1), |_| {});
+        let heap_len = r.inner.timers.borrow().heap.len();
+        assert_eq!(heap_len, 1_001, "only live timers remain");
+        assert_eq!(r.inner.live_timers.get(), 1_001);
+        assert_eq!(r.delayed_calls().len(), 1_001);
+    }
+
+    #[test]
+    fn the_live_count_follows_runs_cancels_and_resets() {
+        let clock = FakeClock::new();
+        let r = Reactor::builder().clock(clock.clone()).handle_signals(false).build().unwrap();
+        let a = r.call_later(Duration::from_secs(1), |_| {});
+        let b = r.call_later(Duration::from_secs(2), |_| {});
+        a.reset(Duration::from_secs(3)).unwrap();
+        assert_eq!(r.inner.live_timers.get(), 2);
+        b.cancel().unwrap();
+        assert_eq!(r.inner.live_timers.get(), 1);
+        clock.advance(Duration::from_secs(3));
+        r.iterate(Duration::ZERO).unwrap();
+        assert_eq!(r.inner.live_timers.get(), 0);
+        assert!(r.timeout().is_none());
+    }
+}

@@ -8,27 +8,36 @@
 //! program's own handlers come back after `run()` returns.
 
 use std::io;
-use std::os::fd::RawFd;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::waker::Waker;
 
 /// The signals a reactor turns into a graceful stop.
 pub(crate) const STOP_SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
 
 const SLOTS: usize = 64;
+/// A slot's `target` when no reactor holds it.
+const FREE: u64 = u64::MAX;
+/// Bit of `target` marking an eventfd (8-byte writes) rather than a pipe.
+const EVENTFD_BIT: u64 = 1 << 32;
 
 struct Slot {
-    /// Waker write fd of the reactor holding this slot, or -1 when free.
-    fd: AtomicI32,
-    eventfd: AtomicBool,
+    /// The waker's write fd (low 32 bits) and `EVENTFD_BIT`, in one atomic so the
+    /// handler can never pair one reactor's fd with another's write length.
+    target: AtomicU64,
     /// Bit `n` set means signal `n` arrived since the reactor last looked.
     pending: AtomicU64,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
-const FREE_SLOT: Slot =
-    Slot { fd: AtomicI32::new(-1), eventfd: AtomicBool::new(false), pending: AtomicU64::new(0) };
+const FREE_SLOT: Slot = Slot { target: AtomicU64::new(FREE), pending: AtomicU64::new(0) };
 static SLOT_TABLE: [Slot; SLOTS] = [FREE_SLOT; SLOTS];
+
+/// Handlers currently running. A guard being dropped waits for this to reach zero
+/// after freeing its slot, so no handler still holds its fd when the waker (and
+/// with it the fd) may be closed.
+static HANDLERS_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
 /// Saved dispositions while at least one reactor listens, with the listener count.
 struct Installed {
@@ -42,13 +51,16 @@ extern "C" fn on_signal(sig: libc::c_int) {
     // SAFETY: errno is thread-local; saving and restoring it keeps the interrupted
     // code's errno intact, as a signal handler must.
     let saved_errno = unsafe { *errno_location() };
+    HANDLERS_RUNNING.fetch_add(1, Ordering::SeqCst);
     for slot in &SLOT_TABLE {
-        let fd = slot.fd.load(Ordering::Acquire);
-        if fd >= 0 && (0..64).contains(&sig) {
-            slot.pending.fetch_or(1 << sig, Ordering::AcqRel);
-            super::waker::raw_wake(fd, slot.eventfd.load(Ordering::Relaxed));
+        let target = slot.target.load(Ordering::SeqCst);
+        if target != FREE && (0..64).contains(&sig) {
+            slot.pending.fetch_or(1 << sig, Ordering::SeqCst);
+            let fd = (target & 0xffff_ffff) as u32 as i32;
+            super::waker::raw_wake(fd, target & EVENTFD_BIT != 0);
         }
     }
+    HANDLERS_RUNNING.fetch_sub(1, Ordering::SeqCst);
     // SAFETY: see above.
     unsafe { *errno_location() = saved_errno };
 }
@@ -66,23 +78,31 @@ unsafe fn errno_location() -> *mut libc::c_int {
 }
 
 /// A reactor's registration for stop signals; dropping it unregisters.
-#[derive(Debug)]
 pub(crate) struct SignalGuard {
     slot: usize,
+    /// Keeps the waker's fd open for as long as a handler may write to it.
+    _waker: Arc<Waker>,
+}
+
+impl std::fmt::Debug for SignalGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalGuard").field("slot", &self.slot).finish()
+    }
 }
 
 impl SignalGuard {
-    /// Claims a slot that wakes `wake_fd` on SIGINT/SIGTERM, installing the process
+    /// Claims a slot that wakes `waker` on SIGINT/SIGTERM, installing the process
     /// handler if this is the first listener.
-    pub(crate) fn install(wake_fd: RawFd, eventfd: bool) -> io::Result<SignalGuard> {
+    pub(crate) fn install(waker: Arc<Waker>) -> io::Result<SignalGuard> {
         let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
         let slot = SLOT_TABLE
             .iter()
-            .position(|s| s.fd.load(Ordering::Acquire) < 0)
+            .position(|s| s.target.load(Ordering::SeqCst) == FREE)
             .ok_or_else(|| io::Error::other("too many reactors handle signals at once (64)"))?;
-        SLOT_TABLE[slot].pending.store(0, Ordering::Release);
-        SLOT_TABLE[slot].eventfd.store(eventfd, Ordering::Release);
-        SLOT_TABLE[slot].fd.store(wake_fd, Ordering::Release);
+        let fd = u64::from(waker.write_fd() as u32);
+        let target = fd | if waker.is_eventfd() { EVENTFD_BIT } else { 0 };
+        SLOT_TABLE[slot].pending.store(0, Ordering::SeqCst);
+        SLOT_TABLE[slot].target.store(target, Ordering::SeqCst);
         if installed.users == 0 {
             let mut previous = Vec::new();
             for sig in STOP_SIGNALS {
@@ -97,7 +117,7 @@ impl SignalGuard {
                 // SAFETY: both pointers are to valid sigaction values.
                 if let Err(e) = super::cvt(unsafe { libc::sigaction(sig, &action, &mut old) }) {
                     restore(&previous);
-                    SLOT_TABLE[slot].fd.store(-1, Ordering::Release);
+                    SLOT_TABLE[slot].target.store(FREE, Ordering::SeqCst);
                     return Err(e);
                 }
                 previous.push((sig, old));
@@ -105,7 +125,7 @@ impl SignalGuard {
             installed.previous = previous;
         }
         installed.users += 1;
-        Ok(SignalGuard { slot })
+        Ok(SignalGuard { slot, _waker: waker })
     }
 
     /// The stop signals received since the last call, clearing them.
@@ -124,7 +144,13 @@ fn restore(previous: &[(libc::c_int, libc::sigaction)]) {
 impl Drop for SignalGuard {
     fn drop(&mut self) {
         let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
-        SLOT_TABLE[self.slot].fd.store(-1, Ordering::Release);
+        SLOT_TABLE[self.slot].target.store(FREE, Ordering::SeqCst);
+        // A handler that loaded our target before the store above is counted here
+        // (SeqCst orders its increment before its load); wait for it to finish
+        // writing before the waker, and so the fd, may be released.
+        while HANDLERS_RUNNING.load(Ordering::SeqCst) != 0 {
+            std::thread::yield_now();
+        }
         installed.users -= 1;
         if installed.users == 0 {
             let previous = std::mem::take(&mut installed.previous);

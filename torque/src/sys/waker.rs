@@ -65,16 +65,22 @@ impl Waker {
         raw_wake(self.write_fd(), self.is_eventfd());
     }
 
-    /// Clears the pending flag and drains the fd. The flag is cleared first so that a
-    /// wake racing with the drain writes again instead of being lost.
+    /// Drains the fd, then clears the pending flag.
+    ///
+    /// The order matters. Clearing first would let a wake that lands between the
+    /// clear and the drain have its write eaten by the drain while the flag stays
+    /// set, and every later wake would then be skipped for good. Drained first, a
+    /// wake that finds the flag still set is one whose work was queued before this
+    /// clear, so the dispatch that follows sees it (the `AcqRel` swap makes the
+    /// producer's queue push visible); a wake after the clear writes again.
     pub fn reset(&self) {
-        self.pending.store(false, Ordering::Release);
         let mut buf = [0u8; 64];
         while let Ok(n) = super::read(self.read_fd(), &mut buf) {
             if n == 0 || self.is_eventfd() {
                 break;
             }
         }
+        self.pending.swap(false, Ordering::AcqRel);
     }
 }
 

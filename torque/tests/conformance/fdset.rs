@@ -220,13 +220,16 @@ fn adding_another_handler_for_an_fd_replaces_the_first(kind: BackendKind) {
 fn remove_all_returns_every_handler(kind: BackendKind) {
     let r = reactor(kind);
     let (p1, p2) = (Pipe::new(), Pipe::new());
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
     r.add_reader(p1.rfd(), Handler::reading(|_| {})).unwrap();
-    r.add_writer(p2.wfd(), Handler::writing(|_| panic!("removed writer ran"))).unwrap();
+    r.add_writer(p2.wfd(), Handler::writing(move |_| c.set(c.get() + 1))).unwrap();
     assert_eq!(r.registered_fds(), 2);
     assert_eq!(r.remove_all().len(), 2);
     assert!(r.readers().is_empty() && r.writers().is_empty());
     assert_eq!(r.registered_fds(), 0);
     spin(&r, 2);
+    assert_eq!(calls.get(), 0, "a removed (always writable) writer is never called");
 }
 
 fn a_peer_hangup_reads_as_end_of_file(kind: BackendKind) {
@@ -363,14 +366,16 @@ fn a_handler_may_iterate_the_reactor_reentrantly(kind: BackendKind) {
     let r = reactor(kind);
     let (p1, p2) = (Pipe::new(), Pipe::new());
     let log = Log::default();
-    let (l, fd1) = (log.clone(), p1.rfd());
+    let (l, fd1, p2_write) = (log.clone(), p1.rfd(), p2.wfd());
     r.add_reader(
         fd1,
         Handler::reading(move |r| {
-            drain(fd1);
             l.push("outer");
-            // A nested pass skips this handler (busy) and serves the other.
+            // fd1 is still readable: the nested pass must skip this busy handler and
+            // serve fd2, which becomes readable only now.
+            torque::fd::write(p2_write, b"2").unwrap();
             r.iterate(Duration::from_millis(10)).unwrap();
+            drain(fd1);
             r.remove_reader(fd1);
         }),
     )
@@ -386,8 +391,29 @@ fn a_handler_may_iterate_the_reactor_reentrantly(kind: BackendKind) {
     )
     .unwrap();
     p1.send(b"1");
-    p2.send(b"2");
     iterate_until(&r, || log.len() == 2);
+    assert_eq!(log.take(), ["outer", "inner"]);
+}
+
+/// Shutdown reached from a nested pass while a handler is still running: that
+/// handler is told it was lost once it has returned, not skipped.
+fn a_busy_handler_still_hears_of_the_shutdown(kind: BackendKind) {
+    let r = reactor(kind);
+    let pipe = Pipe::new();
+    let lost = Rc::new(Cell::new(false));
+    let (l, fd) = (lost.clone(), pipe.rfd());
+    let handler = Handler::with_lost(
+        Handler::reading(move |r| {
+            drain(fd);
+            r.stop().unwrap();
+            r.iterate(Duration::ZERO).unwrap();
+        }),
+        move |_, why| l.set(matches!(why, LostReason::Shutdown)),
+    );
+    r.add_reader(fd, handler).unwrap();
+    pipe.send(b"x");
+    r.run().unwrap();
+    assert!(lost.get());
 }
 
 crate::backend_tests!(
@@ -407,4 +433,5 @@ crate::backend_tests!(
     fds_beyond_the_backends_limit_are_refused_clearly,
     the_watch_fd_signals_pending_work,
     a_handler_may_iterate_the_reactor_reentrantly,
+    a_busy_handler_still_hears_of_the_shutdown,
 );

@@ -170,7 +170,25 @@ fn is_running_phases_during_startup(kind: BackendKind) {
     assert_eq!(log.take(), ["before false", "after true"]);
 }
 
+/// As in Twisted, the reactor counts as started once run() begins firing startup,
+/// so a before-startup trigger may stop it; shutdown then follows startup.
+fn a_before_startup_trigger_may_stop_the_reactor(kind: BackendKind) {
+    let r = reactor(kind);
+    let log = Log::default();
+    let l = log.clone();
+    r.add_system_event_trigger(Phase::Before, SystemEvent::Startup, move |r| {
+        l.push(format!("stop: {:?}", r.stop().is_ok()));
+    });
+    let l = log.clone();
+    r.call_when_running(move |_| l.push("running"));
+    let l = log.clone();
+    r.add_system_event_trigger(Phase::During, SystemEvent::Shutdown, move |_| l.push("shutdown"));
+    r.run().unwrap();
+    assert_eq!(log.take(), ["stop: true", "running", "shutdown"]);
+}
+
 crate::backend_tests!(
+    a_before_startup_trigger_may_stop_the_reactor,
     stop_fires_shutdown_phases,
     stop_when_not_running_is_an_error,
     run_inside_run_is_an_error_and_the_outer_loop_goes_on,

@@ -45,7 +45,9 @@ fn equal_deadlines_run_in_scheduling_order(kind: BackendKind) {
 
 fn cancel_and_reset_errors_follow_twisted(kind: BackendKind) {
     let (r, clock) = fake_reactor(kind);
-    let cancelled = r.call_later(SEC, |_| panic!("cancelled call ran"));
+    let ran = Rc::new(Cell::new(false));
+    let flag = ran.clone();
+    let cancelled = r.call_later(SEC, move |_| flag.set(true));
     cancelled.cancel().unwrap();
     assert!(!cancelled.active());
     assert_eq!(cancelled.cancel(), Err(DelayedCallError::AlreadyCancelled));
@@ -55,6 +57,7 @@ fn cancel_and_reset_errors_follow_twisted(kind: BackendKind) {
     let called = r.call_later(SEC, |_| {});
     clock.advance(SEC);
     spin(&r, 1);
+    assert!(!ran.get(), "a cancelled call never runs");
     assert_eq!(called.cancel(), Err(DelayedCallError::AlreadyCalled));
     assert_eq!(called.reset(SEC), Err(DelayedCallError::AlreadyCalled));
     assert_eq!(called.delay(SEC), Err(DelayedCallError::AlreadyCalled));
