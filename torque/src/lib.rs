@@ -23,6 +23,7 @@
 
 pub mod backend;
 mod error;
+pub mod net;
 mod reactor;
 pub(crate) mod sys;
 pub mod testing;

@@ -61,6 +61,10 @@ pub struct ThreadPanic {
 }
 
 type ResultCallback = Box<dyn FnOnce(&Reactor, Box<dyn Any + Send>)>;
+type EndOfPass = Box<dyn FnOnce(&Reactor)>;
+
+/// Size of the reactor-owned read buffer transports read into.
+pub(crate) const READ_BUFFER_SIZE: usize = 64 * 1024;
 
 pub(crate) struct Inner {
     backend: RefCell<Box<dyn Poller>>,
@@ -76,6 +80,11 @@ pub(crate) struct Inner {
     pool: RefCell<Option<ThreadPool>>,
     pool_size: Cell<usize>,
     thread_results: RefCell<HashMap<u64, ResultCallback>>,
+    /// Work queued for the end of the pass (connection_lost and other close
+    /// notifications), so it never runs inside the call that caused it.
+    end_of_pass: RefCell<Vec<EndOfPass>>,
+    /// The buffer transports read into; lent out (taken) while a protocol reads it.
+    read_buffer: RefCell<Vec<u8>>,
     next_result_id: Cell<u64>,
     handle_signals: bool,
     signals: RefCell<Option<SignalGuard>>,
@@ -182,6 +191,8 @@ impl Reactor {
                 pool: RefCell::new(None),
                 pool_size: Cell::new(pool_size),
                 thread_results: RefCell::new(HashMap::new()),
+                end_of_pass: RefCell::new(Vec::new()),
+                read_buffer: RefCell::new(vec![0; READ_BUFFER_SIZE]),
                 next_result_id: Cell::new(0),
                 handle_signals,
                 signals: RefCell::new(None),
@@ -668,7 +679,10 @@ impl Reactor {
     /// Step 1: how long the wait may block.
     fn prepare(&self, max_wait: Option<Duration>) -> Option<Duration> {
         let inner = &self.inner;
-        if inner.shutdown_pending.get() || inner.threads.queued.load(Ordering::Acquire) != 0 {
+        if inner.shutdown_pending.get()
+            || inner.threads.queued.load(Ordering::Acquire) != 0
+            || !inner.end_of_pass.borrow().is_empty()
+        {
             return Some(Duration::ZERO);
         }
         match (self.timeout(), max_wait) {
@@ -698,11 +712,47 @@ impl Reactor {
         *self.inner.events.borrow_mut() = events;
         self.run_due_timers();
         self.run_thread_calls();
+        self.run_end_of_pass();
         if self.inner.shutdown_pending.get() && self.inner.in_run.get() {
             self.inner.shutdown_pending.set(false);
             self.fire_system_event(SystemEvent::Shutdown);
         }
         Ok(())
+    }
+
+    /// Queues `f` to run at the end of the current pass (or of the next one, if
+    /// called between passes): after I/O, timers and thread calls. Used for close
+    /// notifications, so `connection_lost` never runs inside the call that caused it.
+    pub(crate) fn at_end_of_pass(&self, f: impl FnOnce(&Reactor) + 'static) {
+        self.inner.end_of_pass.borrow_mut().push(Box::new(f));
+    }
+
+    fn run_end_of_pass(&self) {
+        // Work queued by this work runs in the same step, so a close that causes
+        // another close completes within the pass.
+        loop {
+            let batch = std::mem::take(&mut *self.inner.end_of_pass.borrow_mut());
+            if batch.is_empty() {
+                return;
+            }
+            for f in batch {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| f(self))) {
+                    tracing::error!(panic = %panic_message(&*payload), "an end-of-pass callback panicked");
+                }
+            }
+        }
+    }
+
+    /// Lends out the reactor's read buffer. A nested pass that needs it meanwhile
+    /// gets a fresh one, so the lender never aliases.
+    pub(crate) fn take_read_buffer(&self) -> Vec<u8> {
+        let buffer = std::mem::take(&mut *self.inner.read_buffer.borrow_mut());
+        if buffer.len() == READ_BUFFER_SIZE { buffer } else { vec![0; READ_BUFFER_SIZE] }
+    }
+
+    /// Returns the buffer lent by [`take_read_buffer`](Reactor::take_read_buffer).
+    pub(crate) fn return_read_buffer(&self, buffer: Vec<u8>) {
+        *self.inner.read_buffer.borrow_mut() = buffer;
     }
 
     fn check_signals(&self) {

@@ -1,10 +1,13 @@
 //! The conformance suite: every behaviour test is written once and instantiated for
 //! every backend compiled in (`lifecycle::epoll::stop_fires_shutdown_phases`, …).
 
+mod netkit;
 mod support;
 
 mod fdset;
 mod lifecycle;
+mod tcp;
 mod threads;
 mod timers;
 mod triggers;
+mod unix;

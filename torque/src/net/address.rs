@@ -1,0 +1,59 @@
+//! Addresses of stream endpoints.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use socket2::SockAddr;
+
+/// Where a connection or port is: an IP socket address or a UNIX socket.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Address {
+    /// IPv4 or IPv6 address and port.
+    Tcp(SocketAddr),
+    /// A UNIX socket bound to a path.
+    Unix(PathBuf),
+    /// A Linux abstract UNIX socket name (without the leading NUL).
+    UnixAbstract(Vec<u8>),
+    /// An unnamed UNIX socket (the usual client side).
+    UnixUnnamed,
+}
+
+impl Address {
+    pub(crate) fn from_sockaddr(addr: &SockAddr) -> Address {
+        if let Some(ip) = addr.as_socket() {
+            return Address::Tcp(ip);
+        }
+        if let Some(path) = addr.as_pathname() {
+            return Address::Unix(path.to_path_buf());
+        }
+        if let Some(name) = addr.as_abstract_namespace() {
+            return Address::UnixAbstract(name.to_vec());
+        }
+        Address::UnixUnnamed
+    }
+
+    /// The IP socket address, for TCP.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        match self {
+            Address::Tcp(addr) => Some(*addr),
+            _ => None,
+        }
+    }
+
+    /// The port, for TCP.
+    pub fn port(&self) -> Option<u16> {
+        self.socket_addr().map(|a| a.port())
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Tcp(addr) => write!(f, "tcp:{addr}"),
+            Address::Unix(path) => write!(f, "unix:{}", path.display()),
+            Address::UnixAbstract(name) => write!(f, "unix:@{}", String::from_utf8_lossy(name)),
+            Address::UnixUnnamed => f.write_str("unix:(unnamed)"),
+        }
+    }
+}

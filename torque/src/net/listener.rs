@@ -1,0 +1,198 @@
+//! Listening sockets (TCP and UNIX): accepting with a fairness cap and surviving
+//! fd exhaustion.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use socket2::Socket;
+
+use super::{Address, Factory, FactoryRef, Transport};
+use crate::{FdHandler, LostReason, Reactor, WeakReactor};
+
+/// Connections accepted per readiness event at most, so one busy port cannot
+/// starve the rest of the loop.
+const ACCEPT_BATCH: usize = 64;
+
+pub(crate) struct PortInner {
+    reactor: WeakReactor,
+    socket: RefCell<Option<Socket>>,
+    fd: RawFd,
+    address: Address,
+    factory: FactoryRef<dyn Factory>,
+    handler: RefCell<Option<Rc<RefCell<PortHandler>>>>,
+    /// A reserved fd released on EMFILE so pending connections can be accepted and
+    /// closed instead of spinning the loop (libuv's trick).
+    spare: RefCell<Option<File>>,
+    /// A UNIX socket file this port created and removes when it stops.
+    unix_path: Option<PathBuf>,
+    listening: Cell<bool>,
+}
+
+/// A listening port (Twisted's `IListeningPort`).
+#[derive(Clone)]
+pub struct ListeningPort {
+    inner: Rc<PortInner>,
+}
+
+pub(crate) struct PortHandler {
+    port: Rc<PortInner>,
+}
+
+fn reserve_spare() -> Option<File> {
+    File::open("/dev/null").ok()
+}
+
+impl ListeningPort {
+    /// Starts accepting on a bound, listening, non-blocking socket.
+    pub(crate) fn start(
+        reactor: &Reactor,
+        socket: Socket,
+        factory: FactoryRef<dyn Factory>,
+        unix_path: Option<PathBuf>,
+    ) -> Result<ListeningPort, crate::ReactorError> {
+        let address = socket.local_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
+        let fd = socket.as_raw_fd();
+        let inner = Rc::new(PortInner {
+            reactor: reactor.downgrade(),
+            socket: RefCell::new(Some(socket)),
+            fd,
+            address,
+            factory,
+            handler: RefCell::new(None),
+            spare: RefCell::new(reserve_spare()),
+            unix_path,
+            listening: Cell::new(true),
+        });
+        let handler = Rc::new(RefCell::new(PortHandler { port: Rc::clone(&inner) }));
+        *inner.handler.borrow_mut() = Some(Rc::clone(&handler));
+        reactor.add_reader(fd, handler)?;
+        inner.factory.do_start();
+        Ok(ListeningPort { inner })
+    }
+
+    /// The address the port is bound to (with the real port when 0 was asked for).
+    pub fn address(&self) -> &Address {
+        &self.inner.address
+    }
+
+    /// Whether the port is still accepting.
+    pub fn is_listening(&self) -> bool {
+        self.inner.listening.get()
+    }
+
+    /// Stops accepting and closes the socket; `on_stopped` runs at the end of the
+    /// pass, after the factory's `stop_factory` (if this was its last user).
+    /// Stopping a stopped port only runs `on_stopped`.
+    pub fn stop_listening(&self, on_stopped: impl FnOnce(&Reactor) + 'static) {
+        let Some(reactor) = self.inner.reactor.upgrade() else { return };
+        if self.inner.listening.replace(false) {
+            reactor.remove_reader(self.inner.fd);
+            drop(self.inner.socket.borrow_mut().take());
+            drop(self.inner.handler.borrow_mut().take());
+            drop(self.inner.spare.borrow_mut().take());
+            if let Some(path) = &self.inner.unix_path {
+                let _ = std::fs::remove_file(path);
+            }
+            let factory = self.inner.factory.clone();
+            reactor.at_end_of_pass(move |r| {
+                factory.do_stop();
+                on_stopped(r);
+            });
+        } else {
+            reactor.at_end_of_pass(on_stopped);
+        }
+    }
+}
+
+impl fmt::Debug for ListeningPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ListeningPort")
+            .field("address", &self.inner.address)
+            .field("listening", &self.is_listening())
+            .finish()
+    }
+}
+
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+impl PortInner {
+    fn accept_some(&self, reactor: &Reactor) {
+        for _ in 0..ACCEPT_BATCH {
+            if !self.listening.get() {
+                return;
+            }
+            let accepted = match self.socket.borrow().as_ref() {
+                Some(socket) => socket.accept(),
+                None => return,
+            };
+            match accepted {
+                Ok((socket, peer)) => self.serve(reactor, socket, Address::from_sockaddr(&peer)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    self.shed_pending(&e);
+                    return;
+                }
+                Err(e) if transient(&e) => {
+                    tracing::debug!(port = %self.address, error = %e, "transient accept error");
+                }
+                Err(e) => {
+                    tracing::error!(port = %self.address, error = %e, "accept failed; still listening");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Out of fds: free the spare, accept and close what is pending so the peers
+    /// are told at once and the level-triggered port does not spin, re-reserve.
+    fn shed_pending(&self, cause: &io::Error) {
+        let spare = self.spare.borrow_mut().take();
+        let mut shed = 0usize;
+        if spare.is_some() {
+            drop(spare);
+            while let Some(Ok((socket, _))) = self.socket.borrow().as_ref().map(|s| s.accept()) {
+                drop(socket);
+                shed += 1;
+            }
+            *self.spare.borrow_mut() = reserve_spare();
+        }
+        tracing::warn!(port = %self.address, error = %cause, shed, "out of file descriptors; pending connections closed");
+    }
+
+    fn serve(&self, reactor: &Reactor, socket: Socket, peer: Address) {
+        if let Err(e) = socket.set_nonblocking(true) {
+            tracing::warn!(error = %e, "cannot make an accepted socket non-blocking; closed");
+            return;
+        }
+        let Some(protocol) = self.factory.build(&peer) else {
+            return; // the factory refused the connection: dropping closes it
+        };
+        if let Err(e) = Transport::start(reactor, socket, protocol, None) {
+            tracing::warn!(port = %self.address, error = %e, "cannot serve an accepted connection; closed");
+        }
+    }
+}
+
+impl FdHandler for PortHandler {
+    fn readable(&mut self, reactor: &Reactor) {
+        self.port.accept_some(reactor);
+    }
+
+    fn connection_lost(&mut self, reactor: &Reactor, reason: LostReason) {
+        if self.port.listening.get() {
+            tracing::debug!(port = %self.port.address, %reason, "listening port dropped by the reactor");
+            ListeningPort { inner: Rc::clone(&self.port) }.stop_listening(|_| {});
+        }
+        let _ = reactor;
+    }
+}

@@ -1,0 +1,272 @@
+//! Stream transports built on the reactor core: the protocol model, TCP and UNIX
+//! stream sockets (Twisted's `IProtocol`, `IFactory`, `ITransport`, `IReactorTCP`,
+//! `IReactorUNIX`).
+//!
+//! A [`Factory`] builds one [`Protocol`] per connection. The protocol is told about
+//! its connection through a [`Transport`], a cheap clonable handle it may keep and use
+//! later (from timers, thread calls or other connections' callbacks). Incoming bytes
+//! arrive as `&[u8]` borrowed from a buffer the reactor owns. `connection_lost` runs
+//! exactly once, at the end of the pass, never inside the call that closed the
+//! connection.
+
+mod address;
+mod listener;
+mod stream;
+mod tcp;
+mod unix;
+
+pub use address::Address;
+pub use listener::ListeningPort;
+pub use stream::{Producer, Transport};
+pub use tcp::{ConnectOptions, Connector, ListenOptions};
+pub use unix::UnixListenOptions;
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::rc::Rc;
+
+/// Why a connection ended (Twisted's `ConnectionDone`, `ConnectionLost`,
+/// `ConnectionAborted`).
+#[derive(Debug)]
+pub enum DisconnectReason {
+    /// Closed cleanly: `lose_connection` finished flushing, or the peer closed and
+    /// the protocol let the connection go.
+    Done,
+    /// Lost through an error, with the OS's reason (reset, broken pipe, …).
+    Lost(io::Error),
+    /// Closed at once by `abort_connection`; unsent data was dropped.
+    Aborted,
+}
+
+impl DisconnectReason {
+    /// Whether this was a clean close.
+    pub fn is_clean(&self) -> bool {
+        matches!(self, DisconnectReason::Done)
+    }
+}
+
+impl fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisconnectReason::Done => f.write_str("the connection was closed cleanly"),
+            DisconnectReason::Lost(e) => write!(f, "the connection was lost: {e}"),
+            DisconnectReason::Aborted => f.write_str("the connection was aborted"),
+        }
+    }
+}
+
+/// Errors from listening and connecting, each a distinct variant to match on.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// Binding or listening failed (Twisted's `CannotListenError`).
+    #[error("cannot listen on {address}: {source}")]
+    CannotListen {
+        /// What was asked for.
+        address: String,
+        /// The OS's reason.
+        #[source]
+        source: io::Error,
+    },
+    /// The peer refused the connection.
+    #[error("connection to {address} refused")]
+    ConnectionRefused {
+        /// The address tried.
+        address: String,
+    },
+    /// The connection attempt did not finish in time.
+    #[error("connecting to {address} timed out")]
+    Timeout {
+        /// The address or host tried.
+        address: String,
+    },
+    /// The host name could not be resolved.
+    #[error("cannot resolve {host:?}: {reason}")]
+    DnsLookup {
+        /// The host name.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// `stop_connecting` was called before the connection was made.
+    #[error("connecting was cancelled")]
+    Cancelled,
+    /// Any other failure to connect, with the OS's reason.
+    #[error("cannot connect to {address}: {source}")]
+    Connect {
+        /// The address tried.
+        address: String,
+        /// The OS's reason.
+        #[source]
+        source: io::Error,
+    },
+    /// The reactor refused to watch the socket (select: fd too large).
+    #[error(transparent)]
+    Reactor(#[from] crate::ReactorError),
+}
+
+/// One connection's application logic (Twisted's `IProtocol`).
+///
+/// Every callback receives the connection's [`Transport`]; clone it to keep it.
+pub trait Protocol {
+    /// The connection is up.
+    fn connection_made(&mut self, transport: &Transport) {
+        let _ = transport;
+    }
+    /// Bytes arrived. `data` is borrowed from the reactor's read buffer.
+    fn data_received(&mut self, transport: &Transport, data: &[u8]);
+    /// The peer closed its writing side (end of file). Writing is still possible;
+    /// the default closes the connection after flushing (`lose_connection`).
+    /// Override to keep writing (Twisted's `IHalfCloseableProtocol`).
+    fn read_connection_lost(&mut self, transport: &Transport) {
+        transport.lose_connection();
+    }
+    /// Our writing side was closed by `lose_write_connection` once flushed.
+    fn write_connection_lost(&mut self, transport: &Transport) {
+        let _ = transport;
+    }
+    /// The connection is gone; runs exactly once, at the end of a pass.
+    fn connection_lost(&mut self, reason: DisconnectReason) {
+        let _ = reason;
+    }
+}
+
+/// Builds protocols for connections (Twisted's `IProtocolFactory`).
+pub trait Factory {
+    /// A protocol for a new connection from or to `peer`; `None` refuses it
+    /// (the connection is closed).
+    fn build_protocol(&mut self, peer: &Address) -> Option<Box<dyn Protocol>>;
+    /// Called when the first port or connector starts using this factory.
+    fn start_factory(&mut self) {}
+    /// Called when the last port or connector stops using it.
+    fn stop_factory(&mut self) {}
+}
+
+/// A factory for outgoing connections (Twisted's `ClientFactory`).
+pub trait ClientFactory: Factory {
+    /// A connection attempt started.
+    fn started_connecting(&mut self, connector: &Connector) {
+        let _ = connector;
+    }
+    /// A connection attempt failed. The connector may `connect()` again.
+    fn client_connection_failed(&mut self, connector: &Connector, reason: NetError) {
+        let _ = (connector, reason);
+    }
+    /// An established connection ended. The connector may `connect()` again.
+    fn client_connection_lost(&mut self, connector: &Connector, reason: &DisconnectReason) {
+        let _ = (connector, reason);
+    }
+}
+
+/// A factory shared by ports or connectors, counting its users so that
+/// `start_factory` and `stop_factory` run once each way (Twisted's `doStart` and
+/// `doStop`).
+pub struct FactoryRef<F: ?Sized> {
+    users: Rc<Cell<usize>>,
+    factory: Rc<RefCell<F>>,
+}
+
+impl<F: ?Sized> Clone for FactoryRef<F> {
+    fn clone(&self) -> Self {
+        FactoryRef { users: Rc::clone(&self.users), factory: Rc::clone(&self.factory) }
+    }
+}
+
+impl<F: Factory + 'static> FactoryRef<F> {
+    /// Wraps a factory so it can be shared.
+    pub fn new(factory: F) -> FactoryRef<F> {
+        FactoryRef { users: Rc::new(Cell::new(0)), factory: Rc::new(RefCell::new(factory)) }
+    }
+
+    /// The factory, to inspect or change it.
+    pub fn get(&self) -> &Rc<RefCell<F>> {
+        &self.factory
+    }
+
+    pub(crate) fn erase(self) -> FactoryRef<dyn Factory> {
+        FactoryRef { users: self.users, factory: self.factory }
+    }
+
+    pub(crate) fn erase_client(self) -> FactoryRef<dyn ClientFactory>
+    where
+        F: ClientFactory,
+    {
+        FactoryRef { users: self.users, factory: self.factory }
+    }
+}
+
+impl<F: Factory + 'static> From<F> for FactoryRef<F> {
+    fn from(factory: F) -> Self {
+        FactoryRef::new(factory)
+    }
+}
+
+impl<F: ?Sized + Factory> FactoryRef<F> {
+    pub(crate) fn do_start(&self) {
+        self.users.set(self.users.get() + 1);
+        if self.users.get() == 1 {
+            if let Ok(mut f) = self.factory.try_borrow_mut() {
+                f.start_factory();
+            }
+        }
+    }
+
+    pub(crate) fn do_stop(&self) {
+        let users = self.users.get().saturating_sub(1);
+        self.users.set(users);
+        if users == 0 {
+            if let Ok(mut f) = self.factory.try_borrow_mut() {
+                f.stop_factory();
+            }
+        }
+    }
+
+    pub(crate) fn build(&self, peer: &Address) -> Option<Box<dyn Protocol>> {
+        match self.factory.try_borrow_mut() {
+            Ok(mut f) => f.build_protocol(peer),
+            Err(_) => None,
+        }
+    }
+}
+
+/// A [`Factory`] from a closure that builds each protocol.
+///
+/// ```
+/// use torque::net::{Protocol, Transport, factory_fn};
+/// struct Echo;
+/// impl Protocol for Echo {
+///     fn data_received(&mut self, t: &Transport, data: &[u8]) {
+///         t.write(data);
+///     }
+/// }
+/// let factory = factory_fn(|_peer| Echo);
+/// ```
+pub fn factory_fn<P, F>(build: F) -> FnFactory<F>
+where
+    P: Protocol + 'static,
+    F: FnMut(&Address) -> P,
+{
+    FnFactory { build }
+}
+
+/// The factory [`factory_fn`] returns.
+pub struct FnFactory<F> {
+    build: F,
+}
+
+impl<P, F> Factory for FnFactory<F>
+where
+    P: Protocol + 'static,
+    F: FnMut(&Address) -> P,
+{
+    fn build_protocol(&mut self, peer: &Address) -> Option<Box<dyn Protocol>> {
+        Some(Box::new((self.build)(peer)))
+    }
+}
+
+impl<P, F> ClientFactory for FnFactory<F>
+where
+    P: Protocol + 'static,
+    F: FnMut(&Address) -> P,
+{
+}

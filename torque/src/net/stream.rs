@@ -1,0 +1,815 @@
+//! A connected stream socket (TCP or UNIX) and its [`Transport`] handle.
+//!
+//! Three `RefCell`s, never borrowed across user code except the protocol's own:
+//! `state` (buffers and flags; no user code runs while it is borrowed), `protocol`
+//! (borrowed while a protocol callback runs), and the registered `StreamHandler`
+//! (borrowed by the reactor during dispatch). Closing marks the connection
+//! disconnected at once, so later writes are dropped, and queues `connection_lost`
+//! for the end of the pass.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io::{self, IoSlice, Read};
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+
+use socket2::Socket;
+
+use super::{Address, DisconnectReason, Protocol};
+use crate::{FdHandler, LostReason, Reactor, WeakReactor};
+
+/// Write-buffer size above which a streaming producer is paused.
+const DEFAULT_HIGH_WATER: usize = 512 * 1024;
+/// Size at or below which a paused streaming producer is resumed.
+const DEFAULT_LOW_WATER: usize = 128 * 1024;
+
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const SEND_FLAGS: libc::c_int = 0;
+
+/// Something that produces data for a transport (Twisted's `IPushProducer` /
+/// `IPullProducer`).
+pub trait Producer {
+    /// Streaming producers: the transport's buffer is over its high-water mark.
+    fn pause_producing(&mut self) {}
+    /// Streaming: the buffer drained below the low-water mark. Pull producers:
+    /// the buffer is empty; produce some more now.
+    fn resume_producing(&mut self);
+    /// The connection is closing; stop for good.
+    fn stop_producing(&mut self) {}
+}
+
+type ProducerRef = Rc<RefCell<dyn Producer>>;
+
+/// Told once, after `connection_lost`, with the same reason (client factories).
+pub(crate) type OnClosed = Box<dyn FnOnce(&Reactor, &DisconnectReason)>;
+
+/// Buffered outgoing bytes: a vector and the offset of the first unsent byte.
+#[derive(Default)]
+struct WriteBuffer {
+    bytes: Vec<u8>,
+    sent: usize,
+}
+
+impl WriteBuffer {
+    fn len(&self) -> usize {
+        self.bytes.len() - self.sent
+    }
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn pending(&self) -> &[u8] {
+        &self.bytes[self.sent..]
+    }
+    fn consume(&mut self, n: usize) {
+        self.sent += n;
+        if self.sent == self.bytes.len() {
+            self.bytes.clear();
+            self.sent = 0;
+        } else if self.sent > 1 << 20 && self.sent * 2 > self.bytes.len() {
+            // Reclaim the sent prefix once it dominates, so a long transfer does
+            // not keep every byte it ever buffered.
+            self.bytes.drain(..self.sent);
+            self.sent = 0;
+        }
+    }
+    fn clear(&mut self) {
+        self.bytes = Vec::new();
+        self.sent = 0;
+    }
+}
+
+#[derive(Default)]
+struct State {
+    buffer: WriteBuffer,
+    /// `lose_connection` was called: flush, then close.
+    disconnecting: bool,
+    /// Gone: the socket is closed or about to be; writes are dropped.
+    disconnected: bool,
+    /// `lose_write_connection` was called: flush, then shut down our side.
+    write_closing: bool,
+    /// Our writing side is shut down.
+    write_shut: bool,
+    /// The peer's writing side ended (EOF seen).
+    read_shut: bool,
+    /// `pause_producing` on the transport: reading stopped.
+    reading_paused: bool,
+    writer_registered: bool,
+    producer: Option<(ProducerRef, bool)>,
+    producer_paused: bool,
+    high_water: usize,
+    low_water: usize,
+    bytes_sent: u64,
+    bytes_received: u64,
+}
+
+pub(crate) struct Connection {
+    reactor: WeakReactor,
+    socket: RefCell<Option<Socket>>,
+    fd: RawFd,
+    local: Address,
+    peer: Address,
+    state: RefCell<State>,
+    protocol: RefCell<Option<Box<dyn Protocol>>>,
+    handler: RefCell<Option<Rc<RefCell<StreamHandler>>>>,
+    /// Called once with the reason after `connection_lost` (client factories,
+    /// ports' connection counts).
+    on_closed: RefCell<Option<OnClosed>>,
+    lost_delivered: Cell<bool>,
+}
+
+/// The handle a protocol uses to talk to its connection (Twisted's `ITransport`,
+/// `ITCPTransport`, `IProducer` and `IConsumer`). Clones share one connection.
+#[derive(Clone)]
+pub struct Transport {
+    conn: Rc<Connection>,
+}
+
+pub(crate) struct StreamHandler {
+    conn: Rc<Connection>,
+}
+
+impl FdHandler for StreamHandler {
+    fn readable(&mut self, reactor: &Reactor) {
+        Transport { conn: Rc::clone(&self.conn) }.do_read(reactor);
+    }
+    fn writable(&mut self, reactor: &Reactor) {
+        Transport { conn: Rc::clone(&self.conn) }.do_write(reactor);
+    }
+    fn connection_lost(&mut self, _reactor: &Reactor, reason: LostReason) {
+        let why = match reason {
+            // As in Twisted's disconnectAll: connections cut by shutdown are lost.
+            LostReason::Shutdown => DisconnectReason::Lost(io::Error::other("the reactor shut down")),
+            LostReason::FdClosed => DisconnectReason::Lost(io::Error::from_raw_os_error(libc::EBADF)),
+            LostReason::Panicked(msg) => DisconnectReason::Lost(io::Error::other(msg)),
+            LostReason::Error(e) => DisconnectReason::Lost(e),
+        };
+        Transport { conn: Rc::clone(&self.conn) }.close_now(why);
+    }
+}
+
+/// One `send`/`sendmsg` for all of `parts`, without allocating for up to 16.
+fn send_parts(socket: &Socket, parts: &[&[u8]]) -> io::Result<usize> {
+    if let [one] = parts {
+        return socket.send_with_flags(one, SEND_FLAGS);
+    }
+    let mut slices = [IoSlice::new(&[]); 16];
+    if parts.len() <= slices.len() {
+        for (slot, part) in slices.iter_mut().zip(parts) {
+            *slot = IoSlice::new(part);
+        }
+        socket.send_vectored_with_flags(&slices[..parts.len()], SEND_FLAGS)
+    } else {
+        let many: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+        socket.send_vectored_with_flags(&many, SEND_FLAGS)
+    }
+}
+
+fn would_block(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+}
+
+impl Transport {
+    /// Wraps a connected, non-blocking socket, registers it for reading and runs
+    /// the protocol's `connection_made`.
+    pub(crate) fn start(
+        reactor: &Reactor,
+        socket: Socket,
+        protocol: Box<dyn Protocol>,
+        on_closed: Option<OnClosed>,
+    ) -> Result<Transport, crate::ReactorError> {
+        Transport::start_with(reactor, socket, protocol, on_closed, |_| {})
+    }
+
+    /// Like [`start`](Transport::start), running `before_made` just before
+    /// `connection_made` (a connector records its transport there).
+    pub(crate) fn start_with(
+        reactor: &Reactor,
+        socket: Socket,
+        protocol: Box<dyn Protocol>,
+        on_closed: Option<OnClosed>,
+        before_made: impl FnOnce(&Transport),
+    ) -> Result<Transport, crate::ReactorError> {
+        let local = socket.local_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
+        let peer = socket.peer_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
+        let fd = socket.as_raw_fd();
+        let conn = Rc::new(Connection {
+            reactor: reactor.downgrade(),
+            socket: RefCell::new(Some(socket)),
+            fd,
+            local,
+            peer,
+            state: RefCell::new(State {
+                high_water: DEFAULT_HIGH_WATER,
+                low_water: DEFAULT_LOW_WATER,
+                ..State::default()
+            }),
+            protocol: RefCell::new(Some(protocol)),
+            handler: RefCell::new(None),
+            on_closed: RefCell::new(on_closed),
+            lost_delivered: Cell::new(false),
+        });
+        let handler = Rc::new(RefCell::new(StreamHandler { conn: Rc::clone(&conn) }));
+        *conn.handler.borrow_mut() = Some(Rc::clone(&handler));
+        let transport = Transport { conn };
+        if let Err(e) = reactor.add_reader(fd, handler) {
+            transport.conn.handler.borrow_mut().take();
+            transport.conn.socket.borrow_mut().take();
+            return Err(e);
+        }
+        before_made(&transport);
+        transport.with_protocol(|p, t| p.connection_made(t));
+        Ok(transport)
+    }
+
+    /// Runs `f` on the protocol, unless it is already running further up the stack
+    /// or the connection has delivered `connection_lost`.
+    fn with_protocol(&self, f: impl FnOnce(&mut dyn Protocol, &Transport)) {
+        let Ok(mut slot) = self.conn.protocol.try_borrow_mut() else { return };
+        if let Some(protocol) = slot.as_mut() {
+            f(protocol.as_mut(), self);
+        }
+    }
+
+    fn reactor(&self) -> Option<Reactor> {
+        self.conn.reactor.upgrade()
+    }
+
+    fn handler(&self) -> Option<Rc<RefCell<StreamHandler>>> {
+        self.conn.handler.borrow().clone()
+    }
+
+    // ----- reading -----
+
+    fn do_read(&self, reactor: &Reactor) {
+        if self.conn.state.borrow().disconnected {
+            return;
+        }
+        let mut buffer = reactor.take_read_buffer();
+        let result = match self.conn.socket.borrow().as_ref() {
+            Some(socket) => (&*socket).read(&mut buffer),
+            None => Ok(0),
+        };
+        match result {
+            Ok(0) => {
+                reactor.return_read_buffer(buffer);
+                self.read_eof(reactor);
+            }
+            Ok(n) => {
+                self.conn.state.borrow_mut().bytes_received += n as u64;
+                self.with_protocol(|p, t| p.data_received(t, &buffer[..n]));
+                reactor.return_read_buffer(buffer);
+            }
+            Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => {
+                reactor.return_read_buffer(buffer);
+            }
+            Err(e) => {
+                reactor.return_read_buffer(buffer);
+                self.close_now(DisconnectReason::Lost(e));
+            }
+        }
+    }
+
+    fn read_eof(&self, reactor: &Reactor) {
+        let write_shut = {
+            let mut state = self.conn.state.borrow_mut();
+            state.read_shut = true;
+            state.write_shut
+        };
+        reactor.remove_reader(self.conn.fd);
+        if write_shut {
+            // Both directions are finished: the connection is done.
+            self.close_now(DisconnectReason::Done);
+        } else {
+            self.with_protocol(|p, t| p.read_connection_lost(t));
+        }
+    }
+
+    // ----- writing -----
+
+    /// Sends `data`: as much as the kernel takes now, the rest buffered and sent as
+    /// the socket allows. Writes after `lose_connection`, `abort_connection` or loss
+    /// of the connection are dropped silently.
+    pub fn write(&self, data: &[u8]) {
+        self.write_vectored(&[data]);
+    }
+
+    /// Sends several buffers in order, with one system call where possible.
+    pub fn write_vectored(&self, parts: &[&[u8]]) {
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total == 0 {
+            return;
+        }
+        let mut failure = None;
+        let mut need_writer = false;
+        {
+            let mut state = self.conn.state.borrow_mut();
+            if state.disconnected || state.disconnecting || state.write_closing || state.write_shut {
+                return;
+            }
+            let mut sent = 0;
+            if state.buffer.is_empty() {
+                let result = match self.conn.socket.borrow().as_ref() {
+                    Some(socket) => send_parts(socket, parts),
+                    None => Ok(0),
+                };
+                match result {
+                    Ok(n) => sent = n,
+                    Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => failure = Some(e),
+                }
+            }
+            if failure.is_none() {
+                state.bytes_sent += sent as u64;
+                let mut skip = sent;
+                for part in parts {
+                    if skip >= part.len() {
+                        skip -= part.len();
+                        continue;
+                    }
+                    state.buffer.bytes.extend_from_slice(&part[skip..]);
+                    skip = 0;
+                }
+                if !state.buffer.is_empty() && !state.writer_registered {
+                    state.writer_registered = true;
+                    need_writer = true;
+                }
+            }
+        }
+        if let Some(e) = failure {
+            self.close_now(DisconnectReason::Lost(e));
+            return;
+        }
+        if need_writer {
+            self.register_writer();
+        }
+        self.maybe_pause_producer();
+    }
+
+    fn register_writer(&self) {
+        if let (Some(reactor), Some(handler)) = (self.reactor(), self.handler()) {
+            if let Err(e) = reactor.add_writer(self.conn.fd, handler) {
+                self.close_now(DisconnectReason::Lost(io::Error::other(e.to_string())));
+            }
+        }
+    }
+
+    fn do_write(&self, reactor: &Reactor) {
+        let mut failure = None;
+        let drained;
+        {
+            let mut state = self.conn.state.borrow_mut();
+            if state.disconnected {
+                return;
+            }
+            while !state.buffer.is_empty() {
+                let result = match self.conn.socket.borrow().as_ref() {
+                    Some(socket) => socket.send_with_flags(state.buffer.pending(), SEND_FLAGS),
+                    None => Ok(0),
+                };
+                match result {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        state.buffer.consume(n);
+                        state.bytes_sent += n as u64;
+                    }
+                    Err(e) if would_block(&e) => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            drained = state.buffer.is_empty();
+            if drained && failure.is_none() {
+                state.writer_registered = false;
+            }
+        }
+        if let Some(e) = failure {
+            self.close_now(DisconnectReason::Lost(e));
+            return;
+        }
+        if !drained {
+            self.maybe_resume_producer();
+            return;
+        }
+        reactor.remove_writer(self.conn.fd);
+        self.buffer_drained(reactor);
+    }
+
+    /// The write buffer just became empty: wake producers, finish closes.
+    fn buffer_drained(&self, reactor: &Reactor) {
+        self.maybe_resume_producer();
+        let (disconnecting, write_closing, has_producer, empty) = {
+            let state = self.conn.state.borrow();
+            (state.disconnecting, state.write_closing, state.producer.is_some(), state.buffer.is_empty())
+        };
+        if !empty {
+            return; // a producer wrote more
+        }
+        if disconnecting && !has_producer {
+            self.close_now(DisconnectReason::Done);
+        } else if write_closing && !has_producer {
+            self.shut_write(reactor);
+        }
+    }
+
+    fn shut_write(&self, reactor: &Reactor) {
+        let read_shut = {
+            let mut state = self.conn.state.borrow_mut();
+            if state.write_shut || state.disconnected {
+                return;
+            }
+            state.write_shut = true;
+            state.write_closing = false;
+            state.read_shut
+        };
+        if let Some(socket) = self.conn.socket.borrow().as_ref() {
+            let _ = socket.shutdown(Shutdown::Write);
+        }
+        if read_shut {
+            self.close_now(DisconnectReason::Done);
+            return;
+        }
+        let this = self.clone();
+        reactor.at_end_of_pass(move |_| this.with_protocol(|p, t| p.write_connection_lost(t)));
+    }
+
+    // ----- closing -----
+
+    /// Closes the connection once everything buffered has been sent (and, with a
+    /// producer registered, once it unregisters). `connection_lost(Done)` follows
+    /// at the end of the pass, never inside this call.
+    pub fn lose_connection(&self) {
+        let (flush_now, has_producer) = {
+            let mut state = self.conn.state.borrow_mut();
+            if state.disconnected || state.disconnecting {
+                return;
+            }
+            state.disconnecting = true;
+            (state.buffer.is_empty(), state.producer.is_some())
+        };
+        if let Some(reactor) = self.reactor() {
+            reactor.remove_reader(self.conn.fd);
+        }
+        if has_producer {
+            self.stop_streaming_producer();
+        } else if flush_now {
+            self.close_now(DisconnectReason::Done);
+        }
+    }
+
+    /// Closes the connection now, dropping anything unsent. `connection_lost(Aborted)`
+    /// follows at the end of the pass.
+    pub fn abort_connection(&self) {
+        self.close_now(DisconnectReason::Aborted);
+    }
+
+    /// Half-closes: sends what is buffered, then shuts down our writing side (the
+    /// peer sees end of file). Reading goes on; `write_connection_lost` follows.
+    pub fn lose_write_connection(&self) {
+        let flush_now = {
+            let mut state = self.conn.state.borrow_mut();
+            if state.disconnected || state.disconnecting || state.write_closing || state.write_shut {
+                return;
+            }
+            state.write_closing = true;
+            state.buffer.is_empty() && state.producer.is_none()
+        };
+        if flush_now {
+            if let Some(reactor) = self.reactor() {
+                self.shut_write(&reactor);
+            }
+        }
+    }
+
+    /// Tears the connection down and queues `connection_lost(reason)` for the end of
+    /// the pass. Idempotent: only the first reason counts.
+    fn close_now(&self, reason: DisconnectReason) {
+        let producer = {
+            let mut state = self.conn.state.borrow_mut();
+            if state.disconnected {
+                return;
+            }
+            state.disconnected = true;
+            state.buffer.clear();
+            state.producer.take()
+        };
+        let reactor = self.reactor();
+        if let Some(reactor) = &reactor {
+            reactor.remove_reader(self.conn.fd);
+            reactor.remove_writer(self.conn.fd);
+        }
+        // The fd is deregistered above, so closing it cannot leave a stale
+        // registration; the handler's Rc cycle is broken here too.
+        let socket = self.conn.socket.borrow_mut().take();
+        drop(socket);
+        let handler = self.conn.handler.borrow_mut().take();
+        drop(handler);
+        if let Some((producer, _)) = producer {
+            if let Ok(mut p) = producer.try_borrow_mut() {
+                p.stop_producing();
+            }
+        }
+        if let Some(reactor) = reactor {
+            let this = self.clone();
+            reactor.at_end_of_pass(move |r| this.deliver_lost(r, reason));
+        }
+    }
+
+    fn deliver_lost(&self, reactor: &Reactor, reason: DisconnectReason) {
+        if self.conn.lost_delivered.get() {
+            return;
+        }
+        let Ok(mut slot) = self.conn.protocol.try_borrow_mut() else {
+            // The protocol is still running further up the stack (a nested
+            // iterate); tell it once it has returned.
+            let this = self.clone();
+            reactor.call_later(std::time::Duration::ZERO, move |r| this.deliver_lost(r, reason));
+            return;
+        };
+        self.conn.lost_delivered.set(true);
+        let protocol = slot.take();
+        drop(slot);
+        if let Some(mut protocol) = protocol {
+            let on_closed = self.conn.on_closed.borrow_mut().take();
+            if let Some(on_closed) = on_closed {
+                // The factory hears after the protocol, with the same reason.
+                protocol.connection_lost(clone_reason(&reason));
+                on_closed(reactor, &reason);
+            } else {
+                protocol.connection_lost(reason);
+            }
+        }
+    }
+
+    // ----- producers -----
+
+    /// Registers a producer (Twisted's `registerProducer`). A streaming (push)
+    /// producer is paused when the write buffer passes the high-water mark and
+    /// resumed when it drains to the low-water mark; a pull producer is asked for
+    /// more each time the buffer empties.
+    pub fn register_producer(&self, producer: Rc<RefCell<dyn Producer>>, streaming: bool) {
+        let ask_now = {
+            let mut state = self.conn.state.borrow_mut();
+            if state.disconnected {
+                drop(state);
+                if let Ok(mut p) = producer.try_borrow_mut() {
+                    p.stop_producing();
+                }
+                return;
+            }
+            state.producer = Some((Rc::clone(&producer), streaming));
+            state.producer_paused = false;
+            !streaming && state.buffer.is_empty()
+        };
+        if ask_now {
+            if let Some(reactor) = self.reactor() {
+                let this = self.clone();
+                reactor.at_end_of_pass(move |_| this.resume_pull_producer());
+            }
+        }
+        self.maybe_pause_producer();
+    }
+
+    /// Unregisters the producer; a pending `lose_connection` or
+    /// `lose_write_connection` then completes.
+    pub fn unregister_producer(&self) {
+        let (disconnecting, write_closing, empty) = {
+            let mut state = self.conn.state.borrow_mut();
+            if state.producer.take().is_none() {
+                return;
+            }
+            (state.disconnecting, state.write_closing, state.buffer.is_empty())
+        };
+        if empty {
+            if disconnecting {
+                self.close_now(DisconnectReason::Done);
+            } else if write_closing {
+                if let Some(reactor) = self.reactor() {
+                    self.shut_write(&reactor);
+                }
+            }
+        }
+    }
+
+    fn maybe_pause_producer(&self) {
+        let producer = {
+            let mut state = self.conn.state.borrow_mut();
+            match &state.producer {
+                Some((p, true)) if !state.producer_paused && state.buffer.len() > state.high_water => {
+                    let p = Rc::clone(p);
+                    state.producer_paused = true;
+                    p
+                }
+                _ => return,
+            }
+        };
+        self.notify_producer(producer, true);
+    }
+
+    /// Calls `pause_producing` (`pause`) or `resume_producing`. A producer that is
+    /// running right now (it called `write` from its own method) cannot be entered
+    /// again: it is told at the end of the pass, if the state still holds, and
+    /// meanwhile can poll [`writes_paused`](Transport::writes_paused).
+    fn notify_producer(&self, producer: ProducerRef, pause: bool) {
+        let busy = match producer.try_borrow_mut() {
+            Ok(mut p) => {
+                if pause {
+                    p.pause_producing();
+                } else {
+                    p.resume_producing();
+                }
+                false
+            }
+            Err(_) => true,
+        };
+        match busy {
+            false => {}
+            true => {
+                let Some(reactor) = self.reactor() else { return };
+                let this = self.clone();
+                reactor.at_end_of_pass(move |_| {
+                    let still = {
+                        let state = this.conn.state.borrow();
+                        let same = state.producer.as_ref().is_some_and(|(p, _)| Rc::ptr_eq(p, &producer));
+                        same && state.producer_paused == pause
+                    };
+                    if still {
+                        this.notify_producer(producer, pause);
+                    }
+                });
+            }
+        }
+    }
+
+    /// Whether a streaming producer should hold off: the write buffer went over
+    /// the high-water mark and has not yet drained to the low-water mark.
+    pub fn writes_paused(&self) -> bool {
+        self.conn.state.borrow().producer_paused
+    }
+
+    fn maybe_resume_producer(&self) {
+        let producer = {
+            let mut state = self.conn.state.borrow_mut();
+            match &state.producer {
+                Some((p, true)) if state.producer_paused && state.buffer.len() <= state.low_water => {
+                    let p = Rc::clone(p);
+                    state.producer_paused = false;
+                    p
+                }
+                Some((_, false)) if state.buffer.is_empty() => {
+                    drop(state);
+                    self.resume_pull_producer();
+                    return;
+                }
+                _ => return,
+            }
+        };
+        self.notify_producer(producer, false);
+    }
+
+    fn resume_pull_producer(&self) {
+        let producer = match &self.conn.state.borrow().producer {
+            Some((p, false)) => Rc::clone(p),
+            _ => return,
+        };
+        if let Ok(mut p) = producer.try_borrow_mut() {
+            p.resume_producing();
+        }
+    }
+
+    fn stop_streaming_producer(&self) {
+        let producer = self.conn.state.borrow().producer.as_ref().map(|(p, _)| Rc::clone(p));
+        if let Some(producer) = producer {
+            if let Ok(mut p) = producer.try_borrow_mut() {
+                p.stop_producing();
+            }
+        }
+    }
+
+    /// Sets the write buffer's high- and low-water marks for streaming producers.
+    pub fn set_water_marks(&self, high: usize, low: usize) {
+        let mut state = self.conn.state.borrow_mut();
+        state.high_water = high.max(1);
+        state.low_water = low.min(state.high_water);
+    }
+
+    // ----- the transport as a producer (flow control of reading) -----
+
+    /// Stops reading from the socket until `resume_producing`.
+    pub fn pause_producing(&self) {
+        let fd = self.conn.fd;
+        {
+            let mut state = self.conn.state.borrow_mut();
+            if state.disconnected || state.reading_paused || state.read_shut {
+                return;
+            }
+            state.reading_paused = true;
+        }
+        if let Some(reactor) = self.reactor() {
+            reactor.remove_reader(fd);
+        }
+    }
+
+    /// Resumes reading after `pause_producing`.
+    pub fn resume_producing(&self) {
+        {
+            let mut state = self.conn.state.borrow_mut();
+            if state.disconnected || !state.reading_paused || state.read_shut || state.disconnecting {
+                return;
+            }
+            state.reading_paused = false;
+        }
+        if let (Some(reactor), Some(handler)) = (self.reactor(), self.handler()) {
+            if let Err(e) = reactor.add_reader(self.conn.fd, handler) {
+                self.close_now(DisconnectReason::Lost(io::Error::other(e.to_string())));
+            }
+        }
+    }
+
+    /// Stops for good: closes the connection (Twisted's `stopProducing`).
+    pub fn stop_producing(&self) {
+        self.lose_connection();
+    }
+
+    // ----- information and options -----
+
+    /// Our end's address.
+    pub fn host(&self) -> &Address {
+        &self.conn.local
+    }
+
+    /// The peer's address.
+    pub fn peer(&self) -> &Address {
+        &self.conn.peer
+    }
+
+    /// Bytes waiting in the write buffer.
+    pub fn buffered(&self) -> usize {
+        self.conn.state.borrow().buffer.len()
+    }
+
+    /// Whether the connection is closed or closing.
+    pub fn is_disconnected(&self) -> bool {
+        let state = self.conn.state.borrow();
+        state.disconnected || state.disconnecting
+    }
+
+    /// Bytes handed to the kernel and received so far.
+    pub fn byte_counts(&self) -> (u64, u64) {
+        let state = self.conn.state.borrow();
+        (state.bytes_sent, state.bytes_received)
+    }
+
+    /// Sets TCP_NODELAY (no effect on UNIX sockets).
+    pub fn set_tcp_nodelay(&self, enabled: bool) -> io::Result<()> {
+        match (self.conn.socket.borrow().as_ref(), &self.conn.local) {
+            (Some(socket), Address::Tcp(_)) => socket.set_tcp_nodelay(enabled),
+            (Some(_), _) => Ok(()),
+            (None, _) => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
+    }
+
+    /// Sets SO_KEEPALIVE.
+    pub fn set_tcp_keepalive(&self, enabled: bool) -> io::Result<()> {
+        match self.conn.socket.borrow().as_ref() {
+            Some(socket) => socket.set_keepalive(enabled),
+            None => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
+    }
+
+    /// The socket's fd while connected.
+    pub fn fd(&self) -> Option<RawFd> {
+        self.conn.socket.borrow().as_ref().map(|s| s.as_raw_fd())
+    }
+
+    /// Whether two handles name the same connection.
+    pub fn same_connection(&self, other: &Transport) -> bool {
+        Rc::ptr_eq(&self.conn, &other.conn)
+    }
+}
+
+fn clone_reason(reason: &DisconnectReason) -> DisconnectReason {
+    match reason {
+        DisconnectReason::Done => DisconnectReason::Done,
+        DisconnectReason::Aborted => DisconnectReason::Aborted,
+        DisconnectReason::Lost(e) => DisconnectReason::Lost(match e.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::new(e.kind(), e.to_string()),
+        }),
+    }
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("host", &self.conn.local)
+            .field("peer", &self.conn.peer)
+            .field("disconnected", &self.is_disconnected())
+            .finish()
+    }
+}

@@ -1,0 +1,464 @@
+//! TCP: `listen_tcp`, `connect_tcp` and the [`Connector`] (Twisted's `IReactorTCP`).
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use super::stream::OnClosed;
+use super::{Address, ClientFactory, Factory, FactoryRef, ListeningPort, NetError, Transport};
+use crate::{DelayedCall, FdHandler, LostReason, Reactor, WeakReactor};
+
+/// Options for [`Reactor::listen_tcp`].
+#[derive(Clone, Debug)]
+pub struct ListenOptions {
+    /// The interface to bind (default: every IPv4 interface, as in Twisted). Use
+    /// `::` for IPv6, and `ipv6_only: Some(false)` for dual-stack.
+    pub interface: IpAddr,
+    /// The listen backlog (default 50, as in Twisted).
+    pub backlog: i32,
+    /// For IPv6 interfaces: `Some(true)` IPv6 only, `Some(false)` dual-stack,
+    /// `None` the system default.
+    pub ipv6_only: Option<bool>,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions { interface: IpAddr::V4(Ipv4Addr::UNSPECIFIED), backlog: 50, ipv6_only: None }
+    }
+}
+
+impl ListenOptions {
+    /// Options binding `interface`.
+    pub fn interface(interface: IpAddr) -> ListenOptions {
+        ListenOptions { interface, ..ListenOptions::default() }
+    }
+}
+
+/// Options for [`Reactor::connect_tcp`] and [`Reactor::connect_unix`].
+#[derive(Clone, Debug)]
+pub struct ConnectOptions {
+    /// Give up after this long (default 30 s, as in Twisted); `None` waits forever.
+    pub timeout: Option<Duration>,
+    /// Bind the local end to this address first.
+    pub bind_address: Option<SocketAddr>,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions { timeout: Some(Duration::from_secs(30)), bind_address: None }
+    }
+}
+
+pub(crate) fn listen_error(address: impl fmt::Display, source: io::Error) -> NetError {
+    NetError::CannotListen { address: address.to_string(), source }
+}
+
+impl Reactor {
+    /// Listens for TCP connections on `port` (0: an ephemeral port; ask the
+    /// returned port for its address), building a protocol per connection.
+    ///
+    /// ```
+    /// use std::net::Ipv4Addr;
+    /// use torque::net::{ListenOptions, Protocol, Transport, factory_fn};
+    ///
+    /// struct Echo;
+    /// impl Protocol for Echo {
+    ///     fn data_received(&mut self, t: &Transport, data: &[u8]) {
+    ///         t.write(data);
+    ///     }
+    /// }
+    /// let reactor = torque::Reactor::new()?;
+    /// let options = ListenOptions::interface(Ipv4Addr::LOCALHOST.into());
+    /// let port = reactor.listen_tcp(0, factory_fn(|_| Echo), options)?;
+    /// assert_ne!(port.address().port(), Some(0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn listen_tcp<F: Factory + 'static>(
+        &self,
+        port: u16,
+        factory: impl Into<FactoryRef<F>>,
+        options: ListenOptions,
+    ) -> Result<ListeningPort, NetError> {
+        let address = SocketAddr::new(options.interface, port);
+        let socket = bind_tcp(address, &options).map_err(|e| listen_error(address, e))?;
+        Ok(ListeningPort::start(self, socket, factory.into().erase(), None)?)
+    }
+
+    /// Connects to `host:port` over TCP. Host names are resolved on the thread
+    /// pool; each resolved address is tried in turn. The factory hears the outcome
+    /// (`client_connection_failed` or a protocol's `connection_made`), never inside
+    /// this call. The returned [`Connector`] can stop, disconnect and reconnect.
+    pub fn connect_tcp<F: ClientFactory + 'static>(
+        &self,
+        host: &str,
+        port: u16,
+        factory: impl Into<FactoryRef<F>>,
+        options: ConnectOptions,
+    ) -> Connector {
+        let target = Target::Tcp { host: host.to_owned(), port };
+        Connector::create(self, target, factory.into().erase_client(), options)
+    }
+}
+
+fn bind_tcp(address: SocketAddr, options: &ListenOptions) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.set_reuse_address(true)?;
+    if let (SocketAddr::V6(_), Some(only)) = (address, options.ipv6_only) {
+        socket.set_only_v6(only)?;
+    }
+    socket.bind(&address.into())?;
+    socket.listen(options.backlog)?;
+    Ok(socket)
+}
+
+// ----- connecting -----
+
+#[derive(Clone, Debug)]
+pub(crate) enum Target {
+    Tcp { host: String, port: u16 },
+    Unix(SockAddr, String),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Target::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Target::Unix(_, name) => write!(f, "unix:{name}"),
+        }
+    }
+}
+
+enum ConnectorState {
+    Disconnected,
+    Resolving,
+    Connecting { socket: Socket, handler: Rc<RefCell<ConnectHandler>>, rest: Vec<SockAddr> },
+    Connected(Transport),
+}
+
+struct ConnectorInner {
+    reactor: WeakReactor,
+    target: Target,
+    options: ConnectOptions,
+    factory: FactoryRef<dyn ClientFactory>,
+    state: RefCell<ConnectorState>,
+    timeout: RefCell<Option<DelayedCall>>,
+    /// Bumped per attempt, so results of an abandoned attempt are ignored.
+    attempt: Cell<u64>,
+}
+
+/// An outgoing connection attempt and its connection (Twisted's `IConnector`).
+/// Clones share one connector.
+#[derive(Clone)]
+pub struct Connector {
+    inner: Rc<ConnectorInner>,
+}
+
+pub(crate) struct ConnectHandler {
+    connector: Connector,
+    attempt: u64,
+}
+
+impl FdHandler for ConnectHandler {
+    fn writable(&mut self, reactor: &Reactor) {
+        self.connector.socket_ready(reactor, self.attempt);
+    }
+    fn connection_lost(&mut self, reactor: &Reactor, reason: LostReason) {
+        let error = match reason {
+            LostReason::Error(e) => e,
+            other => io::Error::other(other.to_string()),
+        };
+        self.connector.attempt_failed(reactor, self.attempt, error);
+    }
+}
+
+impl Connector {
+    pub(crate) fn create(
+        reactor: &Reactor,
+        target: Target,
+        factory: FactoryRef<dyn ClientFactory>,
+        options: ConnectOptions,
+    ) -> Connector {
+        let connector = Connector {
+            inner: Rc::new(ConnectorInner {
+                reactor: reactor.downgrade(),
+                target,
+                options,
+                factory,
+                state: RefCell::new(ConnectorState::Disconnected),
+                timeout: RefCell::new(None),
+                attempt: Cell::new(0),
+            }),
+        };
+        connector.connect();
+        connector
+    }
+
+    /// Where this connector connects to (`host:port` or `unix:path`).
+    pub fn destination(&self) -> String {
+        self.inner.target.to_string()
+    }
+
+    /// The connection, while connected.
+    pub fn transport(&self) -> Option<Transport> {
+        match &*self.inner.state.borrow() {
+            ConnectorState::Connected(t) => Some(t.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether an attempt is under way.
+    pub fn is_connecting(&self) -> bool {
+        matches!(&*self.inner.state.borrow(), ConnectorState::Resolving | ConnectorState::Connecting { .. })
+    }
+
+    /// Starts a new attempt (after a failure or a lost connection). Does nothing
+    /// while connecting or connected.
+    pub fn connect(&self) {
+        if !matches!(&*self.inner.state.borrow(), ConnectorState::Disconnected) {
+            return;
+        }
+        let Some(reactor) = self.inner.reactor.upgrade() else { return };
+        let attempt = self.inner.attempt.get() + 1;
+        self.inner.attempt.set(attempt);
+        *self.inner.state.borrow_mut() = ConnectorState::Resolving;
+        self.inner.factory.do_start();
+        if let Ok(mut f) = self.inner.factory.factory.try_borrow_mut() {
+            f.started_connecting(self);
+        }
+        if let Some(timeout) = self.inner.options.timeout {
+            let this = self.clone();
+            let call = reactor.call_later(timeout, move |r| {
+                let address = this.destination();
+                this.fail(r, attempt, NetError::Timeout { address });
+            });
+            *self.inner.timeout.borrow_mut() = Some(call);
+        }
+        match self.inner.target.clone() {
+            Target::Unix(addr, _) => {
+                let this = self.clone();
+                reactor.at_end_of_pass(move |r| this.try_addresses(r, attempt, vec![addr]));
+            }
+            Target::Tcp { host, port } => {
+                if let Ok(ip) = host.parse::<IpAddr>() {
+                    let this = self.clone();
+                    let addr = SockAddr::from(SocketAddr::new(ip, port));
+                    reactor.at_end_of_pass(move |r| this.try_addresses(r, attempt, vec![addr]));
+                } else {
+                    let this = self.clone();
+                    let lookup_host = host.clone();
+                    reactor.run_in_thread(
+                        move || (lookup_host.as_str(), port).to_socket_addrs().map(|a| a.collect::<Vec<_>>()),
+                        move |r, result| {
+                            let reason = match result {
+                                Ok(Ok(addrs)) if !addrs.is_empty() => {
+                                    let addrs = addrs.into_iter().map(SockAddr::from).collect();
+                                    return this.try_addresses(r, attempt, addrs);
+                                }
+                                Ok(Ok(_)) => "no addresses".to_owned(),
+                                Ok(Err(e)) => e.to_string(),
+                                Err(panic) => panic.to_string(),
+                            };
+                            this.fail(r, attempt, NetError::DnsLookup { host, reason });
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn current(&self, attempt: u64) -> bool {
+        self.inner.attempt.get() == attempt
+            && matches!(
+                &*self.inner.state.borrow(),
+                ConnectorState::Resolving | ConnectorState::Connecting { .. }
+            )
+    }
+
+    /// Tries `addrs` in order; the first that connects wins.
+    fn try_addresses(&self, reactor: &Reactor, attempt: u64, mut addrs: Vec<SockAddr>) {
+        if !self.current(attempt) {
+            return;
+        }
+        let mut last_error = None;
+        addrs.reverse();
+        while let Some(addr) = addrs.pop() {
+            match self.start_socket(&addr) {
+                Ok((socket, true)) => {
+                    addrs.clear();
+                    *self.inner.state.borrow_mut() = ConnectorState::Resolving;
+                    self.established(reactor, socket);
+                    return;
+                }
+                Ok((socket, false)) => {
+                    let handler = Rc::new(RefCell::new(ConnectHandler { connector: self.clone(), attempt }));
+                    let fd = socket.as_raw_fd();
+                    if let Err(e) = reactor.add_writer(fd, Rc::clone(&handler)) {
+                        last_error = Some(NetError::Reactor(e));
+                        continue;
+                    }
+                    addrs.reverse();
+                    *self.inner.state.borrow_mut() =
+                        ConnectorState::Connecting { socket, handler, rest: addrs };
+                    return;
+                }
+                Err(e) => last_error = Some(self.connect_error(e)),
+            }
+        }
+        let reason = last_error.unwrap_or(NetError::Connect {
+            address: self.destination(),
+            source: io::Error::from(io::ErrorKind::AddrNotAvailable),
+        });
+        self.fail(reactor, attempt, reason);
+    }
+
+    /// A non-blocking socket with `connect` started; `true` if already connected.
+    fn start_socket(&self, addr: &SockAddr) -> io::Result<(Socket, bool)> {
+        let socket = Socket::new(addr.domain(), Type::STREAM, None)?;
+        socket.set_nonblocking(true)?;
+        if let Some(bind) = self.inner.options.bind_address {
+            socket.bind(&bind.into())?;
+        }
+        match socket.connect(addr) {
+            Ok(()) => Ok((socket, true)),
+            Err(e)
+                if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock =>
+            {
+                Ok((socket, false))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn connect_error(&self, e: io::Error) -> NetError {
+        let address = self.destination();
+        match e.raw_os_error() {
+            Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => NetError::ConnectionRefused { address },
+            Some(libc::ETIMEDOUT) => NetError::Timeout { address },
+            _ => NetError::Connect { address, source: e },
+        }
+    }
+
+    fn socket_ready(&self, reactor: &Reactor, attempt: u64) {
+        if !self.current(attempt) {
+            return;
+        }
+        let state = std::mem::replace(&mut *self.inner.state.borrow_mut(), ConnectorState::Resolving);
+        let ConnectorState::Connecting { socket, handler, rest } = state else { return };
+        reactor.remove_writer(socket.as_raw_fd());
+        drop(handler);
+        match socket.take_error() {
+            Ok(None) => self.established(reactor, socket),
+            Ok(Some(e)) | Err(e) => {
+                drop(socket);
+                if rest.is_empty() {
+                    let reason = self.connect_error(e);
+                    self.fail(reactor, attempt, reason);
+                } else {
+                    self.try_addresses(reactor, attempt, rest);
+                }
+            }
+        }
+    }
+
+    fn attempt_failed(&self, reactor: &Reactor, attempt: u64, e: io::Error) {
+        let reason = self.connect_error(e);
+        self.fail(reactor, attempt, reason);
+    }
+
+    fn cancel_timeout(&self) {
+        let timeout = self.inner.timeout.borrow_mut().take();
+        if let Some(call) = timeout {
+            let _ = call.cancel();
+        }
+    }
+
+    fn established(&self, reactor: &Reactor, socket: Socket) {
+        self.cancel_timeout();
+        let peer = socket.peer_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
+        let Some(protocol) = self.inner.factory.build(&peer) else {
+            drop(socket);
+            *self.inner.state.borrow_mut() = ConnectorState::Disconnected;
+            self.inner.factory.do_stop();
+            return;
+        };
+        let this = self.clone();
+        let on_closed: OnClosed = Box::new(move |_, reason| {
+            *this.inner.state.borrow_mut() = ConnectorState::Disconnected;
+            if let Ok(mut f) = this.inner.factory.factory.try_borrow_mut() {
+                f.client_connection_lost(&this, reason);
+            }
+            this.inner.factory.do_stop();
+        });
+        // Connected before connection_made runs, so the protocol may disconnect.
+        match Transport::start_with(reactor, socket, protocol, Some(on_closed), |t| {
+            *self.inner.state.borrow_mut() = ConnectorState::Connected(t.clone());
+        }) {
+            Ok(_) => {}
+            Err(e) => {
+                let attempt = self.inner.attempt.get();
+                *self.inner.state.borrow_mut() = ConnectorState::Resolving;
+                self.fail(reactor, attempt, NetError::Reactor(e));
+            }
+        }
+    }
+
+    /// Ends the attempt with `reason`, telling the factory at the end of the pass.
+    fn fail(&self, reactor: &Reactor, attempt: u64, reason: NetError) {
+        if !self.current(attempt) {
+            return;
+        }
+        self.cancel_timeout();
+        let state = std::mem::replace(&mut *self.inner.state.borrow_mut(), ConnectorState::Disconnected);
+        if let ConnectorState::Connecting { socket, handler, .. } = state {
+            reactor.remove_writer(socket.as_raw_fd());
+            drop(handler);
+            drop(socket);
+        }
+        let this = self.clone();
+        reactor.at_end_of_pass(move |_| {
+            if let Ok(mut f) = this.inner.factory.factory.try_borrow_mut() {
+                f.client_connection_failed(&this, reason);
+            }
+            this.inner.factory.do_stop();
+        });
+    }
+
+    /// Abandons an attempt under way; the factory hears `Cancelled`.
+    pub fn stop_connecting(&self) {
+        let Some(reactor) = self.inner.reactor.upgrade() else { return };
+        let attempt = self.inner.attempt.get();
+        self.fail(&reactor, attempt, NetError::Cancelled);
+    }
+
+    /// Closes the connection if connected (`lose_connection`), or stops
+    /// connecting if an attempt is under way.
+    pub fn disconnect(&self) {
+        let transport = self.transport();
+        match transport {
+            Some(t) => t.lose_connection(),
+            None => self.stop_connecting(),
+        }
+    }
+
+    /// The fd of the socket being connected, while connecting.
+    pub fn connecting_fd(&self) -> Option<RawFd> {
+        match &*self.inner.state.borrow() {
+            ConnectorState::Connecting { socket, .. } => Some(socket.as_raw_fd()),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector").field("destination", &self.destination()).finish()
+    }
+}

@@ -1,0 +1,106 @@
+//! UNIX stream sockets: `listen_unix`, `connect_unix` (Twisted's `IReactorUNIX`).
+//!
+//! A name starting with `@` is a Linux abstract socket (no file). For a path, a
+//! leftover socket file is removed only if nothing answers on it, so a live
+//! server's socket is never stolen.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use socket2::{Domain, SockAddr, Socket, Type};
+
+use super::tcp::{Target, listen_error};
+use super::{ClientFactory, ConnectOptions, Connector, Factory, FactoryRef, ListeningPort, NetError};
+use crate::Reactor;
+
+/// Options for [`Reactor::listen_unix`].
+#[derive(Clone, Debug)]
+pub struct UnixListenOptions {
+    /// File mode for the socket file (default: as the umask leaves it).
+    pub mode: Option<u32>,
+    /// The listen backlog (default 50).
+    pub backlog: i32,
+}
+
+impl Default for UnixListenOptions {
+    fn default() -> Self {
+        UnixListenOptions { mode: None, backlog: 50 }
+    }
+}
+
+/// The socket address for `name`: `@name` is abstract (Linux), anything else a path.
+fn unix_addr(name: &str) -> io::Result<(SockAddr, Option<PathBuf>)> {
+    if let Some(abstract_name) = name.strip_prefix('@') {
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        {
+            let mut bytes = vec![0u8];
+            bytes.extend_from_slice(abstract_name.as_bytes());
+            let path = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&bytes);
+            return Ok((SockAddr::unix(path)?, None));
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        {
+            let _ = abstract_name;
+            return Err(io::Error::new(io::ErrorKind::Unsupported, "abstract UNIX sockets need Linux"));
+        }
+    }
+    Ok((SockAddr::unix(name)?, Some(PathBuf::from(name))))
+}
+
+/// Removes `path` if it is a socket nobody listens on; refuses if someone does.
+fn clear_stale_socket(path: &Path, addr: &SockAddr) -> io::Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return Ok(()) };
+    if !meta.file_type().is_socket() {
+        return Err(io::Error::new(io::ErrorKind::AlreadyExists, "the path exists and is not a socket"));
+    }
+    let probe = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    match probe.connect(addr) {
+        Ok(()) => Err(io::Error::new(io::ErrorKind::AddrInUse, "a live server is listening on this socket")),
+        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    }
+}
+
+impl Reactor {
+    /// Listens on a UNIX stream socket at `name` (a path, or `@name` for a Linux
+    /// abstract socket). The socket file is removed when the port stops.
+    pub fn listen_unix<F: Factory + 'static>(
+        &self,
+        name: &str,
+        factory: impl Into<FactoryRef<F>>,
+        options: UnixListenOptions,
+    ) -> Result<ListeningPort, NetError> {
+        let err = |e| listen_error(format!("unix:{name}"), e);
+        let (addr, path) = unix_addr(name).map_err(err)?;
+        if let Some(path) = &path {
+            clear_stale_socket(path, &addr).map_err(err)?;
+        }
+        let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(err)?;
+        socket.set_nonblocking(true).map_err(err)?;
+        socket.bind(&addr).map_err(err)?;
+        if let (Some(path), Some(mode)) = (&path, options.mode) {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+        }
+        socket.listen(options.backlog).map_err(err)?;
+        Ok(ListeningPort::start(self, socket, factory.into().erase(), path)?)
+    }
+
+    /// Connects to the UNIX stream socket at `name` (a path, or `@name`). A missing
+    /// socket or one nobody listens on is `ConnectionRefused`.
+    pub fn connect_unix<F: ClientFactory + 'static>(
+        &self,
+        name: &str,
+        factory: impl Into<FactoryRef<F>>,
+        options: ConnectOptions,
+    ) -> Result<Connector, NetError> {
+        let (addr, _) = unix_addr(name)
+            .map_err(|source| NetError::Connect { address: format!("unix:{name}"), source })?;
+        Ok(Connector::create(
+            self,
+            Target::Unix(addr, name.to_owned()),
+            factory.into().erase_client(),
+            options,
+        ))
+    }
+}

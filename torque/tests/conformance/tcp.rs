@@ -1,0 +1,475 @@
+//! TCP transports: the protocol model, closing rules, half-close, flow control.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use torque::BackendKind;
+use torque::net::{ConnectOptions, ListenOptions, NetError, Producer, Transport, factory_fn};
+
+use crate::netkit::{Echo, Queue, Recorder, echo_server, server_with};
+use crate::support::{fake_reactor, iterate_until, reactor, spin};
+
+fn client_options() -> ConnectOptions {
+    ConnectOptions { timeout: Some(Duration::from_secs(10)), bind_address: None }
+}
+
+fn echo_round_trip_and_clean_close(kind: BackendKind) {
+    let r = reactor(kind);
+    let (_port, number) = echo_server(&r);
+    let (mut client, seen) = Recorder::new();
+    client.on_made = Some(Box::new(|t| t.write(b"hello, ")));
+    client.on_data = Some(Box::new(|t, _| {
+        t.write_vectored(&[b"wor", b"ld"]);
+    }));
+    let (factory, outcomes) = Queue::one(client);
+    let connector = r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || seen.data_len() >= 12);
+    assert_eq!(&*seen.data.borrow(), b"hello, world");
+    let t = seen.transport();
+    assert_eq!(t.peer().port(), Some(number));
+    assert!(connector.transport().is_some_and(|c| c.same_connection(&t)));
+    t.set_tcp_nodelay(true).unwrap();
+    t.set_tcp_keepalive(true).unwrap();
+    t.lose_connection();
+    iterate_until(&r, || seen.lost_kind().is_some());
+    assert_eq!(seen.lost_kind().as_deref(), Some("done"));
+    assert_eq!(outcomes.snapshot(), ["lost: done"]);
+    assert!(connector.transport().is_none());
+}
+
+fn a_refused_connection_reaches_the_client_factory(kind: BackendKind) {
+    let r = reactor(kind);
+    let (port, number) = echo_server(&r);
+    let stopped = Rc::new(Cell::new(false));
+    let s = stopped.clone();
+    port.stop_listening(move |_| s.set(true));
+    assert!(!stopped.get(), "completion is reported later, not inside stop_listening");
+    iterate_until(&r, || stopped.get());
+    assert!(!port.is_listening());
+    let (client, seen) = Recorder::new();
+    let (factory, outcomes) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    assert!(outcomes.snapshot().is_empty(), "never reported inside connect_tcp");
+    iterate_until(&r, || outcomes.len() == 2);
+    assert_eq!(outcomes.snapshot()[1], "refused", "{:?}", outcomes.snapshot());
+    assert!(!seen.made.get());
+}
+
+fn connection_lost_never_runs_inside_lose_or_abort(kind: BackendKind) {
+    let r = reactor(kind);
+    let (mut server, server_seen) = Recorder::new();
+    let checked = Rc::new(Cell::new(0));
+    let (c, s2) = (checked.clone(), server_seen.clone());
+    server.on_data = Some(Box::new(move |t, _| {
+        t.lose_connection();
+        t.abort_connection();
+        t.write(b"dropped silently");
+        // Still inside data_received: connection_lost has not run.
+        c.set(if s2.lost_count.get() == 0 { 1 } else { 2 });
+    }));
+    let (_port, number) = server_with(&r, vec![Box::new(server)]);
+    let (mut client, client_seen) = Recorder::new();
+    client.on_made = Some(Box::new(|t| t.write(b"x")));
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || server_seen.lost_count.get() == 1 && client_seen.lost_count.get() == 1);
+    assert_eq!(checked.get(), 1);
+    spin(&r, 3);
+    assert_eq!(server_seen.lost_count.get(), 1, "connection_lost runs exactly once");
+    // lose_connection came first and the buffer was empty: a clean close.
+    assert_eq!(server_seen.lost_kind().as_deref(), Some("done"));
+}
+
+fn abort_from_data_received_drops_the_buffer(kind: BackendKind) {
+    let r = reactor(kind);
+    let (mut server, server_seen) = Recorder::new();
+    server.on_data = Some(Box::new(|t, _| {
+        t.write(&vec![7u8; 4 << 20]);
+        t.abort_connection();
+    }));
+    let (_port, number) = server_with(&r, vec![Box::new(server)]);
+    let (mut client, client_seen) = Recorder::new();
+    client.on_made = Some(Box::new(|t| t.write(b"go")));
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || server_seen.lost_count.get() == 1 && client_seen.lost_count.get() == 1);
+    assert_eq!(server_seen.lost_kind().as_deref(), Some("aborted"));
+    assert!(client_seen.data_len() < 4 << 20, "an abort does not flush the buffer");
+}
+
+fn lose_connection_flushes_a_pending_buffer_first(kind: BackendKind) {
+    let r = reactor(kind);
+    const SIZE: usize = 8 << 20;
+    let (mut server, server_seen) = Recorder::new();
+    server.on_made = Some(Box::new(|t| {
+        let data: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+        t.write(&data);
+        assert!(t.buffered() > 0, "8 MiB cannot all fit in the kernel at once");
+        t.lose_connection();
+        t.write(b"after lose_connection: dropped");
+    }));
+    let (_port, number) = server_with(&r, vec![Box::new(server)]);
+    let (client, client_seen) = Recorder::new();
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || client_seen.lost_count.get() == 1 && server_seen.lost_count.get() == 1);
+    let data = client_seen.data.borrow();
+    assert_eq!(data.len(), SIZE);
+    assert!(data.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+    assert_eq!(server_seen.lost_kind().as_deref(), Some("done"));
+    assert_eq!(client_seen.lost_kind().as_deref(), Some("done"));
+}
+
+fn half_close_keeps_the_other_direction_open(kind: BackendKind) {
+    let r = reactor(kind);
+    let (mut server, server_seen) = Recorder::new();
+    // The server answers only after the client's end of file, then closes.
+    server.on_eof = Some(Box::new(|t| {
+        t.write(b"pong after your EOF");
+        t.lose_connection();
+    }));
+    let (_port, number) = server_with(&r, vec![Box::new(server)]);
+    let (mut client, client_seen) = Recorder::new();
+    client.on_made = Some(Box::new(|t| {
+        t.write(b"ping");
+        t.lose_write_connection();
+        t.write(b"dropped: the write side is closing");
+    }));
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || client_seen.lost_count.get() == 1 && server_seen.lost_count.get() == 1);
+    assert_eq!(&*server_seen.data.borrow(), b"ping");
+    assert!(server_seen.eof.get());
+    assert!(client_seen.write_closed.get());
+    assert_eq!(&*client_seen.data.borrow(), b"pong after your EOF");
+    assert_eq!(client_seen.lost_kind().as_deref(), Some("done"));
+    assert_eq!(server_seen.lost_kind().as_deref(), Some("done"));
+}
+
+fn both_sides_half_close_at_once(kind: BackendKind) {
+    let r = reactor(kind);
+    let keep_open = |t: &Transport| {
+        // Keep writing possible after EOF: do nothing here.
+        let _ = t;
+    };
+    let (mut server, server_seen) = Recorder::new();
+    server.on_made = Some(Box::new(|t| {
+        t.write(b"from server");
+        t.lose_write_connection();
+    }));
+    server.on_eof = Some(Box::new(keep_open));
+    let (_port, number) = server_with(&r, vec![Box::new(server)]);
+    let (mut client, client_seen) = Recorder::new();
+    client.on_made = Some(Box::new(|t| {
+        t.write(b"from client");
+        t.lose_write_connection();
+    }));
+    client.on_eof = Some(Box::new(keep_open));
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || client_seen.lost_count.get() == 1 && server_seen.lost_count.get() == 1);
+    assert_eq!(&*server_seen.data.borrow(), b"from client");
+    assert_eq!(&*client_seen.data.borrow(), b"from server");
+    assert_eq!(client_seen.lost_kind().as_deref(), Some("done"), "both directions ended: done");
+    assert_eq!(server_seen.lost_kind().as_deref(), Some("done"));
+}
+
+fn a_peer_reset_mid_write_is_a_lost_connection(kind: BackendKind) {
+    let r = reactor(kind);
+    let (mut server, server_seen) = Recorder::new();
+    server.on_made = Some(Box::new(|t| t.write(&vec![1u8; 16 << 20])));
+    let (_port, number) = server_with(&r, vec![Box::new(server)]);
+    let (mut client, client_seen) = Recorder::new();
+    client.keep_data = false;
+    client.on_data = Some(Box::new(|t, _| {
+        // Close with SO_LINGER 0: the kernel sends a reset.
+        let fd = t.fd().unwrap();
+        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
+        // SAFETY (test): setsockopt with a valid linger struct on a live socket.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&linger as *const libc::linger).cast(),
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+        t.abort_connection();
+    }));
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || server_seen.lost_count.get() == 1 && client_seen.lost_count.get() == 1);
+    let kind = server_seen.lost_kind().unwrap();
+    assert!(kind.starts_with("lost: "), "{kind}");
+}
+
+fn a_callback_may_close_another_connection(kind: BackendKind) {
+    let r = reactor(kind);
+    let (victim, victim_seen) = Recorder::new();
+    let (mut killer, killer_seen) = Recorder::new();
+    let target = victim_seen.clone();
+    killer.on_data = Some(Box::new(move |_, _| target.transport().abort_connection()));
+    let (_port, number) = server_with(&r, vec![Box::new(victim), Box::new(killer)]);
+    let (first, first_seen) = Recorder::new();
+    let (factory, _) = Queue::one(first);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || victim_seen.made.get() && first_seen.made.get());
+    let (mut second, _) = Recorder::new();
+    second.on_made = Some(Box::new(|t| t.write(b"kill")));
+    let (factory, _) = Queue::one(second);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || victim_seen.lost_count.get() == 1 && first_seen.lost_count.get() == 1);
+    assert_eq!(victim_seen.lost_kind().as_deref(), Some("aborted"));
+    assert!(!killer_seen.lost.borrow().is_some());
+}
+
+/// 256 MiB through a streaming producer, checked byte for byte as it arrives.
+fn a_large_transfer_arrives_intact_with_backpressure(kind: BackendKind) {
+    const TOTAL: usize = 256 << 20;
+    const CHUNK: usize = 256 << 10;
+    struct Source {
+        transport: Transport,
+        sent: usize,
+        paused: bool,
+        pauses: Rc<Cell<u32>>,
+    }
+    impl Source {
+        fn pump(&mut self) {
+            // Every chunk starts the pattern afresh; the reader checks offsets
+            // within a chunk. Writing from our own method means the transport
+            // cannot call pause_producing on us right now, so we also poll it.
+            let chunk: Vec<u8> = (0..CHUNK).map(|i| (i % 253) as u8).collect();
+            while !self.paused && !self.transport.writes_paused() && self.sent < TOTAL {
+                self.transport.write(&chunk);
+                self.sent += CHUNK;
+            }
+            if self.sent >= TOTAL {
+                self.transport.unregister_producer();
+                self.transport.lose_connection();
+            }
+        }
+    }
+    impl Producer for Source {
+        fn pause_producing(&mut self) {
+            self.paused = true;
+            self.pauses.set(self.pauses.get() + 1);
+        }
+        fn resume_producing(&mut self) {
+            self.paused = false;
+            self.pump();
+        }
+    }
+    let r = reactor(kind);
+    let pauses = Rc::new(Cell::new(0));
+    let (mut server, server_seen) = Recorder::new();
+    let p = pauses.clone();
+    server.on_made = Some(Box::new(move |t| {
+        let source =
+            Rc::new(RefCell::new(Source { transport: t.clone(), sent: 0, paused: false, pauses: p.clone() }));
+        t.register_producer(source.clone(), true);
+        source.borrow_mut().pump();
+    }));
+    let (_port, number) = server_with(&r, vec![Box::new(server)]);
+    let received = Rc::new(Cell::new(0usize));
+    let corrupt = Rc::new(Cell::new(false));
+    let (mut client, client_seen) = Recorder::new();
+    client.keep_data = false;
+    let (rc, bad) = (received.clone(), corrupt.clone());
+    client.on_data = Some(Box::new(move |_, data| {
+        let base = rc.get();
+        // Chunks restart the pattern at multiples of CHUNK.
+        for (i, &b) in data.iter().enumerate() {
+            let offset = (base + i) % CHUNK;
+            if b != (offset % 253) as u8 {
+                bad.set(true);
+            }
+        }
+        rc.set(base + data.len());
+    }));
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    let start = std::time::Instant::now();
+    while client_seen.lost_count.get() == 0 {
+        assert!(start.elapsed() < Duration::from_secs(50), "transfer stalled at {} bytes", received.get());
+        r.iterate(Duration::from_millis(50)).unwrap();
+    }
+    assert_eq!(received.get(), TOTAL);
+    assert!(!corrupt.get(), "every byte matches");
+    assert!(pauses.get() > 0, "the producer was paused at the high-water mark");
+    assert_eq!(client_seen.lost_kind().as_deref(), Some("done"));
+    iterate_until(&r, || server_seen.lost_count.get() == 1);
+}
+
+fn a_paused_transport_stops_reading_until_resumed(kind: BackendKind) {
+    let r = reactor(kind);
+    let (mut server, server_seen) = Recorder::new();
+    server.on_made = Some(Box::new(|t| t.pause_producing()));
+    let (_port, number) = server_with(&r, vec![Box::new(server)]);
+    let (mut client, _) = Recorder::new();
+    client.on_made = Some(Box::new(|t| t.write(b"queued while paused")));
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || server_seen.made.get());
+    spin(&r, 5);
+    r.iterate(Duration::from_millis(20)).unwrap();
+    assert_eq!(server_seen.data_len(), 0, "nothing is read while paused");
+    server_seen.transport().resume_producing();
+    iterate_until(&r, || server_seen.data_len() == 19);
+}
+
+fn ports_report_their_address_and_stop_with_completion(kind: BackendKind) {
+    let r = reactor(kind);
+    let (port, number) = echo_server(&r);
+    assert_ne!(number, 0);
+    assert_eq!(port.address().socket_addr().unwrap().ip(), std::net::Ipv4Addr::LOCALHOST);
+    let err = r
+        .listen_tcp(number, factory_fn(|_| Echo), ListenOptions::interface([127, 0, 0, 1].into()))
+        .expect_err("the port is taken");
+    assert!(matches!(err, NetError::CannotListen { .. }));
+    assert!(err.to_string().contains(&number.to_string()), "{err}");
+    let done = Rc::new(Cell::new(0));
+    let d = done.clone();
+    port.stop_listening(move |_| d.set(d.get() + 1));
+    let d = done.clone();
+    port.stop_listening(move |_| d.set(d.get() + 1));
+    iterate_until(&r, || done.get() == 2);
+}
+
+fn ipv6_loopback_works(kind: BackendKind) {
+    let r = reactor(kind);
+    let Ok(port) = r.listen_tcp(0, factory_fn(|_| Echo), ListenOptions::interface("::1".parse().unwrap()))
+    else {
+        eprintln!("no IPv6 loopback on this machine; skipped");
+        return;
+    };
+    let number = port.address().port().unwrap();
+    let (mut client, seen) = Recorder::new();
+    client.on_made = Some(Box::new(|t| t.write(b"v6")));
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("::1", number, factory, client_options());
+    iterate_until(&r, || seen.data_len() == 2);
+    assert!(seen.transport().peer().socket_addr().unwrap().is_ipv6());
+}
+
+fn host_names_are_resolved_off_the_loop(kind: BackendKind) {
+    let r = reactor(kind);
+    let (_port, number) = echo_server(&r);
+    let (mut client, seen) = Recorder::new();
+    client.on_made = Some(Box::new(|t| t.write(b"by name")));
+    let (factory, outcomes) = Queue::one(client);
+    r.connect_tcp("localhost", number, factory, client_options());
+    iterate_until(&r, || seen.data_len() == 7 || outcomes.len() >= 2);
+    assert_eq!(&*seen.data.borrow(), b"by name", "{:?}", outcomes.snapshot());
+}
+
+fn a_connect_timeout_fires_on_the_reactor_clock(kind: BackendKind) {
+    let (r, clock) = fake_reactor(kind);
+    let (_port, number) = echo_server(&r);
+    let (client, seen) = Recorder::new();
+    let (factory, outcomes) = Queue::one(client);
+    let options = ConnectOptions { timeout: Some(Duration::from_secs(5)), bind_address: None };
+    // A host name makes the attempt wait for the resolver thread, so the timeout
+    // (on the fake clock) wins deterministically.
+    let connector = r.connect_tcp("localhost", number, factory, options);
+    assert!(connector.is_connecting());
+    clock.advance(Duration::from_secs(5));
+    iterate_until(&r, || outcomes.len() == 2);
+    assert_eq!(outcomes.snapshot()[1], "timeout");
+    spin(&r, 3);
+    r.iterate(Duration::from_millis(50)).unwrap();
+    assert!(!seen.made.get(), "a late resolver result is ignored");
+}
+
+fn a_connector_can_stop_and_connect_again(kind: BackendKind) {
+    let r = reactor(kind);
+    let (_port, number) = echo_server(&r);
+    let (mut first, _) = Recorder::new();
+    first.on_made = Some(Box::new(|_| panic!("the cancelled attempt connected")));
+    let (second, second_seen) = Recorder::new();
+    let (factory, outcomes) = Queue::of(vec![Box::new(second)]);
+    let connector = r.connect_tcp("localhost", number, factory, client_options());
+    connector.stop_connecting();
+    iterate_until(&r, || outcomes.len() == 2);
+    assert_eq!(outcomes.snapshot()[1], "cancelled");
+    drop(first);
+    connector.connect();
+    iterate_until(&r, || second_seen.made.get());
+    connector.disconnect();
+    iterate_until(&r, || second_seen.lost_count.get() == 1);
+    assert_eq!(outcomes.snapshot()[2], "lost: done");
+}
+
+/// Many connections at once. select cannot watch fds at or above FD_SETSIZE, so on
+/// select the overflow must fail clearly rather than corrupt anything.
+fn a_thousand_simultaneous_connections(kind: BackendKind) {
+    const N: usize = 1000;
+    let r = reactor(kind);
+    let (_port, number) = echo_server(&r);
+    let echoed = Rc::new(Cell::new(0usize));
+    let failures = crate::support::Log::default();
+    let mut seens = Vec::new();
+    for _ in 0..N {
+        let (mut client, seen) = Recorder::new();
+        let e = echoed.clone();
+        client.on_made = Some(Box::new(|t| t.write(b"ping")));
+        client.on_data = Some(Box::new(move |t, _| {
+            e.set(e.get() + 1);
+            t.lose_connection();
+        }));
+        let (factory, outcomes) = Queue::one(client);
+        let _ = outcomes.clone();
+        let f = failures.clone();
+        r.connect_tcp("127.0.0.1", number, factory, client_options());
+        seens.push((seen, outcomes, f));
+    }
+    let settled = |seens: &Vec<(Rc<crate::netkit::Seen>, crate::support::Log, crate::support::Log)>| {
+        seens
+            .iter()
+            .all(|(s, o, _)| s.lost_count.get() == 1 || o.snapshot().iter().any(|x| x.starts_with("failed")))
+    };
+    iterate_until(&r, || settled(&seens));
+    let failed: Vec<String> = seens
+        .iter()
+        .flat_map(|(_, o, _)| {
+            o.snapshot().into_iter().filter(|x| x.starts_with("failed")).collect::<Vec<_>>()
+        })
+        .collect();
+    match r.backend().fd_limit {
+        None => {
+            assert!(failed.is_empty(), "{:?}", &failed[..failed.len().min(3)]);
+            assert_eq!(echoed.get(), N);
+        }
+        Some(_) => {
+            // Client sockets past the limit fail to connect with a clear error;
+            // accepted sockets past it are closed by the server (and logged), which
+            // the client sees as a connection closed before any echo.
+            let closed_early =
+                seens.iter().filter(|(s, _, _)| s.lost_count.get() == 1 && s.data_len() == 0).count();
+            assert!(!failed.is_empty() || closed_early > 0, "2,000 sockets cannot all fit below FD_SETSIZE");
+            assert!(failed.iter().all(|f| f.contains("FD_SETSIZE")), "{:?}", &failed[..failed.len().min(3)]);
+            assert_eq!(echoed.get() + failed.len() + closed_early, N, "every connection settled one way");
+        }
+    }
+}
+
+crate::backend_tests!(
+    echo_round_trip_and_clean_close,
+    a_refused_connection_reaches_the_client_factory,
+    connection_lost_never_runs_inside_lose_or_abort,
+    abort_from_data_received_drops_the_buffer,
+    lose_connection_flushes_a_pending_buffer_first,
+    half_close_keeps_the_other_direction_open,
+    both_sides_half_close_at_once,
+    a_peer_reset_mid_write_is_a_lost_connection,
+    a_callback_may_close_another_connection,
+    a_large_transfer_arrives_intact_with_backpressure,
+    a_paused_transport_stops_reading_until_resumed,
+    ports_report_their_address_and_stop_with_completion,
+    ipv6_loopback_works,
+    host_names_are_resolved_off_the_loop,
+    a_connect_timeout_fires_on_the_reactor_clock,
+    a_connector_can_stop_and_connect_again,
+    a_thousand_simultaneous_connections,
+);

@@ -1,0 +1,97 @@
+//! UNIX stream sockets: paths, abstract names, stale and live socket files.
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::time::Duration;
+
+use torque::BackendKind;
+use torque::net::{ConnectOptions, NetError, UnixListenOptions, factory_fn};
+
+use crate::netkit::{Echo, Queue, Recorder};
+use crate::support::{iterate_until, reactor};
+
+fn temp_socket_path(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("torque-test-{}-{tag}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("s.sock")
+}
+
+fn options() -> ConnectOptions {
+    ConnectOptions { timeout: Some(Duration::from_secs(10)), bind_address: None }
+}
+
+fn echo_over_a_unix_path_with_mode_and_cleanup(kind: BackendKind) {
+    let r = reactor(kind);
+    let path = temp_socket_path(&format!("echo-{kind}"));
+    let name = path.to_str().unwrap().to_owned();
+    let port = r
+        .listen_unix(
+            &name,
+            factory_fn(|_| Echo),
+            UnixListenOptions { mode: Some(0o600), ..Default::default() },
+        )
+        .unwrap();
+    let meta = std::fs::metadata(&path).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let (mut client, seen) = Recorder::new();
+    client.on_made = Some(Box::new(|t| t.write(b"over unix")));
+    let (factory, _) = Queue::one(client);
+    r.connect_unix(&name, factory, options()).unwrap();
+    iterate_until(&r, || seen.data_len() == 9);
+    assert_eq!(&*seen.data.borrow(), b"over unix");
+    seen.transport().lose_connection();
+    iterate_until(&r, || seen.lost_count.get() == 1);
+    let stopped = std::rc::Rc::new(std::cell::Cell::new(false));
+    let s = stopped.clone();
+    port.stop_listening(move |_| s.set(true));
+    iterate_until(&r, || stopped.get());
+    assert!(!path.exists(), "the socket file is removed when the port stops");
+}
+
+fn a_stale_socket_file_is_replaced_and_a_live_one_is_not_stolen(kind: BackendKind) {
+    let r = reactor(kind);
+    let path = temp_socket_path(&format!("stale-{kind}"));
+    let name = path.to_str().unwrap().to_owned();
+    // A socket file nobody listens on: left by a crashed server.
+    drop(std::os::unix::net::UnixListener::bind(&path).unwrap());
+    assert!(path.exists());
+    let port = r.listen_unix(&name, factory_fn(|_| Echo), UnixListenOptions::default()).unwrap();
+    let err = r.listen_unix(&name, factory_fn(|_| Echo), UnixListenOptions::default()).unwrap_err();
+    assert!(matches!(err, NetError::CannotListen { .. }));
+    assert!(err.to_string().contains("live server"), "{err}");
+    port.stop_listening(|_| {});
+    iterate_until(&r, || !path.exists());
+}
+
+fn a_missing_socket_is_refused(kind: BackendKind) {
+    let r = reactor(kind);
+    let path = temp_socket_path(&format!("missing-{kind}"));
+    let (client, _) = Recorder::new();
+    let (factory, outcomes) = Queue::one(client);
+    r.connect_unix(path.to_str().unwrap(), factory, options()).unwrap();
+    iterate_until(&r, || outcomes.len() == 2);
+    assert_eq!(outcomes.snapshot()[1], "refused");
+}
+
+#[cfg(target_os = "linux")]
+fn abstract_names_work_without_files(kind: BackendKind) {
+    let r = reactor(kind);
+    let name = format!("@torque-test-{}-{kind}", std::process::id());
+    let port = r.listen_unix(&name, factory_fn(|_| Echo), UnixListenOptions::default()).unwrap();
+    assert!(port.address().to_string().starts_with("unix:@torque-test-"), "{}", port.address());
+    let (mut client, seen) = Recorder::new();
+    client.on_made = Some(Box::new(|t| t.write(b"abstract")));
+    let (factory, _) = Queue::one(client);
+    r.connect_unix(&name, factory, options()).unwrap();
+    iterate_until(&r, || seen.data_len() == 8);
+}
+
+#[cfg(not(target_os = "linux"))]
+fn abstract_names_work_without_files(_kind: BackendKind) {}
+
+crate::backend_tests!(
+    echo_over_a_unix_path_with_mode_and_cleanup,
+    a_stale_socket_file_is_replaced_and_a_live_one_is_not_stolen,
+    a_missing_socket_is_refused,
+    abstract_names_work_without_files,
+);

@@ -1,0 +1,90 @@
+//! Accepting when the process is out of file descriptors. Lowering RLIMIT_NOFILE
+//! affects the whole process, so this lives in its own binary and runs one backend
+//! at a time.
+
+#[path = "conformance/support.rs"]
+mod support;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use torque::BackendKind;
+use torque::net::{ListenOptions, Protocol, Transport, factory_fn};
+
+use support::{iterate_until, reactor};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+struct Echo;
+impl Protocol for Echo {
+    fn data_received(&mut self, t: &Transport, data: &[u8]) {
+        t.write(data);
+    }
+}
+
+fn set_soft_limit(limit: libc::rlim_t) -> libc::rlim_t {
+    // SAFETY (test): get/setrlimit on a valid rlimit struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        let old = lim.rlim_cur;
+        lim.rlim_cur = limit;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        old
+    }
+}
+
+fn accepting_survives_fd_exhaustion(kind: BackendKind) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let r = reactor(kind);
+    let options = ListenOptions { backlog: 64, ..ListenOptions::interface([127, 0, 0, 1].into()) };
+    let port = r.listen_tcp(0, factory_fn(|_| Echo), options).unwrap();
+    let addr = port.address().socket_addr().unwrap();
+    // Pending connections, waiting in the accept queue.
+    let mut pending: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    // Exhaust the table: cap the limit just above what is open, fill the holes.
+    let probe = File::open("/dev/null").unwrap();
+    let highest = std::os::fd::AsRawFd::as_raw_fd(&probe) as libc::rlim_t;
+    drop(probe);
+    let old_limit = set_soft_limit(highest + 8);
+    let mut fillers = Vec::new();
+    while let Ok(f) = File::open("/dev/null") {
+        fillers.push(f);
+    }
+    // The port hits EMFILE: it must shed the pending connections, not spin.
+    for _ in 0..10 {
+        r.iterate(Duration::from_millis(10)).unwrap();
+    }
+    for client in &mut pending {
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut buf = [0u8; 8];
+        match client.read(&mut buf) {
+            Ok(0) => {}
+            Ok(n) => panic!("a shed connection was served {n} bytes"),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
+    }
+    let start = Instant::now();
+    r.iterate(Duration::from_millis(100)).unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(90), "the loop slept instead of spinning");
+    // Descriptors come back: the port serves again.
+    drop(fillers);
+    set_soft_limit(old_limit);
+    let mut client = TcpStream::connect(addr).unwrap();
+    client.write_all(b"alive").unwrap();
+    client.set_nonblocking(true).unwrap();
+    let mut got = Vec::new();
+    iterate_until(&r, || {
+        let mut buf = [0u8; 16];
+        if let Ok(n) = client.read(&mut buf) {
+            got.extend_from_slice(&buf[..n]);
+        }
+        got == b"alive"
+    });
+    assert!(port.is_listening());
+}
+
+backend_tests!(accepting_survives_fd_exhaustion);
