@@ -10,13 +10,20 @@
 //! connection.
 
 mod address;
+mod adopt;
+mod endpoint;
+mod line;
 mod listener;
+mod reconnect;
 mod stream;
 mod tcp;
 mod unix;
 
 pub use address::Address;
+pub use endpoint::{ClientEndpoint, EndpointError, ServerEndpoint, client_from_string, server_from_string};
+pub use line::{LineHandler, LineReceiver};
 pub use listener::ListeningPort;
+pub use reconnect::ReconnectingClientFactory;
 pub use stream::{Producer, Transport};
 pub use tcp::{ConnectOptions, Connector, ListenOptions};
 pub use unix::UnixListenOptions;

@@ -201,6 +201,11 @@ impl Connector {
         connector
     }
 
+    /// The reactor this connector runs on, if it still exists.
+    pub fn reactor(&self) -> Option<Reactor> {
+        self.inner.reactor.upgrade()
+    }
+
     /// Where this connector connects to (`host:port` or `unix:path`).
     pub fn destination(&self) -> String {
         self.inner.target.to_string()

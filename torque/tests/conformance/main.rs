@@ -6,6 +6,7 @@ mod support;
 
 mod fdset;
 mod lifecycle;
+mod protocols;
 mod tcp;
 mod threads;
 mod timers;

@@ -1,0 +1,447 @@
+//! Endpoint description strings, Twisted's `serverFromString` / `clientFromString`:
+//! `tcp:8080:interface=127.0.0.1`, `unix:/run/x.sock:mode=660`,
+//! `tcp:host=example.org:port=80:timeout=5`, `unix:path=/run/x.sock`.
+//!
+//! Fields are separated by `:`; a backslash escapes the next character (`\:`), so
+//! IPv6 addresses can be written `interface=\:\:1`. Positional fields come first,
+//! then `key=value` fields.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use super::{
+    ClientFactory, ConnectOptions, Connector, Factory, FactoryRef, ListenOptions, ListeningPort, NetError,
+    UnixListenOptions,
+};
+use crate::Reactor;
+
+/// A malformed endpoint description.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    /// Nothing was given.
+    #[error("empty endpoint description")]
+    Empty,
+    /// The first field names no known endpoint type.
+    #[error("unknown endpoint type {kind:?} in {description:?}; known: {known}")]
+    UnknownType {
+        /// The type given.
+        kind: String,
+        /// The whole description.
+        description: String,
+        /// The types that would work.
+        known: &'static str,
+    },
+    /// A field the endpoint type does not take.
+    #[error("unknown option {option:?} for a {kind} endpoint in {description:?}")]
+    UnknownOption {
+        /// The option name.
+        option: String,
+        /// The endpoint type.
+        kind: &'static str,
+        /// The whole description.
+        description: String,
+    },
+    /// A required field is missing.
+    #[error("missing {field} in {description:?}")]
+    Missing {
+        /// The field's name.
+        field: &'static str,
+        /// The whole description.
+        description: String,
+    },
+    /// A field's value does not parse.
+    #[error("bad {field} {value:?} in {description:?}: {reason}")]
+    BadValue {
+        /// The field's name.
+        field: &'static str,
+        /// The value given.
+        value: String,
+        /// The whole description.
+        description: String,
+        /// What was expected.
+        reason: String,
+    },
+    /// More positional fields than the type takes.
+    #[error("too many positional fields in {description:?}")]
+    TooManyFields {
+        /// The whole description.
+        description: String,
+    },
+}
+
+/// Where to listen, parsed from a description.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServerEndpoint {
+    /// `tcp:PORT[:interface=IP][:backlog=N]`
+    Tcp {
+        /// The port (0: ephemeral).
+        port: u16,
+        /// The interface to bind.
+        interface: IpAddr,
+        /// The listen backlog.
+        backlog: i32,
+    },
+    /// `unix:PATH[:mode=OCTAL][:backlog=N]` (`@name` for an abstract socket)
+    Unix {
+        /// The socket path or `@name`.
+        path: String,
+        /// The file mode, in octal.
+        mode: Option<u32>,
+        /// The listen backlog.
+        backlog: i32,
+    },
+}
+
+/// What to connect to, parsed from a description.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientEndpoint {
+    /// `tcp:HOST:PORT` or `tcp:host=HOST:port=PORT[:timeout=SECONDS][:bindAddress=IP]`
+    Tcp {
+        /// Host name or address.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Connect timeout.
+        timeout: Option<Duration>,
+        /// Local address to bind.
+        bind_address: Option<IpAddr>,
+    },
+    /// `unix:PATH` or `unix:path=PATH[:timeout=SECONDS]`
+    Unix {
+        /// The socket path or `@name`.
+        path: String,
+        /// Connect timeout.
+        timeout: Option<Duration>,
+    },
+}
+
+/// Splits on unescaped `:` and resolves `\x` escapes.
+fn split_fields(description: &str) -> Vec<String> {
+    let mut fields = vec![String::new()];
+    let mut chars = description.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                if let Some(next) = chars.next() {
+                    fields.last_mut().expect("never empty").push(next);
+                }
+            }
+            ':' => fields.push(String::new()),
+            other => fields.last_mut().expect("never empty").push(other),
+        }
+    }
+    fields
+}
+
+struct Parsed {
+    kind: String,
+    positional: Vec<String>,
+    options: Vec<(String, String)>,
+}
+
+fn parse(description: &str) -> Result<Parsed, EndpointError> {
+    if description.trim().is_empty() {
+        return Err(EndpointError::Empty);
+    }
+    let mut fields = split_fields(description.trim()).into_iter();
+    let kind = fields.next().unwrap_or_default().to_ascii_lowercase();
+    let mut positional = Vec::new();
+    let mut options = Vec::new();
+    for field in fields {
+        match field.split_once('=') {
+            Some((k, v)) => options.push((k.to_owned(), v.to_owned())),
+            None => positional.push(field),
+        }
+    }
+    Ok(Parsed { kind, positional, options })
+}
+
+fn number<T: std::str::FromStr>(
+    field: &'static str,
+    value: &str,
+    description: &str,
+) -> Result<T, EndpointError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e: T::Err| EndpointError::BadValue {
+        field,
+        value: value.to_owned(),
+        description: description.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn seconds(value: &str, description: &str) -> Result<Duration, EndpointError> {
+    let secs: f64 = number("timeout", value, description)?;
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(EndpointError::BadValue {
+            field: "timeout",
+            value: value.to_owned(),
+            description: description.to_owned(),
+            reason: "expected a non-negative number of seconds".into(),
+        });
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+fn unknown(kind: String, description: &str) -> EndpointError {
+    EndpointError::UnknownType { kind, description: description.to_owned(), known: "tcp, unix" }
+}
+
+impl std::str::FromStr for ServerEndpoint {
+    type Err = EndpointError;
+
+    fn from_str(description: &str) -> Result<ServerEndpoint, EndpointError> {
+        server_from_string(description)
+    }
+}
+
+impl std::str::FromStr for ClientEndpoint {
+    type Err = EndpointError;
+
+    fn from_str(description: &str) -> Result<ClientEndpoint, EndpointError> {
+        client_from_string(description)
+    }
+}
+
+/// Parses a server description (`tcp:8080:interface=127.0.0.1`, `unix:/x.sock`).
+pub fn server_from_string(description: &str) -> Result<ServerEndpoint, EndpointError> {
+    let Parsed { kind, positional, options } = parse(description)?;
+    let d = description;
+    let missing = |field| EndpointError::Missing { field, description: d.to_owned() };
+    let bad_option =
+        |option: String, kind| EndpointError::UnknownOption { option, kind, description: d.to_owned() };
+    match kind.as_str() {
+        "tcp" => {
+            let mut port = None;
+            let mut interface: IpAddr = [0, 0, 0, 0].into();
+            let mut backlog = 50;
+            let mut rest = positional.into_iter();
+            if let Some(p) = rest.next() {
+                port = Some(number("port", &p, d)?);
+            }
+            if rest.next().is_some() {
+                return Err(EndpointError::TooManyFields { description: d.to_owned() });
+            }
+            for (k, v) in options {
+                match k.as_str() {
+                    "port" => port = Some(number("port", &v, d)?),
+                    "interface" => interface = number("interface", &v, d)?,
+                    "backlog" => backlog = number("backlog", &v, d)?,
+                    _ => return Err(bad_option(k, "tcp")),
+                }
+            }
+            Ok(ServerEndpoint::Tcp { port: port.ok_or_else(|| missing("port"))?, interface, backlog })
+        }
+        "unix" => {
+            let mut mode = None;
+            let mut backlog = 50;
+            let mut rest = positional.into_iter();
+            let mut path = rest.next();
+            if rest.next().is_some() {
+                return Err(EndpointError::TooManyFields { description: d.to_owned() });
+            }
+            for (k, v) in options {
+                match k.as_str() {
+                    "address" | "path" => path = Some(v),
+                    "mode" => {
+                        mode = Some(u32::from_str_radix(&v, 8).map_err(|e| EndpointError::BadValue {
+                            field: "mode",
+                            value: v.clone(),
+                            description: d.to_owned(),
+                            reason: format!("expected octal: {e}"),
+                        })?)
+                    }
+                    "backlog" => backlog = number("backlog", &v, d)?,
+                    "lockfile" | "wantPID" => {} // Twisted's lock-file flag: stale sockets are probed instead.
+                    _ => return Err(bad_option(k, "unix")),
+                }
+            }
+            let path = path.filter(|p| !p.is_empty()).ok_or_else(|| missing("path"))?;
+            Ok(ServerEndpoint::Unix { path, mode, backlog })
+        }
+        _ => Err(unknown(kind, d)),
+    }
+}
+
+/// Parses a client description (`tcp:example.org:80`, `tcp:host=h:port=80:timeout=5`,
+/// `unix:/x.sock`).
+pub fn client_from_string(description: &str) -> Result<ClientEndpoint, EndpointError> {
+    let Parsed { kind, positional, options } = parse(description)?;
+    let d = description;
+    let missing = |field| EndpointError::Missing { field, description: d.to_owned() };
+    let bad_option =
+        |option: String, kind| EndpointError::UnknownOption { option, kind, description: d.to_owned() };
+    let mut timeout = Some(Duration::from_secs(30));
+    match kind.as_str() {
+        "tcp" => {
+            let mut rest = positional.into_iter();
+            let mut host = rest.next();
+            let mut port = rest.next().map(|p| number("port", &p, d)).transpose()?;
+            if rest.next().is_some() {
+                return Err(EndpointError::TooManyFields { description: d.to_owned() });
+            }
+            let mut bind_address = None;
+            for (k, v) in options {
+                match k.as_str() {
+                    "host" => host = Some(v),
+                    "port" => port = Some(number("port", &v, d)?),
+                    "timeout" => timeout = Some(seconds(&v, d)?),
+                    "bindAddress" | "bind" => bind_address = Some(number("bindAddress", &v, d)?),
+                    _ => return Err(bad_option(k, "tcp")),
+                }
+            }
+            let host = host.filter(|h| !h.is_empty()).ok_or_else(|| missing("host"))?;
+            Ok(ClientEndpoint::Tcp {
+                host,
+                port: port.ok_or_else(|| missing("port"))?,
+                timeout,
+                bind_address,
+            })
+        }
+        "unix" => {
+            let mut rest = positional.into_iter();
+            let mut path = rest.next();
+            if rest.next().is_some() {
+                return Err(EndpointError::TooManyFields { description: d.to_owned() });
+            }
+            for (k, v) in options {
+                match k.as_str() {
+                    "path" | "address" => path = Some(v),
+                    "timeout" => timeout = Some(seconds(&v, d)?),
+                    "checkPID" => {}
+                    _ => return Err(bad_option(k, "unix")),
+                }
+            }
+            let path = path.filter(|p| !p.is_empty()).ok_or_else(|| missing("path"))?;
+            Ok(ClientEndpoint::Unix { path, timeout })
+        }
+        _ => Err(unknown(kind, d)),
+    }
+}
+
+impl ServerEndpoint {
+    /// Listens here with `factory`.
+    pub fn listen<F: Factory + 'static>(
+        &self,
+        reactor: &Reactor,
+        factory: impl Into<FactoryRef<F>>,
+    ) -> Result<ListeningPort, NetError> {
+        match self {
+            ServerEndpoint::Tcp { port, interface, backlog } => reactor.listen_tcp(
+                *port,
+                factory,
+                ListenOptions { interface: *interface, backlog: *backlog, ipv6_only: None },
+            ),
+            ServerEndpoint::Unix { path, mode, backlog } => {
+                reactor.listen_unix(path, factory, UnixListenOptions { mode: *mode, backlog: *backlog })
+            }
+        }
+    }
+}
+
+impl ClientEndpoint {
+    /// Connects here with `factory`.
+    pub fn connect<F: ClientFactory + 'static>(
+        &self,
+        reactor: &Reactor,
+        factory: impl Into<FactoryRef<F>>,
+    ) -> Result<Connector, NetError> {
+        match self {
+            ClientEndpoint::Tcp { host, port, timeout, bind_address } => {
+                let options = ConnectOptions {
+                    timeout: *timeout,
+                    bind_address: bind_address.map(|ip| std::net::SocketAddr::new(ip, 0)),
+                };
+                Ok(reactor.connect_tcp(host, *port, factory, options))
+            }
+            ClientEndpoint::Unix { path, timeout } => {
+                reactor.connect_unix(path, factory, ConnectOptions { timeout: *timeout, bind_address: None })
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tcp_servers_parse_positionally_and_by_name() {
+        assert_eq!(
+            server_from_string("tcp:8080:interface=127.0.0.1").unwrap(),
+            ServerEndpoint::Tcp { port: 8080, interface: [127, 0, 0, 1].into(), backlog: 50 }
+        );
+        assert_eq!(
+            server_from_string("tcp:port=0:backlog=5").unwrap(),
+            ServerEndpoint::Tcp { port: 0, interface: [0, 0, 0, 0].into(), backlog: 5 }
+        );
+        assert_eq!(
+            "tcp:443:interface=\\:\\:1".parse::<ServerEndpoint>().unwrap(),
+            ServerEndpoint::Tcp { port: 443, interface: "::1".parse().unwrap(), backlog: 50 }
+        );
+    }
+
+    #[test]
+    fn unix_servers_take_a_path_and_an_octal_mode() {
+        assert_eq!(
+            server_from_string("unix:/run/x.sock:mode=660").unwrap(),
+            ServerEndpoint::Unix { path: "/run/x.sock".into(), mode: Some(0o660), backlog: 50 }
+        );
+        assert_eq!(
+            server_from_string("unix:address=@abstract").unwrap(),
+            ServerEndpoint::Unix { path: "@abstract".into(), mode: None, backlog: 50 }
+        );
+    }
+
+    #[test]
+    fn clients_parse_both_styles() {
+        assert_eq!(
+            client_from_string("tcp:host=example.org:port=80:timeout=5").unwrap(),
+            ClientEndpoint::Tcp {
+                host: "example.org".into(),
+                port: 80,
+                timeout: Some(Duration::from_secs(5)),
+                bind_address: None
+            }
+        );
+        assert_eq!(
+            client_from_string("tcp:localhost:8080").unwrap(),
+            ClientEndpoint::Tcp {
+                host: "localhost".into(),
+                port: 8080,
+                timeout: Some(Duration::from_secs(30)),
+                bind_address: None
+            }
+        );
+        assert_eq!(
+            client_from_string("unix:path=/x.sock:timeout=1.5").unwrap(),
+            ClientEndpoint::Unix { path: "/x.sock".into(), timeout: Some(Duration::from_millis(1500)) }
+        );
+    }
+
+    #[test]
+    fn malformed_descriptions_say_what_is_wrong() {
+        let cases: &[(&str, &str)] = &[
+            ("", "empty endpoint description"),
+            ("udp:53", "unknown endpoint type \"udp\""),
+            ("tcp", "missing port"),
+            ("tcp:http", "bad port \"http\""),
+            ("tcp:99999", "bad port \"99999\""),
+            ("tcp:80:interface=localhost", "bad interface \"localhost\""),
+            ("tcp:80:colour=blue", "unknown option \"colour\" for a tcp endpoint"),
+            ("tcp:80:90", "too many positional fields"),
+            ("unix:/x:mode=999", "bad mode \"999\""),
+            ("unix:", "missing path"),
+        ];
+        for (description, expected) in cases {
+            let err = server_from_string(description).unwrap_err().to_string();
+            assert!(err.contains(expected), "{description:?}: {err}");
+        }
+        let err = client_from_string("tcp:port=80").unwrap_err().to_string();
+        assert!(err.contains("missing host"), "{err}");
+        let err = client_from_string("tcp:h:80:timeout=-1").unwrap_err().to_string();
+        assert!(err.contains("bad timeout"), "{err}");
+    }
+}
