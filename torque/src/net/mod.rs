@@ -19,6 +19,7 @@ mod stream;
 mod tcp;
 mod unix;
 
+pub use crate::sys::unix_socket::PeerCredentials;
 pub use address::Address;
 pub use endpoint::{ClientEndpoint, EndpointError, ServerEndpoint, client_from_string, server_from_string};
 pub use line::{LineHandler, LineReceiver};
@@ -131,6 +132,12 @@ pub trait Protocol {
     /// Our writing side was closed by `lose_write_connection` once flushed.
     fn write_connection_lost(&mut self, transport: &Transport) {
         let _ = transport;
+    }
+    /// A file descriptor arrived (UNIX sockets; Twisted's
+    /// `fileDescriptorReceived`), before the bytes it was sent with. The default
+    /// closes it.
+    fn file_descriptor_received(&mut self, transport: &Transport, fd: std::os::fd::OwnedFd) {
+        let _ = (transport, fd);
     }
     /// The connection is gone; runs exactly once, at the end of a pass.
     fn connection_lost(&mut self, reason: DisconnectReason) {

@@ -11,12 +11,13 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::{self, IoSlice, Read};
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
 use socket2::Socket;
 
 use super::{Address, DisconnectReason, Protocol};
+use crate::sys::unix_socket::{self, MAX_FDS_PER_MESSAGE, PeerCredentials};
 use crate::{FdHandler, LostReason, Reactor, WeakReactor};
 
 /// Write-buffer size above which a streaming producer is paused.
@@ -94,8 +95,13 @@ struct State {
     write_shut: bool,
     /// The peer's writing side ended (EOF seen).
     read_shut: bool,
-    /// `pause_producing` on the transport: reading stopped.
+    /// `pause_producing` on the transport: data is left unread.
     reading_paused: bool,
+    /// Paused with unread data waiting: the fd is not watched until resumed
+    /// (level-triggered readiness would otherwise spin).
+    reader_parked: bool,
+    /// Descriptors to send with the next bytes written (UNIX sockets).
+    pending_fds: Vec<OwnedFd>,
     writer_registered: bool,
     producer: Option<(ProducerRef, bool)>,
     producer_paused: bool,
@@ -109,6 +115,7 @@ pub(crate) struct Connection {
     reactor: WeakReactor,
     socket: RefCell<Option<Socket>>,
     fd: RawFd,
+    is_unix: bool,
     local: Address,
     peer: Address,
     state: RefCell<State>,
@@ -195,10 +202,12 @@ impl Transport {
         let local = socket.local_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
         let peer = socket.peer_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
         let fd = socket.as_raw_fd();
+        let is_unix = !matches!(local, Address::Tcp(_));
         let conn = Rc::new(Connection {
             reactor: reactor.downgrade(),
             socket: RefCell::new(Some(socket)),
             fd,
+            is_unix,
             local,
             peer,
             state: RefCell::new(State {
@@ -244,14 +253,27 @@ impl Transport {
     // ----- reading -----
 
     fn do_read(&self, reactor: &Reactor) {
-        if self.conn.state.borrow().disconnected {
+        let paused = {
+            let state = self.conn.state.borrow();
+            if state.disconnected {
+                return;
+            }
+            state.reading_paused
+        };
+        if paused {
+            self.peek_while_paused(reactor);
             return;
         }
         let mut buffer = reactor.take_read_buffer();
+        let mut fds = Vec::new();
         let result = match self.conn.socket.borrow().as_ref() {
+            Some(_) if self.conn.is_unix => unix_socket::recv_with_fds(self.conn.fd, &mut buffer, &mut fds),
             Some(socket) => (&*socket).read(&mut buffer),
             None => Ok(0),
         };
+        for fd in fds {
+            self.with_protocol(|p, t| p.file_descriptor_received(t, fd));
+        }
         match result {
             Ok(0) => {
                 reactor.return_read_buffer(buffer);
@@ -269,6 +291,26 @@ impl Transport {
                 reactor.return_read_buffer(buffer);
                 self.close_now(DisconnectReason::Lost(e));
             }
+        }
+    }
+
+    /// Readable while paused: look without consuming. End of file or an error is
+    /// handled now, so a paused transport still notices the peer going away; unread
+    /// data parks the reader until `resume_producing`.
+    fn peek_while_paused(&self, reactor: &Reactor) {
+        let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
+        let peeked = match self.conn.socket.borrow().as_ref() {
+            Some(socket) => socket.peek(&mut byte),
+            None => return,
+        };
+        match peeked {
+            Ok(0) => self.read_eof(reactor),
+            Ok(_) => {
+                self.conn.state.borrow_mut().reader_parked = true;
+                reactor.remove_reader(self.conn.fd);
+            }
+            Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => self.close_now(DisconnectReason::Lost(e)),
         }
     }
 
@@ -310,7 +352,7 @@ impl Transport {
                 return;
             }
             let mut sent = 0;
-            if state.buffer.is_empty() {
+            if state.buffer.is_empty() && state.pending_fds.is_empty() {
                 let result = match self.conn.socket.borrow().as_ref() {
                     Some(socket) => send_parts(socket, parts),
                     None => Ok(0),
@@ -366,12 +408,18 @@ impl Transport {
             }
             while !state.buffer.is_empty() {
                 let result = match self.conn.socket.borrow().as_ref() {
+                    Some(_) if !state.pending_fds.is_empty() => {
+                        let fds: Vec<RawFd> = state.pending_fds.iter().map(AsRawFd::as_raw_fd).collect();
+                        unix_socket::send_with_fds(self.conn.fd, state.buffer.pending(), &fds)
+                    }
                     Some(socket) => socket.send_with_flags(state.buffer.pending(), SEND_FLAGS),
                     None => Ok(0),
                 };
                 match result {
                     Ok(0) => break,
                     Ok(n) => {
+                        // The descriptors went with these bytes; our copies close.
+                        state.pending_fds.clear();
                         state.buffer.consume(n);
                         state.bytes_sent += n as u64;
                     }
@@ -496,6 +544,7 @@ impl Transport {
             }
             state.disconnected = true;
             state.buffer.clear();
+            state.pending_fds.clear();
             state.producer.take()
         };
         let reactor = self.reactor();
@@ -700,19 +749,15 @@ impl Transport {
 
     // ----- the transport as a producer (flow control of reading) -----
 
-    /// Stops reading from the socket until `resume_producing`.
+    /// Stops delivering data until `resume_producing`. The peer closing (or
+    /// resetting) the connection is still noticed while no unread data is waiting;
+    /// once data waits, it is noticed after resuming.
     pub fn pause_producing(&self) {
-        let fd = self.conn.fd;
-        {
-            let mut state = self.conn.state.borrow_mut();
-            if state.disconnected || state.reading_paused || state.read_shut {
-                return;
-            }
-            state.reading_paused = true;
+        let mut state = self.conn.state.borrow_mut();
+        if state.disconnected || state.reading_paused || state.read_shut {
+            return;
         }
-        if let Some(reactor) = self.reactor() {
-            reactor.remove_reader(fd);
-        }
+        state.reading_paused = true;
     }
 
     /// Resumes reading after `pause_producing`.
@@ -723,6 +768,9 @@ impl Transport {
                 return;
             }
             state.reading_paused = false;
+            if !std::mem::take(&mut state.reader_parked) {
+                return; // still registered
+            }
         }
         if let (Some(reactor), Some(handler)) = (self.reactor(), self.handler()) {
             if let Err(e) = reactor.add_reader(self.conn.fd, handler) {
@@ -763,6 +811,44 @@ impl Transport {
     pub fn byte_counts(&self) -> (u64, u64) {
         let state = self.conn.state.borrow();
         (state.bytes_sent, state.bytes_received)
+    }
+
+    /// Sends a duplicate of `fd` to the peer with the next bytes written (Twisted's
+    /// `sendFileDescriptor`; UNIX sockets only). At least one byte must follow
+    /// for it to travel; the peer's protocol gets it in `file_descriptor_received`.
+    pub fn send_file_descriptor(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
+        if !self.conn.is_unix {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "only UNIX sockets carry file descriptors",
+            ));
+        }
+        let mut state = self.conn.state.borrow_mut();
+        if state.disconnected || state.disconnecting {
+            return Err(io::Error::from(io::ErrorKind::NotConnected));
+        }
+        if state.pending_fds.len() >= MAX_FDS_PER_MESSAGE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("at most {MAX_FDS_PER_MESSAGE} descriptors can wait for the next write"),
+            ));
+        }
+        state.pending_fds.push(fd.try_clone_to_owned()?);
+        Ok(())
+    }
+
+    /// The credentials of the peer process (UNIX sockets only).
+    pub fn peer_credentials(&self) -> io::Result<PeerCredentials> {
+        if !self.conn.is_unix {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "peer credentials exist for UNIX sockets only",
+            ));
+        }
+        if self.conn.socket.borrow().is_none() {
+            return Err(io::Error::from(io::ErrorKind::NotConnected));
+        }
+        unix_socket::peer_credentials(self.conn.fd)
     }
 
     /// Sets TCP_NODELAY (no effect on UNIX sockets).

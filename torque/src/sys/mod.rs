@@ -4,6 +4,7 @@
 //! the layers above never see a raw return code.
 
 pub(crate) mod signal;
+pub(crate) mod unix_socket;
 pub(crate) mod waker;
 
 use std::io;

@@ -25,6 +25,7 @@ pub struct Seen {
     pub lost: RefCell<Option<String>>,
     pub lost_count: Cell<u32>,
     pub transport: RefCell<Option<Transport>>,
+    pub fds: RefCell<Vec<std::os::fd::OwnedFd>>,
 }
 
 impl Seen {
@@ -86,6 +87,9 @@ impl Protocol for Recorder {
             Some(f) => f(t),
             None => t.lose_connection(),
         }
+    }
+    fn file_descriptor_received(&mut self, _t: &Transport, fd: std::os::fd::OwnedFd) {
+        self.seen.fds.borrow_mut().push(fd);
     }
     fn write_connection_lost(&mut self, _t: &Transport) {
         self.seen.write_closed.set(true);

@@ -319,6 +319,94 @@ fn a_paused_transport_stops_reading_until_resumed(kind: BackendKind) {
     iterate_until(&r, || server_seen.data_len() == 19);
 }
 
+fn a_paused_transport_still_notices_the_peer_closing(kind: BackendKind) {
+    let r = reactor(kind);
+    let (mut server, server_seen) = Recorder::new();
+    server.on_made = Some(Box::new(|t| t.pause_producing()));
+    let (_port, number) = server_with(&r, vec![Box::new(server)]);
+    let (mut client, _) = Recorder::new();
+    client.on_made = Some(Box::new(|t| t.lose_connection()));
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    // Never resumed: the end of file must still reach the protocol.
+    iterate_until(&r, || server_seen.lost_count.get() == 1);
+    assert!(server_seen.eof.get());
+    assert_eq!(server_seen.lost_kind().as_deref(), Some("done"));
+}
+
+fn data_waiting_while_paused_arrives_after_resume_then_the_close(kind: BackendKind) {
+    let r = reactor(kind);
+    let (mut server, server_seen) = Recorder::new();
+    server.on_made = Some(Box::new(|t| t.pause_producing()));
+    let (_port, number) = server_with(&r, vec![Box::new(server)]);
+    let (mut client, _) = Recorder::new();
+    client.on_made = Some(Box::new(|t| {
+        t.write(b"abc");
+        t.lose_connection();
+    }));
+    let (factory, outcomes) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || outcomes.len() == 1);
+    for _ in 0..5 {
+        r.iterate(Duration::from_millis(5)).unwrap();
+    }
+    assert_eq!(server_seen.data_len(), 0);
+    assert_eq!(server_seen.lost_count.get(), 0);
+    server_seen.transport().resume_producing();
+    iterate_until(&r, || server_seen.lost_count.get() == 1);
+    assert_eq!(&*server_seen.data.borrow(), b"abc");
+}
+
+fn a_factory_shared_by_ports_starts_and_stops_once(kind: BackendKind) {
+    use torque::net::{Address, Factory, FactoryRef, Protocol};
+    #[derive(Default)]
+    struct Counting {
+        starts: u32,
+        stops: u32,
+    }
+    impl Factory for Counting {
+        fn build_protocol(&mut self, _: &Address) -> Option<Box<dyn Protocol>> {
+            Some(Box::new(Echo))
+        }
+        fn start_factory(&mut self) {
+            self.starts += 1;
+        }
+        fn stop_factory(&mut self) {
+            self.stops += 1;
+        }
+    }
+    let r = reactor(kind);
+    let shared = FactoryRef::new(Counting::default());
+    let options = || ListenOptions::interface([127, 0, 0, 1].into());
+    let a = r.listen_tcp(0, shared.clone(), options()).unwrap();
+    let b = r.listen_tcp(0, shared.clone(), options()).unwrap();
+    assert_eq!((shared.get().borrow().starts, shared.get().borrow().stops), (1, 0));
+    let done = Rc::new(Cell::new(0));
+    let d = done.clone();
+    a.stop_listening(move |_| d.set(d.get() + 1));
+    iterate_until(&r, || done.get() == 1);
+    assert_eq!(shared.get().borrow().stops, 0, "one port still uses it");
+    let d = done.clone();
+    b.stop_listening(move |_| d.set(d.get() + 1));
+    iterate_until(&r, || done.get() == 2);
+    assert_eq!((shared.get().borrow().starts, shared.get().borrow().stops), (1, 1));
+}
+
+fn tcp_transports_refuse_unix_only_features(kind: BackendKind) {
+    let r = reactor(kind);
+    let (_port, number) = echo_server(&r);
+    let (client, seen) = Recorder::new();
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || seen.made.get());
+    let t = seen.transport();
+    let pipe = crate::support::Pipe::new();
+    use std::os::fd::AsFd;
+    let err = t.send_file_descriptor(pipe.r.as_fd()).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
+    assert_eq!(t.peer_credentials().unwrap_err().kind(), std::io::ErrorKind::Unsupported);
+}
+
 fn ports_report_their_address_and_stop_with_completion(kind: BackendKind) {
     let r = reactor(kind);
     let (port, number) = echo_server(&r);
@@ -466,6 +554,10 @@ crate::backend_tests!(
     a_callback_may_close_another_connection,
     a_large_transfer_arrives_intact_with_backpressure,
     a_paused_transport_stops_reading_until_resumed,
+    a_paused_transport_still_notices_the_peer_closing,
+    data_waiting_while_paused_arrives_after_resume_then_the_close,
+    a_factory_shared_by_ports_starts_and_stops_once,
+    tcp_transports_refuse_unix_only_features,
     ports_report_their_address_and_stop_with_completion,
     ipv6_loopback_works,
     host_names_are_resolved_off_the_loop,

@@ -73,6 +73,39 @@ fn a_missing_socket_is_refused(kind: BackendKind) {
     assert_eq!(outcomes.snapshot()[1], "refused");
 }
 
+fn file_descriptors_and_credentials_pass_over_unix_sockets(kind: BackendKind) {
+    use std::os::fd::{AsFd, AsRawFd};
+    let r = reactor(kind);
+    let path = temp_socket_path(&format!("fds-{kind}"));
+    let name = path.to_str().unwrap().to_owned();
+    let (server, server_seen) = Recorder::new();
+    let (factory, _) = Queue::one(server);
+    let _port = r.listen_unix(&name, factory, UnixListenOptions::default()).unwrap();
+    let pipe = crate::support::Pipe::new();
+    let (client, client_seen) = Recorder::new();
+    let (factory, _) = Queue::one(client);
+    r.connect_unix(&name, factory, options()).unwrap();
+    iterate_until(&r, || client_seen.made.get() && server_seen.made.get());
+    let t = client_seen.transport();
+    t.send_file_descriptor(pipe.r.as_fd()).unwrap();
+    t.write(b"here is a pipe");
+    iterate_until(&r, || server_seen.data_len() == 14);
+    assert_eq!(server_seen.fds.borrow().len(), 1, "the descriptor arrived with the bytes");
+    // The received fd is the same pipe: what we write comes out of it.
+    pipe.send(b"through the passed fd");
+    let received = server_seen.fds.borrow()[0].as_raw_fd();
+    let mut got = Vec::new();
+    iterate_until(&r, || {
+        got.extend(crate::support::drain(received));
+        got == b"through the passed fd"
+    });
+    let creds = server_seen.transport().peer_credentials().unwrap();
+    // SAFETY (test): getuid/getpid cannot fail.
+    assert_eq!(creds.uid, unsafe { libc::getuid() });
+    #[cfg(target_os = "linux")]
+    assert_eq!(creds.pid, Some(std::process::id() as i32));
+}
+
 #[cfg(target_os = "linux")]
 fn abstract_names_work_without_files(kind: BackendKind) {
     let r = reactor(kind);
@@ -93,5 +126,6 @@ crate::backend_tests!(
     echo_over_a_unix_path_with_mode_and_cleanup,
     a_stale_socket_file_is_replaced_and_a_live_one_is_not_stolen,
     a_missing_socket_is_refused,
+    file_descriptors_and_credentials_pass_over_unix_sockets,
     abstract_names_work_without_files,
 );

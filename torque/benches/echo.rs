@@ -1,0 +1,388 @@
+//! Echo benchmark: Torque (each backend), tokio's current-thread runtime and a
+//! minimal raw mio loop serve identical ping-pong load, one after another, in one
+//! invocation. Run with `cargo bench --bench echo` (`-- --secs 3` for longer rows).
+//!
+//! The server runs in a child process pinned to CPU 0; this process is the load
+//! generator (a raw mio loop) pinned to CPU 1. For each row it reports round trips
+//! per second and the server's CPU time per round trip, read from the kernel's
+//! accounting of the server process (`/proc/PID/schedstat`: user + system time in
+//! ns). On 2 cores the generator saturates its core around 64 connections, so
+//! throughput alone cannot separate fast servers; CPU per round trip can. Last, the
+//! server's resident memory growth with 10,000 idle connections.
+
+use std::collections::HashMap;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROWS: [(usize, usize); 6] = [(1, 64), (1, 4096), (64, 64), (64, 4096), (1000, 64), (1000, 4096)];
+const IDLE_CONNECTIONS: usize = 10_000;
+const SERVERS: [&str; 5] = ["torque-epoll", "torque-poll", "torque-select", "tokio", "mio"];
+
+fn pin_to_cpu(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET and sched_setaffinity get valid
+    // pointers to it. Failure (one CPU only) just leaves the process unpinned.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+}
+
+// ----- servers (child process) -----
+
+fn run_server(kind: &str) -> io::Result<()> {
+    pin_to_cpu(0);
+    let announce = |addr: SocketAddr| {
+        println!("PORT {}", addr.port());
+        let _ = io::stdout().flush();
+    };
+    match kind {
+        "tokio" => tokio_server(announce),
+        "mio" => mio_server(announce),
+        other => {
+            let backend = other.strip_prefix("torque-").unwrap_or(other);
+            torque_server(backend, announce)
+        }
+    }
+}
+
+fn torque_server(backend: &str, announce: impl Fn(SocketAddr)) -> io::Result<()> {
+    use torque::net::{ListenOptions, Protocol, Transport, factory_fn};
+    struct Echo;
+    impl Protocol for Echo {
+        fn data_received(&mut self, t: &Transport, data: &[u8]) {
+            t.write(data);
+        }
+    }
+    let kind: torque::BackendKind = backend.parse().map_err(io::Error::other)?;
+    let reactor = torque::Reactor::builder().backend(kind).build().map_err(io::Error::other)?;
+    let options = ListenOptions { backlog: 4096, ..ListenOptions::interface([127, 0, 0, 1].into()) };
+    let port = reactor.listen_tcp(0, factory_fn(|_| Echo), options).map_err(io::Error::other)?;
+    announce(port.address().socket_addr().expect("tcp"));
+    reactor.run().map_err(io::Error::other)
+}
+
+fn tokio_server(announce: impl Fn(SocketAddr)) -> io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        announce(listener.local_addr()?);
+        loop {
+            let (mut stream, _) = listener.accept().await?;
+            tokio::spawn(async move {
+                // One buffer per connection, as in tokio's own echo example (the
+                // size matches the read buffer Torque's reactor shares).
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if stream.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    })
+}
+
+/// The practical limit of an epoll loop: mio, edge-triggered, one buffer per
+/// connection only while a write is pending.
+fn mio_server(announce: impl Fn(SocketAddr)) -> io::Result<()> {
+    use mio::net::{TcpListener, TcpStream};
+    use mio::{Events, Interest, Poll, Token};
+    const LISTENER: Token = Token(usize::MAX);
+    let mut poll = Poll::new()?;
+    let mut listener = TcpListener::bind("127.0.0.1:0".parse().expect("addr"))?;
+    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    announce(listener.local_addr()?);
+    let mut conns: HashMap<usize, (TcpStream, Vec<u8>)> = HashMap::new();
+    let mut next = 0usize;
+    let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        poll.poll(&mut events, None)?;
+        for event in &events {
+            if event.token() == LISTENER {
+                while let Ok((mut stream, _)) = listener.accept() {
+                    let token = Token(next);
+                    next += 1;
+                    poll.registry().register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)?;
+                    conns.insert(token.0, (stream, Vec::new()));
+                }
+                continue;
+            }
+            let id = event.token().0;
+            let mut closed = false;
+            if let Some((stream, pending)) = conns.get_mut(&id) {
+                // Flush what is pending, then read and echo until WouldBlock.
+                'io: loop {
+                    while !pending.is_empty() {
+                        match stream.write(pending) {
+                            Ok(n) => {
+                                pending.drain(..n);
+                            }
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 'io,
+                            Err(_) => {
+                                closed = true;
+                                break 'io;
+                            }
+                        }
+                    }
+                    match stream.read(&mut buf) {
+                        Ok(0) => {
+                            closed = true;
+                            break;
+                        }
+                        Ok(n) => match stream.write(&buf[..n]) {
+                            Ok(w) if w == n => {}
+                            Ok(w) => pending.extend_from_slice(&buf[w..n]),
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                                pending.extend_from_slice(&buf[..n])
+                            }
+                            Err(_) => {
+                                closed = true;
+                                break;
+                            }
+                        },
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) => {
+                            closed = true;
+                            break;
+                        }
+                    }
+                }
+            }
+            if closed {
+                conns.remove(&id);
+            }
+        }
+    }
+}
+
+// ----- measurements of the server process -----
+
+fn cpu_ns(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/schedstat"))
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(kind: &str) -> io::Result<Server> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["--role", "server", "--kind", kind])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?;
+        let stdout = child.stdout.take().expect("piped");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        let port: u16 = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("server {kind} did not start: {line:?}")))?;
+        Ok(Server { child, addr: SocketAddr::from(([127, 0, 0, 1], port)) })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ----- the load generator -----
+
+struct Row {
+    round_trips: u64,
+    elapsed: Duration,
+    server_cpu_ns: u64,
+}
+
+/// `conns` connections each doing ping-pong with `size`-byte messages for `secs`.
+fn ping_pong(server: &Server, conns: usize, size: usize, secs: f64) -> io::Result<Row> {
+    use mio::net::TcpStream;
+    use mio::{Events, Interest, Poll, Token};
+    let mut poll = Poll::new()?;
+    let message = vec![b'x'; size];
+    let mut streams = Vec::with_capacity(conns);
+    for i in 0..conns {
+        let std_stream = std::net::TcpStream::connect(server.addr)?;
+        std_stream.set_nodelay(true)?;
+        std_stream.set_nonblocking(true)?;
+        let mut stream = TcpStream::from_std(std_stream);
+        poll.registry().register(&mut stream, Token(i), Interest::READABLE)?;
+        streams.push((stream, 0usize));
+    }
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut events = Events::with_capacity(1024);
+    let warmup = Duration::from_millis(300);
+    let total = warmup + Duration::from_secs_f64(secs);
+    for (stream, _) in &mut streams {
+        stream.write_all(&message)?;
+    }
+    let start = Instant::now();
+    let (mut measured_from, mut cpu_from, mut count_from) = (None, 0, 0u64);
+    let mut round_trips = 0u64;
+    while start.elapsed() < total {
+        if measured_from.is_none() && start.elapsed() >= warmup {
+            measured_from = Some(Instant::now());
+            cpu_from = cpu_ns(server.pid());
+            count_from = round_trips;
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(100)))?;
+        for event in &events {
+            let (stream, got) = &mut streams[event.token().0];
+            loop {
+                match stream.read(&mut buf) {
+                    Ok(0) => {
+                        return Err(io::Error::new(
+                            io::ErrorKind::ConnectionAborted,
+                            "server closed a connection",
+                        ));
+                    }
+                    Ok(n) => {
+                        *got += n;
+                        if *got >= size {
+                            *got -= size;
+                            round_trips += 1;
+                            stream.write_all(&message)?;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    let from = measured_from.unwrap_or(start);
+    Ok(Row {
+        round_trips: round_trips - count_from,
+        elapsed: from.elapsed(),
+        server_cpu_ns: cpu_ns(server.pid()).saturating_sub(cpu_from),
+    })
+}
+
+/// KiB of server RSS per idle connection, with `n` connections open.
+fn idle_memory(server: &Server, n: usize) -> io::Result<f64> {
+    std::thread::sleep(Duration::from_millis(200));
+    let before = rss_kib(server.pid());
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        conns.push(std::net::TcpStream::connect(server.addr)?);
+    }
+    // Wait until the server has accepted everything (its RSS stops growing).
+    let mut last = 0;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = rss_kib(server.pid());
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    // Prove the connections are live: one round trip on the last one.
+    let probe = conns.last_mut().expect("n > 0");
+    probe.write_all(b"?")?;
+    probe.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut one = [0u8; 1];
+    probe.read_exact(&mut one)?;
+    let after = rss_kib(server.pid());
+    Ok(after.saturating_sub(before) as f64 / n as f64)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--role") {
+        if args.get(i + 1).map(String::as_str) == Some("server") {
+            let kind = args
+                .iter()
+                .position(|a| a == "--kind")
+                .and_then(|k| args.get(k + 1))
+                .cloned()
+                .unwrap_or_default();
+            if let Err(e) = run_server(&kind) {
+                eprintln!("server {kind}: {e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+    }
+    let secs = args
+        .iter()
+        .position(|a| a == "--secs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2.0);
+    let only: Vec<&String> = args.iter().skip(1).filter(|a| SERVERS.contains(&a.as_str())).collect();
+    pin_to_cpu(1);
+    println!("Echo benchmark: server pinned to CPU 0, load generator (mio) on CPU 1; {secs} s per row.");
+    println!(
+        "Per row: round trips per second, and the server's CPU time per round trip (lower is better).\n"
+    );
+    let mut table: Vec<(String, Vec<String>, String)> = Vec::new();
+    for kind in SERVERS {
+        if !only.is_empty() && !only.iter().any(|o| o.as_str() == kind) {
+            continue;
+        }
+        let mut cells = Vec::new();
+        for (conns, size) in ROWS {
+            let cell = match Server::start(kind).and_then(|server| ping_pong(&server, conns, size, secs)) {
+                Ok(row) => {
+                    let rate = row.round_trips as f64 / row.elapsed.as_secs_f64();
+                    let cpu = row.server_cpu_ns as f64 / row.round_trips.max(1) as f64 / 1000.0;
+                    format!("{:.0}/s, {:.2} µs", rate, cpu)
+                }
+                Err(e) => format!("n/a ({e})"),
+            };
+            eprintln!("{kind} {conns}×{size}: {cell}");
+            cells.push(cell);
+        }
+        let memory = match Server::start(kind).and_then(|server| idle_memory(&server, IDLE_CONNECTIONS)) {
+            Ok(kib) => format!("{:.2} KiB", kib),
+            // The server closes connections it cannot watch; say why plainly.
+            Err(_) if kind == "torque-select" => {
+                "n/a: select watches fds below FD_SETSIZE (1024) only".to_owned()
+            }
+            Err(e) => format!("n/a ({e})"),
+        };
+        eprintln!("{kind} idle memory: {memory}");
+        table.push((kind.to_owned(), cells, memory));
+    }
+    print!("| server |");
+    for (conns, size) in ROWS {
+        print!(" {conns} conn × {size} B |");
+    }
+    println!(" RSS per idle conn (10k) |");
+    println!("|---|{}---|", "---|".repeat(ROWS.len()));
+    for (kind, cells, memory) in &table {
+        println!("| {kind} | {} | {memory} |", cells.join(" | "));
+    }
+}
