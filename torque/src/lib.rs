@@ -36,6 +36,11 @@ pub use reactor::{
     WeakReactor,
 };
 
+/// The README's code blocks, compiled as doctests so they stay true.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// Small fd helpers for programs and tests that drive the reactor with raw fds.
 pub mod fd {
     pub use crate::sys::{pipe, read, set_nonblocking, write};

@@ -202,7 +202,7 @@ pub struct BackendInfo {
 const CORE_FEATURES: Features = Features {
     scheduling: Support::Yes,
     threads: Support::Yes,
-    tcp: Support::Planned,
+    tcp: Support::Yes,
     tls: Support::Planned,
     udp: Support::Planned,
     processes: Support::Planned,

@@ -332,8 +332,9 @@ impl Transport {
     // ----- writing -----
 
     /// Sends `data`: as much as the kernel takes now, the rest buffered and sent as
-    /// the socket allows. Writes after `lose_connection`, `abort_connection` or loss
-    /// of the connection are dropped silently.
+    /// the socket allows. As in Twisted, data written while a `lose_connection` is
+    /// still flushing is sent before the close; writes once the connection is gone
+    /// (closed, aborted, lost, or our writing side shut down) are dropped silently.
     pub fn write(&self, data: &[u8]) {
         self.write_vectored(&[data]);
     }
@@ -348,7 +349,7 @@ impl Transport {
         let mut need_writer = false;
         {
             let mut state = self.conn.state.borrow_mut();
-            if state.disconnected || state.disconnecting || state.write_closing || state.write_shut {
+            if state.disconnected || state.write_shut {
                 return;
             }
             let mut sent = 0;
@@ -374,7 +375,10 @@ impl Transport {
                     state.buffer.bytes.extend_from_slice(&part[skip..]);
                     skip = 0;
                 }
-                if !state.buffer.is_empty() && !state.writer_registered {
+                // Watch for writability while bytes wait, and also when a pull
+                // producer is registered: its next writable event asks it for more.
+                let pull_producer = matches!(state.producer, Some((_, false)));
+                if (!state.buffer.is_empty() || pull_producer) && !state.writer_registered {
                     state.writer_registered = true;
                     need_writer = true;
                 }
@@ -503,9 +507,8 @@ impl Transport {
         if let Some(reactor) = self.reactor() {
             reactor.remove_reader(self.conn.fd);
         }
-        if has_producer {
-            self.stop_streaming_producer();
-        } else if flush_now {
+        // With a producer registered, the close waits for it to unregister.
+        if flush_now && !has_producer {
             self.close_now(DisconnectReason::Done);
         }
     }
@@ -728,15 +731,6 @@ impl Transport {
         };
         if let Ok(mut p) = producer.try_borrow_mut() {
             p.resume_producing();
-        }
-    }
-
-    fn stop_streaming_producer(&self) {
-        let producer = self.conn.state.borrow().producer.as_ref().map(|(p, _)| Rc::clone(p));
-        if let Some(producer) = producer {
-            if let Ok(mut p) = producer.try_borrow_mut() {
-                p.stop_producing();
-            }
         }
     }
 

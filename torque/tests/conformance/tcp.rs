@@ -107,7 +107,8 @@ fn lose_connection_flushes_a_pending_buffer_first(kind: BackendKind) {
         t.write(&data);
         assert!(t.buffered() > 0, "8 MiB cannot all fit in the kernel at once");
         t.lose_connection();
-        t.write(b"after lose_connection: dropped");
+        // Still flushing: as in Twisted, this goes out before the close.
+        t.write(b"written while closing");
     }));
     let (_port, number) = server_with(&r, vec![Box::new(server)]);
     let (client, client_seen) = Recorder::new();
@@ -115,8 +116,9 @@ fn lose_connection_flushes_a_pending_buffer_first(kind: BackendKind) {
     r.connect_tcp("127.0.0.1", number, factory, client_options());
     iterate_until(&r, || client_seen.lost_count.get() == 1 && server_seen.lost_count.get() == 1);
     let data = client_seen.data.borrow();
-    assert_eq!(data.len(), SIZE);
-    assert!(data.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+    assert_eq!(data.len(), SIZE + 21);
+    assert!(data[..SIZE].iter().enumerate().all(|(i, &b)| b == (i % 251) as u8));
+    assert_eq!(&data[SIZE..], b"written while closing");
     assert_eq!(server_seen.lost_kind().as_deref(), Some("done"));
     assert_eq!(client_seen.lost_kind().as_deref(), Some("done"));
 }
@@ -134,7 +136,8 @@ fn half_close_keeps_the_other_direction_open(kind: BackendKind) {
     client.on_made = Some(Box::new(|t| {
         t.write(b"ping");
         t.lose_write_connection();
-        t.write(b"dropped: the write side is closing");
+        // "ping" left at once, so the write side is already shut: dropped.
+        t.write(b"dropped: the write side is shut");
     }));
     let (factory, _) = Queue::one(client);
     r.connect_tcp("127.0.0.1", number, factory, client_options());
@@ -407,6 +410,64 @@ fn tcp_transports_refuse_unix_only_features(kind: BackendKind) {
     assert_eq!(t.peer_credentials().unwrap_err().kind(), std::io::ErrorKind::Unsupported);
 }
 
+/// A pull producer is asked for more each time the buffer empties; with a
+/// producer registered, lose_connection waits until it unregisters.
+fn a_pull_producer_feeds_on_demand_and_delays_the_close(kind: BackendKind) {
+    struct Pages {
+        transport: Transport,
+        left: u32,
+        asked: Rc<Cell<u32>>,
+    }
+    impl Producer for Pages {
+        fn resume_producing(&mut self) {
+            self.asked.set(self.asked.get() + 1);
+            if self.left == 0 {
+                self.transport.unregister_producer();
+                return;
+            }
+            self.left -= 1;
+            self.transport.write(&[b'p'; 1000]);
+        }
+    }
+    let r = reactor(kind);
+    let asked = Rc::new(Cell::new(0));
+    let (mut server, server_seen) = Recorder::new();
+    let a = asked.clone();
+    server.on_made = Some(Box::new(move |t| {
+        let pages = Rc::new(RefCell::new(Pages { transport: t.clone(), left: 5, asked: a.clone() }));
+        t.register_producer(pages, false);
+        // Asked to close at once: must wait for the producer to finish.
+        t.lose_connection();
+    }));
+    let (_port, number) = server_with(&r, vec![Box::new(server)]);
+    let (client, client_seen) = Recorder::new();
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || client_seen.lost_count.get() == 1);
+    assert_eq!(client_seen.data_len(), 5000, "every page was sent before the close");
+    assert_eq!(asked.get(), 6, "five pages, then one more ask that unregistered");
+    iterate_until(&r, || server_seen.lost_count.get() == 1);
+    assert_eq!(server_seen.lost_kind().as_deref(), Some("done"));
+}
+
+fn dual_stack_ports_and_bound_clients(kind: BackendKind) {
+    let r = reactor(kind);
+    let options = ListenOptions { ipv6_only: Some(false), ..ListenOptions::interface("::".parse().unwrap()) };
+    let Ok(port) = r.listen_tcp(0, factory_fn(|_| Echo), options) else {
+        eprintln!("no IPv6 on this machine; skipped");
+        return;
+    };
+    let number = port.address().port().unwrap();
+    // An IPv4 client reaches the dual-stack port, from a chosen local address.
+    let (mut client, seen) = Recorder::new();
+    client.on_made = Some(Box::new(|t| t.write(b"v4 to v6")));
+    let (factory, _) = Queue::one(client);
+    let bind = "127.0.0.1:0".parse().unwrap();
+    r.connect_tcp("127.0.0.1", number, factory, ConnectOptions { timeout: None, bind_address: Some(bind) });
+    iterate_until(&r, || seen.data_len() == 8);
+    assert_eq!(seen.transport().host().socket_addr().unwrap().ip(), std::net::Ipv4Addr::LOCALHOST);
+}
+
 fn ports_report_their_address_and_stop_with_completion(kind: BackendKind) {
     let r = reactor(kind);
     let (port, number) = echo_server(&r);
@@ -558,6 +619,8 @@ crate::backend_tests!(
     data_waiting_while_paused_arrives_after_resume_then_the_close,
     a_factory_shared_by_ports_starts_and_stops_once,
     tcp_transports_refuse_unix_only_features,
+    a_pull_producer_feeds_on_demand_and_delays_the_close,
+    dual_stack_ports_and_bound_clients,
     ports_report_their_address_and_stop_with_completion,
     ipv6_loopback_works,
     host_names_are_resolved_off_the_loop,
