@@ -115,22 +115,36 @@ pub enum ClientEndpoint {
     },
 }
 
-/// Splits on unescaped `:` and resolves `\x` escapes.
-fn split_fields(description: &str) -> Vec<String> {
+/// Splits on unescaped `sep` (at most `limit` pieces), keeping escapes for
+/// [`unescape`] to resolve later.
+fn split_raw(text: &str, sep: char, limit: usize) -> Vec<String> {
     let mut fields = vec![String::new()];
-    let mut chars = description.chars();
+    let mut chars = text.chars();
     while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some(next) = chars.next() {
-                    fields.last_mut().expect("never empty").push(next);
-                }
-            }
-            ':' => fields.push(String::new()),
-            other => fields.last_mut().expect("never empty").push(other),
+        if c == '\\' {
+            let field = fields.last_mut().expect("never empty");
+            field.push(c);
+            field.extend(chars.next());
+        } else if c == sep && fields.len() < limit {
+            fields.push(String::new());
+        } else {
+            fields.last_mut().expect("never empty").push(c);
         }
     }
     fields
+}
+
+/// Resolves `\x` escapes to `x`.
+fn unescape(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 struct Parsed {
@@ -143,14 +157,15 @@ fn parse(description: &str) -> Result<Parsed, EndpointError> {
     if description.trim().is_empty() {
         return Err(EndpointError::Empty);
     }
-    let mut fields = split_fields(description.trim()).into_iter();
-    let kind = fields.next().unwrap_or_default().to_ascii_lowercase();
+    let mut fields = split_raw(description.trim(), ':', usize::MAX).into_iter();
+    let kind = unescape(&fields.next().unwrap_or_default()).to_ascii_lowercase();
     let mut positional = Vec::new();
     let mut options = Vec::new();
     for field in fields {
-        match field.split_once('=') {
-            Some((k, v)) => options.push((k.to_owned(), v.to_owned())),
-            None => positional.push(field),
+        // An escaped `=` does not make a field an option.
+        match split_raw(&field, '=', 2).as_slice() {
+            [key, value] => options.push((unescape(key), unescape(value))),
+            _ => positional.push(unescape(&field)),
         }
     }
     Ok(Parsed { kind, positional, options })
@@ -174,15 +189,12 @@ where
 
 fn seconds(value: &str, description: &str) -> Result<Duration, EndpointError> {
     let secs: f64 = number("timeout", value, description)?;
-    if !(secs.is_finite() && secs >= 0.0) {
-        return Err(EndpointError::BadValue {
-            field: "timeout",
-            value: value.to_owned(),
-            description: description.to_owned(),
-            reason: "expected a non-negative number of seconds".into(),
-        });
-    }
-    Ok(Duration::from_secs_f64(secs))
+    Duration::try_from_secs_f64(secs).map_err(|_| EndpointError::BadValue {
+        field: "timeout",
+        value: value.to_owned(),
+        description: description.to_owned(),
+        reason: "expected a non-negative number of seconds within range".into(),
+    })
 }
 
 fn unknown(kind: String, description: &str) -> EndpointError {
@@ -443,5 +455,15 @@ mod tests {
         assert!(err.contains("missing host"), "{err}");
         let err = client_from_string("tcp:h:80:timeout=-1").unwrap_err().to_string();
         assert!(err.contains("bad timeout"), "{err}");
+        let err = client_from_string("tcp:h:80:timeout=1e20").unwrap_err().to_string();
+        assert!(err.contains("bad timeout"), "{err}");
+    }
+
+    #[test]
+    fn escaped_separators_stay_in_values() {
+        assert_eq!(
+            server_from_string(r"unix:/tmp/a\=b\:c.sock").unwrap(),
+            ServerEndpoint::Unix { path: "/tmp/a=b:c.sock".into(), mode: None, backlog: 50 }
+        );
     }
 }

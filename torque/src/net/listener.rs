@@ -70,7 +70,17 @@ impl ListeningPort {
         });
         let handler = Rc::new(RefCell::new(PortHandler { port: Rc::clone(&inner) }));
         *inner.handler.borrow_mut() = Some(Rc::clone(&handler));
-        reactor.add_reader(fd, handler)?;
+        if let Err(e) = reactor.add_reader(fd, handler) {
+            // Undo everything: the handler cycle, the socket, the spare fd and a
+            // socket file we created.
+            drop(inner.handler.borrow_mut().take());
+            drop(inner.socket.borrow_mut().take());
+            drop(inner.spare.borrow_mut().take());
+            if let Some(path) = &inner.unix_path {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
         inner.factory.do_start();
         Ok(ListeningPort { inner })
     }

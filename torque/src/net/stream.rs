@@ -272,7 +272,14 @@ impl Transport {
             None => Ok(0),
         };
         for fd in fds {
+            if self.conn.state.borrow().disconnected {
+                break; // the protocol closed the connection; the rest just close
+            }
             self.with_protocol(|p, t| p.file_descriptor_received(t, fd));
+        }
+        if self.conn.state.borrow().disconnected {
+            reactor.return_read_buffer(buffer);
+            return;
         }
         match result {
             Ok(0) => {
@@ -561,12 +568,10 @@ impl Transport {
         drop(socket);
         let handler = self.conn.handler.borrow_mut().take();
         drop(handler);
-        if let Some((producer, _)) = producer {
-            if let Ok(mut p) = producer.try_borrow_mut() {
-                p.stop_producing();
-            }
-        }
         if let Some(reactor) = reactor {
+            if let Some((producer, _)) = producer {
+                stop_producer(&reactor, producer);
+            }
             let this = self.clone();
             reactor.at_end_of_pass(move |r| this.deliver_lost(r, reason));
         }
@@ -605,19 +610,21 @@ impl Transport {
     /// resumed when it drains to the low-water mark; a pull producer is asked for
     /// more each time the buffer empties.
     pub fn register_producer(&self, producer: Rc<RefCell<dyn Producer>>, streaming: bool) {
-        let ask_now = {
+        let (ask_now, replaced) = {
             let mut state = self.conn.state.borrow_mut();
             if state.disconnected {
                 drop(state);
-                if let Ok(mut p) = producer.try_borrow_mut() {
-                    p.stop_producing();
+                if let Some(reactor) = self.reactor() {
+                    stop_producer(&reactor, producer);
                 }
                 return;
             }
-            state.producer = Some((Rc::clone(&producer), streaming));
+            let replaced = state.producer.replace((Rc::clone(&producer), streaming));
             state.producer_paused = false;
-            !streaming && state.buffer.is_empty()
+            (!streaming && state.buffer.is_empty(), replaced)
         };
+        // A replaced producer is dropped outside the borrow: its Drop may use us.
+        drop(replaced);
         if ask_now {
             if let Some(reactor) = self.reactor() {
                 let this = self.clone();
@@ -630,13 +637,13 @@ impl Transport {
     /// Unregisters the producer; a pending `lose_connection` or
     /// `lose_write_connection` then completes.
     pub fn unregister_producer(&self) {
-        let (disconnecting, write_closing, empty) = {
+        let (disconnecting, write_closing, empty, old) = {
             let mut state = self.conn.state.borrow_mut();
-            if state.producer.take().is_none() {
-                return;
-            }
-            (state.disconnecting, state.write_closing, state.buffer.is_empty())
+            let Some(old) = state.producer.take() else { return };
+            (state.disconnecting, state.write_closing, state.buffer.is_empty(), old)
         };
+        // Dropped outside the borrow: the producer's Drop may use the transport.
+        drop(old);
         if empty {
             if disconnecting {
                 self.close_now(DisconnectReason::Done);
@@ -701,7 +708,9 @@ impl Transport {
     /// Whether a streaming producer should hold off: the write buffer went over
     /// the high-water mark and has not yet drained to the low-water mark.
     pub fn writes_paused(&self) -> bool {
-        self.conn.state.borrow().producer_paused
+        let state = self.conn.state.borrow();
+        // A gone connection takes no more: a producer polling this stops.
+        state.producer_paused || state.disconnected || state.write_shut
     }
 
     fn maybe_resume_producer(&self) {
@@ -870,6 +879,25 @@ impl Transport {
     /// Whether two handles name the same connection.
     pub fn same_connection(&self, other: &Transport) -> bool {
         Rc::ptr_eq(&self.conn, &other.conn)
+    }
+}
+
+/// Tells a producer to stop for good; if it is running right now (its own write
+/// failed), it is told at the end of the pass instead.
+fn stop_producer(reactor: &Reactor, producer: ProducerRef) {
+    let busy = match producer.try_borrow_mut() {
+        Ok(mut p) => {
+            p.stop_producing();
+            false
+        }
+        Err(_) => true,
+    };
+    if busy {
+        reactor.at_end_of_pass(move |_| {
+            if let Ok(mut p) = producer.try_borrow_mut() {
+                p.stop_producing();
+            }
+        });
     }
 }
 

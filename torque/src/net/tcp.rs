@@ -235,9 +235,9 @@ impl Connector {
         self.inner.attempt.set(attempt);
         *self.inner.state.borrow_mut() = ConnectorState::Resolving;
         self.inner.factory.do_start();
-        if let Ok(mut f) = self.inner.factory.factory.try_borrow_mut() {
-            f.started_connecting(self);
-        }
+        // connect() is often called from the factory's own failure or loss
+        // callback; then it is told it started connecting once that returns.
+        self.with_factory(&reactor, |f, c| f.started_connecting(c));
         if let Some(timeout) = self.inner.options.timeout {
             let this = self.clone();
             let call = reactor.call_later(timeout, move |r| {
@@ -277,6 +277,20 @@ impl Connector {
                 }
             }
         }
+    }
+
+    /// Runs `f` on the factory now, or at the end of the pass if it is busy.
+    fn with_factory(&self, reactor: &Reactor, f: impl FnOnce(&mut dyn ClientFactory, &Connector) + 'static) {
+        let Ok(mut factory) = self.inner.factory.factory.try_borrow_mut() else {
+            let this = self.clone();
+            reactor.at_end_of_pass(move |_| {
+                if let Ok(mut factory) = this.inner.factory.factory.try_borrow_mut() {
+                    f(&mut *factory, &this);
+                }
+            });
+            return;
+        };
+        f(&mut *factory, self);
     }
 
     fn current(&self, attempt: u64) -> bool {
@@ -333,11 +347,9 @@ impl Connector {
         }
         match socket.connect(addr) {
             Ok(()) => Ok((socket, true)),
-            Err(e)
-                if e.raw_os_error() == Some(libc::EINPROGRESS) || e.kind() == io::ErrorKind::WouldBlock =>
-            {
-                Ok((socket, false))
-            }
+            // Only EINPROGRESS means "under way". A UNIX socket whose server's
+            // backlog is full answers EAGAIN instead: that attempt failed.
+            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((socket, false)),
             Err(e) => Err(e),
         }
     }
@@ -388,10 +400,18 @@ impl Connector {
     fn established(&self, reactor: &Reactor, socket: Socket) {
         self.cancel_timeout();
         let peer = socket.peer_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
-        let Some(protocol) = self.inner.factory.build(&peer) else {
+        let attempt = self.inner.attempt.get();
+        let protocol = self.inner.factory.build(&peer);
+        if self.inner.attempt.get() != attempt
+            || !matches!(&*self.inner.state.borrow(), ConnectorState::Resolving)
+        {
+            // build_protocol itself stopped this attempt (stop_connecting).
+            return;
+        }
+        let Some(protocol) = protocol else {
             drop(socket);
-            *self.inner.state.borrow_mut() = ConnectorState::Disconnected;
-            self.inner.factory.do_stop();
+            let source = io::Error::other("the client factory built no protocol for the connection");
+            self.fail(reactor, attempt, NetError::Connect { address: self.destination(), source });
             return;
         };
         let this = self.clone();
@@ -403,15 +423,11 @@ impl Connector {
             this.inner.factory.do_stop();
         });
         // Connected before connection_made runs, so the protocol may disconnect.
-        match Transport::start_with(reactor, socket, protocol, Some(on_closed), |t| {
+        if let Err(e) = Transport::start_with(reactor, socket, protocol, Some(on_closed), |t| {
             *self.inner.state.borrow_mut() = ConnectorState::Connected(t.clone());
         }) {
-            Ok(_) => {}
-            Err(e) => {
-                let attempt = self.inner.attempt.get();
-                *self.inner.state.borrow_mut() = ConnectorState::Resolving;
-                self.fail(reactor, attempt, NetError::Reactor(e));
-            }
+            *self.inner.state.borrow_mut() = ConnectorState::Resolving;
+            self.fail(reactor, attempt, NetError::Reactor(e));
         }
     }
 

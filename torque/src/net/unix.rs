@@ -54,9 +54,14 @@ fn clear_stale_socket(path: &Path, addr: &SockAddr) -> io::Result<()> {
     if !meta.file_type().is_socket() {
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, "the path exists and is not a socket"));
     }
+    // Non-blocking, so a live server with a full backlog (perhaps on this very
+    // reactor) answers EAGAIN instead of blocking the loop.
     let probe = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    probe.set_nonblocking(true)?;
+    let live = || io::Error::new(io::ErrorKind::AddrInUse, "a live server is listening on this socket");
     match probe.connect(addr) {
-        Ok(()) => Err(io::Error::new(io::ErrorKind::AddrInUse, "a live server is listening on this socket")),
+        Ok(()) => Err(live()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINPROGRESS)) => Err(live()),
         Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => std::fs::remove_file(path),
         Err(e) => Err(e),
     }

@@ -253,6 +253,8 @@ impl Reactor {
                 result = Err(e);
             }
         }
+        // Anything the after-shutdown triggers queued for the end of the pass.
+        self.run_end_of_pass();
         drop(inner.signals.borrow_mut().take());
         inner.in_run.set(false);
         result
@@ -366,6 +368,9 @@ impl Reactor {
                 inner.running.set(false);
                 inner.started.set(false);
                 self.disconnect_all();
+                // Close notifications queued by the disconnects run now: the loop
+                // ends after this event, so there is no later pass to run them.
+                self.run_end_of_pass();
                 let pool = inner.pool.borrow_mut().take();
                 if let Some(pool) = pool {
                     pool.stop();

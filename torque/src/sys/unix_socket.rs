@@ -130,11 +130,20 @@ pub(crate) fn recv_with_fds(socket: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd
                 let bytes = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
                 for i in 0..bytes / std::mem::size_of::<RawFd>() {
                     let fd = std::ptr::read_unaligned(data.add(i));
+                    // Linux set close-on-exec atomically (MSG_CMSG_CLOEXEC).
+                    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
                     fds.push(OwnedFd::from_raw_fd(fd));
                 }
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
+    }
+    if msg.msg_flags & libc::MSG_CTRUNC != 0 {
+        tracing::warn!(
+            max = MAX_FDS_PER_MESSAGE,
+            "the peer sent more file descriptors than fit; the rest were closed"
+        );
     }
     Ok(n)
 }

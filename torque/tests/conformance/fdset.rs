@@ -291,24 +291,12 @@ fn a_negative_fd_is_refused(kind: BackendKind) {
     assert!(matches!(r.add_reader(-1, Handler::reading(|_| {})), Err(ReactorError::InvalidFd(-1))));
 }
 
-/// Raises the soft fd limit to at least `want` (within the hard limit).
-fn raise_fd_limit(want: libc::rlim_t) {
-    // SAFETY (test): get/setrlimit on a valid rlimit struct.
-    unsafe {
-        let mut lim: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
-            lim.rlim_cur = want.min(lim.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
 /// select's fd_set holds fds below FD_SETSIZE; it must refuse larger ones with a
 /// clear error. The other backends take them.
 fn fds_beyond_the_backends_limit_are_refused_clearly(kind: BackendKind) {
     let r = reactor(kind);
     let pipe = Pipe::new();
-    raise_fd_limit(2048);
+    crate::support::raise_fd_limit(2048);
     // SAFETY (test): F_DUPFD returns a new fd >= 1100 or -1.
     let high = unsafe { libc::fcntl(pipe.rfd(), libc::F_DUPFD_CLOEXEC, 1100) };
     assert!(high >= 1100, "cannot dup above 1100: {}", std::io::Error::last_os_error());

@@ -41,22 +41,51 @@ fn a_line_receiver_splits_lines_and_drops_abusers(kind: BackendKind) {
         )
         .unwrap();
     let number = port.address().port().unwrap();
-    let (mut client, seen) = Recorder::new();
-    client.on_made = Some(Box::new(|t| {
-        t.write(b"first\r\nsec");
-        t.write(b"ond\r");
-        t.write(b"\nthird\r\n");
-    }));
+    let (client, seen) = Recorder::new();
     let (factory, _) = Queue::one(client);
     r.connect_tcp("127.0.0.1", number, factory, ConnectOptions::default());
-    iterate_until(&r, || lines.borrow().len() == 3);
+    iterate_until(&r, || seen.made.get());
+    // Pieces sent on separate passes, so they arrive in separate reads and the
+    // delimiter straddles two of them.
+    for (piece, lines_by_now) in [(&b"first\r\nsec"[..], 1), (b"ond\r", 1), (b"\nthird\r\n", 3)] {
+        seen.transport().write(piece);
+        iterate_until(&r, || lines.borrow().len() == lines_by_now);
+        for _ in 0..3 {
+            r.iterate(Duration::from_millis(5)).unwrap();
+        }
+    }
     assert_eq!(*lines.borrow(), ["first", "second", "third"]);
     iterate_until(&r, || seen.data_len() == 22);
     assert_eq!(&*seen.data.borrow(), b"FIRST\r\nSECOND\r\nTHIRD\r\n");
-    // A line longer than the maximum gets the connection dropped.
+    // An over-long line with its delimiter in the same read: the line before it is
+    // delivered, then the connection is dropped.
+    let mut abuse = b"ok\r\n".to_vec();
+    abuse.extend_from_slice(&[b'x'; 200]);
+    abuse.extend_from_slice(b"\r\nnever\r\n");
+    seen.transport().write(&abuse);
+    iterate_until(&r, || seen.lost_count.get() == 1);
+    assert_eq!(*lines.borrow(), ["first", "second", "third", "ok"]);
+}
+
+fn a_line_without_a_delimiter_cannot_grow_forever(kind: BackendKind) {
+    let r = reactor(kind);
+    let lines = Rc::new(RefCell::new(Vec::new()));
+    let l = lines.clone();
+    let options = ListenOptions::interface([127, 0, 0, 1].into());
+    let port = r
+        .listen_tcp(
+            0,
+            factory_fn(move |_| LineReceiver::new(Shout { lines: l.clone() }).max_length(64)),
+            options,
+        )
+        .unwrap();
+    let (client, seen) = Recorder::new();
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", port.address().port().unwrap(), factory, ConnectOptions::default());
+    iterate_until(&r, || seen.made.get());
     seen.transport().write(&[b'x'; 200]);
     iterate_until(&r, || seen.lost_count.get() == 1);
-    assert_eq!(lines.borrow().len(), 3);
+    assert!(lines.borrow().is_empty());
 }
 
 fn a_reconnecting_factory_backs_off_and_resets(kind: BackendKind) {
@@ -158,6 +187,7 @@ fn adopted_ports_and_connections_are_served(kind: BackendKind) {
 
 crate::backend_tests!(
     a_line_receiver_splits_lines_and_drops_abusers,
+    a_line_without_a_delimiter_cannot_grow_forever,
     a_reconnecting_factory_backs_off_and_resets,
     endpoint_strings_listen_and_connect,
     adopted_ports_and_connections_are_served,

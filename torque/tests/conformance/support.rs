@@ -217,3 +217,15 @@ pub fn capture_logs(f: impl FnOnce()) -> String {
     let bytes = buffer.0.lock().unwrap().clone();
     String::from_utf8_lossy(&bytes).into_owned()
 }
+
+/// Raises the soft fd limit to at least `want` (within the hard limit).
+pub fn raise_fd_limit(want: libc::rlim_t) {
+    // SAFETY (test): get/setrlimit on a valid rlimit struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < want {
+            lim.rlim_cur = want.min(lim.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
