@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 pub mod backend;
+pub mod defer;
 mod error;
 pub mod net;
 mod reactor;
@@ -31,9 +32,9 @@ pub mod testing;
 pub use backend::{BackendInfo, BackendKind, Features, Support};
 pub use error::{DelayedCallError, ReactorError};
 pub use reactor::{
-    Clock, DelayedCall, FdHandler, FdHandlerRef, IntoTriggerOutcome, LostReason, MonotonicClock, Phase,
-    REACTOR_ENV, Reactor, ReactorBuilder, ReactorHandle, SystemEvent, ThreadPanic, TriggerId, TriggerOutcome,
-    WeakReactor,
+    Clock, DelayedCall, FdHandler, FdHandlerRef, IntoTriggerOutcome, LostReason, MonotonicClock,
+    PendingTrigger, Phase, REACTOR_ENV, Reactor, ReactorBuilder, ReactorHandle, SystemEvent, ThreadPanic,
+    TriggerId, TriggerOutcome, WeakReactor,
 };
 
 /// The README's code blocks, compiled as doctests so they stay true.

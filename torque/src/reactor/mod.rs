@@ -23,6 +23,7 @@
 mod builder;
 mod clock;
 mod fdset;
+mod tasks;
 mod threads;
 mod timers;
 mod triggers;
@@ -32,7 +33,7 @@ pub use clock::{Clock, MonotonicClock};
 pub use fdset::{FdHandler, FdHandlerRef, LostReason};
 pub use threads::ReactorHandle;
 pub use timers::DelayedCall;
-pub use triggers::{IntoTriggerOutcome, Phase, SystemEvent, TriggerId, TriggerOutcome};
+pub use triggers::{IntoTriggerOutcome, PendingTrigger, Phase, SystemEvent, TriggerId, TriggerOutcome};
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -48,6 +49,8 @@ use crate::backend::{BackendInfo, Event, Events, Interest, Poller};
 use crate::error::ReactorError;
 use crate::sys::signal::SignalGuard;
 use fdset::{BackendOp, FdRegistry};
+pub(crate) use tasks::TaskId;
+use tasks::{ReadyList, Tasks};
 use threads::{ThreadCall, ThreadPool, ThreadShared, lock};
 use timers::{LiveCount, TimerQueue};
 use triggers::{TriggerFn, Triggers};
@@ -85,6 +88,9 @@ pub(crate) struct Inner {
     end_of_pass: RefCell<Vec<EndOfPass>>,
     /// The buffer transports read into; lent out (taken) while a protocol reads it.
     read_buffer: RefCell<Vec<u8>>,
+    /// Spawned futures and the list of those woken.
+    tasks: RefCell<Tasks>,
+    ready: Arc<ReadyList>,
     next_result_id: Cell<u64>,
     handle_signals: bool,
     signals: RefCell<Option<SignalGuard>>,
@@ -102,6 +108,9 @@ pub(crate) struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // Spawned futures are dropped (cancelled) with the reactor.
+        let futures = self.tasks.get_mut().drain();
+        drop(futures);
         self.threads.closed.store(true, Ordering::Release);
         if let Some(pool) = self.pool.get_mut().take() {
             pool.detach();
@@ -171,6 +180,7 @@ impl Reactor {
         handle_signals: bool,
         pool_size: usize,
     ) -> Reactor {
+        let ready = Arc::new(ReadyList::new(Arc::clone(poller.waker())));
         let threads = Arc::new(ThreadShared {
             queue: Mutex::new(Vec::new()),
             queued: AtomicUsize::new(0),
@@ -193,6 +203,8 @@ impl Reactor {
                 thread_results: RefCell::new(HashMap::new()),
                 end_of_pass: RefCell::new(Vec::new()),
                 read_buffer: RefCell::new(vec![0; READ_BUFFER_SIZE]),
+                tasks: RefCell::new(Tasks::default()),
+                ready,
                 next_result_id: Cell::new(0),
                 handle_signals,
                 signals: RefCell::new(None),
@@ -336,25 +348,71 @@ impl Reactor {
     }
 
     /// Fires `event`: its before, during and after triggers, FIFO within each
-    /// phase. A failing or panicking trigger is logged and the rest still run.
+    /// phase. A failing or panicking trigger is logged and the rest still run. A
+    /// before-phase trigger that returns a Deferred holds the during and after
+    /// phases back until it fires, while the loop keeps serving I/O and timers
+    /// (so a server can finish in-flight work on SIGTERM).
     pub fn fire_system_event(&self, event: impl Into<SystemEvent>) {
         let event = event.into();
-        for phase in [Phase::Before, Phase::During, Phase::After] {
-            if phase == Phase::During {
-                self.internal_during(&event);
+        // One count per unfinished before-trigger, plus one for this call.
+        let waiting = Rc::new(Cell::new(1usize));
+        loop {
+            let next = self.inner.triggers.borrow_mut().pop(&event, Phase::Before);
+            let Some(trigger) = next else { break };
+            if let Some(pending) = self.run_trigger(trigger, &event, Phase::Before) {
+                waiting.set(waiting.get() + 1);
+                let (weak, waiting, event) = (self.downgrade(), Rc::clone(&waiting), event.clone());
+                (pending.0)(Box::new(move |result| {
+                    if let Err(msg) = result {
+                        tracing::error!(%event, error = %msg, "a before-trigger's deferred failed");
+                    }
+                    waiting.set(waiting.get() - 1);
+                    if waiting.get() == 0 {
+                        if let Some(r) = weak.upgrade() {
+                            r.continue_firing(&event);
+                        }
+                    }
+                }));
             }
+        }
+        waiting.set(waiting.get() - 1);
+        if waiting.get() == 0 {
+            self.continue_firing(&event);
+        }
+    }
+
+    /// The during and after phases of `event`.
+    fn continue_firing(&self, event: &SystemEvent) {
+        self.internal_during(event);
+        for phase in [Phase::During, Phase::After] {
             loop {
-                let next = self.inner.triggers.borrow_mut().pop(&event, phase);
+                let next = self.inner.triggers.borrow_mut().pop(event, phase);
                 let Some(trigger) = next else { break };
-                match catch_unwind(AssertUnwindSafe(|| trigger(self))) {
-                    Ok(TriggerOutcome::Done) => {}
-                    Ok(TriggerOutcome::Failed(msg)) => {
-                        tracing::error!(%event, ?phase, error = %msg, "a system event trigger failed");
-                    }
-                    Err(payload) => {
-                        tracing::error!(%event, ?phase, panic = %panic_message(&*payload), "a system event trigger panicked");
-                    }
+                if let Some(pending) = self.run_trigger(trigger, event, phase) {
+                    // Only before-triggers hold the event back; still, report failures.
+                    let event = event.clone();
+                    (pending.0)(Box::new(move |result| {
+                        if let Err(msg) = result {
+                            tracing::error!(%event, ?phase, error = %msg, "a trigger's deferred failed");
+                        }
+                    }));
                 }
+            }
+        }
+    }
+
+    /// Runs one trigger, logging failures; returns its pending work, if any.
+    fn run_trigger(&self, trigger: TriggerFn, event: &SystemEvent, phase: Phase) -> Option<PendingTrigger> {
+        match catch_unwind(AssertUnwindSafe(|| trigger(self))) {
+            Ok(TriggerOutcome::Done) => None,
+            Ok(TriggerOutcome::Pending(pending)) => Some(pending),
+            Ok(TriggerOutcome::Failed(msg)) => {
+                tracing::error!(%event, ?phase, error = %msg, "a system event trigger failed");
+                None
+            }
+            Err(payload) => {
+                tracing::error!(%event, ?phase, panic = %panic_message(&*payload), "a system event trigger panicked");
+                None
             }
         }
     }
@@ -687,6 +745,7 @@ impl Reactor {
         if inner.shutdown_pending.get()
             || inner.threads.queued.load(Ordering::Acquire) != 0
             || !inner.end_of_pass.borrow().is_empty()
+            || inner.ready.has_ready()
         {
             return Some(Duration::ZERO);
         }
@@ -717,12 +776,30 @@ impl Reactor {
         *self.inner.events.borrow_mut() = events;
         self.run_due_timers();
         self.run_thread_calls();
+        tasks::run_ready(&self.inner.tasks, &self.inner.ready);
         self.run_end_of_pass();
         if self.inner.shutdown_pending.get() && self.inner.in_run.get() {
             self.inner.shutdown_pending.set(false);
             self.fire_system_event(SystemEvent::Shutdown);
         }
         Ok(())
+    }
+
+    /// Starts polling `future` on this thread; it is polled on the pass after each
+    /// wake-up.
+    pub(crate) fn spawn_task(&self, future: impl std::future::Future<Output = ()> + 'static) -> TaskId {
+        self.inner.tasks.borrow_mut().insert(Box::pin(future), &self.inner.ready)
+    }
+
+    /// Drops a spawned task's future (now, or once its current poll returns).
+    pub(crate) fn cancel_task(&self, id: TaskId) {
+        let future = self.inner.tasks.borrow_mut().cancel(id);
+        drop(future);
+    }
+
+    /// How many spawned tasks are still alive.
+    pub fn spawned_tasks(&self) -> usize {
+        self.inner.tasks.borrow().len()
     }
 
     /// Queues `f` to run at the end of the current pass (or of the next one, if

@@ -58,16 +58,36 @@ impl fmt::Display for SystemEvent {
 pub struct TriggerId(u64);
 
 /// What a trigger reports when it finishes.
-#[derive(Debug)]
 pub enum TriggerOutcome {
     /// It did its work.
     Done,
     /// It failed; the reactor logs the message and runs the remaining triggers.
     Failed(String),
+    /// Its work finishes later (it returned a Deferred): a before-phase trigger
+    /// holds the next phases back until then, while the loop goes on serving.
+    Pending(PendingTrigger),
 }
 
-/// Return types a trigger closure may have: `()`, or `Result<(), E>` for any
-/// displayable `E`. (A Deferred that delays the next phase comes with Deferreds.)
+impl fmt::Debug for TriggerOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TriggerOutcome::Done => f.write_str("Done"),
+            TriggerOutcome::Failed(msg) => f.debug_tuple("Failed").field(msg).finish(),
+            TriggerOutcome::Pending(_) => f.write_str("Pending"),
+        }
+    }
+}
+
+/// Work a trigger finishes later: given a completion callback, it arranges to
+/// call it exactly once with the outcome.
+pub struct PendingTrigger(pub Box<dyn FnOnce(TriggerDone)>);
+
+/// The completion callback a [`PendingTrigger`] is given: call it once with the
+/// outcome (`Err` carries the failure's message).
+pub type TriggerDone = Box<dyn FnOnce(Result<(), String>)>;
+
+/// Return types a trigger closure may have: `()`, `Result<(), E>` for any
+/// displayable `E`, or a `Deferred` (which a before-phase waits for).
 pub trait IntoTriggerOutcome {
     /// Converts the closure's return value.
     fn into_trigger_outcome(self) -> TriggerOutcome;

@@ -4,6 +4,7 @@
 mod netkit;
 mod support;
 
+mod defer;
 mod fdset;
 mod lifecycle;
 mod protocols;

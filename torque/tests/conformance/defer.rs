@@ -1,0 +1,157 @@
+//! Deferreds and async/await on the reactor, on every backend.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::Duration;
+
+use torque::defer::{CallbackPanicked, CancelledError, Deferred, Failure, TimeoutError};
+use torque::{BackendKind, Phase, SystemEvent};
+
+use crate::support::{Log, fake_reactor, iterate_until, reactor, spin};
+
+fn spawned_futures_run_and_fire_their_deferred(kind: BackendKind) {
+    let (r, clock) = fake_reactor(kind);
+    let r2 = r.clone();
+    let got = Rc::new(Cell::new(None));
+    let g = got.clone();
+    let _d = r
+        .spawn(async move {
+            r2.sleep(Duration::from_secs(5)).await.unwrap();
+            let nested = r2.spawn(async { 20 });
+            nested.await.unwrap() + 22
+        })
+        .map(move |n| g.set(Some(n)));
+    spin(&r, 3);
+    assert_eq!(got.get(), None, "still sleeping on the fake clock");
+    clock.advance(Duration::from_secs(5));
+    iterate_until(&r, || got.get().is_some());
+    assert_eq!(got.get(), Some(42));
+    spin(&r, 2);
+    assert_eq!(r.spawned_tasks(), 0);
+}
+
+struct DropFlag(Rc<Cell<bool>>);
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.set(true);
+    }
+}
+
+fn cancelling_a_spawned_task_drops_its_future(kind: BackendKind) {
+    let (r, _clock) = fake_reactor(kind);
+    let dropped = Rc::new(Cell::new(false));
+    let flag = DropFlag(dropped.clone());
+    let r2 = r.clone();
+    let d = r.spawn(async move {
+        let _flag = flag;
+        r2.sleep(Duration::from_secs(3600)).await.unwrap();
+        1
+    });
+    spin(&r, 2);
+    assert!(!dropped.get());
+    d.cancel();
+    assert!(dropped.get(), "the future (and what it owns) is dropped at once");
+    assert!(d.result().unwrap().unwrap_err().is::<CancelledError>());
+    spin(&r, 1);
+    assert_eq!(r.spawned_tasks(), 0);
+}
+
+fn a_panicking_task_fails_its_deferred(kind: BackendKind) {
+    let r = reactor(kind);
+    let d = r.spawn(async { panic!("task panicked on purpose") });
+    let failure = Rc::new(RefCell::new(None));
+    let f = failure.clone();
+    let _tail = d.add_errback(move |e: Failure| {
+        *f.borrow_mut() = Some(e);
+        Ok(())
+    });
+    iterate_until(&r, || failure.borrow().is_some());
+    assert!(failure.borrow().as_ref().unwrap().is::<CallbackPanicked>());
+}
+
+fn callbacks_and_await_mix_with_threads(kind: BackendKind) {
+    let r = reactor(kind);
+    let r2 = r.clone();
+    let got = Rc::new(Cell::new(None));
+    let g = got.clone();
+    let _d = r
+        .spawn(async move {
+            let blocking = r2.defer_to_thread(|| (1..=5u64).product::<u64>());
+            let doubled = blocking.map(|n| n * 2);
+            doubled.await.unwrap()
+        })
+        .map(move |n| g.set(Some(n)));
+    iterate_until(&r, || got.get().is_some());
+    assert_eq!(got.get(), Some(240));
+}
+
+fn a_timeout_cancels_a_slow_deferred(kind: BackendKind) {
+    let (r, clock) = fake_reactor(kind);
+    let (slow, _resolver) = Deferred::<u32>::pending();
+    let slow = slow.add_timeout(&r, Duration::from_secs(2));
+    let (fast, fast_resolver) = Deferred::<u32>::pending();
+    let fast = fast.add_timeout(&r, Duration::from_secs(2));
+    fast_resolver.callback(7).unwrap();
+    clock.advance(Duration::from_secs(2));
+    spin(&r, 1);
+    assert!(slow.result().unwrap().unwrap_err().is::<TimeoutError>());
+    assert_eq!(fast.result().unwrap().unwrap(), 7);
+    assert!(r.delayed_calls().is_empty(), "the fast deferred cancelled its timeout");
+}
+
+/// A before-shutdown trigger returning a Deferred holds shutdown back while the
+/// loop keeps serving timers; then the later phases run and run() returns.
+fn shutdown_waits_for_a_before_trigger_deferred(kind: BackendKind) {
+    let r = reactor(kind);
+    let log = Log::default();
+    let l = log.clone();
+    r.add_system_event_trigger(Phase::Before, SystemEvent::Shutdown, move |r| {
+        l.push("before: finishing in-flight work");
+        let l2 = l.clone();
+        let l3 = l.clone();
+        r.call_later(Duration::from_millis(1), move |_| l2.push("timer still served"));
+        r.sleep(Duration::from_millis(20)).map(move |_| l3.push("in-flight work done"))
+    });
+    let l = log.clone();
+    r.add_system_event_trigger(Phase::During, SystemEvent::Shutdown, move |_| l.push("during"));
+    let l = log.clone();
+    r.add_system_event_trigger(Phase::After, SystemEvent::Shutdown, move |_| l.push("after"));
+    r.call_when_running(|r| r.stop().unwrap());
+    r.run().unwrap();
+    assert_eq!(
+        log.take(),
+        ["before: finishing in-flight work", "timer still served", "in-flight work done", "during", "after"]
+    );
+}
+
+fn startup_waits_too_and_failures_do_not_block(kind: BackendKind) {
+    let r = reactor(kind);
+    let log = Log::default();
+    let l = log.clone();
+    r.add_system_event_trigger(Phase::Before, SystemEvent::Startup, move |r| {
+        l.push("before startup");
+        let l2 = l.clone();
+        r.sleep(Duration::from_millis(5)).map(move |_| l2.push("startup work done"))
+    });
+    r.add_system_event_trigger(Phase::Before, SystemEvent::Startup, |r| {
+        r.sleep(Duration::from_millis(1))
+            .add_callback(|_| Err::<(), _>(Failure::msg("warm-up failed on purpose")))
+    });
+    let l = log.clone();
+    r.call_when_running(move |r| {
+        l.push(format!("running={}", r.is_running()));
+        r.stop().unwrap();
+    });
+    r.run().unwrap();
+    assert_eq!(log.take(), ["before startup", "startup work done", "running=true"]);
+}
+
+crate::backend_tests!(
+    spawned_futures_run_and_fire_their_deferred,
+    cancelling_a_spawned_task_drops_its_future,
+    a_panicking_task_fails_its_deferred,
+    callbacks_and_await_mix_with_threads,
+    a_timeout_cancels_a_slow_deferred,
+    shutdown_waits_for_a_before_trigger_deferred,
+    startup_waits_too_and_failures_do_not_block,
+);
