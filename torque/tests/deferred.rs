@@ -46,7 +46,7 @@ fn failures_skip_callbacks_reach_errbacks_and_can_recover() {
         })
         .add_errback(|f| if f.is::<Boom>() { Ok(7) } else { Err(f) })
         .add_callback(|n| if n == 7 { Err(Failure::new(Boom(n))) } else { Ok(n) })
-        .add_errback(|f| Err::<u32, _>(f));
+        .add_errback(Err::<u32, _>);
     r.errback(Boom(1)).unwrap();
     let failure = d.result().unwrap().unwrap_err();
     assert!(!skipped.get());
