@@ -16,7 +16,7 @@ use torque::net::{
 
 struct Client {
     lines: Vec<String>,
-    expected: usize,
+    expected: Vec<u8>,
     received: Vec<u8>,
 }
 
@@ -29,8 +29,8 @@ impl Protocol for Client {
 
     fn data_received(&mut self, transport: &Transport, data: &[u8]) {
         self.received.extend_from_slice(data);
-        // The server greets us first; stop once all our lines are back.
-        if self.received.len() >= self.expected {
+        // Done once everything we sent has come back (after any greeting).
+        if self.received.ends_with(&self.expected) {
             print!("{}", String::from_utf8_lossy(&self.received));
             transport.lose_connection();
         }
@@ -72,8 +72,7 @@ fn main() {
     if lines.is_empty() {
         lines.push("hello, torque".to_owned());
     }
-    let greeting = "hello from torque: type something\r\n".len();
-    let expected = greeting + lines.iter().map(|l| l.len() + 2).sum::<usize>();
+    let expected: Vec<u8> = lines.iter().flat_map(|l| l.bytes().chain(*b"\r\n")).collect();
     let outcome = Rc::new(RefCell::new(None));
     let result = (|| -> Result<(), Box<dyn std::error::Error>> {
         let reactor = Reactor::new()?;
@@ -82,6 +81,12 @@ fn main() {
             outcome: outcome.clone(),
         };
         client_from_string(&description)?.connect(&reactor, factory)?;
+        // A server that does not echo must not keep us waiting forever.
+        let late = outcome.clone();
+        reactor.call_later(std::time::Duration::from_secs(5), move |r| {
+            *late.borrow_mut() = Some("no complete echo within 5 s".to_owned());
+            let _ = r.stop();
+        });
         reactor.run()?;
         Ok(())
     })();

@@ -4,8 +4,10 @@
 //! cargo run --example echo_server                          # tcp:8000:interface=127.0.0.1
 //! cargo run --example echo_server -- tcp:9000 unix:/tmp/echo.sock
 //! TORQUE_REACTOR=poll cargo run --example echo_server      # another backend
-//! nc 127.0.0.1 8000                                        # then type; Ctrl-C stops the server
+//! nc 127.0.0.1 8000                                        # in another terminal, then type
 //! ```
+//!
+//! Ctrl-C (SIGINT) or SIGTERM to the server shuts it down gracefully.
 
 use torque::net::{DisconnectReason, Protocol, Transport, factory_fn, server_from_string};
 use torque::{Phase, Reactor, SystemEvent};

@@ -17,9 +17,30 @@
 //! # Ok::<(), torque::ReactorError>(())
 //! ```
 //!
+//! Servers and clients are written as protocols, as in Twisted ([`net`]):
+//!
+//! ```no_run
+//! use torque::net::{Protocol, Transport, factory_fn, server_from_string};
+//!
+//! struct Echo;
+//! impl Protocol for Echo {
+//!     fn data_received(&mut self, transport: &Transport, data: &[u8]) {
+//!         transport.write(data);
+//!     }
+//! }
+//!
+//! let reactor = torque::Reactor::new()?;
+//! server_from_string("tcp:8000:interface=127.0.0.1")?.listen(&reactor, factory_fn(|_| Echo))?;
+//! reactor.run()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Results that arrive later are [`defer::Deferred`]s, which are also futures:
+//! add callbacks Twisted-style, or `reactor.spawn(async { … })` and `.await` them.
+//!
 //! See `ARCHITECTURE.md` in the repository for the layers and the loop pass.
 
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 
 pub mod backend;
 pub mod defer;

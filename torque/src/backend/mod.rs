@@ -6,7 +6,8 @@
 //! [`Waker`] that any thread may trigger and that never surfaces as an event.
 //!
 //! [`BackendKind::info`] is the single description of each backend (name, platforms,
-//! limits, features); documentation tables and the CLI's `reactors` listing read it.
+//! limits, features); the README's table repeats it, and the planned `torque
+//! reactors` command is to print it.
 
 #[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;
@@ -180,7 +181,7 @@ pub struct Features {
 pub struct BackendInfo {
     /// Which backend.
     pub kind: BackendKind,
-    /// The name used by `TORQUE_REACTOR` and `-r`.
+    /// The name used by `TORQUE_REACTOR` (and the planned command's `-r`).
     pub name: &'static str,
     /// One line on what it is.
     pub summary: &'static str,

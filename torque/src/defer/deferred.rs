@@ -26,6 +26,7 @@ type Outcome = Result<Value, Failure>;
 
 /// What one step of the chain produced.
 #[doc(hidden)]
+#[allow(missing_debug_implementations)]
 pub enum StepResult {
     /// A value or failure for the next step.
     Done(Outcome),
@@ -62,6 +63,7 @@ struct State {
 }
 
 #[doc(hidden)]
+#[allow(missing_debug_implementations)]
 pub struct Chain {
     state: RefCell<State>,
 }

@@ -368,9 +368,11 @@ impl ClientEndpoint {
                 };
                 Ok(reactor.connect_tcp(host, *port, factory, options))
             }
-            ClientEndpoint::Unix { path, timeout } => {
-                reactor.connect_unix(path, factory, ConnectOptions { timeout: *timeout, bind_address: None })
-            }
+            ClientEndpoint::Unix { path, timeout } => Ok(reactor.connect_unix(
+                path,
+                factory,
+                ConnectOptions { timeout: *timeout, bind_address: None },
+            )),
         }
     }
 }

@@ -24,14 +24,25 @@ pub trait LineHandler {
 
 /// Splits incoming bytes into lines for a [`LineHandler`].
 ///
-/// The delimiter defaults to `\r\n` (Twisted's default); `\n` alone also works
-/// for most text protocols. Lines longer than `max_length` (default 16 KiB) are
-/// reported to `line_length_exceeded`.
+/// The delimiter defaults to `\r\n` (Twisted's default); for clients that end
+/// lines with `\n` alone (plain `nc`), set `.delimiter(b"\n")`. Lines longer than
+/// `max_length` (default 16 KiB) are reported to `line_length_exceeded`. To send a
+/// line, write it and the delimiter: `transport.write_vectored(&[line, b"\r\n"])`.
 pub struct LineReceiver<H> {
     handler: H,
     buffer: Vec<u8>,
     delimiter: Vec<u8>,
     max_length: usize,
+}
+
+impl<H> std::fmt::Debug for LineReceiver<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineReceiver")
+            .field("buffered", &self.buffer.len())
+            .field("delimiter", &self.delimiter)
+            .field("max_length", &self.max_length)
+            .finish()
+    }
 }
 
 impl<H: LineHandler> LineReceiver<H> {
@@ -53,14 +64,9 @@ impl<H: LineHandler> LineReceiver<H> {
         self
     }
 
-    /// The wrapped handler.
+    /// The wrapped handler (before the receiver is handed to a factory).
     pub fn handler(&self) -> &H {
         &self.handler
-    }
-
-    /// Writes `line` followed by the delimiter.
-    pub fn send_line(&self, transport: &Transport, line: &[u8]) {
-        transport.write_vectored(&[line, &self.delimiter]);
     }
 
     fn find_delimiter(&self, from: usize) -> Option<usize> {

@@ -180,6 +180,12 @@ pub struct FactoryRef<F: ?Sized> {
     factory: Rc<RefCell<F>>,
 }
 
+impl<F: ?Sized> fmt::Debug for FactoryRef<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FactoryRef").field("users", &self.users.get()).finish()
+    }
+}
+
 impl<F: ?Sized> Clone for FactoryRef<F> {
     fn clone(&self) -> Self {
         FactoryRef { users: Rc::clone(&self.users), factory: Rc::clone(&self.factory) }
@@ -266,6 +272,12 @@ where
 /// The factory [`factory_fn`] returns.
 pub struct FnFactory<F> {
     build: F,
+}
+
+impl<F> fmt::Debug for FnFactory<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("FnFactory")
+    }
 }
 
 impl<P, F> Factory for FnFactory<F>

@@ -30,6 +30,16 @@ pub struct ReconnectingClientFactory<F> {
     rng: Cell<u64>,
 }
 
+impl<F> std::fmt::Debug for ReconnectingClientFactory<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReconnectingClientFactory")
+            .field("retries", &self.retries)
+            .field("delay", &self.delay)
+            .field("stopped", &self.stopped)
+            .finish()
+    }
+}
+
 impl<F: Factory> ReconnectingClientFactory<F> {
     /// Twisted's defaults: 1 s initial, ×2.718 per retry, ±11.9 % jitter, 1 hour cap.
     pub fn new(inner: F) -> ReconnectingClientFactory<F> {

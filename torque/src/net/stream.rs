@@ -901,7 +901,7 @@ fn stop_producer(reactor: &Reactor, producer: ProducerRef) {
     }
 }
 
-fn clone_reason(reason: &DisconnectReason) -> DisconnectReason {
+pub(crate) fn clone_reason(reason: &DisconnectReason) -> DisconnectReason {
     match reason {
         DisconnectReason::Done => DisconnectReason::Done,
         DisconnectReason::Aborted => DisconnectReason::Aborted,

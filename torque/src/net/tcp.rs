@@ -122,8 +122,13 @@ fn bind_tcp(address: SocketAddr, options: &ListenOptions) -> io::Result<Socket> 
 
 #[derive(Clone, Debug)]
 pub(crate) enum Target {
-    Tcp { host: String, port: u16 },
+    Tcp {
+        host: String,
+        port: u16,
+    },
     Unix(SockAddr, String),
+    /// A name that cannot be a socket address; every attempt fails with this.
+    Invalid(String, io::ErrorKind, String),
 }
 
 impl fmt::Display for Target {
@@ -132,6 +137,7 @@ impl fmt::Display for Target {
             Target::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
             Target::Tcp { host, port } => write!(f, "{host}:{port}"),
             Target::Unix(_, name) => write!(f, "unix:{name}"),
+            Target::Invalid(name, _, _) => f.write_str(name),
         }
     }
 }
@@ -247,6 +253,13 @@ impl Connector {
             *self.inner.timeout.borrow_mut() = Some(call);
         }
         match self.inner.target.clone() {
+            Target::Invalid(address, kind, message) => {
+                let this = self.clone();
+                reactor.at_end_of_pass(move |r| {
+                    let source = io::Error::new(kind, message);
+                    this.fail(r, attempt, NetError::Connect { address, source });
+                });
+            }
             Target::Unix(addr, _) => {
                 let this = self.clone();
                 reactor.at_end_of_pass(move |r| this.try_addresses(r, attempt, vec![addr]));
@@ -415,12 +428,13 @@ impl Connector {
             return;
         };
         let this = self.clone();
-        let on_closed: OnClosed = Box::new(move |_, reason| {
+        let on_closed: OnClosed = Box::new(move |r, reason| {
             *this.inner.state.borrow_mut() = ConnectorState::Disconnected;
-            if let Ok(mut f) = this.inner.factory.factory.try_borrow_mut() {
-                f.client_connection_lost(&this, reason);
-            }
-            this.inner.factory.do_stop();
+            let reason = super::stream::clone_reason(reason);
+            this.with_factory(r, move |f, c| {
+                f.client_connection_lost(c, &reason);
+                c.inner.factory.do_stop();
+            });
         });
         // Connected before connection_made runs, so the protocol may disconnect.
         if let Err(e) = Transport::start_with(reactor, socket, protocol, Some(on_closed), |t| {
@@ -444,11 +458,11 @@ impl Connector {
             drop(socket);
         }
         let this = self.clone();
-        reactor.at_end_of_pass(move |_| {
-            if let Ok(mut f) = this.inner.factory.factory.try_borrow_mut() {
-                f.client_connection_failed(&this, reason);
-            }
-            this.inner.factory.do_stop();
+        reactor.at_end_of_pass(move |r| {
+            this.with_factory(r, move |f, c| {
+                f.client_connection_failed(c, reason);
+                c.inner.factory.do_stop();
+            });
         });
     }
 

@@ -91,21 +91,21 @@ impl Reactor {
         Ok(ListeningPort::start(self, socket, factory.into().erase(), path)?)
     }
 
-    /// Connects to the UNIX stream socket at `name` (a path, or `@name`). A missing
-    /// socket or one nobody listens on is `ConnectionRefused`.
+    /// Connects to the UNIX stream socket at `name` (a path, or `@name`). Like
+    /// `connect_tcp`, every outcome reaches the factory: a missing socket or one
+    /// nobody listens on is `ConnectionRefused`, a name that cannot be a socket
+    /// address is `Connect` with the reason. `bind_address` does not apply.
     pub fn connect_unix<F: ClientFactory + 'static>(
         &self,
         name: &str,
         factory: impl Into<FactoryRef<F>>,
         options: ConnectOptions,
-    ) -> Result<Connector, NetError> {
-        let (addr, _) = unix_addr(name)
-            .map_err(|source| NetError::Connect { address: format!("unix:{name}"), source })?;
-        Ok(Connector::create(
-            self,
-            Target::Unix(addr, name.to_owned()),
-            factory.into().erase_client(),
-            options,
-        ))
+    ) -> Connector {
+        let target = match unix_addr(name) {
+            Ok((addr, _)) => Target::Unix(addr, name.to_owned()),
+            Err(e) => Target::Invalid(format!("unix:{name}"), e.kind(), e.to_string()),
+        };
+        let options = ConnectOptions { bind_address: None, ..options };
+        Connector::create(self, target, factory.into().erase_client(), options)
     }
 }

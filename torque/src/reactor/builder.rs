@@ -25,6 +25,17 @@ pub struct ReactorBuilder {
     thread_pool_size: usize,
 }
 
+impl std::fmt::Debug for ReactorBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReactorBuilder")
+            .field("backend", &self.backend)
+            .field("custom_clock", &self.clock.is_some())
+            .field("handle_signals", &self.handle_signals)
+            .field("thread_pool_size", &self.thread_pool_size)
+            .finish()
+    }
+}
+
 impl Default for ReactorBuilder {
     fn default() -> Self {
         ReactorBuilder { backend: None, clock: None, handle_signals: true, thread_pool_size: 10 }

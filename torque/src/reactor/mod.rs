@@ -4,13 +4,14 @@
 //! # One pass
 //!
 //! 1. **prepare**: work out how long the wait may block: zero if thread calls,
-//!    signals or a shutdown are pending, else until the earliest timer, capped by the
-//!    caller's limit.
+//!    woken tasks, end-of-pass work or a shutdown are pending, else until the
+//!    earliest timer, capped by the caller's limit.
 //! 2. **wait**: the backend's blocking call. The only step that blocks, and the only
 //!    one that runs no user code.
 //! 3. **dispatch**: stop signals, then I/O events in the order the backend reported
-//!    them, then due timers, then the batch of thread calls, then, if `stop()` was
-//!    called, the shutdown event.
+//!    them, then due timers, then the batch of thread calls, then woken tasks, then
+//!    end-of-pass work (close notices), then, if `stop()` was called, the shutdown
+//!    event.
 //!
 //! # Reentrancy
 //!
@@ -143,6 +144,12 @@ pub struct Reactor {
 /// A weak reference to a [`Reactor`], for handlers that must keep one.
 #[derive(Clone)]
 pub struct WeakReactor(Weak<Inner>);
+
+impl std::fmt::Debug for WeakReactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeakReactor").field("alive", &(self.0.strong_count() > 0)).finish()
+    }
+}
 
 impl WeakReactor {
     /// The reactor, if it still exists.
@@ -486,10 +493,23 @@ impl Reactor {
         entries.into_iter().map(|entry| DelayedCall { entry, reactor: Rc::downgrade(&self.inner) }).collect()
     }
 
-    /// How long the next pass may wait before a timer is due (`None`: no timers).
+    /// How long the next pass may wait: zero if work is already queued (thread
+    /// calls, woken tasks, close notices, a pending shutdown), else until the next
+    /// timer (`None`: no timers, so until an fd or a wake-up).
     pub fn timeout(&self) -> Option<Duration> {
+        if self.has_queued_work() {
+            return Some(Duration::ZERO);
+        }
         let deadline = self.inner.timers.borrow_mut().next_deadline()?;
         Some(deadline.saturating_sub(self.now()))
+    }
+
+    fn has_queued_work(&self) -> bool {
+        let inner = &self.inner;
+        inner.shutdown_pending.get()
+            || inner.threads.queued.load(Ordering::Acquire) != 0
+            || !inner.end_of_pass.borrow().is_empty()
+            || inner.ready.has_ready()
     }
 
     fn run_due_timers(&self) {
@@ -741,14 +761,6 @@ impl Reactor {
 
     /// Step 1: how long the wait may block.
     fn prepare(&self, max_wait: Option<Duration>) -> Option<Duration> {
-        let inner = &self.inner;
-        if inner.shutdown_pending.get()
-            || inner.threads.queued.load(Ordering::Acquire) != 0
-            || !inner.end_of_pass.borrow().is_empty()
-            || inner.ready.has_ready()
-        {
-            return Some(Duration::ZERO);
-        }
         match (self.timeout(), max_wait) {
             (Some(t), Some(m)) => Some(t.min(m)),
             (t, m) => t.or(m),

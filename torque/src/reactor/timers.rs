@@ -4,7 +4,7 @@
 //! order. Each timer is one allocation, an `Rc<TimerEntry<..>>` holding its state and
 //! closure, shared by the heap and the user's [`DelayedCall`]. Cancelling only marks
 //! the entry; the heap drops stale items when they reach the top, and is compacted
-//! when stale items outnumber live ones. `reset` pushes a new item with a new
+//! when stale items exceed half the live ones (heaps of 1024+ items). `reset` pushes a new item with a new
 //! sequence number; the old one becomes stale.
 
 use std::cell::Cell;
@@ -126,7 +126,7 @@ impl TimerQueue {
         self.heap.push(HeapItem { deadline: nanos(entry.deadline.get()), seq: entry.seq.get(), entry });
     }
 
-    /// Drops stale items in bulk once they are a third of the heap: one O(n) pass
+    /// Drops stale items in bulk once they exceed half the live ones: one O(n) pass
     /// instead of popping each one at O(log n), and memory stays proportional to the
     /// live timers. Amortised O(1) per cancellation.
     pub(crate) fn compact_if_stale(&mut self, live: &LiveCount) {

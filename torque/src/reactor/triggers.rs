@@ -82,6 +82,12 @@ impl fmt::Debug for TriggerOutcome {
 /// call it exactly once with the outcome.
 pub struct PendingTrigger(pub Box<dyn FnOnce(TriggerDone)>);
 
+impl fmt::Debug for PendingTrigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PendingTrigger")
+    }
+}
+
 /// The completion callback a [`PendingTrigger`] is given: call it once with the
 /// outcome (`Err` carries the failure's message).
 pub type TriggerDone = Box<dyn FnOnce(Result<(), String>)>;

@@ -229,3 +229,13 @@ pub fn raise_fd_limit(want: libc::rlim_t) {
         }
     }
 }
+
+/// The current soft fd limit.
+pub fn fd_limit() -> libc::rlim_t {
+    // SAFETY (test): getrlimit on a valid rlimit struct.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+        lim.rlim_cur
+    }
+}

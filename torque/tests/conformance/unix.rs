@@ -36,7 +36,7 @@ fn echo_over_a_unix_path_with_mode_and_cleanup(kind: BackendKind) {
     let (mut client, seen) = Recorder::new();
     client.on_made = Some(Box::new(|t| t.write(b"over unix")));
     let (factory, _) = Queue::one(client);
-    r.connect_unix(&name, factory, options()).unwrap();
+    r.connect_unix(&name, factory, options());
     iterate_until(&r, || seen.data_len() == 9);
     assert_eq!(&*seen.data.borrow(), b"over unix");
     seen.transport().lose_connection();
@@ -63,12 +63,23 @@ fn a_stale_socket_file_is_replaced_and_a_live_one_is_not_stolen(kind: BackendKin
     iterate_until(&r, || !path.exists());
 }
 
+fn an_impossible_socket_name_fails_through_the_factory(kind: BackendKind) {
+    let r = reactor(kind);
+    let (client, _) = Recorder::new();
+    let (factory, outcomes) = Queue::one(client);
+    let long_name = format!("/tmp/{}", "x".repeat(200)); // longer than sun_path
+    r.connect_unix(&long_name, factory, options());
+    assert!(outcomes.snapshot().is_empty(), "reported later, not inside connect_unix");
+    iterate_until(&r, || outcomes.len() == 2);
+    assert_eq!(outcomes.snapshot()[1], "other");
+}
+
 fn a_missing_socket_is_refused(kind: BackendKind) {
     let r = reactor(kind);
     let path = temp_socket_path(&format!("missing-{kind}"));
     let (client, _) = Recorder::new();
     let (factory, outcomes) = Queue::one(client);
-    r.connect_unix(path.to_str().unwrap(), factory, options()).unwrap();
+    r.connect_unix(path.to_str().unwrap(), factory, options());
     iterate_until(&r, || outcomes.len() == 2);
     assert_eq!(outcomes.snapshot()[1], "refused");
 }
@@ -84,7 +95,7 @@ fn file_descriptors_and_credentials_pass_over_unix_sockets(kind: BackendKind) {
     let pipe = crate::support::Pipe::new();
     let (client, client_seen) = Recorder::new();
     let (factory, _) = Queue::one(client);
-    r.connect_unix(&name, factory, options()).unwrap();
+    r.connect_unix(&name, factory, options());
     iterate_until(&r, || client_seen.made.get() && server_seen.made.get());
     let t = client_seen.transport();
     t.send_file_descriptor(pipe.r.as_fd()).unwrap();
@@ -115,7 +126,7 @@ fn abstract_names_work_without_files(kind: BackendKind) {
     let (mut client, seen) = Recorder::new();
     client.on_made = Some(Box::new(|t| t.write(b"abstract")));
     let (factory, _) = Queue::one(client);
-    r.connect_unix(&name, factory, options()).unwrap();
+    r.connect_unix(&name, factory, options());
     iterate_until(&r, || seen.data_len() == 8);
 }
 
@@ -126,6 +137,7 @@ crate::backend_tests!(
     echo_over_a_unix_path_with_mode_and_cleanup,
     a_stale_socket_file_is_replaced_and_a_live_one_is_not_stolen,
     a_missing_socket_is_refused,
+    an_impossible_socket_name_fails_through_the_factory,
     file_descriptors_and_credentials_pass_over_unix_sockets,
     abstract_names_work_without_files,
 );
