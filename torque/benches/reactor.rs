@@ -9,6 +9,10 @@
 //!   every second task aborted.
 //! - `threads`: 4 threads × 250,000 calls into the loop. tokio: an unbounded mpsc
 //!   channel of boxed closures drained by the runtime (its fastest idiom for this).
+//! - `deferreds`: 1,000,000 Deferreds with 10 callbacks each, fired and collected;
+//!   tokio: a oneshot channel and a `spawn_local` task per chain doing the same steps.
+//! - `spawn`: spawning and completing 1,000,000 trivial async tasks; tokio:
+//!   `spawn_local` on a `LocalSet`.
 //! - `idle-fds`: one wake-up of the loop (write a byte to a pipe, the loop reads it)
 //!   with N idle registered fds beside it. Idle fds are eventfds so 10,000 of them
 //!   fit the 20,000-fd limit; the active one is a pipe.
@@ -266,6 +270,94 @@ fn idle_fds(contender: Contender, idle: usize) -> Result<Duration, String> {
     }
 }
 
+// ----- deferreds and tasks -----
+
+const DEFERREDS: usize = 1_000_000;
+
+/// 1,000,000 Deferreds, each with a chain of 10 callbacks, fired and collected.
+/// tokio: a oneshot channel per chain and a `spawn_local` task that awaits it and
+/// runs the same 10 steps.
+fn deferred_chains(contender: Contender) -> Result<Duration, String> {
+    match contender {
+        Contender::Torque(kind) => {
+            let _r = reactor(kind);
+            let start = Instant::now();
+            let mut total = 0u64;
+            for i in 0..DEFERREDS as u64 {
+                let (d, resolver) = torque::defer::Deferred::<u64>::pending();
+                let mut d = d;
+                for step in 0..10u64 {
+                    d = d.map(move |v| v + step);
+                }
+                resolver.callback(i).expect("fire");
+                total += d.result().expect("fired").expect("ok");
+            }
+            std::hint::black_box(total);
+            Ok(start.elapsed())
+        }
+        Contender::Tokio => {
+            let rt = tokio_rt();
+            let local = tokio::task::LocalSet::new();
+            let total = Rc::new(Cell::new(0u64));
+            let start = Instant::now();
+            local.block_on(&rt, async {
+                let mut handles = Vec::with_capacity(DEFERREDS);
+                for i in 0..DEFERREDS as u64 {
+                    let (tx, rx) = tokio::sync::oneshot::channel::<u64>();
+                    let t = total.clone();
+                    handles.push(tokio::task::spawn_local(async move {
+                        let mut v = rx.await.expect("sent");
+                        for step in 0..10u64 {
+                            v += step;
+                        }
+                        t.set(t.get() + v);
+                    }));
+                    let _ = tx.send(i);
+                }
+                for h in handles {
+                    h.await.expect("task");
+                }
+            });
+            std::hint::black_box(total.get());
+            Ok(start.elapsed())
+        }
+    }
+}
+
+/// Spawn 1,000,000 trivial async tasks and run them to completion.
+fn spawn_tasks(contender: Contender) -> Result<Duration, String> {
+    let done = Rc::new(Cell::new(0usize));
+    match contender {
+        Contender::Torque(kind) => {
+            let r = reactor(kind);
+            let start = Instant::now();
+            for _ in 0..DEFERREDS {
+                let d = done.clone();
+                drop(r.spawn(async move { d.set(d.get() + 1) }));
+            }
+            while done.get() < DEFERREDS {
+                r.iterate(Duration::from_millis(50)).expect("iterate");
+            }
+            Ok(start.elapsed())
+        }
+        Contender::Tokio => {
+            let rt = tokio_rt();
+            let local = tokio::task::LocalSet::new();
+            let start = Instant::now();
+            local.block_on(&rt, async {
+                for _ in 0..DEFERREDS {
+                    let d = done.clone();
+                    drop(tokio::task::spawn_local(async move { d.set(d.get() + 1) }));
+                }
+                while done.get() < DEFERREDS {
+                    tokio::task::yield_now().await;
+                }
+            });
+            Ok(start.elapsed())
+        }
+    }
+}
+
 // ----- harness -----
 
 fn median(mut samples: Vec<Duration>) -> Duration {
@@ -339,6 +431,16 @@ fn main() {
     }
     if wanted("threads") {
         report("threads: 4 threads × 250,000 calls into the loop", reps, threads);
+    }
+    if wanted("deferreds") {
+        report(
+            "deferreds: 1,000,000 chains of 10 callbacks (tokio: oneshot + spawn_local)",
+            reps,
+            deferred_chains,
+        );
+    }
+    if wanted("spawn") {
+        report("spawn: 1,000,000 trivial async tasks (tokio: spawn_local)", reps, spawn_tasks);
     }
     if wanted("idle-fds") {
         for idle in IDLE_SIZES {

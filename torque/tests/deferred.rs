@@ -54,6 +54,16 @@ fn failures_skip_callbacks_reach_errbacks_and_can_recover() {
 }
 
 #[test]
+fn add_callbacks_runs_exactly_one_of_the_pair_and_add_both_sees_either() {
+    let ok = Deferred::succeed(2u32).add_callbacks(|n| Ok(format!("ok {n}")), |f| Ok(format!("err {f}")));
+    assert_eq!(value(ok), Some("ok 2".to_string()));
+    let err = Deferred::<u32>::fail(Boom(9)).add_callbacks(|n| Ok(n as i64), |_| Ok(-1));
+    assert_eq!(value(err), Some(-1));
+    let both = Deferred::<u32>::fail(Boom(1)).add_both(|r| Ok::<bool, Failure>(r.is_err()));
+    assert_eq!(value(both), Some(true));
+}
+
+#[test]
 fn callbacks_added_after_firing_run_at_once() {
     let d = Deferred::succeed(5u32);
     let seen = Rc::new(Cell::new(0));

@@ -21,7 +21,13 @@ use std::task::{Context, Poll, Waker};
 
 use super::failure::Failure;
 
+/// A value in the chain: an `Option<T>` behind `dyn Any`, so a step that maps a
+/// `T` to another `T` can put its result back in the same box (no allocation).
 type Value = Box<dyn Any>;
+
+fn boxed<T: 'static>(value: T) -> Value {
+    Box::new(Some(value))
+}
 type Outcome = Result<Value, Failure>;
 
 /// What one step of the chain produced.
@@ -164,7 +170,7 @@ impl Chain {
                     inner.push_step(Box::new(move |outcome| {
                         outer.resume(outcome);
                         // The result now belongs to the outer chain.
-                        StepResult::Done(Ok(Box::new(())))
+                        StepResult::Done(Ok(boxed(())))
                     }));
                 }
             }
@@ -275,7 +281,7 @@ pub trait CallbackResult {
 impl<V: 'static> CallbackResult for Result<V, Failure> {
     type Value = V;
     fn into_step(self) -> StepResult {
-        StepResult::Done(self.map(|v| Box::new(v) as Value))
+        StepResult::Done(self.map(boxed))
     }
 }
 
@@ -286,11 +292,15 @@ impl<V: 'static> CallbackResult for Deferred<V> {
     }
 }
 
+fn take<T: 'static>(value: &mut Value) -> T {
+    match value.downcast_mut::<Option<T>>().and_then(Option::take) {
+        Some(v) => v,
+        None => unreachable!("a Deferred's handles always agree on its value type"),
+    }
+}
+
 fn typed<T: 'static>(outcome: Outcome) -> Result<T, Failure> {
-    outcome.map(|value| match value.downcast::<T>() {
-        Ok(v) => *v,
-        Err(_) => unreachable!("a Deferred's handles always agree on its value type"),
-    })
+    outcome.map(|mut value| take::<T>(&mut value))
 }
 
 impl<T: 'static> Deferred<T> {
@@ -316,7 +326,7 @@ impl<T: 'static> Deferred<T> {
 
     /// A Deferred that has already succeeded with `value` (Twisted's `succeed`).
     pub fn succeed(value: T) -> Deferred<T> {
-        Deferred::from_chain(Chain::fired(Ok(Box::new(value))))
+        Deferred::from_chain(Chain::fired(Ok(boxed(value))))
     }
 
     /// A Deferred that has already failed (Twisted's `fail`).
@@ -344,9 +354,24 @@ impl<T: 'static> Deferred<T> {
         })
     }
 
-    /// Adds an infallible callback that transforms the value.
+    /// Adds an infallible callback that transforms the value. When `U` is `T`,
+    /// the value stays in its box: no allocation per step.
     pub fn map<U: 'static>(self, f: impl FnOnce(T) -> U + 'static) -> Deferred<U> {
-        self.add_callback(move |v| Ok::<U, Failure>(f(v)))
+        let chain = Rc::clone(&self.chain);
+        chain.push_step(Box::new(move |outcome| match outcome {
+            Ok(mut value) => {
+                let result = f(take::<T>(&mut value));
+                match value.downcast_mut::<Option<U>>() {
+                    Some(slot) => {
+                        *slot = Some(result);
+                        StepResult::Done(Ok(value))
+                    }
+                    None => StepResult::Done(Ok(boxed(result))),
+                }
+            }
+            Err(e) => StepResult::Done(Err(e)),
+        }));
+        Deferred::from_chain(chain)
     }
 
     /// Adds an errback for failure; values pass it by. Returning `Ok(value)`
@@ -356,7 +381,7 @@ impl<T: 'static> Deferred<T> {
         f: impl FnOnce(Failure) -> R + 'static,
     ) -> Deferred<T> {
         self.then(move |r| match r {
-            Ok(v) => StepResult::Done(Ok(Box::new(v))),
+            Ok(v) => StepResult::Done(Ok(boxed(v))),
             Err(e) => f(e).into_step(),
         })
     }
@@ -382,7 +407,7 @@ impl<T: 'static> Deferred<T> {
                     Ok(v) => callback(v),
                     Err(e) => errback(e),
                 }
-                .map(|v| Box::new(v) as Value),
+                .map(boxed),
             )
         })
     }
@@ -415,7 +440,7 @@ impl<T: 'static> Resolver<T> {
     /// Fires with a value. [`DeferredError::AlreadyCalled`] if already fired
     /// (ignored silently after a cancellation, as in Twisted).
     pub fn callback(&self, value: T) -> Result<(), DeferredError> {
-        self.chain.fire(Ok(Box::new(value)))
+        self.chain.fire(Ok(boxed(value)))
     }
 
     /// Fires with a failure.

@@ -14,10 +14,10 @@ use super::deferred::CallbackPanicked;
 use super::{CancelledError, Deferred, Failure, TimeoutError};
 use crate::Reactor;
 
-/// Polls the inner future, turning a panic into `Err(payload)`.
-struct CatchPanic<F>(Pin<Box<F>>);
+/// Polls the inner (pinned in place) future, turning a panic into `Err(payload)`.
+struct CatchPanic<'a, F>(Pin<&'a mut F>);
 
-impl<F: Future> Future for CatchPanic<F> {
+impl<F: Future> Future for CatchPanic<'_, F> {
     type Output = Result<F::Output, Box<dyn Any + Send>>;
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
@@ -62,7 +62,8 @@ impl Reactor {
             }
         });
         let id = self.spawn_task(async move {
-            let outcome = CatchPanic(Box::pin(future)).await;
+            let future = std::pin::pin!(future);
+            let outcome = CatchPanic(future).await;
             let _ =
                 resolver.resolve(outcome.map_err(|payload| {
                     Failure::new(CallbackPanicked(crate::reactor::panic_message(&*payload)))
