@@ -4,7 +4,10 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use torque::defer::{CallbackPanicked, CancelledError, Deferred, Failure, TimeoutError};
+use torque::defer::{
+    CallbackPanicked, CancelledError, Cooperator, Deferred, Failure, LoopingCall, LoopingCallError,
+    TimeoutError,
+};
 use torque::{BackendKind, Phase, SystemEvent};
 
 use crate::support::{Log, fake_reactor, iterate_until, reactor, spin};
@@ -146,7 +149,106 @@ fn startup_waits_too_and_failures_do_not_block(kind: BackendKind) {
     assert_eq!(log.take(), ["before startup", "startup work done", "running=true"]);
 }
 
+const SEC: Duration = Duration::from_secs(1);
+
+fn a_looping_call_runs_on_its_interval_and_stops(kind: BackendKind) {
+    let (r, clock) = fake_reactor(kind);
+    let times = Rc::new(RefCell::new(Vec::new()));
+    let t = times.clone();
+    let looping = LoopingCall::new(move |r| t.borrow_mut().push(r.now().as_secs()));
+    let stopped = looping.start(&r, SEC, true).unwrap();
+    assert_eq!(looping.start(&r, SEC, true).unwrap_err(), LoopingCallError::AlreadyRunning);
+    for _ in 0..3 {
+        clock.advance(SEC);
+        spin(&r, 1);
+    }
+    assert_eq!(*times.borrow(), [0, 1, 2, 3]);
+    assert!(looping.running());
+    looping.stop();
+    assert!(!looping.running());
+    assert!(stopped.result().unwrap().is_ok());
+    clock.advance(SEC * 5);
+    spin(&r, 2);
+    assert_eq!(times.borrow().len(), 4, "no calls after stop");
+}
+
+fn with_count_reports_skipped_intervals(kind: BackendKind) {
+    let (r, clock) = fake_reactor(kind);
+    let counts = Rc::new(RefCell::new(Vec::new()));
+    let c = counts.clone();
+    let looping = LoopingCall::with_count(move |_, n| c.borrow_mut().push(n));
+    let _d = looping.start(&r, SEC, false).unwrap();
+    clock.advance(Duration::from_millis(3500));
+    spin(&r, 1);
+    clock.advance(Duration::from_millis(500));
+    spin(&r, 1);
+    assert_eq!(*counts.borrow(), [3, 1], "fell behind by two intervals, then on time");
+    looping.stop();
+}
+
+fn a_failing_call_stops_the_loop_and_fails_its_deferred(kind: BackendKind) {
+    let (r, clock) = fake_reactor(kind);
+    let calls = Rc::new(Cell::new(0));
+    let c = calls.clone();
+    let looping = LoopingCall::new(move |_| {
+        c.set(c.get() + 1);
+        if c.get() == 2 { Err(Failure::msg("tick failed on purpose")) } else { Ok(()) }
+    });
+    let done = looping.start(&r, SEC, true).unwrap();
+    clock.advance(SEC);
+    spin(&r, 1);
+    clock.advance(SEC * 3);
+    spin(&r, 2);
+    assert_eq!(calls.get(), 2);
+    assert!(!looping.running());
+    assert!(done.result().unwrap().unwrap_err().to_string().contains("on purpose"));
+}
+
+fn a_call_returning_a_deferred_holds_the_next_one(kind: BackendKind) {
+    let (r, clock) = fake_reactor(kind);
+    let times = Rc::new(RefCell::new(Vec::new()));
+    let t = times.clone();
+    let looping = LoopingCall::new(move |r| {
+        t.borrow_mut().push(r.now().as_millis());
+        r.sleep(Duration::from_millis(2500))
+    });
+    let _d = looping.start(&r, SEC, true).unwrap();
+    for _ in 0..6 {
+        clock.advance(Duration::from_millis(500));
+        spin(&r, 2);
+    }
+    // Called at 0; its work ends at 2.5 s; the next grid point is 3 s.
+    assert_eq!(*times.borrow(), [0, 3000]);
+    looping.stop();
+}
+
+fn a_cooperator_interleaves_iterators_without_starving_timers(kind: BackendKind) {
+    let r = reactor(kind);
+    let coop = Cooperator::with_slice(&r, Duration::from_millis(2));
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let (l1, l2) = (log.clone(), log.clone());
+    let a = coop.cooperate((0..3).map(move |i| l1.borrow_mut().push(format!("a{i}"))));
+    let b = coop.cooperate((0..3).map(move |i| l2.borrow_mut().push(format!("b{i}"))));
+    // A long iterator: 200 steps of 1 ms each, so at least ~100 slices.
+    let slow = coop.cooperate((0..200).map(|_| std::thread::sleep(Duration::from_millis(1))));
+    let timer_fired_early = Rc::new(Cell::new(None));
+    let (t, slow_done) = (timer_fired_early.clone(), Rc::new(Cell::new(false)));
+    let sd = slow_done.clone();
+    r.call_later(Duration::from_millis(1), move |_| t.set(Some(!sd.get())));
+    let _s = slow.map(move |_| slow_done.set(true));
+    let _a = a.map(|_| ());
+    let _b = b.map(|_| ());
+    iterate_until(&r, || timer_fired_early.get().is_some() && r.delayed_calls().is_empty());
+    assert_eq!(timer_fired_early.get(), Some(true), "the timer ran while the slow iterator was still going");
+    assert_eq!(*log.borrow(), ["a0", "b0", "a1", "b1", "a2", "b2"], "round-robin");
+}
+
 crate::backend_tests!(
+    a_looping_call_runs_on_its_interval_and_stops,
+    with_count_reports_skipped_intervals,
+    a_failing_call_stops_the_loop_and_fails_its_deferred,
+    a_call_returning_a_deferred_holds_the_next_one,
+    a_cooperator_interleaves_iterators_without_starving_timers,
     spawned_futures_run_and_fire_their_deferred,
     cancelling_a_spawned_task_drops_its_future,
     a_panicking_task_fails_its_deferred,
