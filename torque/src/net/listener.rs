@@ -12,6 +12,7 @@ use std::rc::Rc;
 use socket2::Socket;
 
 use super::{Address, Factory, FactoryRef, Transport};
+use crate::defer::Deferred;
 use crate::{FdHandler, LostReason, Reactor, WeakReactor};
 
 /// Connections accepted per readiness event at most, so one busy port cannot
@@ -95,12 +96,16 @@ impl ListeningPort {
         self.inner.listening.get()
     }
 
-    /// Stops accepting and closes the socket; `on_stopped` runs at the end of the
-    /// pass, after the factory's `stop_factory` (if this was its last user).
-    /// Stopping a stopped port only runs `on_stopped`.
-    pub fn stop_listening(&self, on_stopped: impl FnOnce(&Reactor) + 'static) {
-        let Some(reactor) = self.inner.reactor.upgrade() else { return };
-        if self.inner.listening.replace(false) {
+    /// Stops accepting and closes the socket (Twisted's `stopListening`). The
+    /// Deferred fires at the end of the pass, after the factory's `stop_factory`
+    /// (if this was its last user); stopping a stopped port fires it too.
+    pub fn stop_listening(&self) -> Deferred<()> {
+        let (deferred, resolver) = Deferred::pending();
+        let Some(reactor) = self.inner.reactor.upgrade() else {
+            let _ = resolver.callback(());
+            return deferred;
+        };
+        let factory = if self.inner.listening.replace(false) {
             reactor.remove_reader(self.inner.fd);
             drop(self.inner.socket.borrow_mut().take());
             drop(self.inner.handler.borrow_mut().take());
@@ -108,14 +113,17 @@ impl ListeningPort {
             if let Some(path) = &self.inner.unix_path {
                 let _ = std::fs::remove_file(path);
             }
-            let factory = self.inner.factory.clone();
-            reactor.at_end_of_pass(move |r| {
-                factory.do_stop();
-                on_stopped(r);
-            });
+            Some(self.inner.factory.clone())
         } else {
-            reactor.at_end_of_pass(on_stopped);
-        }
+            None
+        };
+        reactor.at_end_of_pass(move |_| {
+            if let Some(factory) = factory {
+                factory.do_stop();
+            }
+            let _ = resolver.callback(());
+        });
+        deferred
     }
 }
 
@@ -201,7 +209,7 @@ impl FdHandler for PortHandler {
     fn connection_lost(&mut self, reactor: &Reactor, reason: LostReason) {
         if self.port.listening.get() {
             tracing::debug!(port = %self.port.address, %reason, "listening port dropped by the reactor");
-            ListeningPort { inner: Rc::clone(&self.port) }.stop_listening(|_| {});
+            drop(ListeningPort { inner: Rc::clone(&self.port) }.stop_listening());
         }
         let _ = reactor;
     }

@@ -14,6 +14,7 @@ mod adopt;
 mod endpoint;
 mod line;
 mod listener;
+mod oneshot;
 mod reconnect;
 mod stream;
 mod tcp;

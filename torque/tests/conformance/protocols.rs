@@ -92,7 +92,7 @@ fn a_reconnecting_factory_backs_off_and_resets(kind: BackendKind) {
     let (r, clock) = fake_reactor(kind);
     // Reserve a port number, then close it so the first attempts are refused.
     let (port, number) = echo_server(&r);
-    port.stop_listening(|_| {});
+    drop(port.stop_listening());
     iterate_until(&r, || !port.is_listening());
     r.iterate(Duration::ZERO).unwrap();
     let seen_all = Rc::new(RefCell::new(Vec::new()));
@@ -185,7 +185,28 @@ fn adopted_ports_and_connections_are_served(kind: BackendKind) {
     assert!(err.to_string().contains("not listening"), "{err}");
 }
 
+fn an_endpoint_connection_arrives_as_a_deferred_transport(kind: BackendKind) {
+    let r = reactor(kind);
+    let (_port, number) = crate::netkit::echo_server(&r);
+    let (client, seen) = Recorder::new();
+    let endpoint = client_from_string(&format!("tcp:127.0.0.1:{number}")).unwrap();
+    let r2 = r.clone();
+    let outcome = Rc::new(RefCell::new(None));
+    let o = outcome.clone();
+    let _task = r.spawn(async move {
+        let transport = endpoint.connect_protocol(&r2, client).await.unwrap();
+        transport.write(b"awaited");
+        // A refused connection arrives as the NetError inside the failure.
+        let refused = client_from_string("unix:/nonexistent/torque.sock").unwrap();
+        let failure = refused.connect_protocol(&r2, Recorder::new().0).await.unwrap_err();
+        *o.borrow_mut() = Some(failure.is::<torque::net::NetError>());
+    });
+    iterate_until(&r, || seen.data_len() == 7 && outcome.borrow().is_some());
+    assert_eq!(*outcome.borrow(), Some(true));
+}
+
 crate::backend_tests!(
+    an_endpoint_connection_arrives_as_a_deferred_transport,
     a_line_receiver_splits_lines_and_drops_abusers,
     a_line_without_a_delimiter_cannot_grow_forever,
     a_reconnecting_factory_backs_off_and_resets,

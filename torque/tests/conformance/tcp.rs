@@ -43,7 +43,7 @@ fn a_refused_connection_reaches_the_client_factory(kind: BackendKind) {
     let (port, number) = echo_server(&r);
     let stopped = Rc::new(Cell::new(false));
     let s = stopped.clone();
-    port.stop_listening(move |_| s.set(true));
+    drop(port.stop_listening().map(move |_| s.set(true)));
     assert!(!stopped.get(), "completion is reported later, not inside stop_listening");
     iterate_until(&r, || stopped.get());
     assert!(!port.is_listening());
@@ -390,11 +390,11 @@ fn a_factory_shared_by_ports_starts_and_stops_once(kind: BackendKind) {
     assert_eq!((shared.get().borrow().starts, shared.get().borrow().stops), (1, 0));
     let done = Rc::new(Cell::new(0));
     let d = done.clone();
-    a.stop_listening(move |_| d.set(d.get() + 1));
+    drop(a.stop_listening().map(move |_| d.set(d.get() + 1)));
     iterate_until(&r, || done.get() == 1);
     assert_eq!(shared.get().borrow().stops, 0, "one port still uses it");
     let d = done.clone();
-    b.stop_listening(move |_| d.set(d.get() + 1));
+    drop(b.stop_listening().map(move |_| d.set(d.get() + 1)));
     iterate_until(&r, || done.get() == 2);
     assert_eq!((shared.get().borrow().starts, shared.get().borrow().stops), (1, 1));
 }
@@ -527,9 +527,9 @@ fn ports_report_their_address_and_stop_with_completion(kind: BackendKind) {
     assert!(err.to_string().contains(&number.to_string()), "{err}");
     let done = Rc::new(Cell::new(0));
     let d = done.clone();
-    port.stop_listening(move |_| d.set(d.get() + 1));
+    drop(port.stop_listening().map(move |_| d.set(d.get() + 1)));
     let d = done.clone();
-    port.stop_listening(move |_| d.set(d.get() + 1));
+    drop(port.stop_listening().map(move |_| d.set(d.get() + 1)));
     iterate_until(&r, || done.get() == 2);
 }
 

@@ -43,7 +43,7 @@ fn echo_over_a_unix_path_with_mode_and_cleanup(kind: BackendKind) {
     iterate_until(&r, || seen.lost_count.get() == 1);
     let stopped = std::rc::Rc::new(std::cell::Cell::new(false));
     let s = stopped.clone();
-    port.stop_listening(move |_| s.set(true));
+    drop(port.stop_listening().map(move |_| s.set(true)));
     iterate_until(&r, || stopped.get());
     assert!(!path.exists(), "the socket file is removed when the port stops");
 }
@@ -59,7 +59,7 @@ fn a_stale_socket_file_is_replaced_and_a_live_one_is_not_stolen(kind: BackendKin
     let err = r.listen_unix(&name, factory_fn(|_| Echo), UnixListenOptions::default()).unwrap_err();
     assert!(matches!(err, NetError::CannotListen { .. }));
     assert!(err.to_string().contains("live server"), "{err}");
-    port.stop_listening(|_| {});
+    drop(port.stop_listening());
     iterate_until(&r, || !path.exists());
 }
 
