@@ -17,6 +17,8 @@ pub enum Address {
     UnixAbstract(Vec<u8>),
     /// An unnamed UNIX socket (the usual client side).
     UnixUnnamed,
+    /// An in-memory connection end (`testing`), with a label.
+    Memory(String),
 }
 
 impl Address {
@@ -54,6 +56,7 @@ impl fmt::Display for Address {
             Address::Unix(path) => write!(f, "unix:{}", path.display()),
             Address::UnixAbstract(name) => write!(f, "unix:@{}", String::from_utf8_lossy(name)),
             Address::UnixUnnamed => f.write_str("unix:(unnamed)"),
+            Address::Memory(label) => write!(f, "memory:{label}"),
         }
     }
 }

@@ -16,7 +16,7 @@ mod line;
 mod listener;
 mod oneshot;
 mod reconnect;
-mod stream;
+pub(crate) mod stream;
 mod tcp;
 mod unix;
 

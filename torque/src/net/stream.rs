@@ -111,9 +111,20 @@ struct State {
     bytes_received: u64,
 }
 
+/// The far side of an in-memory connection (testing): what the protocol wrote,
+/// whether our write side was shut, and data held back while reading is paused.
+#[derive(Default)]
+pub(crate) struct MemoryPipe {
+    pub(crate) written: RefCell<Vec<u8>>,
+    pub(crate) write_shut: std::cell::Cell<bool>,
+    pub(crate) held: RefCell<Vec<u8>>,
+}
+
 pub(crate) struct Connection {
     reactor: WeakReactor,
     socket: RefCell<Option<Socket>>,
+    /// Set instead of a socket for in-memory transports (`testing`).
+    memory: Option<Rc<MemoryPipe>>,
     fd: RawFd,
     is_unix: bool,
     local: Address,
@@ -206,6 +217,7 @@ impl Transport {
         let conn = Rc::new(Connection {
             reactor: reactor.downgrade(),
             socket: RefCell::new(Some(socket)),
+            memory: None,
             fd,
             is_unix,
             local,
@@ -231,6 +243,82 @@ impl Transport {
         before_made(&transport);
         transport.with_protocol(|p, t| p.connection_made(t));
         Ok(transport)
+    }
+
+    /// An in-memory transport (testing): no socket, writes collect in the pipe,
+    /// and the test injects data and closes. `connection_made` runs now.
+    pub(crate) fn start_memory(
+        reactor: &Reactor,
+        protocol: Box<dyn Protocol>,
+        local: Address,
+        peer: Address,
+    ) -> (Transport, Rc<MemoryPipe>) {
+        let pipe = Rc::new(MemoryPipe::default());
+        let conn = Rc::new(Connection {
+            reactor: reactor.downgrade(),
+            socket: RefCell::new(None),
+            memory: Some(Rc::clone(&pipe)),
+            fd: -1,
+            is_unix: false,
+            local,
+            peer,
+            state: RefCell::new(State {
+                high_water: DEFAULT_HIGH_WATER,
+                low_water: DEFAULT_LOW_WATER,
+                ..State::default()
+            }),
+            protocol: RefCell::new(Some(protocol)),
+            handler: RefCell::new(None),
+            on_closed: RefCell::new(None),
+            lost_delivered: Cell::new(false),
+        });
+        let transport = Transport { conn };
+        transport.with_protocol(|p, t| p.connection_made(t));
+        (transport, pipe)
+    }
+
+    /// In memory: the peer sent `data` (held while reading is paused).
+    pub(crate) fn receive_memory(&self, data: &[u8]) {
+        let (paused, gone) = {
+            let state = self.conn.state.borrow();
+            (state.reading_paused, state.disconnected || state.disconnecting || state.read_shut)
+        };
+        if gone || data.is_empty() {
+            return;
+        }
+        if paused {
+            if let Some(pipe) = &self.conn.memory {
+                pipe.held.borrow_mut().extend_from_slice(data);
+            }
+            return;
+        }
+        self.conn.state.borrow_mut().bytes_received += data.len() as u64;
+        self.with_protocol(|p, t| p.data_received(t, data));
+    }
+
+    /// In memory: the peer closed its writing side.
+    pub(crate) fn peer_eof_memory(&self) {
+        if let Some(reactor) = self.reactor() {
+            if !self.conn.state.borrow().read_shut && !self.conn.state.borrow().disconnected {
+                self.read_eof(&reactor);
+            }
+        }
+    }
+
+    /// In memory: the connection was reset.
+    pub(crate) fn peer_reset_memory(&self) {
+        self.close_now(DisconnectReason::Lost(io::Error::from(io::ErrorKind::ConnectionReset)));
+    }
+
+    /// Whether the connection is fully closed (not just closing).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.conn.state.borrow().disconnected
+    }
+
+    /// Whether the peer's end of file has been seen (or the connection is gone).
+    pub(crate) fn conn_read_shut(&self) -> bool {
+        let state = self.conn.state.borrow();
+        state.read_shut || state.disconnected
     }
 
     /// Runs `f` on the protocol, unless it is already running further up the stack
@@ -361,9 +449,14 @@ impl Transport {
             }
             let mut sent = 0;
             if state.buffer.is_empty() && state.pending_fds.is_empty() {
-                let result = match self.conn.socket.borrow().as_ref() {
-                    Some(socket) => send_parts(socket, parts),
-                    None => Ok(0),
+                let result = match (self.conn.socket.borrow().as_ref(), &self.conn.memory) {
+                    (Some(socket), _) => send_parts(socket, parts),
+                    (None, Some(pipe)) => {
+                        let mut written = pipe.written.borrow_mut();
+                        parts.iter().for_each(|p| written.extend_from_slice(p));
+                        Ok(total)
+                    }
+                    (None, None) => Ok(0),
                 };
                 match result {
                     Ok(n) => sent = n,
@@ -402,6 +495,18 @@ impl Transport {
     }
 
     fn register_writer(&self) {
+        if self.conn.memory.is_some() {
+            // In memory everything is "sent" at once; a pull producer is asked
+            // for more at the end of the pass, as a writable event would.
+            if let Some(reactor) = self.reactor() {
+                let this = self.clone();
+                reactor.at_end_of_pass(move |r| {
+                    this.conn.state.borrow_mut().writer_registered = false;
+                    this.buffer_drained(r);
+                });
+            }
+            return;
+        }
         if let (Some(reactor), Some(handler)) = (self.reactor(), self.handler()) {
             if let Err(e) = reactor.add_writer(self.conn.fd, handler) {
                 self.close_now(DisconnectReason::Lost(io::Error::other(e.to_string())));
@@ -488,6 +593,9 @@ impl Transport {
         };
         if let Some(socket) = self.conn.socket.borrow().as_ref() {
             let _ = socket.shutdown(Shutdown::Write);
+        }
+        if let Some(pipe) = &self.conn.memory {
+            pipe.write_shut.set(true);
         }
         if read_shut {
             self.close_now(DisconnectReason::Done);
@@ -771,6 +879,14 @@ impl Transport {
                 return;
             }
             state.reading_paused = false;
+            if let Some(pipe) = &self.conn.memory {
+                drop(state);
+                let held = std::mem::take(&mut *pipe.held.borrow_mut());
+                if !held.is_empty() {
+                    self.receive_memory(&held);
+                }
+                return;
+            }
             if !std::mem::take(&mut state.reader_parked) {
                 return; // still registered
             }
@@ -859,14 +975,16 @@ impl Transport {
         match (self.conn.socket.borrow().as_ref(), &self.conn.local) {
             (Some(socket), Address::Tcp(_)) => socket.set_tcp_nodelay(enabled),
             (Some(_), _) => Ok(()),
+            (None, _) if self.conn.memory.is_some() && !self.is_disconnected() => Ok(()),
             (None, _) => Err(io::Error::from(io::ErrorKind::NotConnected)),
         }
     }
 
-    /// Sets SO_KEEPALIVE.
+    /// Sets SO_KEEPALIVE (no effect in memory).
     pub fn set_tcp_keepalive(&self, enabled: bool) -> io::Result<()> {
         match self.conn.socket.borrow().as_ref() {
             Some(socket) => socket.set_keepalive(enabled),
+            None if self.conn.memory.is_some() && !self.is_disconnected() => Ok(()),
             None => Err(io::Error::from(io::ErrorKind::NotConnected)),
         }
     }

@@ -1,54 +1,34 @@
 //! Tools for testing code that runs on a reactor, public so users test their own
-//! protocols the way Twisted users do with `task.Clock`.
+//! protocols the way Twisted users do (`task.Clock`, `StringTransport`,
+//! `iosim.connect`): deterministic, with no sockets and no sleeping.
+//!
+//! ```
+//! use torque::net::{Protocol, Transport};
+//! use torque::testing::MemoryTransport;
+//!
+//! struct Greeter;
+//! impl Protocol for Greeter {
+//!     fn connection_made(&mut self, t: &Transport) {
+//!         t.write(b"hello\n");
+//!     }
+//!     fn data_received(&mut self, t: &Transport, data: &[u8]) {
+//!         if data == b"bye\n" {
+//!             t.lose_connection();
+//!         }
+//!     }
+//! }
+//!
+//! let reactor = torque::Reactor::new()?;
+//! let conn = MemoryTransport::connect(&reactor, Greeter);
+//! assert_eq!(conn.take_written(), b"hello\n");
+//! conn.receive(b"bye\n");
+//! conn.settle(); // end-of-pass work: connection_lost
+//! assert!(conn.is_closed());
+//! # Ok::<(), torque::ReactorError>(())
+//! ```
 
-use std::cell::Cell;
-use std::rc::Rc;
-use std::time::Duration;
+mod clock;
+mod memory;
 
-use crate::reactor::Clock;
-
-/// A clock that moves only when told to. Clones share one time.
-///
-/// ```
-/// use std::time::Duration;
-/// use torque::{Reactor, testing::FakeClock};
-///
-/// let clock = FakeClock::new();
-/// let reactor = Reactor::builder().clock(clock.clone()).build()?;
-/// let fired = std::rc::Rc::new(std::cell::Cell::new(false));
-/// let f = fired.clone();
-/// reactor.call_later(Duration::from_secs(3600), move |_| f.set(true));
-/// clock.advance(Duration::from_secs(3600));
-/// reactor.iterate(Duration::ZERO)?;
-/// assert!(fired.get());
-/// # Ok::<(), torque::ReactorError>(())
-/// ```
-#[derive(Clone, Debug, Default)]
-pub struct FakeClock {
-    now: Rc<Cell<Duration>>,
-}
-
-impl FakeClock {
-    /// A clock at time zero.
-    pub fn new() -> FakeClock {
-        FakeClock::default()
-    }
-
-    /// Moves time forward by `by`.
-    pub fn advance(&self, by: Duration) {
-        self.now.set(self.now.get().saturating_add(by));
-    }
-
-    /// Sets the time; it must not go backwards, so an earlier time is ignored.
-    pub fn set(&self, to: Duration) {
-        if to > self.now.get() {
-            self.now.set(to);
-        }
-    }
-}
-
-impl Clock for FakeClock {
-    fn now(&self) -> Duration {
-        self.now.get()
-    }
-}
+pub use clock::FakeClock;
+pub use memory::{Loopback, MemoryTransport};

@@ -7,6 +7,7 @@ mod support;
 mod defer;
 mod fdset;
 mod lifecycle;
+mod memory;
 mod protocols;
 mod tcp;
 mod threads;
