@@ -11,6 +11,7 @@
 
 mod address;
 mod adopt;
+mod api;
 mod endpoint;
 mod line;
 mod listener;
@@ -22,11 +23,13 @@ mod unix;
 
 pub use crate::sys::unix_socket::PeerCredentials;
 pub use address::Address;
+pub use api::StreamReactor;
 pub use endpoint::{ClientEndpoint, EndpointError, ServerEndpoint, client_from_string, server_from_string};
 pub use line::{LineHandler, LineReceiver};
 pub use listener::ListeningPort;
 pub use reconnect::ReconnectingClientFactory;
 pub use stream::{Producer, Transport};
+pub(crate) use tcp::Target;
 pub use tcp::{ConnectOptions, Connector, ListenOptions};
 pub use unix::UnixListenOptions;
 
@@ -223,6 +226,16 @@ impl<F: Factory + 'static> From<F> for FactoryRef<F> {
 }
 
 impl<F: ?Sized + Factory> FactoryRef<F> {
+    /// Builds a protocol for `peer` (as a port or connector would).
+    pub fn build_protocol(&self, peer: &Address) -> Option<Box<dyn Protocol>> {
+        self.build(peer)
+    }
+
+    /// The shared factory, whatever its type.
+    pub fn get_dyn(&self) -> &Rc<RefCell<F>> {
+        &self.factory
+    }
+
     pub(crate) fn do_start(&self) {
         self.users.set(self.users.get() + 1);
         if self.users.get() == 1 {

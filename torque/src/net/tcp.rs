@@ -192,7 +192,19 @@ impl Connector {
         factory: FactoryRef<dyn ClientFactory>,
         options: ConnectOptions,
     ) -> Connector {
-        let connector = Connector {
+        let connector = Connector::detached(reactor, target, factory, options);
+        connector.connect();
+        connector
+    }
+
+    /// A connector that has not started connecting (the recording reactor's).
+    pub(crate) fn detached(
+        reactor: &Reactor,
+        target: Target,
+        factory: FactoryRef<dyn ClientFactory>,
+        options: ConnectOptions,
+    ) -> Connector {
+        Connector {
             inner: Rc::new(ConnectorInner {
                 reactor: reactor.downgrade(),
                 target,
@@ -202,9 +214,11 @@ impl Connector {
                 timeout: RefCell::new(None),
                 attempt: Cell::new(0),
             }),
-        };
-        connector.connect();
-        connector
+        }
+    }
+
+    pub(crate) fn factory(&self) -> &FactoryRef<dyn ClientFactory> {
+        &self.inner.factory
     }
 
     /// The reactor this connector runs on, if it still exists.

@@ -40,9 +40,20 @@ impl MemoryTransport {
         local: &str,
         peer: &str,
     ) -> MemoryTransport {
+        MemoryTransport::connect_boxed(reactor, Box::new(protocol), local, peer)
+    }
+
+    /// Like [`connect_as`](MemoryTransport::connect_as), for a protocol a factory
+    /// built.
+    pub fn connect_boxed(
+        reactor: &Reactor,
+        protocol: Box<dyn Protocol>,
+        local: &str,
+        peer: &str,
+    ) -> MemoryTransport {
         let (transport, pipe) = Transport::start_memory(
             reactor,
-            Box::new(protocol),
+            protocol,
             Address::Memory(local.to_owned()),
             Address::Memory(peer.to_owned()),
         );

@@ -29,6 +29,8 @@
 
 mod clock;
 mod memory;
+mod recording;
 
 pub use clock::FakeClock;
 pub use memory::{Loopback, MemoryTransport};
+pub use recording::{RecordedConnect, RecordedListen, RecordingReactor};

@@ -148,7 +148,37 @@ impl LineHandler for NoLines {
     fn line_received(&mut self, _: &Transport, _: &[u8]) {}
 }
 
+fn a_recording_reactor_captures_listens_and_connects(kind: BackendKind) {
+    use torque::net::{ConnectOptions, FactoryRef, NetError, StreamReactor, factory_fn};
+    use torque::testing::RecordingReactor;
+    let recording = RecordingReactor::new(reactor(kind));
+    // Code under test: a server and a client, written against the trait.
+    fn start(r: &impl StreamReactor) -> Result<(), NetError> {
+        r.listen_tcp_with(
+            7000,
+            FactoryRef::new(factory_fn(|_| Echo)),
+            torque::net::ListenOptions::default(),
+        )?;
+        let (client, _) = Recorder::new();
+        let (factory, _) = crate::netkit::Queue::one(client);
+        r.connect_tcp_with("db.internal", 5432, FactoryRef::new(factory), ConnectOptions::default());
+        Ok(())
+    }
+    start(&recording).unwrap();
+    let servers = recording.tcp_servers();
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0].port, 7000);
+    let conn = servers[0].accept("203.0.113.9:5000").unwrap();
+    conn.receive(b"echo through a recorded port");
+    assert_eq!(conn.take_written(), b"echo through a recorded port");
+    let clients = recording.tcp_clients();
+    assert_eq!((clients[0].host.as_str(), clients[0].port), ("db.internal", 5432));
+    assert_eq!(clients[0].connector().destination(), "db.internal:5432");
+    clients[0].fail(NetError::ConnectionRefused { address: "db.internal:5432".into() });
+}
+
 crate::backend_tests!(
+    a_recording_reactor_captures_listens_and_connects,
     a_memory_transport_records_writes_and_plays_the_peer,
     peer_close_and_reset_reach_the_protocol,
     a_paused_memory_transport_holds_data_until_resumed,
