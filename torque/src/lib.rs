@@ -37,6 +37,46 @@
 //!
 //! Results that arrive later are [`defer::Deferred`]s, which are also futures:
 //! add callbacks Twisted-style, or `reactor.spawn(async { … })` and `.await` them.
+//! The same small client, both ways:
+//!
+//! ```no_run
+//! use torque::defer::Failure;
+//! use torque::net::{Protocol, Transport, client_from_string};
+//!
+//! struct Printer;
+//! impl Protocol for Printer {
+//!     fn data_received(&mut self, _: &Transport, data: &[u8]) {
+//!         print!("{}", String::from_utf8_lossy(data));
+//!     }
+//! }
+//!
+//! let reactor = torque::Reactor::new()?;
+//! let endpoint = client_from_string("tcp:127.0.0.1:8000")?;
+//!
+//! // Deferred style: callbacks and errbacks.
+//! let _sent = endpoint
+//!     .connect_protocol(&reactor, Printer)
+//!     .map(|transport| transport.write(b"hello from callbacks\r\n"))
+//!     .add_errback(|failure: Failure| {
+//!         eprintln!("cannot connect: {failure}");
+//!         Ok(())
+//!     });
+//!
+//! // async style: the same Deferred, awaited in a task on the reactor thread.
+//! let r = reactor.clone();
+//! let _task = reactor.spawn(async move {
+//!     match endpoint.connect_protocol(&r, Printer).await {
+//!         Ok(transport) => transport.write(b"hello from async\r\n"),
+//!         Err(failure) => eprintln!("cannot connect: {failure}"),
+//!     }
+//! });
+//! reactor.run()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! [`testing`] has what Twisted's tests use: a fake clock, memory transports, a
+//! loopback joining two protocols, and a reactor that records listen and connect
+//! calls.
 //!
 //! See `ARCHITECTURE.md` in the repository for the layers and the loop pass.
 
