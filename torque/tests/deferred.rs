@@ -1,5 +1,10 @@
 //! Deferred semantics, tested directly (no reactor needed).
 
+#[path = "conformance/support.rs"]
+mod support;
+
+use support::capture_logs;
+
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
@@ -210,25 +215,4 @@ fn an_unhandled_failure_is_logged_when_the_deferred_is_dropped() {
         drop(d);
     });
     assert!(!quiet.contains("Unhandled"), "{quiet}");
-}
-
-fn capture_logs(f: impl FnOnce()) -> String {
-    use std::sync::{Arc, Mutex};
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buffer {
-        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(data);
-            Ok(data.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buffer = Buffer::default();
-    let writer = buffer.clone();
-    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
-    tracing::subscriber::with_default(subscriber, f);
-    let bytes = buffer.0.lock().unwrap().clone();
-    String::from_utf8_lossy(&bytes).into_owned()
 }

@@ -138,6 +138,44 @@ pub(crate) struct Connection {
     lost_delivered: Cell<bool>,
 }
 
+/// What a connection talks through: a socket, or (testing) a memory pipe.
+struct Endpoint {
+    socket: Option<Socket>,
+    memory: Option<Rc<MemoryPipe>>,
+    fd: RawFd,
+    is_unix: bool,
+}
+
+impl Connection {
+    fn new(
+        reactor: &Reactor,
+        endpoint: Endpoint,
+        local: Address,
+        peer: Address,
+        protocol: Box<dyn Protocol>,
+        on_closed: Option<OnClosed>,
+    ) -> Rc<Connection> {
+        Rc::new(Connection {
+            reactor: reactor.downgrade(),
+            socket: RefCell::new(endpoint.socket),
+            memory: endpoint.memory,
+            fd: endpoint.fd,
+            is_unix: endpoint.is_unix,
+            local,
+            peer,
+            state: RefCell::new(State {
+                high_water: DEFAULT_HIGH_WATER,
+                low_water: DEFAULT_LOW_WATER,
+                ..State::default()
+            }),
+            protocol: RefCell::new(Some(protocol)),
+            handler: RefCell::new(None),
+            on_closed: RefCell::new(on_closed),
+            lost_delivered: Cell::new(false),
+        })
+    }
+}
+
 /// The handle a protocol uses to talk to its connection (Twisted's `ITransport`,
 /// `ITCPTransport`, `IProducer` and `IConsumer`). Clones share one connection.
 #[derive(Clone)]
@@ -214,24 +252,8 @@ impl Transport {
         let peer = socket.peer_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
         let fd = socket.as_raw_fd();
         let is_unix = !matches!(local, Address::Tcp(_));
-        let conn = Rc::new(Connection {
-            reactor: reactor.downgrade(),
-            socket: RefCell::new(Some(socket)),
-            memory: None,
-            fd,
-            is_unix,
-            local,
-            peer,
-            state: RefCell::new(State {
-                high_water: DEFAULT_HIGH_WATER,
-                low_water: DEFAULT_LOW_WATER,
-                ..State::default()
-            }),
-            protocol: RefCell::new(Some(protocol)),
-            handler: RefCell::new(None),
-            on_closed: RefCell::new(on_closed),
-            lost_delivered: Cell::new(false),
-        });
+        let endpoint = Endpoint { socket: Some(socket), memory: None, fd, is_unix };
+        let conn = Connection::new(reactor, endpoint, local, peer, protocol, on_closed);
         let handler = Rc::new(RefCell::new(StreamHandler { conn: Rc::clone(&conn) }));
         *conn.handler.borrow_mut() = Some(Rc::clone(&handler));
         let transport = Transport { conn };
@@ -254,24 +276,8 @@ impl Transport {
         peer: Address,
     ) -> (Transport, Rc<MemoryPipe>) {
         let pipe = Rc::new(MemoryPipe::default());
-        let conn = Rc::new(Connection {
-            reactor: reactor.downgrade(),
-            socket: RefCell::new(None),
-            memory: Some(Rc::clone(&pipe)),
-            fd: -1,
-            is_unix: false,
-            local,
-            peer,
-            state: RefCell::new(State {
-                high_water: DEFAULT_HIGH_WATER,
-                low_water: DEFAULT_LOW_WATER,
-                ..State::default()
-            }),
-            protocol: RefCell::new(Some(protocol)),
-            handler: RefCell::new(None),
-            on_closed: RefCell::new(None),
-            lost_delivered: Cell::new(false),
-        });
+        let endpoint = Endpoint { socket: None, memory: Some(Rc::clone(&pipe)), fd: -1, is_unix: false };
+        let conn = Connection::new(reactor, endpoint, local, peer, protocol, None);
         let transport = Transport { conn };
         transport.with_protocol(|p, t| p.connection_made(t));
         (transport, pipe)
