@@ -150,13 +150,75 @@ fn long_chains_do_not_overflow_the_stack() {
     }
     r.callback(0).unwrap();
     assert_eq!(value(d), Some(100_000));
-    // 100,000 deferreds each waiting on the next.
-    let (mut head, head_r) = Deferred::<u64>::pending();
+    // 100,000 chains, each waiting on the one inside it; the innermost fires
+    // last, so the resumptions cascade 100,000 levels out (the trampoline's job).
+    let (innermost, innermost_r) = Deferred::<u64>::pending();
+    let mut current = innermost;
+    let mut resolvers = Vec::new();
     for _ in 0..100_000 {
-        head = head.add_callback(|n| Deferred::succeed(n + 1));
+        let (outer, outer_r) = Deferred::<u64>::pending();
+        let inner = RefCell::new(Some(current));
+        current = outer.add_callback(move |_| inner.borrow_mut().take().unwrap()).map(|n| n + 1);
+        resolvers.push(outer_r);
     }
-    head_r.callback(0).unwrap();
-    assert_eq!(value(head), Some(100_000));
+    for r in &resolvers {
+        r.callback(0).unwrap(); // each chain now waits on the one inside it
+    }
+    assert!(!current.is_called() || current_is_waiting(&current));
+    innermost_r.callback(0).unwrap();
+    assert_eq!(value(current), Some(100_000));
+}
+
+fn current_is_waiting<T>(d: &Deferred<T>) -> bool {
+    format!("{d:?}").contains("waiting: true")
+}
+
+#[test]
+fn callbacks_added_to_a_fired_deferred_run_at_once_even_deep_in_a_cascade() {
+    // Inside the 50th level of a resumption cascade, a fresh fired Deferred's
+    // callbacks still run before add_callback returns.
+    let checked = Rc::new(Cell::new(0));
+    let (innermost, innermost_r) = Deferred::<u64>::pending();
+    let mut current = innermost;
+    let mut resolvers = Vec::new();
+    for _ in 0..50 {
+        let (outer, outer_r) = Deferred::<u64>::pending();
+        let inner = RefCell::new(Some(current));
+        let c = checked.clone();
+        current = outer.add_callback(move |_| inner.borrow_mut().take().unwrap()).map(move |n| {
+            let ran = Deferred::succeed(1u64).map(|x| x + 1).result();
+            if ran.is_some() {
+                c.set(c.get() + 1);
+            }
+            n + 1
+        });
+        resolvers.push(outer_r);
+    }
+    resolvers.iter().for_each(|r| r.callback(0).unwrap());
+    innermost_r.callback(0).unwrap();
+    assert_eq!(value(current), Some(50));
+    assert_eq!(checked.get(), 50);
+}
+
+#[test]
+fn first_success_may_cancel_the_rest_from_its_callback() {
+    let (a, ra) = Deferred::<u32>::pending();
+    let (b, _rb) = Deferred::<u32>::pending();
+    let b_cell = Rc::new(RefCell::new(Some(b)));
+    let winner = first_success(vec![a, Deferred::<u32>::pending().0]);
+    let bc = b_cell.clone();
+    let logs = capture_logs(move || {
+        let done = winner.map(move |(i, v)| {
+            // The usual pattern: cancel the losers.
+            if let Some(b) = bc.borrow_mut().take() {
+                b.cancel();
+            }
+            (i, v)
+        });
+        ra.callback(5).unwrap();
+        assert_eq!(value(done), Some((0, 5)));
+    });
+    assert!(!logs.contains("panicked"), "{logs}");
 }
 
 #[test]

@@ -92,12 +92,32 @@ thread_local! {
 /// queued and run by the outermost call.
 const MAX_DEPTH: u32 = 32;
 
-fn schedule(chain: &Rc<Chain>) {
+/// Restores the resumption depth even if a step unwinds.
+struct DepthGuard(u32);
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        DEPTH.with(|d| d.set(self.0));
+    }
+}
+
+/// Resumes a chain that was waiting on another: directly while shallow, queued
+/// for the outermost call beyond `MAX_DEPTH`, so a long chain of chains cannot
+/// overflow the stack.
+fn resume_later_if_deep(chain: &Rc<Chain>) {
     let depth = DEPTH.with(Cell::get);
     if depth >= MAX_DEPTH {
         PENDING.with(|p| p.borrow_mut().push_back(Rc::clone(chain)));
         return;
     }
+    run_now(chain);
+}
+
+/// Runs a chain now (firing, adding a step): callbacks added after firing run at
+/// once, whatever the depth. The outermost call drains deferred resumptions.
+fn run_now(chain: &Rc<Chain>) {
+    let depth = DEPTH.with(Cell::get);
+    let _restore = DepthGuard(depth);
     DEPTH.with(|d| d.set(depth + 1));
     chain.run();
     if depth == 0 {
@@ -105,7 +125,6 @@ fn schedule(chain: &Rc<Chain>) {
             next.run();
         }
     }
-    DEPTH.with(|d| d.set(depth));
 }
 
 fn panic_failure(payload: Box<dyn Any + Send>) -> Failure {
@@ -195,12 +214,27 @@ impl Chain {
             state.waiting_on = None;
             state.result = Some(outcome);
         }
-        schedule(self);
+        resume_later_if_deep(self);
     }
 
     pub(crate) fn push_step(self: &Rc<Self>, step: Step) {
         self.state.borrow_mut().steps.push_back(step);
-        schedule(self);
+        run_now(self);
+    }
+
+    /// Fires with `CancelledError` even though `cancelled` is already set.
+    fn fire_cancelled(self: &Rc<Self>) {
+        let canceller = {
+            let mut state = self.state.borrow_mut();
+            if state.fired {
+                return;
+            }
+            state.fired = true;
+            state.result = Some(Err(Failure::cancelled()));
+            state.canceller.take()
+        };
+        drop(canceller);
+        run_now(self);
     }
 
     fn fire(self: &Rc<Self>, outcome: Outcome) -> Result<(), DeferredError> {
@@ -214,7 +248,7 @@ impl Chain {
             state.canceller.take()
         };
         drop(canceller);
-        schedule(self);
+        run_now(self);
         Ok(())
     }
 
@@ -228,14 +262,16 @@ impl Chain {
             (state.fired, state.canceller.take(), state.waiting_on.clone())
         };
         if !fired {
+            // Marked first: a firing during the cancellation (from the canceller or
+            // the callbacks it triggers) is then ignored, as in Twisted.
+            self.state.borrow_mut().cancelled = true;
             if let Some(canceller) = canceller {
                 canceller();
             }
             let still_pending = !self.state.borrow().fired;
             if still_pending {
-                let _ = self.fire(Err(Failure::cancelled()));
+                self.fire_cancelled();
             }
-            self.state.borrow_mut().cancelled = true;
         } else if let Some(inner) = waiting_on {
             inner.cancel();
         }

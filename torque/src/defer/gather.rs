@@ -31,11 +31,12 @@ struct Gathering<T, O> {
 }
 
 /// Attaches a recording step to each Deferred; `decide` sees each arrival and may
-/// fire the gathering early; when all have arrived `finish` builds the result.
+/// settle the gathering early (returning its outcome); when all have arrived
+/// `finish` builds the result.
 fn gather<T: Clone + 'static, O: 'static>(
     deferreds: Vec<Deferred<T>>,
     consume_errors: bool,
-    decide: impl Fn(usize, &Result<T, Failure>, &Resolver<O>) -> bool + 'static,
+    decide: impl Fn(usize, &Result<T, Failure>) -> Option<Result<O, Failure>> + 'static,
     finish: impl FnOnce(Vec<Result<T, Failure>>) -> Result<O, Failure> + 'static,
 ) -> Deferred<O> {
     let (deferred, resolver) = Deferred::<O>::pending();
@@ -59,27 +60,32 @@ fn gather<T: Clone + 'static, O: 'static>(
                 Err(f) if !consume_errors => Err(f.clone()),
                 _ => Ok(()),
             };
-            let fire_now = {
-                let s = state.borrow();
-                match &s.resolver {
-                    Some(resolver) => decide(index, &result, resolver),
-                    None => false,
+            // Decide and take the resolver under one borrow; fire after it ends,
+            // because firing runs user callbacks (which may touch the other inputs).
+            let firing = {
+                let mut s = state.borrow_mut();
+                let early = match s.resolver.as_ref() {
+                    Some(_) => decide(index, &result),
+                    None => None,
+                };
+                s.results[index] = Some(result);
+                s.remaining -= 1;
+                match early {
+                    Some(outcome) => s.resolver.take().map(|r| (r, outcome)),
+                    None if s.remaining == 0 => s.resolver.take().map(|r| {
+                        let results: Vec<_> =
+                            s.results.iter_mut().map(|x| x.take().expect("all arrived")).collect();
+                        let outcome = match finish.borrow_mut().take() {
+                            Some(finish) => finish(results),
+                            None => Err(Failure::msg("gathering finished twice")),
+                        };
+                        (r, outcome)
+                    }),
+                    None => None,
                 }
             };
-            let mut s = state.borrow_mut();
-            s.results[index] = Some(result);
-            s.remaining -= 1;
-            if fire_now {
-                s.resolver.take();
-            } else if s.remaining == 0 {
-                if let Some(resolver) = s.resolver.take() {
-                    let results: Vec<_> =
-                        s.results.iter_mut().map(|r| r.take().expect("all arrived")).collect();
-                    drop(s);
-                    if let Some(finish) = finish.borrow_mut().take() {
-                        let _ = resolver.resolve(finish(results));
-                    }
-                }
+            if let Some((resolver, outcome)) = firing {
+                let _ = resolver.resolve(outcome);
             }
             passed_on
         });
@@ -94,7 +100,7 @@ pub fn all_settled<T: Clone + 'static>(
     deferreds: Vec<Deferred<T>>,
     consume_errors: bool,
 ) -> Deferred<Vec<Result<T, Failure>>> {
-    gather(deferreds, consume_errors, |_, _, _| false, Ok)
+    gather(deferreds, consume_errors, |_, _| None, Ok)
 }
 
 /// Fires with every value in order, or fails with [`FirstError`] as soon as one
@@ -106,12 +112,9 @@ pub fn gather_results<T: Clone + 'static>(
     gather(
         deferreds,
         consume_errors,
-        |index, result, resolver: &Resolver<Vec<T>>| match result {
-            Err(failure) => {
-                let _ = resolver.errback(FirstError { index, failure: failure.clone() });
-                true
-            }
-            Ok(_) => false,
+        |index, result| match result {
+            Err(failure) => Some(Err(Failure::new(FirstError { index, failure: failure.clone() }))),
+            Ok(_) => None,
         },
         |results| results.into_iter().collect(),
     )
@@ -123,12 +126,9 @@ pub fn first_success<T: Clone + 'static>(deferreds: Vec<Deferred<T>>) -> Deferre
     gather(
         deferreds,
         true,
-        |index, result, resolver: &Resolver<(usize, T)>| match result {
-            Ok(value) => {
-                let _ = resolver.callback((index, value.clone()));
-                true
-            }
-            Err(_) => false,
+        |index, result| match result {
+            Ok(value) => Some(Ok((index, value.clone()))),
+            Err(_) => None,
         },
         |results| match results.into_iter().last() {
             Some(Err(failure)) => Err(failure),

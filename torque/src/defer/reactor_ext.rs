@@ -94,7 +94,10 @@ impl Reactor {
             }
         });
         let delayed = self.call_later(delay, move |r| {
-            let _ = resolver.callback(f(r));
+            // A panic fails the Deferred instead of leaving it pending forever.
+            let outcome = catch_unwind(AssertUnwindSafe(|| f(r)))
+                .map_err(|payload| Failure::new(CallbackPanicked(crate::reactor::panic_message(&*payload))));
+            let _ = resolver.resolve(outcome);
         });
         call.set(Some(delayed));
         deferred

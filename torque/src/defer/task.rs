@@ -61,6 +61,9 @@ struct LoopState {
     reactor: Option<WeakReactor>,
     /// A call's Deferred is outstanding.
     busy: bool,
+    /// Bumped by every `start`, so timers and completions of an earlier run of
+    /// the loop are recognised and ignored.
+    epoch: u64,
 }
 
 struct LoopInner {
@@ -132,6 +135,7 @@ impl LoopingCall {
                     resolver: None,
                     reactor: None,
                     busy: false,
+                    epoch: 0,
                 }),
             }),
         }
@@ -147,26 +151,45 @@ impl LoopingCall {
         now: bool,
     ) -> Result<Deferred<()>, LoopingCallError> {
         let (deferred, resolver) = Deferred::pending();
-        {
+        let (epoch, previous) = {
             let mut state = self.inner.state.borrow_mut();
             if state.running {
                 return Err(LoopingCallError::AlreadyRunning);
             }
             state.running = true;
+            state.epoch += 1;
             state.interval = interval;
             state.start = reactor.now();
             // Started without a call now: the start itself is interval 0, so a late
             // first call counts every interval since.
             state.last_index = if now { None } else { Some(0) };
-            state.resolver = Some(resolver);
             state.reactor = Some(reactor.downgrade());
+            state.busy = false;
+            // A stopped run whose last call was still busy hands over here.
+            (state.epoch, state.resolver.replace(resolver))
+        };
+        if let Some(previous) = previous {
+            let _ = previous.callback(());
         }
-        if now {
-            self.tick(reactor);
+        if now && self.inner.f.try_borrow_mut().is_ok() {
+            self.tick(reactor, epoch);
+        } else if now {
+            // Restarted from inside the function itself: the first call waits a pass.
+            let this = self.clone();
+            let call = reactor.call_later(Duration::ZERO, move |r| this.tick(r, epoch));
+            self.replace_call(Some(call));
         } else {
-            self.schedule(reactor);
+            self.schedule(reactor, epoch);
         }
         Ok(deferred)
+    }
+
+    /// Installs the next timer, cancelling any other (only one may be pending).
+    fn replace_call(&self, call: Option<DelayedCall>) {
+        let old = std::mem::replace(&mut self.inner.state.borrow_mut().call, call);
+        if let Some(old) = old {
+            let _ = old.cancel();
+        }
     }
 
     /// Stops the loop; its Deferred fires (once an outstanding call's Deferred
@@ -201,30 +224,35 @@ impl LoopingCall {
         ((now.saturating_sub(state.start)).as_nanos() / state.interval.as_nanos()) as u64
     }
 
-    fn schedule(&self, reactor: &Reactor) {
+    fn schedule(&self, reactor: &Reactor, epoch: u64) {
         let delay = {
             let state = self.inner.state.borrow();
-            if !state.running {
+            if !state.running || state.epoch != epoch {
                 return;
             }
             if state.interval.is_zero() {
                 Duration::ZERO
             } else {
-                // The next point on the interval grid strictly after now.
+                // The next point on the interval grid strictly after now, in u128
+                // nanoseconds so a long-running loop cannot overflow.
                 let now = reactor.now();
-                let next_index = Self::interval_index(&state, now) + 1;
-                let next = state.start + state.interval * u32::try_from(next_index).unwrap_or(u32::MAX);
-                next.saturating_sub(now)
+                let interval = state.interval.as_nanos();
+                let next_index = u128::from(Self::interval_index(&state, now)) + 1;
+                let offset = (next_index * interval).min(u128::from(u64::MAX));
+                (state.start + Duration::from_nanos(offset as u64)).saturating_sub(now)
             }
         };
         let this = self.clone();
-        let call = reactor.call_later(delay, move |r| this.tick(r));
-        self.inner.state.borrow_mut().call = Some(call);
+        let call = reactor.call_later(delay, move |r| this.tick(r, epoch));
+        self.replace_call(Some(call));
     }
 
-    fn tick(&self, reactor: &Reactor) {
+    fn tick(&self, reactor: &Reactor, epoch: u64) {
         let count = {
             let mut state = self.inner.state.borrow_mut();
+            if state.epoch != epoch {
+                return;
+            }
             state.call = None;
             if !state.running {
                 return;
@@ -238,23 +266,30 @@ impl LoopingCall {
             state.busy = true;
             count
         };
-        let outcome = {
-            let mut f = self.inner.f.borrow_mut();
-            catch_unwind(AssertUnwindSafe(|| f(reactor, count)))
+        let outcome = match self.inner.f.try_borrow_mut() {
+            Ok(mut f) => catch_unwind(AssertUnwindSafe(|| f(reactor, count))),
+            Err(_) => Ok(Deferred::fail(Failure::msg("the looping function re-entered itself"))),
         };
         let deferred = outcome.unwrap_or_else(|payload| {
             Deferred::fail(CallbackPanicked(crate::reactor::panic_message(&*payload)))
         });
         let this = self.clone();
         let _tail: Deferred<()> = deferred.add_both(move |result| {
-            this.call_finished(result);
+            this.call_finished(result, epoch);
             Ok::<(), Failure>(())
         });
     }
 
-    fn call_finished(&self, result: Result<(), Failure>) {
+    fn call_finished(&self, result: Result<(), Failure>, epoch: u64) {
         let (reactor, resolver, failure) = {
             let mut state = self.inner.state.borrow_mut();
+            if state.epoch != epoch {
+                // A later start() took over; its resolver is not ours to fire.
+                if let Err(failure) = result {
+                    tracing::error!(%failure, "a looping call from an earlier run failed");
+                }
+                return;
+            }
             state.busy = false;
             let reactor = state.reactor.as_ref().and_then(WeakReactor::upgrade);
             match result {
@@ -275,7 +310,7 @@ impl LoopingCall {
             }
             (None, _) => {
                 if let Some(reactor) = reactor {
-                    self.schedule(&reactor);
+                    self.schedule(&reactor, epoch);
                 }
             }
         }

@@ -27,9 +27,21 @@ struct Announce {
 
 impl Protocol for Announce {
     fn connection_made(&mut self, transport: &Transport) {
-        self.inner.connection_made(transport);
-        if let Some(resolver) = self.resolver.borrow_mut().take() {
-            let _ = resolver.callback(transport.clone());
+        let made =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.inner.connection_made(transport)));
+        let resolver = self.resolver.borrow_mut().take();
+        match (made, resolver) {
+            (Ok(()), Some(resolver)) => {
+                let _ = resolver.callback(transport.clone());
+            }
+            (Ok(()), None) => {}
+            (Err(payload), resolver) => {
+                if let Some(resolver) = resolver {
+                    let message = crate::reactor::panic_message(&*payload);
+                    let _ = resolver.errback(Failure::new(crate::defer::CallbackPanicked(message)));
+                }
+                std::panic::resume_unwind(payload);
+            }
         }
     }
     fn data_received(&mut self, transport: &Transport, data: &[u8]) {

@@ -118,6 +118,8 @@ pub(crate) struct MemoryPipe {
     pub(crate) written: RefCell<Vec<u8>>,
     pub(crate) write_shut: std::cell::Cell<bool>,
     pub(crate) held: RefCell<Vec<u8>>,
+    /// The peer's end of file, waiting behind held data.
+    pub(crate) eof_pending: std::cell::Cell<bool>,
 }
 
 pub(crate) struct Connection {
@@ -274,17 +276,20 @@ impl Transport {
         protocol: Box<dyn Protocol>,
         local: Address,
         peer: Address,
+        on_closed: Option<OnClosed>,
     ) -> (Transport, Rc<MemoryPipe>) {
         let pipe = Rc::new(MemoryPipe::default());
         let endpoint = Endpoint { socket: None, memory: Some(Rc::clone(&pipe)), fd: -1, is_unix: false };
-        let conn = Connection::new(reactor, endpoint, local, peer, protocol, None);
+        let conn = Connection::new(reactor, endpoint, local, peer, protocol, on_closed);
         let transport = Transport { conn };
         transport.with_protocol(|p, t| p.connection_made(t));
         (transport, pipe)
     }
 
-    /// In memory: the peer sent `data` (held while reading is paused).
+    /// In memory: the peer sent `data`. Held (in order) while reading is paused
+    /// or the protocol is busy further up the stack.
     pub(crate) fn receive_memory(&self, data: &[u8]) {
+        let Some(pipe) = &self.conn.memory else { return };
         let (paused, gone) = {
             let state = self.conn.state.borrow();
             (state.reading_paused, state.disconnected || state.disconnecting || state.read_shut)
@@ -292,20 +297,53 @@ impl Transport {
         if gone || data.is_empty() {
             return;
         }
-        if paused {
-            if let Some(pipe) = &self.conn.memory {
-                pipe.held.borrow_mut().extend_from_slice(data);
+        pipe.held.borrow_mut().extend_from_slice(data);
+        if !paused {
+            self.flush_memory();
+        }
+    }
+
+    /// In memory: delivers held data, then a pending end of file.
+    fn flush_memory(&self) {
+        let Some(pipe) = &self.conn.memory else { return };
+        if self.conn.state.borrow().reading_paused {
+            return;
+        }
+        if self.conn.protocol.try_borrow_mut().is_err() {
+            // The protocol is running further up the stack: try after it returns.
+            if let Some(reactor) = self.reactor() {
+                let this = self.clone();
+                reactor.at_end_of_pass(move |_| this.flush_memory());
             }
             return;
         }
-        self.conn.state.borrow_mut().bytes_received += data.len() as u64;
-        self.with_protocol(|p, t| p.data_received(t, data));
+        let held = std::mem::take(&mut *pipe.held.borrow_mut());
+        if !held.is_empty() {
+            self.conn.state.borrow_mut().bytes_received += held.len() as u64;
+            self.with_protocol(|p, t| p.data_received(t, &held));
+        }
+        if pipe.held.borrow().is_empty() && pipe.eof_pending.replace(false) {
+            self.peer_eof_memory();
+        }
     }
 
-    /// In memory: the peer closed its writing side.
+    /// In memory: the peer closed its writing side (after any held data).
     pub(crate) fn peer_eof_memory(&self) {
+        let Some(pipe) = &self.conn.memory else { return };
+        let paused = self.conn.state.borrow().reading_paused;
+        if paused || !pipe.held.borrow().is_empty() {
+            pipe.eof_pending.set(true);
+            if !paused {
+                self.flush_memory();
+            }
+            return;
+        }
         if let Some(reactor) = self.reactor() {
-            if !self.conn.state.borrow().read_shut && !self.conn.state.borrow().disconnected {
+            let done = {
+                let state = self.conn.state.borrow();
+                state.read_shut || state.disconnected
+            };
+            if !done {
                 self.read_eof(&reactor);
             }
         }
@@ -504,9 +542,11 @@ impl Transport {
         if self.conn.memory.is_some() {
             // In memory everything is "sent" at once; a pull producer is asked
             // for more at the end of the pass, as a writable event would.
+            // A zero-delay call: at most one ask per pass, as with a socket's
+            // writable event, so an endless producer cannot hold a pass forever.
             if let Some(reactor) = self.reactor() {
                 let this = self.clone();
-                reactor.at_end_of_pass(move |r| {
+                reactor.call_later(std::time::Duration::ZERO, move |r| {
                     this.conn.state.borrow_mut().writer_registered = false;
                     this.buffer_drained(r);
                 });
@@ -885,12 +925,9 @@ impl Transport {
                 return;
             }
             state.reading_paused = false;
-            if let Some(pipe) = &self.conn.memory {
+            if self.conn.memory.is_some() {
                 drop(state);
-                let held = std::mem::take(&mut *pipe.held.borrow_mut());
-                if !held.is_empty() {
-                    self.receive_memory(&held);
-                }
+                self.flush_memory();
                 return;
             }
             if !std::mem::take(&mut state.reader_parked) {

@@ -105,6 +105,9 @@ pub(crate) struct Inner {
     stopping: Cell<bool>,
     /// `stop()` was called and the shutdown event is yet to be fired.
     shutdown_pending: Cell<bool>,
+    /// Bumped by `crash()`: a before-trigger's Deferred finishing after a crash
+    /// must not resume an event firing that the crash abandoned.
+    crash_epoch: Cell<u64>,
 }
 
 impl Drop for Inner {
@@ -220,6 +223,7 @@ impl Reactor {
                 running: Cell::new(false),
                 stopping: Cell::new(false),
                 shutdown_pending: Cell::new(false),
+                crash_epoch: Cell::new(0),
             }),
         }
     }
@@ -300,6 +304,7 @@ impl Reactor {
     /// `crash`). Handlers, timers and triggers stay; `run()` may be called again.
     pub fn crash(&self) {
         let inner = &self.inner;
+        inner.crash_epoch.set(inner.crash_epoch.get() + 1);
         inner.started.set(false);
         inner.running.set(false);
         inner.stopping.set(false);
@@ -369,6 +374,7 @@ impl Reactor {
             if let Some(pending) = self.run_trigger(trigger, &event, Phase::Before) {
                 waiting.set(waiting.get() + 1);
                 let (weak, waiting, event) = (self.downgrade(), Rc::clone(&waiting), event.clone());
+                let epoch = self.inner.crash_epoch.get();
                 (pending.0)(Box::new(move |result| {
                     if let Err(msg) = result {
                         tracing::error!(%event, error = %msg, "a before-trigger's deferred failed");
@@ -376,7 +382,11 @@ impl Reactor {
                     waiting.set(waiting.get() - 1);
                     if waiting.get() == 0 {
                         if let Some(r) = weak.upgrade() {
-                            r.continue_firing(&event);
+                            if r.inner.crash_epoch.get() == epoch {
+                                r.continue_firing(&event);
+                            } else {
+                                tracing::debug!(%event, "a firing abandoned by crash() is not resumed");
+                            }
                         }
                     }
                 }));

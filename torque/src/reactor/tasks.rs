@@ -102,9 +102,15 @@ impl Tasks {
     }
 
     /// Takes a task's future out to poll it; `None` if the id is stale or done.
-    fn take(&mut self, slot: usize, generation: u32) -> Option<(TaskFuture, Waker)> {
+    /// A task that is being polled right now (a nested pass from inside its poll)
+    /// is woken again, so the wake-up is not lost.
+    fn take(&mut self, slot: usize, generation: u32, ready: &ReadyList) -> Option<(TaskFuture, Waker)> {
         let entry = self.slots.get_mut(slot)?;
-        if entry.generation != generation || entry.running {
+        if entry.generation != generation {
+            return None;
+        }
+        if entry.running {
+            ready.push(slot, generation);
             return None;
         }
         let future = entry.future.take()?;
@@ -178,7 +184,7 @@ pub(crate) fn run_ready(tasks: &RefCell<Tasks>, ready: &ReadyList) {
         std::mem::take(&mut *ids)
     };
     for (slot, generation) in batch {
-        let taken = tasks.borrow_mut().take(slot, generation);
+        let taken = tasks.borrow_mut().take(slot, generation, ready);
         let Some((mut future, waker)) = taken else { continue };
         let mut cx = Context::from_waker(&waker);
         let done =

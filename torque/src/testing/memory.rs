@@ -51,11 +51,22 @@ impl MemoryTransport {
         local: &str,
         peer: &str,
     ) -> MemoryTransport {
+        MemoryTransport::connect_with_notice(reactor, protocol, local, peer, None)
+    }
+
+    pub(crate) fn connect_with_notice(
+        reactor: &Reactor,
+        protocol: Box<dyn Protocol>,
+        local: &str,
+        peer: &str,
+        on_closed: Option<crate::net::stream::OnClosed>,
+    ) -> MemoryTransport {
         let (transport, pipe) = Transport::start_memory(
             reactor,
             protocol,
             Address::Memory(local.to_owned()),
             Address::Memory(peer.to_owned()),
+            on_closed,
         );
         MemoryTransport { reactor: reactor.clone(), transport, pipe }
     }

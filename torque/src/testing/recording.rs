@@ -65,7 +65,20 @@ impl RecordedConnect {
     pub fn succeed(&self) -> Option<MemoryTransport> {
         let peer = Address::Memory(format!("{}:{}", self.host, self.port));
         let protocol = self.connector.factory().build_protocol(&peer)?;
-        Some(MemoryTransport::connect_boxed(&self.reactor, protocol, "client", &peer.to_string()))
+        // When the connection ends, the factory hears it, as from a real connector.
+        let connector = self.connector.clone();
+        let on_closed: crate::net::stream::OnClosed = Box::new(move |_, reason| {
+            if let Ok(mut factory) = connector.factory().get_dyn().try_borrow_mut() {
+                factory.client_connection_lost(&connector, reason);
+            }
+        });
+        Some(MemoryTransport::connect_with_notice(
+            &self.reactor,
+            protocol,
+            "client",
+            &peer.to_string(),
+            Some(on_closed),
+        ))
     }
 
     /// Simulates the connection failing with `reason`: the factory's

@@ -1,6 +1,7 @@
 //! Deferreds and async/await on the reactor, on every backend.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -145,8 +146,9 @@ fn startup_waits_too_and_failures_do_not_block(kind: BackendKind) {
         l.push(format!("running={}", r.is_running()));
         r.stop().unwrap();
     });
-    r.run().unwrap();
+    let logs = crate::support::capture_logs(|| r.run().unwrap());
     assert_eq!(log.take(), ["before startup", "startup work done", "running=true"]);
+    assert!(logs.contains("warm-up failed on purpose"), "the failure was logged: {logs}");
 }
 
 const SEC: Duration = Duration::from_secs(1);
@@ -243,7 +245,106 @@ fn a_cooperator_interleaves_iterators_without_starving_timers(kind: BackendKind)
     assert_eq!(*log.borrow(), ["a0", "b0", "a1", "b1", "a2", "b2"], "round-robin");
 }
 
+fn a_looping_call_restarted_from_inside_itself_runs_once_per_interval(kind: BackendKind) {
+    let (r, clock) = fake_reactor(kind);
+    let calls = Rc::new(Cell::new(0));
+    let me: Rc<RefCell<Option<LoopingCall>>> = Rc::default();
+    let first_done = Rc::new(RefCell::new(None));
+    let (c, m, fd) = (calls.clone(), me.clone(), first_done.clone());
+    let looping = LoopingCall::new(move |r| {
+        c.set(c.get() + 1);
+        if c.get() == 2 {
+            let lc = m.borrow().clone().unwrap();
+            lc.stop();
+            *fd.borrow_mut() = Some(lc.start(r, SEC, false).unwrap());
+        }
+    });
+    *me.borrow_mut() = Some(looping.clone());
+    let first = looping.start(&r, SEC, true).unwrap();
+    for _ in 0..4 {
+        clock.advance(SEC);
+        spin(&r, 2);
+    }
+    assert_eq!(calls.get(), 5, "one call per interval, never two");
+    assert!(first.result().unwrap().is_ok(), "the first run's Deferred fired when it was stopped");
+    assert_eq!(r.delayed_calls().len(), 1, "exactly one timer pending");
+    looping.stop();
+}
+
+fn defer_later_with_a_panicking_function_fails(kind: BackendKind) {
+    let (r, clock) = fake_reactor(kind);
+    let d = r.defer_later(SEC, |_| -> u32 { panic!("deferLater function panicked on purpose") });
+    clock.advance(SEC);
+    spin(&r, 1);
+    assert!(d.result().unwrap().unwrap_err().is::<CallbackPanicked>());
+}
+
+fn a_crash_abandons_a_waiting_shutdown(kind: BackendKind) {
+    let (r, clock) = fake_reactor(kind);
+    let log = Log::default();
+    let l = log.clone();
+    r.add_system_event_trigger(Phase::Before, SystemEvent::Shutdown, move |r| {
+        l.push("before");
+        // Crash while this trigger's Deferred is still pending.
+        r.call_later(Duration::ZERO, |r| r.crash());
+        r.sleep(SEC * 5)
+    });
+    let l = log.clone();
+    r.add_system_event_trigger(Phase::During, SystemEvent::Shutdown, move |_| l.push("during"));
+    r.call_when_running(|r| r.stop().unwrap());
+    r.run().unwrap();
+    assert_eq!(log.take(), ["before"]);
+    // Run again: the abandoned firing's Deferred finishes now, and must not run
+    // the shutdown's later phases in the middle of this run.
+    clock.advance(SEC * 10);
+    r.call_when_running(|r| {
+        r.call_later(Duration::ZERO, |r| {
+            r.call_later(Duration::ZERO, |r| r.crash());
+        });
+    });
+    r.run().unwrap();
+    assert!(log.take().is_empty(), "the during-trigger waits for a real shutdown");
+}
+
+fn a_task_woken_from_a_nested_pass_is_not_lost(kind: BackendKind) {
+    let (r, _clock) = fake_reactor(kind);
+    let r2 = r.clone();
+    let done = Rc::new(Cell::new(false));
+    let d2 = done.clone();
+    let _task = r.spawn(async move {
+        let wait = r2.sleep(Duration::ZERO);
+        let mut wait = std::pin::pin!(wait);
+        // Poll once (pending), then run a nested pass in which the timer fires and
+        // wakes this very task while it is still being polled.
+        std::future::poll_fn(|cx| {
+            let _ = wait.as_mut().poll(cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        r2.iterate(Duration::ZERO).unwrap();
+        // Now return Pending once without arranging a wake-up of our own: only
+        // the wake the timer gave during the nested pass can bring us back.
+        let mut yielded = false;
+        std::future::poll_fn(|_| {
+            if yielded {
+                std::task::Poll::Ready(())
+            } else {
+                yielded = true;
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+        wait.await.unwrap();
+        d2.set(true);
+    });
+    iterate_until(&r, || done.get());
+}
+
 crate::backend_tests!(
+    a_looping_call_restarted_from_inside_itself_runs_once_per_interval,
+    defer_later_with_a_panicking_function_fails,
+    a_crash_abandons_a_waiting_shutdown,
+    a_task_woken_from_a_nested_pass_is_not_lost,
     a_looping_call_runs_on_its_interval_and_stops,
     with_count_reports_skipped_intervals,
     a_failing_call_stops_the_loop_and_fails_its_deferred,

@@ -62,6 +62,52 @@ fn a_paused_memory_transport_holds_data_until_resumed(kind: BackendKind) {
     assert_eq!(&*seen.data.borrow(), b"held");
 }
 
+fn end_of_file_waits_behind_held_data(kind: BackendKind) {
+    let r = reactor(kind);
+    let (mut proto, seen) = Recorder::new();
+    let order = Rc::new(RefCell::new(Vec::new()));
+    let o = order.clone();
+    proto.on_data = Some(Box::new(move |_, d| o.borrow_mut().push(String::from_utf8_lossy(d).to_string())));
+    let o = order.clone();
+    proto.on_eof = Some(Box::new(move |t| {
+        o.borrow_mut().push("eof".into());
+        t.lose_connection();
+    }));
+    let conn = MemoryTransport::connect(&r, proto);
+    conn.transport().pause_producing();
+    conn.receive(b"req");
+    conn.peer_closes();
+    assert!(order.borrow().is_empty());
+    conn.transport().resume_producing();
+    assert_eq!(*order.borrow(), ["req", "eof"], "data first, then the end of file");
+    conn.settle();
+    assert_eq!(seen.lost_kind().as_deref(), Some("done"));
+}
+
+fn an_endless_pull_producer_gets_one_ask_per_pass(kind: BackendKind) {
+    struct Endless(Transport, Rc<Cell<u32>>);
+    impl Producer for Endless {
+        fn resume_producing(&mut self) {
+            self.1.set(self.1.get() + 1);
+            self.0.write(b"more");
+        }
+    }
+    let r = reactor(kind);
+    let asks = Rc::new(Cell::new(0));
+    let a = asks.clone();
+    let (mut proto, _) = Recorder::new();
+    proto.on_made = Some(Box::new(move |t| {
+        t.register_producer(Rc::new(RefCell::new(Endless(t.clone(), a.clone()))), false);
+    }));
+    let conn = MemoryTransport::connect(&r, proto);
+    for _ in 0..5 {
+        conn.settle(); // must return: one ask per pass at most
+    }
+    assert!((1..=6).contains(&asks.get()), "asks: {}", asks.get());
+    conn.transport().abort_connection();
+    conn.settle();
+}
+
 fn a_pull_producer_works_in_memory(kind: BackendKind) {
     struct Three {
         t: Transport,
@@ -175,13 +221,37 @@ fn a_recording_reactor_captures_listens_and_connects(kind: BackendKind) {
     assert_eq!((clients[0].host.as_str(), clients[0].port), ("db.internal", 5432));
     assert_eq!(clients[0].connector().destination(), "db.internal:5432");
     clients[0].fail(NetError::ConnectionRefused { address: "db.internal:5432".into() });
+    let server_side = clients[0].succeed().unwrap();
+    server_side.peer_aborts();
+    server_side.settle();
+    assert!(server_side.is_closed());
+}
+
+fn recorded_connects_report_failure_and_loss_to_the_factory(kind: BackendKind) {
+    use torque::net::{ConnectOptions, FactoryRef, NetError, StreamReactor};
+    use torque::testing::RecordingReactor;
+    let recording = RecordingReactor::new(reactor(kind));
+    let (a, _) = Recorder::new();
+    let (b, _) = Recorder::new();
+    let (factory, outcomes) = crate::netkit::Queue::of(vec![Box::new(a), Box::new(b)]);
+    let _c = recording.connect_tcp_with("svc", 1, FactoryRef::new(factory), ConnectOptions::default());
+    let call = &recording.tcp_clients()[0];
+    call.fail(NetError::ConnectionRefused { address: "svc:1".into() });
+    assert_eq!(outcomes.snapshot()[1], "refused");
+    let conn = call.succeed().unwrap();
+    conn.peer_aborts();
+    conn.settle();
+    assert!(outcomes.snapshot().last().unwrap().starts_with("lost: lost:"), "{:?}", outcomes.snapshot());
 }
 
 crate::backend_tests!(
     a_recording_reactor_captures_listens_and_connects,
+    recorded_connects_report_failure_and_loss_to_the_factory,
     a_memory_transport_records_writes_and_plays_the_peer,
     peer_close_and_reset_reach_the_protocol,
     a_paused_memory_transport_holds_data_until_resumed,
     a_pull_producer_works_in_memory,
+    end_of_file_waits_behind_held_data,
+    an_endless_pull_producer_gets_one_ask_per_pass,
     a_loopback_joins_two_protocols_step_by_step,
 );
