@@ -28,18 +28,19 @@ impl LineHandler for Shout {
     }
 }
 
-fn a_line_receiver_splits_lines_and_drops_abusers(kind: BackendKind) {
-    let r = reactor(kind);
+/// A LineReceiver server (lines of at most 64 bytes) that shouts each line back
+/// and records it.
+fn shout_server(r: &torque::Reactor) -> (torque::net::ListeningPort, Rc<RefCell<Vec<String>>>) {
     let lines = Rc::new(RefCell::new(Vec::new()));
     let l = lines.clone();
-    let options = ListenOptions::interface([127, 0, 0, 1].into());
-    let port = r
-        .listen_tcp(
-            0,
-            factory_fn(move |_| LineReceiver::new(Shout { lines: l.clone() }).max_length(64)),
-            options,
-        )
-        .unwrap();
+    let factory = factory_fn(move |_| LineReceiver::new(Shout { lines: l.clone() }).max_length(64));
+    let port = r.listen_tcp(0, factory, ListenOptions::interface([127, 0, 0, 1].into())).unwrap();
+    (port, lines)
+}
+
+fn a_line_receiver_splits_lines_and_drops_abusers(kind: BackendKind) {
+    let r = reactor(kind);
+    let (port, lines) = shout_server(&r);
     let number = port.address().port().unwrap();
     let (client, seen) = Recorder::new();
     let (factory, _) = Queue::one(client);
@@ -69,16 +70,7 @@ fn a_line_receiver_splits_lines_and_drops_abusers(kind: BackendKind) {
 
 fn a_line_without_a_delimiter_cannot_grow_forever(kind: BackendKind) {
     let r = reactor(kind);
-    let lines = Rc::new(RefCell::new(Vec::new()));
-    let l = lines.clone();
-    let options = ListenOptions::interface([127, 0, 0, 1].into());
-    let port = r
-        .listen_tcp(
-            0,
-            factory_fn(move |_| LineReceiver::new(Shout { lines: l.clone() }).max_length(64)),
-            options,
-        )
-        .unwrap();
+    let (port, lines) = shout_server(&r);
     let (client, seen) = Recorder::new();
     let (factory, _) = Queue::one(client);
     r.connect_tcp("127.0.0.1", port.address().port().unwrap(), factory, ConnectOptions::default());
