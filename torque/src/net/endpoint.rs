@@ -147,10 +147,15 @@ fn unescape(raw: &str) -> String {
     out
 }
 
-struct Parsed {
-    kind: String,
-    positional: Vec<String>,
-    options: Vec<(String, String)>,
+pub(crate) struct Parsed {
+    pub(crate) kind: String,
+    pub(crate) positional: Vec<String>,
+    pub(crate) options: Vec<(String, String)>,
+}
+
+/// The generic field split, for other endpoint families (datagrams).
+pub(crate) fn parse_public(description: &str) -> Result<Parsed, EndpointError> {
+    parse(description)
 }
 
 fn parse(description: &str) -> Result<Parsed, EndpointError> {

@@ -12,6 +12,7 @@
 mod address;
 mod adopt;
 mod api;
+mod datagram;
 mod endpoint;
 mod line;
 mod listener;
@@ -19,11 +20,16 @@ mod oneshot;
 mod reconnect;
 pub(crate) mod stream;
 mod tcp;
+mod udp;
 mod unix;
 
 pub use crate::sys::unix_socket::PeerCredentials;
 pub use address::Address;
 pub use api::StreamReactor;
+pub use datagram::{
+    ANY_INTERFACE_V4, ANY_INTERFACE_V6, DEFAULT_MAX_PACKET_SIZE, DatagramError, DatagramPort,
+    DatagramProtocol, READS_PER_EVENT,
+};
 pub use endpoint::{ClientEndpoint, EndpointError, ServerEndpoint, client_from_string, server_from_string};
 pub use line::{LineHandler, LineReceiver};
 pub use listener::ListeningPort;
@@ -31,6 +37,7 @@ pub use reconnect::ReconnectingClientFactory;
 pub use stream::{Producer, Transport};
 pub(crate) use tcp::Target;
 pub use tcp::{ConnectOptions, Connector, ListenOptions};
+pub use udp::{DatagramEndpoint, UdpOptions, UnixDatagramOptions, datagram_from_string};
 pub use unix::UnixListenOptions;
 
 use std::cell::{Cell, RefCell};

@@ -30,7 +30,7 @@ impl Default for UnixListenOptions {
 }
 
 /// The socket address for `name`: `@name` is abstract (Linux), anything else a path.
-fn unix_addr(name: &str) -> io::Result<(SockAddr, Option<PathBuf>)> {
+pub(crate) fn unix_addr(name: &str) -> io::Result<(SockAddr, Option<PathBuf>)> {
     if let Some(abstract_name) = name.strip_prefix('@') {
         #[cfg(any(target_os = "linux", target_os = "android"))]
         {
@@ -49,14 +49,14 @@ fn unix_addr(name: &str) -> io::Result<(SockAddr, Option<PathBuf>)> {
 }
 
 /// Removes `path` if it is a socket nobody listens on; refuses if someone does.
-fn clear_stale_socket(path: &Path, addr: &SockAddr) -> io::Result<()> {
+pub(crate) fn clear_stale_socket(path: &Path, addr: &SockAddr, kind: Type) -> io::Result<()> {
     let Ok(meta) = std::fs::symlink_metadata(path) else { return Ok(()) };
     if !meta.file_type().is_socket() {
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, "the path exists and is not a socket"));
     }
     // Non-blocking, so a live server with a full backlog (perhaps on this very
     // reactor) answers EAGAIN instead of blocking the loop.
-    let probe = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    let probe = Socket::new(Domain::UNIX, kind, None)?;
     probe.set_nonblocking(true)?;
     let live = || io::Error::new(io::ErrorKind::AddrInUse, "a live server is listening on this socket");
     match probe.connect(addr) {
@@ -79,7 +79,7 @@ impl Reactor {
         let err = |e| listen_error(format!("unix:{name}"), e);
         let (addr, path) = unix_addr(name).map_err(err)?;
         if let Some(path) = &path {
-            clear_stale_socket(path, &addr).map_err(err)?;
+            clear_stale_socket(path, &addr, Type::STREAM).map_err(err)?;
         }
         let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(err)?;
         socket.set_nonblocking(true).map_err(err)?;

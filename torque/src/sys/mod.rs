@@ -3,6 +3,7 @@
 //! Every wrapper turns the C convention (`-1` and `errno`) into [`std::io::Result`], so
 //! the layers above never see a raw return code.
 
+pub(crate) mod datagram;
 pub(crate) mod signal;
 pub(crate) mod unix_socket;
 pub(crate) mod waker;

@@ -13,4 +13,5 @@ mod tcp;
 mod threads;
 mod timers;
 mod triggers;
+mod udp;
 mod unix;

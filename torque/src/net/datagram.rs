@@ -1,0 +1,404 @@
+//! Datagram sockets: UDP, multicast and UNIX datagrams (Twisted's `IReactorUDP`,
+//! `IReactorMulticast`, `IReactorUNIXDatagram`).
+//!
+//! A [`DatagramPort`] owns a non-blocking datagram socket registered for reading.
+//! Each readable event reads up to [`READS_PER_EVENT`] datagrams into the reactor's
+//! buffer, so one busy socket cannot starve the others; each reaches the protocol
+//! as `&[u8]` with no allocation. Writes go straight to the socket: a full socket
+//! buffer is an error the caller sees, never a hidden retry.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+
+use socket2::{SockAddr, Socket};
+
+use super::Address;
+use crate::defer::Deferred;
+use crate::{FdHandler, LostReason, Reactor, WeakReactor};
+
+/// Datagrams read per readable event at most (fairness between sockets).
+pub const READS_PER_EVENT: usize = 32;
+
+/// The largest datagram a port accepts by default (Twisted's default is 8 KiB;
+/// the UDP maximum is 65,507 bytes of payload).
+pub const DEFAULT_MAX_PACKET_SIZE: usize = 8192;
+
+/// One datagram socket's application logic (Twisted's `DatagramProtocol`).
+pub trait DatagramProtocol {
+    /// The port is listening; writes are possible from here on.
+    fn start_protocol(&mut self, port: &DatagramPort) {
+        let _ = port;
+    }
+    /// A datagram arrived; `data` is borrowed from the reactor's buffer.
+    fn datagram_received(&mut self, port: &DatagramPort, data: &[u8], from: &Address);
+    /// A datagram longer than the port's maximum arrived; `data` holds its first
+    /// `max_packet_size` bytes and `length` its real size. The default logs it.
+    fn datagram_truncated(&mut self, port: &DatagramPort, data: &[u8], length: usize, from: &Address) {
+        let _ = (port, data);
+        tracing::warn!(%from, length, "a datagram over the port's maximum size was truncated");
+    }
+    /// A connected port's peer refused a datagram (ICMP port unreachable).
+    fn connection_refused(&mut self, port: &DatagramPort) {
+        let _ = port;
+    }
+    /// The port stopped; runs once, at the end of a pass.
+    fn stop_protocol(&mut self) {}
+}
+
+/// Errors from writing datagrams.
+#[derive(Debug, thiserror::Error)]
+pub enum DatagramError {
+    /// The socket's send buffer is full (EAGAIN/ENOBUFS): try again later.
+    #[error("the socket's send buffer is full; the datagram was not sent")]
+    BufferFull,
+    /// The datagram is larger than the socket can send (EMSGSIZE).
+    #[error("the datagram is too large to send ({0} bytes)")]
+    TooLarge(usize),
+    /// The port is connected and may only write to its peer.
+    #[error("this port is connected to {connected}; it cannot write to {requested}")]
+    WrongDestination {
+        /// The connected peer.
+        connected: String,
+        /// The destination asked for.
+        requested: String,
+    },
+    /// `write_connected` on a port that is not connected.
+    #[error("the port is not connected")]
+    NotConnected,
+    /// The port has stopped listening.
+    #[error("the port is closed")]
+    Closed,
+    /// A connected peer refused the datagram (an earlier ICMP port unreachable).
+    #[error("the peer refused the datagram")]
+    ConnectionRefused,
+    /// Any other OS error.
+    #[error("cannot send the datagram: {0}")]
+    Io(#[source] io::Error),
+}
+
+fn send_error(e: io::Error, len: usize) -> DatagramError {
+    match e.raw_os_error() {
+        Some(libc::EAGAIN | libc::ENOBUFS) => DatagramError::BufferFull,
+        Some(libc::EMSGSIZE) => DatagramError::TooLarge(len),
+        Some(libc::ECONNREFUSED) => DatagramError::ConnectionRefused,
+        _ if e.kind() == io::ErrorKind::WouldBlock => DatagramError::BufferFull,
+        _ => DatagramError::Io(e),
+    }
+}
+
+pub(crate) struct PortInner {
+    reactor: WeakReactor,
+    socket: RefCell<Option<Socket>>,
+    fd: RawFd,
+    address: Address,
+    max_packet_size: usize,
+    connected: RefCell<Option<SockAddr>>,
+    protocol: RefCell<Option<Box<dyn DatagramProtocol>>>,
+    handler: RefCell<Option<Rc<RefCell<DatagramHandler>>>>,
+    listening: Cell<bool>,
+    /// A UNIX socket file this port created and removes when it stops.
+    unix_path: Option<std::path::PathBuf>,
+}
+
+/// A listening datagram socket (Twisted's `IUDPTransport` / `IListeningPort`).
+/// Clones share one port.
+#[derive(Clone)]
+pub struct DatagramPort {
+    inner: Rc<PortInner>,
+}
+
+pub(crate) struct DatagramHandler {
+    port: Rc<PortInner>,
+}
+
+impl FdHandler for DatagramHandler {
+    fn readable(&mut self, reactor: &Reactor) {
+        DatagramPort { inner: Rc::clone(&self.port) }.read_some(reactor);
+    }
+    fn connection_lost(&mut self, _reactor: &Reactor, reason: LostReason) {
+        tracing::debug!(port = %self.port.address, %reason, "datagram port dropped by the reactor");
+        drop(DatagramPort { inner: Rc::clone(&self.port) }.stop_listening());
+    }
+}
+
+impl DatagramPort {
+    /// Starts a port on a bound, non-blocking socket and runs `start_protocol`.
+    pub(crate) fn start(
+        reactor: &Reactor,
+        socket: Socket,
+        protocol: Box<dyn DatagramProtocol>,
+        max_packet_size: usize,
+        unix_path: Option<std::path::PathBuf>,
+    ) -> Result<DatagramPort, crate::ReactorError> {
+        let address = socket.local_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
+        let fd = socket.as_raw_fd();
+        let connected = socket.peer_addr().ok();
+        let inner = Rc::new(PortInner {
+            reactor: reactor.downgrade(),
+            socket: RefCell::new(Some(socket)),
+            fd,
+            address,
+            max_packet_size: max_packet_size.clamp(1, 65_536),
+            connected: RefCell::new(connected),
+            protocol: RefCell::new(Some(protocol)),
+            handler: RefCell::new(None),
+            listening: Cell::new(true),
+            unix_path,
+        });
+        let handler = Rc::new(RefCell::new(DatagramHandler { port: Rc::clone(&inner) }));
+        *inner.handler.borrow_mut() = Some(Rc::clone(&handler));
+        if let Err(e) = reactor.add_reader(fd, handler) {
+            drop(inner.handler.borrow_mut().take());
+            drop(inner.socket.borrow_mut().take());
+            if let Some(path) = &inner.unix_path {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e);
+        }
+        let port = DatagramPort { inner };
+        port.with_protocol(|p, port| p.start_protocol(port));
+        Ok(port)
+    }
+
+    fn with_protocol(&self, f: impl FnOnce(&mut dyn DatagramProtocol, &DatagramPort)) {
+        let Ok(mut slot) = self.inner.protocol.try_borrow_mut() else { return };
+        if let Some(protocol) = slot.as_mut() {
+            f(protocol.as_mut(), self);
+        }
+    }
+
+    fn read_some(&self, reactor: &Reactor) {
+        let mut buffer = reactor.take_read_buffer();
+        let max = self.inner.max_packet_size.min(buffer.len());
+        for _ in 0..READS_PER_EVENT {
+            if !self.inner.listening.get() {
+                break;
+            }
+            let received = match self.inner.socket.borrow().as_ref() {
+                Some(socket) => crate::sys::datagram::recv_from_truncating(socket, &mut buffer[..max]),
+                None => break,
+            };
+            match received {
+                Ok((length, from)) => {
+                    let from = Address::from_sockaddr(&from);
+                    let shown = length.min(max);
+                    if length > max {
+                        self.with_protocol(|p, port| {
+                            p.datagram_truncated(port, &buffer[..shown], length, &from)
+                        });
+                    } else {
+                        self.with_protocol(|p, port| p.datagram_received(port, &buffer[..shown], &from));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                    self.with_protocol(|p, port| p.connection_refused(port));
+                }
+                Err(e) => {
+                    tracing::warn!(port = %self.inner.address, error = %e, "datagram receive failed");
+                    break;
+                }
+            }
+        }
+        reactor.return_read_buffer(buffer);
+    }
+
+    /// Sends `data` to `to` at once. A full send buffer is
+    /// [`DatagramError::BufferFull`]: nothing is queued or retried.
+    pub fn write(&self, data: &[u8], to: SocketAddr) -> Result<usize, DatagramError> {
+        self.write_to_sockaddr(data, &SockAddr::from(to), &to.to_string())
+    }
+
+    /// Sends `data` to a UNIX datagram socket at `path` (or `@name`).
+    pub fn write_unix(&self, data: &[u8], path: &str) -> Result<usize, DatagramError> {
+        let addr = super::unix::unix_addr(path).map_err(DatagramError::Io)?.0;
+        self.write_to_sockaddr(data, &addr, path)
+    }
+
+    fn write_to_sockaddr(&self, data: &[u8], to: &SockAddr, shown: &str) -> Result<usize, DatagramError> {
+        if let Some(connected) = self.inner.connected.borrow().as_ref() {
+            if connected != to {
+                return Err(DatagramError::WrongDestination {
+                    connected: Address::from_sockaddr(connected).to_string(),
+                    requested: shown.to_owned(),
+                });
+            }
+        }
+        let socket = self.inner.socket.borrow();
+        let socket = socket.as_ref().ok_or(DatagramError::Closed)?;
+        let sent = if self.inner.connected.borrow().is_some() {
+            socket.send(data)
+        } else {
+            socket.send_to(data, to)
+        };
+        sent.map_err(|e| send_error(e, data.len()))
+    }
+
+    /// Sends `data` to the connected peer.
+    pub fn write_connected(&self, data: &[u8]) -> Result<usize, DatagramError> {
+        if self.inner.connected.borrow().is_none() {
+            return Err(DatagramError::NotConnected);
+        }
+        let socket = self.inner.socket.borrow();
+        let socket = socket.as_ref().ok_or(DatagramError::Closed)?;
+        socket.send(data).map_err(|e| send_error(e, data.len()))
+    }
+
+    /// Connects the port to one peer: it then receives only from it, may write
+    /// only to it, and hears `connection_refused` when the peer is not there.
+    pub fn connect(&self, peer: SocketAddr) -> io::Result<()> {
+        self.connect_sockaddr(SockAddr::from(peer))
+    }
+
+    pub(crate) fn connect_sockaddr(&self, peer: SockAddr) -> io::Result<()> {
+        let socket = self.inner.socket.borrow();
+        let socket = socket.as_ref().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        socket.connect(&peer)?;
+        *self.inner.connected.borrow_mut() = Some(peer);
+        Ok(())
+    }
+
+    /// The connected peer, if any.
+    pub fn peer(&self) -> Option<Address> {
+        self.inner.connected.borrow().as_ref().map(Address::from_sockaddr)
+    }
+
+    /// The address the port is bound to (with the real port if 0 was asked for).
+    pub fn address(&self) -> &Address {
+        &self.inner.address
+    }
+
+    /// The largest datagram delivered whole.
+    pub fn max_packet_size(&self) -> usize {
+        self.inner.max_packet_size
+    }
+
+    fn socket_op<T>(&self, op: impl FnOnce(&Socket) -> io::Result<T>) -> io::Result<T> {
+        match self.inner.socket.borrow().as_ref() {
+            Some(socket) => op(socket),
+            None => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
+    }
+
+    /// Allows or forbids sending to broadcast addresses (SO_BROADCAST).
+    pub fn set_broadcast_allowed(&self, allowed: bool) -> io::Result<()> {
+        self.socket_op(|s| s.set_broadcast(allowed))
+    }
+
+    /// Whether sending to broadcast addresses is allowed.
+    pub fn broadcast_allowed(&self) -> io::Result<bool> {
+        self.socket_op(|s| s.broadcast())
+    }
+
+    /// Joins a multicast group, on `interface` (IPv4: an interface address,
+    /// unspecified for the default; IPv6: give `IpAddr::V6(::)` for the default).
+    pub fn join_group(&self, group: IpAddr, interface: IpAddr) -> io::Result<()> {
+        self.socket_op(|s| match (group, interface) {
+            (IpAddr::V4(g), IpAddr::V4(i)) => s.join_multicast_v4(&g, &i),
+            (IpAddr::V6(g), _) => s.join_multicast_v6(&g, 0),
+            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "an IPv4 group needs an IPv4 interface")),
+        })
+    }
+
+    /// Leaves a multicast group joined with [`join_group`](DatagramPort::join_group).
+    pub fn leave_group(&self, group: IpAddr, interface: IpAddr) -> io::Result<()> {
+        self.socket_op(|s| match (group, interface) {
+            (IpAddr::V4(g), IpAddr::V4(i)) => s.leave_multicast_v4(&g, &i),
+            (IpAddr::V6(g), _) => s.leave_multicast_v6(&g, 0),
+            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "an IPv4 group needs an IPv4 interface")),
+        })
+    }
+
+    /// Sets the multicast time-to-live (hop limit for IPv6).
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        self.socket_op(|s| match self.inner.address.socket_addr() {
+            Some(SocketAddr::V6(_)) => s.set_multicast_hops_v6(ttl),
+            _ => s.set_multicast_ttl_v4(ttl),
+        })
+    }
+
+    /// Whether our own multicast datagrams come back to us.
+    pub fn set_loopback_mode(&self, enabled: bool) -> io::Result<()> {
+        self.socket_op(|s| match self.inner.address.socket_addr() {
+            Some(SocketAddr::V6(_)) => s.set_multicast_loop_v6(enabled),
+            _ => s.set_multicast_loop_v4(enabled),
+        })
+    }
+
+    /// Sends multicast datagrams out of the interface with this IPv4 address.
+    pub fn set_outgoing_interface(&self, interface: Ipv4Addr) -> io::Result<()> {
+        self.socket_op(|s| s.set_multicast_if_v4(&interface))
+    }
+
+    /// Sends IPv6 multicast datagrams out of the interface with this index.
+    pub fn set_outgoing_interface_v6(&self, index: u32) -> io::Result<()> {
+        self.socket_op(|s| s.set_multicast_if_v6(index))
+    }
+
+    /// Whether the port is still open.
+    pub fn is_listening(&self) -> bool {
+        self.inner.listening.get()
+    }
+
+    /// Stops listening and closes the socket. `stop_protocol` runs once, at the end
+    /// of the pass (never inside this call), then the Deferred fires.
+    pub fn stop_listening(&self) -> Deferred<()> {
+        let (deferred, resolver) = Deferred::pending();
+        let Some(reactor) = self.inner.reactor.upgrade() else {
+            let _ = resolver.callback(());
+            return deferred;
+        };
+        let was_listening = self.inner.listening.replace(false);
+        if was_listening {
+            reactor.remove_reader(self.inner.fd);
+            drop(self.inner.socket.borrow_mut().take());
+            drop(self.inner.handler.borrow_mut().take());
+            if let Some(path) = &self.inner.unix_path {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        let this = self.clone();
+        reactor.at_end_of_pass(move |_| {
+            if was_listening {
+                this.deliver_stop();
+            }
+            let _ = resolver.callback(());
+        });
+        deferred
+    }
+
+    fn deliver_stop(&self) {
+        let Ok(mut slot) = self.inner.protocol.try_borrow_mut() else {
+            // Still running further up the stack: tell it when it has returned.
+            if let Some(reactor) = self.inner.reactor.upgrade() {
+                let this = self.clone();
+                reactor.call_later(std::time::Duration::ZERO, move |_| this.deliver_stop());
+            }
+            return;
+        };
+        let protocol = slot.take();
+        drop(slot);
+        if let Some(mut protocol) = protocol {
+            protocol.stop_protocol();
+        }
+    }
+}
+
+impl fmt::Debug for DatagramPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatagramPort")
+            .field("address", &self.inner.address)
+            .field("listening", &self.is_listening())
+            .finish()
+    }
+}
+
+/// Unspecified IPv4, for `join_group`'s default interface.
+pub const ANY_INTERFACE_V4: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+/// Unspecified IPv6, for `join_group`'s default interface.
+pub const ANY_INTERFACE_V6: IpAddr = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
