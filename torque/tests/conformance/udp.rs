@@ -14,10 +14,13 @@ use crate::support::{iterate_until, reactor, spin};
 
 const LOCALHOST: Ipv4Addr = Ipv4Addr::LOCALHOST;
 
+type Received = Rc<RefCell<Vec<(Vec<u8>, Address)>>>;
+type StartHook = Box<dyn FnMut(&DatagramPort)>;
+
 /// Records what arrives; optionally echoes, or runs a hook.
 #[derive(Default, Clone)]
 struct Seen {
-    datagrams: Rc<RefCell<Vec<(Vec<u8>, Address)>>>,
+    datagrams: Received,
     truncated: Rc<RefCell<Vec<(usize, usize)>>>,
     refused: Rc<Cell<u32>>,
     started: Rc<Cell<u32>>,
@@ -29,7 +32,7 @@ type Hook = Box<dyn FnMut(&DatagramPort, &[u8], &Address)>;
 struct Recorder {
     seen: Seen,
     echo: bool,
-    on_start: Option<Box<dyn FnMut(&DatagramPort)>>,
+    on_start: Option<StartHook>,
     on_datagram: Option<Hook>,
 }
 
