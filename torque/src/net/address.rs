@@ -9,8 +9,8 @@ use socket2::SockAddr;
 /// Where a connection or port is: an IP socket address or a UNIX socket.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Address {
-    /// IPv4 or IPv6 address and port.
-    Tcp(SocketAddr),
+    /// An IPv4 or IPv6 address and port (TCP or UDP).
+    Ip(SocketAddr),
     /// A UNIX socket bound to a path.
     Unix(PathBuf),
     /// A Linux abstract UNIX socket name (without the leading NUL).
@@ -24,7 +24,7 @@ pub enum Address {
 impl Address {
     pub(crate) fn from_sockaddr(addr: &SockAddr) -> Address {
         if let Some(ip) = addr.as_socket() {
-            return Address::Tcp(ip);
+            return Address::Ip(ip);
         }
         if let Some(path) = addr.as_pathname() {
             return Address::Unix(path.to_path_buf());
@@ -35,15 +35,15 @@ impl Address {
         Address::UnixUnnamed
     }
 
-    /// The IP socket address, for TCP.
+    /// The IP socket address (TCP or UDP).
     pub fn socket_addr(&self) -> Option<SocketAddr> {
         match self {
-            Address::Tcp(addr) => Some(*addr),
+            Address::Ip(addr) => Some(*addr),
             _ => None,
         }
     }
 
-    /// The port, for TCP.
+    /// The port (TCP or UDP).
     pub fn port(&self) -> Option<u16> {
         self.socket_addr().map(|a| a.port())
     }
@@ -52,7 +52,7 @@ impl Address {
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Address::Tcp(addr) => write!(f, "tcp:{addr}"),
+            Address::Ip(addr) => write!(f, "{addr}"),
             Address::Unix(path) => write!(f, "unix:{}", path.display()),
             Address::UnixAbstract(name) => write!(f, "unix:@{}", String::from_utf8_lossy(name)),
             Address::UnixUnnamed => f.write_str("unix:(unnamed)"),

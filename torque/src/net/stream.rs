@@ -253,7 +253,7 @@ impl Transport {
         let local = socket.local_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
         let peer = socket.peer_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
         let fd = socket.as_raw_fd();
-        let is_unix = !matches!(local, Address::Tcp(_));
+        let is_unix = !matches!(local, Address::Ip(_));
         let endpoint = Endpoint { socket: Some(socket), memory: None, fd, is_unix };
         let conn = Connection::new(reactor, endpoint, local, peer, protocol, on_closed);
         let handler = Rc::new(RefCell::new(StreamHandler { conn: Rc::clone(&conn) }));
@@ -1016,7 +1016,7 @@ impl Transport {
     /// Sets TCP_NODELAY (no effect on UNIX sockets).
     pub fn set_tcp_nodelay(&self, enabled: bool) -> io::Result<()> {
         match (self.conn.socket.borrow().as_ref(), &self.conn.local) {
-            (Some(socket), Address::Tcp(_)) => socket.set_tcp_nodelay(enabled),
+            (Some(socket), Address::Ip(_)) => socket.set_tcp_nodelay(enabled),
             (Some(_), _) => Ok(()),
             (None, _) if self.conn.memory.is_some() && !self.is_disconnected() => Ok(()),
             (None, _) => Err(io::Error::from(io::ErrorKind::NotConnected)),
