@@ -8,7 +8,9 @@
 //! accounting of the server process (`/proc/PID/schedstat`: user + system time in
 //! ns). On 2 cores the generator saturates its core around 64 connections, so
 //! throughput alone cannot separate fast servers; CPU per round trip can. Last, the
-//! server's resident memory growth with 10,000 idle connections.
+//! server's resident memory growth with 10,000 idle connections. `-- udp` runs only
+//! the UDP table: 64-byte request-response datagrams against Torque's UDP ports and
+//! tokio's `UdpSocket`, with the server's CPU time per round trip.
 
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -41,6 +43,10 @@ fn run_server(kind: &str) -> io::Result<()> {
     match kind {
         "tokio" => tokio_server(announce),
         "mio" => mio_server(announce),
+        "udp-tokio" => tokio_udp_server(announce),
+        other if other.starts_with("udp-torque-") => {
+            torque_udp_server(&other["udp-torque-".len()..], announce)
+        }
         other => {
             let backend = other.strip_prefix("torque-").unwrap_or(other);
             torque_server(backend, announce)
@@ -62,6 +68,95 @@ fn torque_server(backend: &str, announce: impl Fn(SocketAddr)) -> io::Result<()>
     let port = reactor.listen_tcp(0, factory_fn(|_| Echo), options).map_err(io::Error::other)?;
     announce(port.address().socket_addr().expect("tcp"));
     reactor.run().map_err(io::Error::other)
+}
+
+fn torque_udp_server(backend: &str, announce: impl Fn(SocketAddr)) -> io::Result<()> {
+    use torque::net::{Address, DatagramPort, DatagramProtocol, UdpOptions};
+    struct Echo;
+    impl DatagramProtocol for Echo {
+        fn datagram_received(&mut self, port: &DatagramPort, data: &[u8], from: &Address) {
+            if let Some(to) = from.socket_addr() {
+                let _ = port.write(data, to);
+            }
+        }
+    }
+    let kind: torque::BackendKind = backend.parse().map_err(io::Error::other)?;
+    let reactor = torque::Reactor::builder().backend(kind).build().map_err(io::Error::other)?;
+    let port = reactor
+        .listen_udp(0, Echo, UdpOptions::interface([127, 0, 0, 1].into()))
+        .map_err(io::Error::other)?;
+    announce(port.address().socket_addr().expect("udp"));
+    reactor.run().map_err(io::Error::other)
+}
+
+fn tokio_udp_server(announce: impl Fn(SocketAddr)) -> io::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+        announce(socket.local_addr()?);
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let (n, from) = socket.recv_from(&mut buf).await?;
+            let _ = socket.send_to(&buf[..n], from).await;
+        }
+    })
+}
+
+/// `sockets` UDP clients each keeping one 64-byte request in flight for `secs`.
+fn udp_ping_pong(server: &Server, sockets: usize, secs: f64) -> io::Result<Row> {
+    use mio::net::UdpSocket;
+    use mio::{Events, Interest, Poll, Token};
+    let mut poll = Poll::new()?;
+    let message = [b'u'; 64];
+    let mut clients = Vec::with_capacity(sockets);
+    for i in 0..sockets {
+        let mut socket = UdpSocket::bind("127.0.0.1:0".parse().expect("addr"))?;
+        socket.connect(server.addr)?;
+        poll.registry().register(&mut socket, Token(i), Interest::READABLE)?;
+        clients.push(socket);
+    }
+    let mut buf = [0u8; 2048];
+    let mut events = Events::with_capacity(1024);
+    let warmup = Duration::from_millis(300);
+    let total = warmup + Duration::from_secs_f64(secs);
+    for socket in &clients {
+        socket.send(&message)?;
+    }
+    let start = Instant::now();
+    let (mut measured_from, mut cpu_from, mut count_from) = (None, 0, 0u64);
+    let mut round_trips = 0u64;
+    let mut last_progress = Instant::now();
+    while start.elapsed() < total {
+        if measured_from.is_none() && start.elapsed() >= warmup {
+            measured_from = Some(Instant::now());
+            cpu_from = cpu_ns(server.pid());
+            count_from = round_trips;
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for event in &events {
+            let socket = &clients[event.token().0];
+            while let Ok(n) = socket.recv(&mut buf) {
+                if n == message.len() {
+                    round_trips += 1;
+                    last_progress = Instant::now();
+                    socket.send(&message)?;
+                }
+            }
+        }
+        // A lost datagram would stall its client: resend after 50 ms of silence.
+        if last_progress.elapsed() > Duration::from_millis(50) {
+            for socket in &clients {
+                let _ = socket.send(&message);
+            }
+            last_progress = Instant::now();
+        }
+    }
+    let from = measured_from.unwrap_or(start);
+    Ok(Row {
+        round_trips: round_trips - count_from,
+        elapsed: from.elapsed(),
+        server_cpu_ns: cpu_ns(server.pid()).saturating_sub(cpu_from),
+    })
 }
 
 fn tokio_server(announce: impl Fn(SocketAddr)) -> io::Result<()> {
@@ -347,8 +442,12 @@ fn main() {
     println!(
         "Per row: round trips per second, and the server's CPU time per round trip (lower is better).\n"
     );
+    let udp_only = args.iter().any(|a| a == "udp");
     let mut table: Vec<(String, Vec<String>, String)> = Vec::new();
     for kind in SERVERS {
+        if udp_only {
+            break;
+        }
         if !only.is_empty() && !only.iter().any(|o| o.as_str() == kind) {
             continue;
         }
@@ -375,6 +474,41 @@ fn main() {
         };
         eprintln!("{kind} idle memory: {memory}");
         table.push((kind.to_owned(), cells, memory));
+    }
+    if only.is_empty() || udp_only {
+        println!("UDP request-response, 64-byte datagrams, 16 client sockets, one request each in flight;");
+        println!("servers run round-robin, 5 rounds, median per server:\n");
+        println!("| server | datagrams/s (round trips) | server CPU per round trip |");
+        println!("|---|---:|---:|");
+        let kinds = ["udp-torque-epoll", "udp-torque-poll", "udp-torque-select", "udp-tokio"];
+        let mut samples: Vec<Vec<(f64, f64)>> = vec![Vec::new(); kinds.len()];
+        let mut failures: Vec<Option<String>> = vec![None; kinds.len()];
+        for _round in 0..5 {
+            for (i, kind) in kinds.iter().enumerate() {
+                match Server::start(kind).and_then(|server| udp_ping_pong(&server, 16, secs)) {
+                    Ok(row) => {
+                        let rate = row.round_trips as f64 / row.elapsed.as_secs_f64();
+                        let cpu = row.server_cpu_ns as f64 / row.round_trips.max(1) as f64 / 1000.0;
+                        samples[i].push((rate, cpu));
+                    }
+                    Err(e) => failures[i] = Some(e.to_string()),
+                }
+            }
+        }
+        for (i, kind) in kinds.iter().enumerate() {
+            let mut rows = samples[i].clone();
+            if rows.is_empty() {
+                println!("| {kind} | n/a ({}) | – |", failures[i].clone().unwrap_or_default());
+                continue;
+            }
+            rows.sort_by(|a, b| a.1.total_cmp(&b.1));
+            let (rate, cpu) = rows[rows.len() / 2];
+            println!("| {kind} | {rate:.0} | {cpu:.2} µs |");
+        }
+        println!();
+        if udp_only {
+            return;
+        }
     }
     print!("| server |");
     for (conns, size) in ROWS {

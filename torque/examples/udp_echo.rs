@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use torque::{Reactor, WeakReactor};
 use torque::net::{Address, DatagramPort, DatagramProtocol, UdpOptions};
+use torque::{Reactor, WeakReactor};
 
 struct Echo;
 
@@ -86,7 +86,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         Some("ping") => {
             let server: SocketAddr = args.get(1).map(String::as_str).unwrap_or("127.0.0.1:9000").parse()?;
             let count = args.get(2).map(|n| n.parse()).transpose()?.unwrap_or(3);
-            let pinger = Pinger { server, count, sent: Rc::default(), answered: 0, reactor: reactor.downgrade() };
+            let pinger =
+                Pinger { server, count, sent: Rc::default(), answered: 0, reactor: reactor.downgrade() };
             reactor.listen_udp(0, pinger, UdpOptions::interface([127, 0, 0, 1].into()))?;
             reactor.call_later(Duration::from_secs(3), |r| {
                 eprintln!("giving up after 3 s");
