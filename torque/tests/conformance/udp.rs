@@ -102,6 +102,21 @@ fn a_client_writes_from_its_start_hook_and_the_server_echoes(kind: BackendKind) 
     assert_eq!(client_seen.started.get(), 1);
 }
 
+fn ipv6_datagrams_work(kind: BackendKind) {
+    let r = reactor(kind);
+    let v6 = UdpOptions::interface(std::net::Ipv6Addr::LOCALHOST.into());
+    let (server, _) = Recorder::echo();
+    let Ok(server) = r.listen_udp(0, server, v6.clone()) else {
+        eprintln!("no IPv6 loopback here; skipped");
+        return;
+    };
+    let (client, seen) = Recorder::new();
+    let client = r.listen_udp(0, client, v6).unwrap();
+    client.write(b"over v6", addr_of(&server)).unwrap();
+    iterate_until(&r, || seen.datagrams.borrow().len() == 1);
+    assert!(seen.datagrams.borrow()[0].1.socket_addr().unwrap().is_ipv6());
+}
+
 fn connected_ports_write_only_to_their_peer(kind: BackendKind) {
     let r = reactor(kind);
     let (server, _) = Recorder::echo();
@@ -312,6 +327,7 @@ fn adopted_datagram_sockets_and_endpoint_strings(kind: BackendKind) {
 crate::backend_tests!(
     a_client_writes_from_its_start_hook_and_the_server_echoes,
     connected_ports_write_only_to_their_peer,
+    ipv6_datagrams_work,
     an_icmp_refusal_reaches_a_connected_port,
     a_protocol_may_stop_its_own_port_from_datagram_received,
     a_64_kib_datagram_arrives_whole_and_oversized_ones_are_reported,
