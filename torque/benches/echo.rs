@@ -103,52 +103,61 @@ fn tokio_udp_server(announce: impl Fn(SocketAddr)) -> io::Result<()> {
 }
 
 /// `sockets` UDP clients each keeping one 64-byte request in flight for `secs`.
+/// Each request carries a sequence number; only the reply to a client's current
+/// request counts, and a client whose request or reply was lost resends the same
+/// request after 50 ms of its own silence (so losses neither stall nor inflate).
 fn udp_ping_pong(server: &Server, sockets: usize, secs: f64) -> io::Result<Row> {
     use mio::net::UdpSocket;
     use mio::{Events, Interest, Poll, Token};
+    struct Client {
+        socket: UdpSocket,
+        seq: u64,
+        sent_at: Instant,
+    }
+    let request = |seq: u64| {
+        let mut message = [b'u'; 64];
+        message[..8].copy_from_slice(&seq.to_be_bytes());
+        message
+    };
     let mut poll = Poll::new()?;
-    let message = [b'u'; 64];
     let mut clients = Vec::with_capacity(sockets);
     for i in 0..sockets {
         let mut socket = UdpSocket::bind("127.0.0.1:0".parse().expect("addr"))?;
         socket.connect(server.addr)?;
         poll.registry().register(&mut socket, Token(i), Interest::READABLE)?;
-        clients.push(socket);
+        socket.send(&request(0))?;
+        clients.push(Client { socket, seq: 0, sent_at: Instant::now() });
     }
     let mut buf = [0u8; 2048];
     let mut events = Events::with_capacity(1024);
     let warmup = Duration::from_millis(300);
     let total = warmup + Duration::from_secs_f64(secs);
-    for socket in &clients {
-        socket.send(&message)?;
-    }
     let start = Instant::now();
     let (mut measured_from, mut cpu_from, mut count_from) = (None, 0, 0u64);
     let mut round_trips = 0u64;
-    let mut last_progress = Instant::now();
     while start.elapsed() < total {
         if measured_from.is_none() && start.elapsed() >= warmup {
             measured_from = Some(Instant::now());
             cpu_from = cpu_ns(server.pid());
             count_from = round_trips;
         }
-        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        poll.poll(&mut events, Some(Duration::from_millis(20)))?;
         for event in &events {
-            let socket = &clients[event.token().0];
-            while let Ok(n) = socket.recv(&mut buf) {
-                if n == message.len() {
+            let client = &mut clients[event.token().0];
+            while let Ok(n) = client.socket.recv(&mut buf) {
+                if n == 64 && buf[..8] == client.seq.to_be_bytes() {
                     round_trips += 1;
-                    last_progress = Instant::now();
-                    socket.send(&message)?;
+                    client.seq += 1;
+                    client.sent_at = Instant::now();
+                    client.socket.send(&request(client.seq))?;
                 }
             }
         }
-        // A lost datagram would stall its client: resend after 50 ms of silence.
-        if last_progress.elapsed() > Duration::from_millis(50) {
-            for socket in &clients {
-                let _ = socket.send(&message);
+        for client in &mut clients {
+            if client.sent_at.elapsed() > Duration::from_millis(50) {
+                let _ = client.socket.send(&request(client.seq));
+                client.sent_at = Instant::now();
             }
-            last_progress = Instant::now();
         }
     }
     let from = measured_from.unwrap_or(start);
@@ -496,13 +505,16 @@ fn main() {
             }
         }
         for (i, kind) in kinds.iter().enumerate() {
-            let mut rows = samples[i].clone();
+            let rows = samples[i].clone();
             if rows.is_empty() {
                 println!("| {kind} | n/a ({}) | – |", failures[i].clone().unwrap_or_default());
                 continue;
             }
-            rows.sort_by(|a, b| a.1.total_cmp(&b.1));
-            let (rate, cpu) = rows[rows.len() / 2];
+            let mut rates: Vec<f64> = rows.iter().map(|r| r.0).collect();
+            let mut cpus: Vec<f64> = rows.iter().map(|r| r.1).collect();
+            rates.sort_by(f64::total_cmp);
+            cpus.sort_by(f64::total_cmp);
+            let (rate, cpu) = (rates[rates.len() / 2], cpus[cpus.len() / 2]);
             println!("| {kind} | {rate:.0} | {cpu:.2} µs |");
         }
         println!();

@@ -82,6 +82,15 @@ pub enum DatagramError {
     Io(#[source] io::Error),
 }
 
+/// Whether two addresses name the same destination: IP addresses compare after
+/// unmapping IPv4-mapped IPv6 (ignoring flow info), others byte for byte.
+fn same_destination(a: &SockAddr, b: &SockAddr) -> bool {
+    match (a.as_socket(), b.as_socket()) {
+        (Some(x), Some(y)) => x.ip().to_canonical() == y.ip().to_canonical() && x.port() == y.port(),
+        _ => a == b,
+    }
+}
+
 fn send_error(e: io::Error, len: usize) -> DatagramError {
     match e.raw_os_error() {
         Some(libc::EAGAIN | libc::ENOBUFS) => DatagramError::BufferFull,
@@ -100,7 +109,6 @@ pub(crate) struct PortInner {
     max_packet_size: usize,
     connected: RefCell<Option<SockAddr>>,
     protocol: RefCell<Option<Box<dyn DatagramProtocol>>>,
-    handler: RefCell<Option<Rc<RefCell<DatagramHandler>>>>,
     listening: Cell<bool>,
     /// A UNIX socket file this port created and removes when it stops.
     unix_path: Option<std::path::PathBuf>,
@@ -125,6 +133,13 @@ impl FdHandler for DatagramHandler {
     }
     fn connection_lost(&mut self, _reactor: &Reactor, reason: LostReason) {
         tracing::debug!(port = %self.port.address, %reason, "datagram port dropped by the reactor");
+        if matches!(reason, LostReason::FdClosed) {
+            // Someone closed our fd: its number may already be reused, so give
+            // the socket up without closing that number again.
+            if let Some(socket) = self.port.socket.borrow_mut().take() {
+                let _ = std::os::fd::IntoRawFd::into_raw_fd(socket);
+            }
+        }
         drop(DatagramPort { inner: Rc::clone(&self.port) }.stop_listening());
     }
 }
@@ -137,10 +152,11 @@ impl DatagramPort {
         protocol: Box<dyn DatagramProtocol>,
         max_packet_size: usize,
         unix_path: Option<std::path::PathBuf>,
+        connected: Option<SockAddr>,
     ) -> Result<DatagramPort, crate::ReactorError> {
         let address = socket.local_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
         let fd = socket.as_raw_fd();
-        let connected = socket.peer_addr().ok();
+        let connected = connected.or_else(|| socket.peer_addr().ok());
         let inner = Rc::new(PortInner {
             reactor: reactor.downgrade(),
             socket: RefCell::new(Some(socket)),
@@ -149,15 +165,14 @@ impl DatagramPort {
             max_packet_size: max_packet_size.clamp(1, 65_536),
             connected: RefCell::new(connected),
             protocol: RefCell::new(Some(protocol)),
-            handler: RefCell::new(None),
             listening: Cell::new(true),
             unix_path,
             batch: RefCell::new(Vec::with_capacity(crate::sys::datagram::BATCH)),
         });
+        // Only the reactor's registry holds the handler (and through it the port):
+        // no cycle, so a port dropped with its reactor frees its socket.
         let handler = Rc::new(RefCell::new(DatagramHandler { port: Rc::clone(&inner) }));
-        *inner.handler.borrow_mut() = Some(Rc::clone(&handler));
         if let Err(e) = reactor.add_reader(fd, handler) {
-            drop(inner.handler.borrow_mut().take());
             drop(inner.socket.borrow_mut().take());
             if let Some(path) = &inner.unix_path {
                 let _ = std::fs::remove_file(path);
@@ -183,7 +198,12 @@ impl DatagramPort {
         let mut budget = READS_PER_EVENT;
         while budget > 0 && self.inner.listening.get() {
             batch.clear();
-            let asked = (buffer.len() / slot).clamp(1, budget);
+            // One recvmmsg batch on Linux; one datagram per call elsewhere.
+            let asked = if cfg!(any(target_os = "linux", target_os = "android")) {
+                (buffer.len() / slot).clamp(1, budget)
+            } else {
+                1
+            };
             let received = match self.inner.socket.borrow().as_ref() {
                 Some(socket) => {
                     crate::sys::datagram::recv_batch(socket, &mut buffer, slot, asked, &mut batch)
@@ -231,31 +251,33 @@ impl DatagramPort {
     /// Sends `data` to `to` at once. A full send buffer is
     /// [`DatagramError::BufferFull`]: nothing is queued or retried.
     pub fn write(&self, data: &[u8], to: SocketAddr) -> Result<usize, DatagramError> {
-        self.write_to_sockaddr(data, &SockAddr::from(to), &to.to_string())
+        self.write_to_sockaddr(data, &SockAddr::from(to), || to.to_string())
     }
 
     /// Sends `data` to a UNIX datagram socket at `path` (or `@name`).
     pub fn write_unix(&self, data: &[u8], path: &str) -> Result<usize, DatagramError> {
         let addr = super::unix::unix_addr(path).map_err(DatagramError::Io)?.0;
-        self.write_to_sockaddr(data, &addr, path)
+        self.write_to_sockaddr(data, &addr, || path.to_owned())
     }
 
-    fn write_to_sockaddr(&self, data: &[u8], to: &SockAddr, shown: &str) -> Result<usize, DatagramError> {
-        if let Some(connected) = self.inner.connected.borrow().as_ref() {
-            if connected != to {
+    fn write_to_sockaddr(
+        &self,
+        data: &[u8],
+        to: &SockAddr,
+        shown: impl FnOnce() -> String,
+    ) -> Result<usize, DatagramError> {
+        let connected = self.inner.connected.borrow().is_some();
+        if let Some(peer) = self.inner.connected.borrow().as_ref() {
+            if !same_destination(peer, to) {
                 return Err(DatagramError::WrongDestination {
-                    connected: Address::from_sockaddr(connected).to_string(),
-                    requested: shown.to_owned(),
+                    connected: Address::from_sockaddr(peer).to_string(),
+                    requested: shown(),
                 });
             }
         }
         let socket = self.inner.socket.borrow();
         let socket = socket.as_ref().ok_or(DatagramError::Closed)?;
-        let sent = if self.inner.connected.borrow().is_some() {
-            socket.send(data)
-        } else {
-            socket.send_to(data, to)
-        };
+        let sent = if connected { socket.send(data) } else { socket.send_to(data, to) };
         sent.map_err(|e| send_error(e, data.len()))
     }
 
@@ -315,22 +337,28 @@ impl DatagramPort {
         self.socket_op(|s| s.broadcast())
     }
 
-    /// Joins a multicast group, on `interface` (IPv4: an interface address,
-    /// unspecified for the default; IPv6: give `IpAddr::V6(::)` for the default).
+    /// Joins a multicast group on `interface`: for IPv4 an interface address
+    /// (unspecified: the default); for IPv6 `::` (the default interface; use
+    /// [`join_group_v6`](DatagramPort::join_group_v6) to pick one by index).
     pub fn join_group(&self, group: IpAddr, interface: IpAddr) -> io::Result<()> {
         self.socket_op(|s| match (group, interface) {
             (IpAddr::V4(g), IpAddr::V4(i)) => s.join_multicast_v4(&g, &i),
-            (IpAddr::V6(g), _) => s.join_multicast_v6(&g, 0),
-            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "an IPv4 group needs an IPv4 interface")),
+            (IpAddr::V6(g), IpAddr::V6(i)) if i.is_unspecified() => s.join_multicast_v6(&g, 0),
+            _ => Err(mismatched_interface()),
         })
+    }
+
+    /// Joins an IPv6 multicast group on the interface with this index (0: default).
+    pub fn join_group_v6(&self, group: Ipv6Addr, interface_index: u32) -> io::Result<()> {
+        self.socket_op(|s| s.join_multicast_v6(&group, interface_index))
     }
 
     /// Leaves a multicast group joined with [`join_group`](DatagramPort::join_group).
     pub fn leave_group(&self, group: IpAddr, interface: IpAddr) -> io::Result<()> {
         self.socket_op(|s| match (group, interface) {
             (IpAddr::V4(g), IpAddr::V4(i)) => s.leave_multicast_v4(&g, &i),
-            (IpAddr::V6(g), _) => s.leave_multicast_v6(&g, 0),
-            _ => Err(io::Error::new(io::ErrorKind::InvalidInput, "an IPv4 group needs an IPv4 interface")),
+            (IpAddr::V6(g), IpAddr::V6(i)) if i.is_unspecified() => s.leave_multicast_v6(&g, 0),
+            _ => Err(mismatched_interface()),
         })
     }
 
@@ -369,43 +397,47 @@ impl DatagramPort {
     /// of the pass (never inside this call), then the Deferred fires.
     pub fn stop_listening(&self) -> Deferred<()> {
         let (deferred, resolver) = Deferred::pending();
-        let Some(reactor) = self.inner.reactor.upgrade() else {
-            let _ = resolver.callback(());
-            return deferred;
-        };
         let was_listening = self.inner.listening.replace(false);
+        let reactor = self.inner.reactor.upgrade();
         if was_listening {
-            reactor.remove_reader(self.inner.fd);
+            if let Some(reactor) = &reactor {
+                reactor.remove_reader(self.inner.fd);
+            }
             drop(self.inner.socket.borrow_mut().take());
-            drop(self.inner.handler.borrow_mut().take());
             if let Some(path) = &self.inner.unix_path {
                 let _ = std::fs::remove_file(path);
             }
         }
-        let this = self.clone();
-        reactor.at_end_of_pass(move |_| {
-            if was_listening {
-                this.deliver_stop();
+        match reactor {
+            Some(reactor) => {
+                let this = self.clone();
+                reactor.at_end_of_pass(move |_| this.deliver_stop(was_listening, resolver));
             }
-            let _ = resolver.callback(());
-        });
+            None => {
+                let _ = resolver.callback(());
+            }
+        }
         deferred
     }
 
-    fn deliver_stop(&self) {
-        let Ok(mut slot) = self.inner.protocol.try_borrow_mut() else {
-            // Still running further up the stack: tell it when it has returned.
-            if let Some(reactor) = self.inner.reactor.upgrade() {
-                let this = self.clone();
-                reactor.call_later(std::time::Duration::ZERO, move |_| this.deliver_stop());
+    /// Runs `stop_protocol` (once) and then fires the stop Deferred.
+    fn deliver_stop(&self, was_listening: bool, resolver: crate::defer::Resolver<()>) {
+        if was_listening {
+            let Ok(mut slot) = self.inner.protocol.try_borrow_mut() else {
+                // Still running further up the stack: tell it when it has returned.
+                if let Some(reactor) = self.inner.reactor.upgrade() {
+                    let this = self.clone();
+                    reactor.call_later(std::time::Duration::ZERO, move |_| this.deliver_stop(true, resolver));
+                }
+                return;
+            };
+            let protocol = slot.take();
+            drop(slot);
+            if let Some(mut protocol) = protocol {
+                protocol.stop_protocol();
             }
-            return;
-        };
-        let protocol = slot.take();
-        drop(slot);
-        if let Some(mut protocol) = protocol {
-            protocol.stop_protocol();
         }
+        let _ = resolver.callback(());
     }
 }
 
@@ -416,6 +448,13 @@ impl fmt::Debug for DatagramPort {
             .field("listening", &self.is_listening())
             .finish()
     }
+}
+
+fn mismatched_interface() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "an IPv4 group needs an IPv4 interface address; an IPv6 group takes :: here, or an index with join_group_v6",
+    )
 }
 
 /// Unspecified IPv4, for `join_group`'s default interface.

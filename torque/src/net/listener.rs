@@ -25,7 +25,6 @@ pub(crate) struct PortInner {
     fd: RawFd,
     address: Address,
     factory: FactoryRef<dyn Factory>,
-    handler: RefCell<Option<Rc<RefCell<PortHandler>>>>,
     /// A reserved fd released on EMFILE so pending connections can be accepted and
     /// closed instead of spinning the loop (libuv's trick).
     spare: RefCell<Option<File>>,
@@ -64,17 +63,15 @@ impl ListeningPort {
             fd,
             address,
             factory,
-            handler: RefCell::new(None),
             spare: RefCell::new(reserve_spare()),
             unix_path,
             listening: Cell::new(true),
         });
+        // Only the reactor's registry holds the handler (and through it the port):
+        // no cycle, so a port dropped with its reactor frees its socket.
         let handler = Rc::new(RefCell::new(PortHandler { port: Rc::clone(&inner) }));
-        *inner.handler.borrow_mut() = Some(Rc::clone(&handler));
         if let Err(e) = reactor.add_reader(fd, handler) {
-            // Undo everything: the handler cycle, the socket, the spare fd and a
-            // socket file we created.
-            drop(inner.handler.borrow_mut().take());
+            // Undo everything: the socket, the spare fd and a socket file we created.
             drop(inner.socket.borrow_mut().take());
             drop(inner.spare.borrow_mut().take());
             if let Some(path) = &inner.unix_path {
@@ -108,7 +105,6 @@ impl ListeningPort {
         let factory = if self.inner.listening.replace(false) {
             reactor.remove_reader(self.inner.fd);
             drop(self.inner.socket.borrow_mut().take());
-            drop(self.inner.handler.borrow_mut().take());
             drop(self.inner.spare.borrow_mut().take());
             if let Some(path) = &self.inner.unix_path {
                 let _ = std::fs::remove_file(path);
@@ -207,6 +203,12 @@ impl FdHandler for PortHandler {
     }
 
     fn connection_lost(&mut self, reactor: &Reactor, reason: LostReason) {
+        if matches!(reason, LostReason::FdClosed) {
+            // Someone closed our fd; its number may be reused: do not close it again.
+            if let Some(socket) = self.port.socket.borrow_mut().take() {
+                let _ = std::os::fd::IntoRawFd::into_raw_fd(socket);
+            }
+        }
         if self.port.listening.get() {
             tracing::debug!(port = %self.port.address, %reason, "listening port dropped by the reactor");
             drop(ListeningPort { inner: Rc::clone(&self.port) }.stop_listening());

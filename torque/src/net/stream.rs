@@ -197,6 +197,12 @@ impl FdHandler for StreamHandler {
         Transport { conn: Rc::clone(&self.conn) }.do_write(reactor);
     }
     fn connection_lost(&mut self, _reactor: &Reactor, reason: LostReason) {
+        if matches!(reason, LostReason::FdClosed) {
+            // Someone closed our fd; its number may be reused: do not close it again.
+            if let Some(socket) = self.conn.socket.borrow_mut().take() {
+                let _ = std::os::fd::IntoRawFd::into_raw_fd(socket);
+            }
+        }
         let why = match reason {
             // As in Twisted's disconnectAll: connections cut by shutdown are lost.
             LostReason::Shutdown => DisconnectReason::Lost(io::Error::other("the reactor shut down")),

@@ -73,7 +73,7 @@ impl Reactor {
     ) -> Result<DatagramPort, NetError> {
         let address = SocketAddr::new(options.interface, port);
         let socket = udp_socket(address, false).map_err(|e| listen_error(format!("udp:{address}"), e))?;
-        Ok(DatagramPort::start(self, socket, Box::new(protocol), options.max_packet_size, None)?)
+        Ok(DatagramPort::start(self, socket, Box::new(protocol), options.max_packet_size, None, None)?)
     }
 
     /// Like [`listen_udp`](Reactor::listen_udp) with address and port reuse, so
@@ -87,7 +87,7 @@ impl Reactor {
     ) -> Result<DatagramPort, NetError> {
         let address = SocketAddr::new(options.interface, port);
         let socket = udp_socket(address, true).map_err(|e| listen_error(format!("udp:{address}"), e))?;
-        Ok(DatagramPort::start(self, socket, Box::new(protocol), options.max_packet_size, None)?)
+        Ok(DatagramPort::start(self, socket, Box::new(protocol), options.max_packet_size, None, None)?)
     }
 
     /// Listens on a UNIX datagram socket at `name` (a path, or `@name` for a Linux
@@ -103,14 +103,20 @@ impl Reactor {
         if let Some(path) = &path {
             clear_stale_socket(path, &addr, Type::DGRAM).map_err(err)?;
         }
+        if name.is_empty() {
+            return Err(err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty socket name")));
+        }
         let socket = Socket::new(Domain::UNIX, Type::DGRAM, None).map_err(err)?;
         socket.set_nonblocking(true).map_err(err)?;
         socket.bind(&addr).map_err(err)?;
         if let (Some(path), Some(mode)) = (&path, options.mode) {
             use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+            if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+                let _ = std::fs::remove_file(path);
+                return Err(err(e));
+            }
         }
-        Ok(DatagramPort::start(self, socket, Box::new(protocol), options.max_packet_size, path)?)
+        Ok(DatagramPort::start(self, socket, Box::new(protocol), options.max_packet_size, path, None)?)
     }
 
     /// A UNIX datagram socket connected to `name`, optionally bound to `bind` (a
@@ -129,16 +135,28 @@ impl Reactor {
         let mut created = None;
         if let Some(bind) = bind {
             let (local, path) = unix_addr(bind).map_err(err)?;
+            if let Some(path) = &path {
+                clear_stale_socket(path, &local, Type::DGRAM).map_err(err)?;
+            }
             socket.bind(&local).map_err(err)?;
             created = path;
         }
-        socket.connect(&peer).map_err(|e| match e.raw_os_error() {
-            Some(libc::ECONNREFUSED | libc::ENOENT) => {
-                NetError::ConnectionRefused { address: format!("unixgram:{name}") }
+        if let Err(e) = socket.connect(&peer) {
+            if let Some(path) = &created {
+                let _ = std::fs::remove_file(path);
             }
-            _ => err(e),
-        })?;
-        Ok(DatagramPort::start(self, socket, Box::new(protocol), max_packet_size, created)?)
+            return Err(match e.raw_os_error() {
+                Some(libc::ECONNREFUSED | libc::ENOENT) => {
+                    NetError::ConnectionRefused { address: format!("unixgram:{name}") }
+                }
+                _ => err(e),
+            });
+        }
+        // Writes are checked against the address given here, not the one the
+        // kernel reports back (which may be spelled differently).
+        let port =
+            DatagramPort::start(self, socket, Box::new(protocol), max_packet_size, created, Some(peer));
+        Ok(port?)
     }
 
     /// Serves an already-open datagram socket (UDP or UNIX), taking ownership
@@ -158,7 +176,7 @@ impl Reactor {
             )));
         }
         socket.set_nonblocking(true).map_err(err)?;
-        Ok(DatagramPort::start(self, socket, Box::new(protocol), max_packet_size, None)?)
+        Ok(DatagramPort::start(self, socket, Box::new(protocol), max_packet_size, None, None)?)
     }
 }
 
@@ -215,7 +233,10 @@ pub fn datagram_from_string(description: &str) -> Result<DatagramEndpoint, Endpo
                     "maxPacketSize" => {
                         max_packet_size = v
                             .parse()
-                            .map_err(|e: std::num::ParseIntError| bad("maxPacketSize", &v, e.to_string()))?
+                            .map_err(|e: std::num::ParseIntError| bad("maxPacketSize", &v, e.to_string()))?;
+                        if !(1..=65_536).contains(&max_packet_size) {
+                            return Err(bad("maxPacketSize", &v, "expected 1 to 65536".into()));
+                        }
                     }
                     _ => {
                         return Err(EndpointError::UnknownOption {

@@ -96,7 +96,7 @@ pub(crate) fn recv_batch(
                 (storage.view_as::<libc::sockaddr_storage>() as *mut libc::sockaddr_storage).cast::<u8>(),
                 name_len,
             );
-            SockAddr::new(storage, msg.msg_hdr.msg_namelen)
+            SockAddr::new(storage, name_len as libc::socklen_t)
         };
         out.push(Received { len: msg.msg_len as usize, offset: i * slot, from });
     }
