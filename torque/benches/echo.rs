@@ -130,17 +130,9 @@ fn udp_ping_pong(server: &Server, sockets: usize, secs: f64) -> io::Result<Row> 
     }
     let mut buf = [0u8; 2048];
     let mut events = Events::with_capacity(1024);
-    let warmup = Duration::from_millis(300);
-    let total = warmup + Duration::from_secs_f64(secs);
-    let start = Instant::now();
-    let (mut measured_from, mut cpu_from, mut count_from) = (None, 0, 0u64);
+    let mut window = Window::new(secs);
     let mut round_trips = 0u64;
-    while start.elapsed() < total {
-        if measured_from.is_none() && start.elapsed() >= warmup {
-            measured_from = Some(Instant::now());
-            cpu_from = cpu_ns(server.pid());
-            count_from = round_trips;
-        }
+    while window.running(server, round_trips) {
         poll.poll(&mut events, Some(Duration::from_millis(20)))?;
         for event in &events {
             let client = &mut clients[event.token().0];
@@ -160,12 +152,7 @@ fn udp_ping_pong(server: &Server, sockets: usize, secs: f64) -> io::Result<Row> 
             }
         }
     }
-    let from = measured_from.unwrap_or(start);
-    Ok(Row {
-        round_trips: round_trips - count_from,
-        elapsed: from.elapsed(),
-        server_cpu_ns: cpu_ns(server.pid()).saturating_sub(cpu_from),
-    })
+    Ok(window.finish(server, round_trips))
 }
 
 fn tokio_server(announce: impl Fn(SocketAddr)) -> io::Result<()> {
@@ -330,6 +317,48 @@ struct Row {
     server_cpu_ns: u64,
 }
 
+/// A measurement window: a 300 ms warm-up, then `secs` during which round trips
+/// and the server's CPU time are counted.
+struct Window {
+    start: Instant,
+    total: Duration,
+    measured_from: Option<Instant>,
+    cpu_from: u64,
+    count_from: u64,
+}
+
+impl Window {
+    fn new(secs: f64) -> Window {
+        let warmup = Duration::from_millis(300);
+        Window {
+            start: Instant::now(),
+            total: warmup + Duration::from_secs_f64(secs),
+            measured_from: None,
+            cpu_from: 0,
+            count_from: 0,
+        }
+    }
+
+    /// Whether to keep going; starts the measured part once the warm-up is over.
+    fn running(&mut self, server: &Server, round_trips: u64) -> bool {
+        if self.measured_from.is_none() && self.start.elapsed() >= Duration::from_millis(300) {
+            self.measured_from = Some(Instant::now());
+            self.cpu_from = cpu_ns(server.pid());
+            self.count_from = round_trips;
+        }
+        self.start.elapsed() < self.total
+    }
+
+    fn finish(self, server: &Server, round_trips: u64) -> Row {
+        let from = self.measured_from.unwrap_or(self.start);
+        Row {
+            round_trips: round_trips - self.count_from,
+            elapsed: from.elapsed(),
+            server_cpu_ns: cpu_ns(server.pid()).saturating_sub(self.cpu_from),
+        }
+    }
+}
+
 /// `conns` connections each doing ping-pong with `size`-byte messages for `secs`.
 fn ping_pong(server: &Server, conns: usize, size: usize, secs: f64) -> io::Result<Row> {
     use mio::net::TcpStream;
@@ -347,20 +376,12 @@ fn ping_pong(server: &Server, conns: usize, size: usize, secs: f64) -> io::Resul
     }
     let mut buf = vec![0u8; 64 * 1024];
     let mut events = Events::with_capacity(1024);
-    let warmup = Duration::from_millis(300);
-    let total = warmup + Duration::from_secs_f64(secs);
     for (stream, _) in &mut streams {
         stream.write_all(&message)?;
     }
-    let start = Instant::now();
-    let (mut measured_from, mut cpu_from, mut count_from) = (None, 0, 0u64);
+    let mut window = Window::new(secs);
     let mut round_trips = 0u64;
-    while start.elapsed() < total {
-        if measured_from.is_none() && start.elapsed() >= warmup {
-            measured_from = Some(Instant::now());
-            cpu_from = cpu_ns(server.pid());
-            count_from = round_trips;
-        }
+    while window.running(server, round_trips) {
         poll.poll(&mut events, Some(Duration::from_millis(100)))?;
         for event in &events {
             let (stream, got) = &mut streams[event.token().0];
@@ -386,12 +407,7 @@ fn ping_pong(server: &Server, conns: usize, size: usize, secs: f64) -> io::Resul
             }
         }
     }
-    let from = measured_from.unwrap_or(start);
-    Ok(Row {
-        round_trips: round_trips - count_from,
-        elapsed: from.elapsed(),
-        server_cpu_ns: cpu_ns(server.pid()).saturating_sub(cpu_from),
-    })
+    Ok(window.finish(server, round_trips))
 }
 
 /// KiB of server RSS per idle connection, with `n` connections open.

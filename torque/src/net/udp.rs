@@ -71,9 +71,7 @@ impl Reactor {
         protocol: impl DatagramProtocol + 'static,
         options: UdpOptions,
     ) -> Result<DatagramPort, NetError> {
-        let address = SocketAddr::new(options.interface, port);
-        let socket = udp_socket(address, false).map_err(|e| listen_error(format!("udp:{address}"), e))?;
-        Ok(DatagramPort::start(self, socket, Box::new(protocol), options.max_packet_size, None, None)?)
+        self.listen_udp_port(port, Box::new(protocol), options, false)
     }
 
     /// Like [`listen_udp`](Reactor::listen_udp) with address and port reuse, so
@@ -85,9 +83,19 @@ impl Reactor {
         protocol: impl DatagramProtocol + 'static,
         options: UdpOptions,
     ) -> Result<DatagramPort, NetError> {
+        self.listen_udp_port(port, Box::new(protocol), options, true)
+    }
+
+    fn listen_udp_port(
+        &self,
+        port: u16,
+        protocol: Box<dyn DatagramProtocol>,
+        options: UdpOptions,
+        reuse: bool,
+    ) -> Result<DatagramPort, NetError> {
         let address = SocketAddr::new(options.interface, port);
-        let socket = udp_socket(address, true).map_err(|e| listen_error(format!("udp:{address}"), e))?;
-        Ok(DatagramPort::start(self, socket, Box::new(protocol), options.max_packet_size, None, None)?)
+        let socket = udp_socket(address, reuse).map_err(|e| listen_error(format!("udp:{address}"), e))?;
+        Ok(DatagramPort::start(self, socket, protocol, options.max_packet_size, None, None)?)
     }
 
     /// Listens on a UNIX datagram socket at `name` (a path, or `@name` for a Linux
