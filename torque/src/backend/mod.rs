@@ -205,7 +205,7 @@ const CORE_FEATURES: Features = Features {
     threads: Support::Yes,
     tcp: Support::Yes,
     tls: Support::Planned,
-    udp: Support::Planned,
+    udp: Support::Yes,
     processes: Support::Planned,
 };
 

@@ -235,6 +235,15 @@ fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
 
+/// Whether a `sendfile` error came from the connection rather than the file.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN | libc::ECONNABORTED | libc::ETIMEDOUT)
+    )
+}
+
 impl Transport {
     /// Wraps a connected, non-blocking socket, registers it for reading and runs
     /// the protocol's `connection_made`.
@@ -760,6 +769,87 @@ impl Transport {
             } else {
                 protocol.connection_lost(reason);
             }
+        }
+    }
+
+    /// Sends up to `len` bytes of `file` from `offset` and returns how many were
+    /// taken (sent now or buffered). On Linux, a socket transport with nothing
+    /// buffered sends them with `sendfile(2)`, never copying them through user
+    /// space; otherwise up to 64 KiB are read and written as by
+    /// [`write`](Transport::write).
+    ///
+    /// Taking fewer than `len` bytes (even none) means the socket is full. Call it
+    /// from a registered *pull* producer's `resume_producing`: the producer is
+    /// asked again once the socket drains, so a file of any size streams with at
+    /// most one chunk in memory. The file ending before `offset + len` is
+    /// [`io::ErrorKind::UnexpectedEof`]; other errors reading the file are
+    /// returned, while the connection failing ends it with `connection_lost`, as
+    /// for `write`.
+    pub fn write_file(&self, file: &std::fs::File, offset: u64, len: usize) -> io::Result<usize> {
+        if len == 0 {
+            return Ok(0);
+        }
+        let direct = {
+            let state = self.conn.state.borrow();
+            if state.disconnected || state.write_shut {
+                return Ok(0);
+            }
+            state.buffer.is_empty() && state.pending_fds.is_empty() && self.conn.socket.borrow().is_some()
+        };
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        if direct {
+            loop {
+                match crate::sys::sendfile(self.conn.fd, file.as_raw_fd(), offset, len) {
+                    Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                    Ok(n) => {
+                        self.conn.state.borrow_mut().bytes_sent += n as u64;
+                        if n < len {
+                            self.want_writable();
+                        }
+                        return Ok(n);
+                    }
+                    Err(e) if would_block(&e) => {
+                        self.want_writable();
+                        return Ok(0);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    // This file or socket cannot be spliced: copy instead.
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+                        ) =>
+                    {
+                        break;
+                    }
+                    Err(e) if is_connection_error(&e) => {
+                        self.close_now(DisconnectReason::Lost(e));
+                        return Ok(0);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let _ = direct;
+        let mut chunk = vec![0; len.min(64 * 1024)];
+        let n = std::os::unix::fs::FileExt::read_at(file, &mut chunk, offset)?;
+        if n == 0 {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        self.write(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// Watches for writability (the socket is full): the writable event then asks
+    /// a pull producer for more.
+    fn want_writable(&self) {
+        let register = {
+            let mut state = self.conn.state.borrow_mut();
+            !std::mem::replace(&mut state.writer_registered, true)
+        };
+        if register {
+            self.register_writer();
         }
     }
 

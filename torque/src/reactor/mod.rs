@@ -95,6 +95,8 @@ pub(crate) struct Inner {
     next_result_id: Cell<u64>,
     handle_signals: bool,
     signals: RefCell<Option<SignalGuard>>,
+    /// Called for a stop signal that arrives while already stopping.
+    repeated_signal: RefCell<Option<SignalHook>>,
     /// Inside `run()`.
     in_run: Cell<bool>,
     /// The loop in `run()` keeps going while set; cleared by shutdown and `crash()`.
@@ -109,6 +111,9 @@ pub(crate) struct Inner {
     /// must not resume an event firing that the crash abandoned.
     crash_epoch: Cell<u64>,
 }
+
+/// What runs for a stop signal that arrives while already stopping.
+type SignalHook = Rc<dyn Fn(&Reactor, i32)>;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -218,6 +223,7 @@ impl Reactor {
                 next_result_id: Cell::new(0),
                 handle_signals,
                 signals: RefCell::new(None),
+                repeated_signal: RefCell::new(None),
                 in_run: Cell::new(false),
                 started: Cell::new(false),
                 running: Cell::new(false),
@@ -864,11 +870,26 @@ impl Reactor {
             Some(guard) => guard.take_pending(),
             None => return,
         };
-        if pending != 0 {
-            tracing::info!(signals = pending, "received a stop signal; stopping the reactor");
-            // Already stopping: a second signal changes nothing here.
-            let _ = self.stop();
+        if pending == 0 {
+            return;
         }
+        if self.stop().is_ok() {
+            tracing::info!(signals = pending, "received a stop signal; stopping the reactor");
+            return;
+        }
+        // Already stopping: a second signal goes to the hook, if any.
+        let hook = self.inner.repeated_signal.borrow().clone();
+        if let Some(hook) = hook {
+            hook(self, pending.trailing_zeros() as i32);
+        }
+    }
+
+    /// Runs `hook` with the signal number when SIGINT or SIGTERM arrives while
+    /// the reactor is already shutting down (by default such a signal is ignored;
+    /// the shutdown goes on). The `torque` command uses it to exit at once on a
+    /// second Ctrl-C while in-flight work is still being finished.
+    pub fn on_repeated_stop_signal(&self, hook: impl Fn(&Reactor, i32) + 'static) {
+        *self.inner.repeated_signal.borrow_mut() = Some(Rc::new(hook));
     }
 
     /// The number of registered fds.

@@ -95,3 +95,17 @@ pub(crate) fn timeout_millis(timeout: Option<std::time::Duration>) -> i32 {
         }
     }
 }
+
+/// `sendfile(2)`: up to `count` bytes of `file` from `offset` to the socket `out`,
+/// without copying them through user space. Returns the bytes sent; 0 means the
+/// file ended at `offset`.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) fn sendfile(out: RawFd, file: RawFd, offset: u64, count: usize) -> io::Result<usize> {
+    let mut off = libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EOVERFLOW))?;
+    // Linux sends at most 0x7ffff000 bytes per call anyway.
+    let count = count.min(0x7fff_f000);
+    // SAFETY: both fds are borrowed from live owners for the call; `off` is a valid,
+    // writable off_t the kernel advances (the file's own position is untouched).
+    let n = unsafe { libc::sendfile(out, file, &mut off, count) };
+    cvt(n).map(|n| n as usize)
+}

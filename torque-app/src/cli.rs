@@ -1,0 +1,239 @@
+//! Command-line parsing (clap) and running the chosen service.
+
+use std::cell::RefCell;
+use std::error::Error;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use torque::net::{ServerEndpoint, factory_fn, server_from_string};
+use torque::{BackendKind, Reactor};
+
+use crate::logging::{self, LogFormat};
+use crate::pidfile::PidFile;
+use crate::service::{MultiService, Service, StreamService, run_services};
+use crate::services::portforward::{PortForward, Target};
+use crate::services::{Chargen, Daytime, Discard, Echo};
+use crate::web::{WebConfig, WebServer};
+
+/// Run network services on a Torque reactor (Twisted's twistd).
+#[derive(Debug, Parser)]
+#[command(
+    name = "torque",
+    version,
+    about,
+    after_help = "Examples:\n  torque web --path ./public --listen tcp:8080:interface=127.0.0.1\n  torque -r poll echo --listen tcp:8007\n  torque reactors"
+)]
+pub struct Cli {
+    /// Reactor backend to run on (see `torque reactors`) [default: the platform's best]
+    #[arg(short, long, value_name = "NAME", env = "TORQUE_REACTOR", global = true)]
+    pub reactor: Option<String>,
+    /// Write logs here instead of stderr (`-` is stderr)
+    #[arg(long, value_name = "PATH|-", global = true)]
+    pub log_file: Option<PathBuf>,
+    /// Log line format
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+    /// Write the process id here while running
+    #[arg(long, value_name = "PATH", global = true)]
+    pub pid_file: Option<PathBuf>,
+    /// On SIGINT/SIGTERM, how long in-flight work may take before it is cut off
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, global = true)]
+    pub shutdown_timeout: Duration,
+    /// The service to run
+    #[command(subcommand)]
+    pub service: Command,
+}
+
+/// The services (and `reactors`).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve a directory over HTTP/1.1 (GET/HEAD, keep-alive, ranges, 304s, listings)
+    Web(WebArgs),
+    /// Echo back what each client sends (RFC 862)
+    Echo(ListenArgs<8007>),
+    /// Read and discard what each client sends (RFC 863)
+    Discard(ListenArgs<8009>),
+    /// Send each client the date and time, then close (RFC 867)
+    Daytime(ListenArgs<8013>),
+    /// Send each client an endless character pattern (RFC 864)
+    Chargen(ListenArgs<8019>),
+    /// Relay each connection to another host and port, both ways
+    Portforward(PortforwardArgs),
+    /// Print the reactor backends in this build and what each supports
+    Reactors,
+}
+
+/// Where a service listens.
+#[derive(Debug, Args)]
+pub struct ListenArgs<const PORT: u16> {
+    /// Endpoint to listen on, e.g. tcp:8007:interface=127.0.0.1 or unix:/tmp/s.sock (repeatable)
+    /// [default: tcp:<PORT + 8000>:interface=127.0.0.1]
+    #[arg(long = "listen", value_name = "ENDPOINT")]
+    pub listen: Vec<String>,
+}
+
+impl<const PORT: u16> ListenArgs<PORT> {
+    fn endpoints(&self) -> Result<Vec<(String, ServerEndpoint)>, Box<dyn Error>> {
+        parse_endpoints(&self.listen, PORT)
+    }
+}
+
+/// `torque web` options.
+#[derive(Debug, Args)]
+pub struct WebArgs {
+    /// Directory to serve
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub path: PathBuf,
+    /// Endpoint to listen on (repeatable) [default: tcp:8080:interface=127.0.0.1]
+    #[arg(long = "listen", value_name = "ENDPOINT")]
+    pub listen: Vec<String>,
+    /// Most open connections; more are answered 503
+    #[arg(long, value_name = "N", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Time a client has to send a request head, from its first byte
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+    /// Time a connection may be idle between requests, or not read a response
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// How long a small file's content is reused before being read again (0s: always read)
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub cache_ttl: Duration,
+    /// Follow symlinks that point outside the directory (refused with 403 by default)
+    #[arg(long)]
+    pub follow_symlinks: bool,
+    /// Answer 403 for directories without index.html instead of listing them
+    #[arg(long)]
+    pub no_listings: bool,
+    /// Do not log a line per request
+    #[arg(long)]
+    pub no_access_log: bool,
+}
+
+/// `torque portforward` options.
+#[derive(Debug, Args)]
+pub struct PortforwardArgs {
+    /// Endpoint to listen on (repeatable)
+    #[arg(long = "listen", value_name = "ENDPOINT", required = true)]
+    pub listen: Vec<String>,
+    /// Where to relay each connection: HOST:PORT
+    #[arg(long, value_name = "HOST:PORT")]
+    pub to: Target,
+    /// Give up connecting to the target after this long
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+fn parse_endpoints(
+    given: &[String],
+    default_port: u16,
+) -> Result<Vec<(String, ServerEndpoint)>, Box<dyn Error>> {
+    let defaults = [format!("tcp:{default_port}:interface=127.0.0.1")];
+    let texts = if given.is_empty() { &defaults[..] } else { given };
+    texts
+        .iter()
+        .map(|text| match server_from_string(text) {
+            Ok(endpoint) => Ok((text.clone(), endpoint)),
+            Err(e) => Err(format!("bad --listen {text:?}: {e}").into()),
+        })
+        .collect()
+}
+
+/// Parses the command line and runs; the process's exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.kind() == clap::error::ErrorKind::InvalidSubcommand => {
+            let given = e.get(clap::error::ContextKind::InvalidSubcommand).map(ToString::to_string);
+            eprintln!(
+                "torque: unknown service {:?}; services: web, echo, discard, daytime, chargen, portforward, reactors",
+                given.unwrap_or_default()
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("torque: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the parsed command until the reactor stops.
+pub fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
+    let backend = cli.reactor.as_deref().map(str::parse::<BackendKind>).transpose()?;
+    if matches!(cli.service, Command::Reactors) {
+        print!("{}", crate::reactors::table());
+        return Ok(());
+    }
+    logging::init(cli.log_file.as_deref(), cli.log_format)?;
+    let mut builder = Reactor::builder();
+    if let Some(kind) = backend {
+        builder = builder.backend(kind);
+    }
+    let reactor = builder.build()?;
+    let mut services = MultiService::new();
+    match cli.service {
+        Command::Web(args) => services.add(web_service(&reactor, args)?),
+        Command::Echo(args) => {
+            services.add(StreamService::new("echo", args.endpoints()?, factory_fn(|_| Echo)))
+        }
+        Command::Discard(args) => {
+            services.add(StreamService::new("discard", args.endpoints()?, factory_fn(|_| Discard)))
+        }
+        Command::Daytime(args) => {
+            services.add(StreamService::new("daytime", args.endpoints()?, factory_fn(|_| Daytime)))
+        }
+        Command::Chargen(args) => {
+            services.add(StreamService::new("chargen", args.endpoints()?, factory_fn(|_| Chargen)))
+        }
+        Command::Portforward(args) => {
+            let endpoints = parse_endpoints(&args.listen, 0)?;
+            tracing::info!(target = %args.to, "forwarding connections");
+            let factory = PortForward::new(&reactor, args.to, args.connect_timeout);
+            services.add(StreamService::new("portforward", endpoints, factory));
+        }
+        Command::Reactors => unreachable!("handled above"),
+    }
+    let pid_file = cli.pid_file.as_deref().map(PidFile::create).transpose()?;
+    let pid_path = cli.pid_file.clone();
+    reactor.on_repeated_stop_signal(move |_, signal| {
+        eprintln!("torque: signal {signal} again while stopping; exiting now");
+        if let Some(path) = &pid_path {
+            let _ = std::fs::remove_file(path);
+        }
+        std::process::exit(128 + signal);
+    });
+    let services: Rc<RefCell<dyn Service>> = Rc::new(RefCell::new(services));
+    let failed = run_services(&reactor, services, cli.shutdown_timeout);
+    tracing::info!(reactor = reactor.backend().name, pid = std::process::id(), "starting");
+    reactor.run()?;
+    drop(pid_file);
+    if let Some(error) = failed.borrow_mut().take() {
+        return Err(error.into());
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn web_service(reactor: &Reactor, args: WebArgs) -> Result<StreamService, Box<dyn Error>> {
+    let endpoints = parse_endpoints(&args.listen, 8080)?;
+    let mut config = WebConfig::new(&args.path);
+    config.max_connections = args.max_connections.max(1);
+    config.header_timeout = args.header_timeout;
+    config.idle_timeout = args.idle_timeout;
+    config.cache_ttl = args.cache_ttl;
+    config.follow_symlinks = args.follow_symlinks;
+    config.listings = !args.no_listings;
+    config.access_log = !args.no_access_log;
+    let server = WebServer::new(reactor, config)?;
+    tracing::info!(root = %args.path.display(), "serving files");
+    let drain = server.drain();
+    Ok(StreamService::new("web", endpoints, server.factory()).with_drain(drain))
+}

@@ -1,0 +1,20 @@
+//! The `torque` command and the services it runs: Twisted's `twistd` for Torque.
+//!
+//! - [`service`]: the service tree (start, stop with a Deferred), and how it is
+//!   tied to a reactor's startup and shutdown;
+//! - [`web`]: the static HTTP/1.1 file server behind `torque web`;
+//! - [`services`]: echo, discard, daytime, chargen and port forwarding;
+//! - [`cli`]: argument parsing and running a service on a chosen reactor;
+//! - [`reactors`], [`logging`], [`pidfile`]: the rest of the command.
+//!
+//! Run `torque --help`, or see the README's tour.
+
+#![warn(missing_docs, missing_debug_implementations)]
+
+pub mod cli;
+pub mod logging;
+pub mod pidfile;
+pub mod reactors;
+pub mod service;
+pub mod services;
+pub mod web;

@@ -1,0 +1,238 @@
+//! Services (Twisted's `application.service`): things that start with the reactor
+//! and stop, possibly slowly, when it shuts down.
+//!
+//! A [`Service`] starts synchronously (binding a port either works or is an error
+//! the command reports) and stops with a [`Deferred`], so a shutdown can wait for
+//! in-flight work. [`MultiService`] runs children: started in order, stopped in
+//! reverse, all at once, its own stop firing when every child's has.
+//! [`run_services`] ties a tree to a reactor's startup and shutdown.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+
+use torque::Reactor;
+use torque::defer::{Deferred, all_settled};
+use torque::net::{Factory, FactoryRef, ListeningPort, NetError, ServerEndpoint};
+use torque::{Phase, SystemEvent};
+
+/// Why a service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// A listening port could not be opened.
+    #[error("{service}: cannot listen on {endpoint}: {source}")]
+    Listen {
+        /// The service's name.
+        service: String,
+        /// The endpoint, as given.
+        endpoint: String,
+        /// What went wrong.
+        source: NetError,
+    },
+    /// Anything else, described.
+    #[error("{service}: {message}")]
+    Other {
+        /// The service's name.
+        service: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Something that runs while the reactor does (Twisted's `IService`).
+pub trait Service {
+    /// A short name for logs and errors.
+    fn name(&self) -> &str;
+    /// Starts: open ports, schedule work. Called once the reactor runs.
+    fn start_service(&mut self, reactor: &Reactor) -> Result<(), ServiceError>;
+    /// Stops: stop taking new work, finish what is in flight (within
+    /// `grace`), then fire the Deferred.
+    fn stop_service(&mut self, reactor: &Reactor, grace: Duration) -> Deferred<()>;
+}
+
+/// A service made of services (Twisted's `MultiService`).
+#[derive(Default)]
+pub struct MultiService {
+    children: Vec<Box<dyn Service>>,
+    started: usize,
+}
+
+impl fmt::Debug for MultiService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.children.iter().map(|c| c.name()).collect();
+        f.debug_struct("MultiService").field("children", &names).field("started", &self.started).finish()
+    }
+}
+
+impl MultiService {
+    /// An empty service tree.
+    pub fn new() -> MultiService {
+        MultiService::default()
+    }
+
+    /// Adds a child, started after those added before it.
+    pub fn add(&mut self, child: impl Service + 'static) {
+        self.children.push(Box::new(child));
+    }
+}
+
+impl Service for MultiService {
+    fn name(&self) -> &str {
+        "services"
+    }
+
+    /// Starts the children in order. If one fails, those already started are
+    /// stopped again and the error is returned.
+    fn start_service(&mut self, reactor: &Reactor) -> Result<(), ServiceError> {
+        for index in self.started..self.children.len() {
+            if let Err(e) = self.children[index].start_service(reactor) {
+                for started in self.children[..index].iter_mut().rev() {
+                    drop(started.stop_service(reactor, Duration::ZERO));
+                }
+                self.started = 0;
+                return Err(e);
+            }
+            self.started = index + 1;
+        }
+        Ok(())
+    }
+
+    /// Stops the started children, last first, all at once; fires when every
+    /// child's stop has (a failing child is logged, not fatal).
+    fn stop_service(&mut self, reactor: &Reactor, grace: Duration) -> Deferred<()> {
+        let started = std::mem::take(&mut self.started);
+        let stops: Vec<Deferred<()>> =
+            self.children[..started].iter_mut().rev().map(|c| c.stop_service(reactor, grace)).collect();
+        all_settled(stops, true).map(|results| {
+            for failure in results.into_iter().filter_map(Result::err) {
+                tracing::warn!(error = %failure, "a service failed to stop cleanly");
+            }
+        })
+    }
+}
+
+/// Something that can finish its connections gracefully when its service stops.
+pub trait Drain {
+    /// Stops taking new requests, finishes in-flight ones, closes the rest; fires
+    /// when every connection has closed. Whatever is still open after `grace` is
+    /// aborted.
+    fn drain(&self, reactor: &Reactor, grace: Duration) -> Deferred<()>;
+}
+
+/// Opens one endpoint with the service's factory.
+type ListenFn = Box<dyn Fn(&Reactor, &ServerEndpoint) -> Result<ListeningPort, NetError>>;
+
+/// Listens on endpoints with a factory (Twisted's `StreamServerEndpointService`).
+/// Stopping closes the ports, then drains the connections if a [`Drain`] is set.
+pub struct StreamService {
+    name: String,
+    endpoints: Vec<(String, ServerEndpoint)>,
+    listen: ListenFn,
+    drain: Option<Rc<dyn Drain>>,
+    ports: Rc<RefCell<Vec<ListeningPort>>>,
+}
+
+impl fmt::Debug for StreamService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let endpoints: Vec<&str> = self.endpoints.iter().map(|(text, _)| text.as_str()).collect();
+        f.debug_struct("StreamService").field("name", &self.name).field("endpoints", &endpoints).finish()
+    }
+}
+
+impl StreamService {
+    /// A service named `name` listening on `endpoints` (each with the text it
+    /// was parsed from, for messages) with `factory`.
+    pub fn new<F: Factory + 'static>(
+        name: impl Into<String>,
+        endpoints: Vec<(String, ServerEndpoint)>,
+        factory: impl Into<FactoryRef<F>>,
+    ) -> StreamService {
+        let factory = factory.into();
+        StreamService {
+            name: name.into(),
+            endpoints,
+            listen: Box::new(move |reactor, endpoint| endpoint.listen(reactor, factory.clone())),
+            drain: None,
+            ports: Rc::new(RefCell::new(Vec::new())),
+        }
+    }
+
+    /// Drains connections with `drain` when stopping.
+    pub fn with_drain(mut self, drain: Rc<dyn Drain>) -> StreamService {
+        self.drain = Some(drain);
+        self
+    }
+
+    /// The ports opened so far (for their bound addresses).
+    pub fn ports(&self) -> Rc<RefCell<Vec<ListeningPort>>> {
+        Rc::clone(&self.ports)
+    }
+}
+
+impl Service for StreamService {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn start_service(&mut self, reactor: &Reactor) -> Result<(), ServiceError> {
+        for (text, endpoint) in &self.endpoints {
+            let port = (self.listen)(reactor, endpoint).map_err(|source| ServiceError::Listen {
+                service: self.name.clone(),
+                endpoint: text.clone(),
+                source,
+            })?;
+            tracing::info!(service = %self.name, address = %port.address(), "listening");
+            self.ports.borrow_mut().push(port);
+        }
+        Ok(())
+    }
+
+    fn stop_service(&mut self, reactor: &Reactor, grace: Duration) -> Deferred<()> {
+        let ports = std::mem::take(&mut *self.ports.borrow_mut());
+        let closing: Vec<Deferred<()>> = ports.iter().map(ListeningPort::stop_listening).collect();
+        let closed = all_settled(closing, true);
+        match self.drain.clone() {
+            None => closed.map(|_| ()),
+            Some(drain) => {
+                let reactor = reactor.clone();
+                closed.add_callback(move |_| drain.drain(&reactor, grace))
+            }
+        }
+    }
+}
+
+/// Starts `services` when `reactor` starts and stops them (waiting, at most
+/// `grace` plus a moment, for their Deferreds) before it shuts down. A service
+/// failing to start stops the reactor; the error is returned through the slot.
+pub fn run_services(
+    reactor: &Reactor,
+    services: Rc<RefCell<dyn Service>>,
+    grace: Duration,
+) -> Rc<RefCell<Option<ServiceError>>> {
+    let failed = Rc::new(RefCell::new(None));
+    let started = Rc::new(std::cell::Cell::new(false));
+    {
+        let services = Rc::clone(&services);
+        let failed = Rc::clone(&failed);
+        let started = Rc::clone(&started);
+        reactor.call_when_running(move |r| {
+            let result = services.borrow_mut().start_service(r);
+            match result {
+                Ok(()) => started.set(true),
+                Err(e) => {
+                    *failed.borrow_mut() = Some(e);
+                    let _ = r.stop();
+                }
+            }
+        });
+    }
+    reactor.add_system_event_trigger(Phase::Before, SystemEvent::Shutdown, move |r| {
+        if !started.replace(false) {
+            return Deferred::succeed(());
+        }
+        tracing::info!(grace = ?grace, "stopping services");
+        services.borrow_mut().stop_service(r, grace)
+    });
+    failed
+}

@@ -1,0 +1,745 @@
+//! One HTTP/1.1 connection: reading pipelined requests, answering them in order,
+//! streaming large files through a pull producer, and the timeouts that keep
+//! slow clients from holding it forever.
+//!
+//! State lives in `Core` behind one `RefCell`, borrowed by the protocol's
+//! callbacks, the connection's timer and the file producer, each of which runs
+//! from the reactor, never from inside another. The transport never calls back
+//! into us synchronously except `stop_producing`, which touches only the
+//! producer's own state.
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use torque::net::{DisconnectReason, Producer, Protocol, Transport};
+use torque::{DelayedCall, Reactor};
+
+use super::Site;
+use super::files::{self, FileEntry, RangeRequest};
+use super::listing;
+use super::request::{self, BodyFraming, ChunkProgress, ChunkState, Method, Parsed, Request};
+use super::response::{self, Persistence, Status};
+
+/// Most bytes handed to one `sendfile` call: large enough to fill any socket
+/// buffer, small enough that one connection cannot monopolize a pass.
+const FILE_CHUNK: u64 = 1 << 20;
+
+/// What the connection is waiting for, and so which timeout applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Waiting {
+    /// Between requests: the idle timeout.
+    Idle,
+    /// Inside a request head or body: the header timeout, from its first byte.
+    Request,
+    /// Streaming a response: the idle timeout, from the last progress.
+    Send,
+}
+
+/// A request body being read and thrown away.
+#[derive(Clone, Copy, Debug)]
+enum BodySkip {
+    None,
+    Length(u64),
+    Chunked(ChunkState, u64),
+}
+
+pub(super) struct Core {
+    site: Rc<Site>,
+    me: Weak<RefCell<Core>>,
+    id: u64,
+    transport: Option<Transport>,
+    /// Received bytes not yet consumed (a partial or pipelined request).
+    inbuf: Vec<u8>,
+    /// The response head being built; reused.
+    head: Vec<u8>,
+    skip: BodySkip,
+    /// A file producer is sending a body; further requests wait.
+    streaming: bool,
+    /// Close once the current response is sent.
+    close_after: bool,
+    /// `lose_connection` or `abort_connection` was called.
+    closed: bool,
+    /// Bytes of an unfinished request have arrived.
+    in_request: bool,
+    /// The peer shut its writing side: close once everything is answered.
+    peer_done: bool,
+    waiting: Waiting,
+    /// When the current wait times out (reactor time).
+    deadline: Duration,
+    timer: Option<DelayedCall>,
+}
+
+impl Core {
+    fn reactor(&self) -> Option<Reactor> {
+        self.site.reactor.upgrade()
+    }
+
+    /// Sets what we wait for and its deadline; the one timer is moved only when
+    /// it would fire too late (later deadlines are found when it fires).
+    fn wait_for(&mut self, waiting: Waiting) {
+        let Some(reactor) = self.reactor() else { return };
+        let timeout = match waiting {
+            Waiting::Request => self.site.config.header_timeout,
+            Waiting::Idle | Waiting::Send => self.site.config.idle_timeout,
+        };
+        self.waiting = waiting;
+        self.deadline = reactor.now() + timeout;
+        let early_enough = self.timer.as_ref().is_some_and(|t| t.active() && t.time() <= self.deadline);
+        if !early_enough {
+            self.schedule_timer(&reactor, timeout);
+        }
+    }
+
+    fn schedule_timer(&mut self, reactor: &Reactor, after: Duration) {
+        if let Some(old) = self.timer.take() {
+            let _ = old.cancel();
+        }
+        let me = self.me.clone();
+        self.timer = Some(reactor.call_later(after, move |r| {
+            if let Some(core) = me.upgrade() {
+                if let Ok(mut core) = core.try_borrow_mut() {
+                    core.on_timer(r);
+                }
+            }
+        }));
+    }
+
+    fn on_timer(&mut self, reactor: &Reactor) {
+        self.timer = None;
+        if self.closed || self.transport.is_none() {
+            return;
+        }
+        let now = reactor.now();
+        if now < self.deadline {
+            self.schedule_timer(reactor, self.deadline - now);
+            return;
+        }
+        match self.waiting {
+            Waiting::Idle => {
+                tracing::debug!(peer = %self.peer(), "closing an idle connection");
+                self.close();
+            }
+            Waiting::Request => {
+                tracing::info!(peer = %self.peer(), "request not received in time; closing");
+                self.send_error(Status::RequestTimeout, Persistence::Close);
+                self.close();
+            }
+            Waiting::Send => {
+                tracing::info!(peer = %self.peer(), "client stopped reading; aborting");
+                self.closed = true;
+                if let Some(t) = &self.transport {
+                    t.abort_connection();
+                }
+            }
+        }
+    }
+
+    fn peer(&self) -> String {
+        self.transport.as_ref().map_or_else(String::new, |t| t.peer().to_string())
+    }
+
+    fn close(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            if let Some(t) = &self.transport {
+                t.lose_connection();
+            }
+        }
+    }
+
+    /// New bytes from the peer.
+    fn on_data(&mut self, data: &[u8]) {
+        if self.closed {
+            return;
+        }
+        if self.inbuf.is_empty() {
+            // The common case: a whole request in one read, parsed in place.
+            let used = self.process(data);
+            if used < data.len() && !self.closed {
+                self.inbuf.extend_from_slice(&data[used..]);
+            }
+        } else {
+            let mut buf = std::mem::take(&mut self.inbuf);
+            buf.extend_from_slice(data);
+            self.process_buffered(buf);
+        }
+        self.after_input();
+    }
+
+    fn process_buffered(&mut self, mut buf: Vec<u8>) {
+        let used = self.process(&buf);
+        if !self.closed {
+            buf.drain(..used);
+            self.inbuf = buf;
+        }
+    }
+
+    /// Chooses the timeout for what is left once input has been handled.
+    fn after_input(&mut self) {
+        if self.closed || self.streaming {
+            return;
+        }
+        let partial = !self.inbuf.is_empty() || !matches!(self.skip, BodySkip::None);
+        if partial {
+            if !self.in_request {
+                // The header timeout runs from a request's first byte; more
+                // bytes trickling in do not extend it (slowloris).
+                self.in_request = true;
+                self.wait_for(Waiting::Request);
+            }
+        } else {
+            self.in_request = false;
+            self.wait_for(Waiting::Idle);
+        }
+    }
+
+    /// Handles every complete request at the start of `data`; returns the bytes
+    /// consumed.
+    fn process(&mut self, data: &[u8]) -> usize {
+        let mut at = 0;
+        while !self.closed && !self.streaming {
+            at += self.skip_body(&data[at..]);
+            if !matches!(self.skip, BodySkip::None) || self.closed || at == data.len() {
+                break;
+            }
+            match request::parse(&data[at..], &self.site.config.limits) {
+                Parsed::Partial => break,
+                Parsed::Refused(refusal) => {
+                    if self.site.config.access_log {
+                        tracing::info!(target: "torque::access", "{} \"-\" {} ({})", self.peer(), refusal.status.code(), refusal.reason);
+                    }
+                    let persistence = if refusal.status.closes_connection() {
+                        Persistence::Close
+                    } else {
+                        Persistence::KeepAlive11
+                    };
+                    self.send_error(refusal.status, persistence);
+                    if refusal.status.closes_connection() {
+                        self.close();
+                        return data.len();
+                    }
+                    // A method we do not serve, with a well-framed head: skip
+                    // just the head (and its body) and go on.
+                    match skip_refused_head(&data[at..]) {
+                        Some(len) => at += len,
+                        None => {
+                            self.close();
+                            return data.len();
+                        }
+                    }
+                }
+                Parsed::Complete(req, len) => {
+                    at += len;
+                    self.in_request = false;
+                    self.skip = match req.body {
+                        BodyFraming::None => BodySkip::None,
+                        BodyFraming::Length(n) => BodySkip::Length(n),
+                        BodyFraming::Chunked => BodySkip::Chunked(ChunkState::Size, 0),
+                    };
+                    self.handle(&req);
+                }
+            }
+        }
+        at
+    }
+
+    /// Consumes body bytes being skipped; returns how many.
+    fn skip_body(&mut self, data: &[u8]) -> usize {
+        match self.skip {
+            BodySkip::None => 0,
+            BodySkip::Length(left) => {
+                let take = left.min(data.len() as u64);
+                self.skip = if take == left { BodySkip::None } else { BodySkip::Length(left - take) };
+                take as usize
+            }
+            BodySkip::Chunked(mut state, mut seen) => {
+                match request::skip_chunked(data, &mut state, &mut seen, self.site.config.limits.max_body) {
+                    Ok(ChunkProgress::Done(n)) => {
+                        self.skip = BodySkip::None;
+                        n
+                    }
+                    Ok(ChunkProgress::NeedMore(n)) => {
+                        self.skip = BodySkip::Chunked(state, seen);
+                        n
+                    }
+                    Err(refusal) => {
+                        self.send_error(refusal.status, Persistence::Close);
+                        self.close();
+                        data.len()
+                    }
+                }
+            }
+        }
+    }
+
+    fn persistence(&mut self, req: &Request<'_>) -> Persistence {
+        if !req.keep_alive || self.site.draining.get() || self.close_after {
+            self.close_after = true;
+            Persistence::Close
+        } else if req.minor_version == 0 {
+            Persistence::KeepAlive10
+        } else {
+            Persistence::KeepAlive11
+        }
+    }
+
+    fn handle(&mut self, req: &Request<'_>) {
+        let persistence = self.persistence(req);
+        let (status, bytes) = self.serve(req, persistence);
+        if self.site.config.access_log {
+            let method = if req.method == Method::Head { "HEAD" } else { "GET" };
+            tracing::info!(
+                target: "torque::access",
+                "{} \"{method} {} HTTP/1.{}\" {} {bytes}",
+                self.peer(),
+                req.target,
+                req.minor_version,
+                status.code()
+            );
+        }
+        if self.close_after {
+            // Waits for a streaming body's producer to finish, if there is one.
+            self.close();
+        }
+    }
+
+    /// Answers one request; returns the status and the body bytes planned.
+    fn serve(&mut self, req: &Request<'_>, persistence: Persistence) -> (Status, u64) {
+        let path = files::path_of(req.target);
+        let now = self.reactor().map_or(Duration::ZERO, |r| r.now());
+        let cached = self.site.cache.borrow_mut().get(path, now);
+        if let Some(entry) = cached {
+            return self.serve_entry(req, &entry, None, persistence);
+        }
+        let decoded = match files::decode_path(req.target) {
+            Ok(decoded) => decoded,
+            Err(status) => return self.send_error(status, persistence),
+        };
+        let root = &self.site.root;
+        let mut file = match root.open_file(&decoded.relative) {
+            Ok(file) => file,
+            Err(e) => return self.send_error(files::status_for(&e), persistence),
+        };
+        let mut meta = match file.metadata() {
+            Ok(meta) => meta,
+            Err(_) => return self.send_error(Status::InternalError, persistence),
+        };
+        let mut name = decoded.relative.clone();
+        if meta.is_dir() {
+            if !decoded.trailing_slash {
+                return self.redirect_to_directory(req, persistence);
+            }
+            let index = decoded.relative.join("index.html");
+            match root.open_file(&index).and_then(|f| f.metadata().map(|m| (f, m))) {
+                Ok((index_file, index_meta)) if index_meta.is_file() => {
+                    file = index_file;
+                    meta = index_meta;
+                    name = index;
+                }
+                Ok(_) => return self.send_listing(req, &file, &decoded.relative, persistence),
+                Err(e) if files::status_for(&e) == Status::NotFound => {
+                    return self.send_listing(req, &file, &decoded.relative, persistence);
+                }
+                Err(e) => return self.send_error(files::status_for(&e), persistence),
+            }
+        }
+        if !meta.is_file() {
+            return self.send_error(Status::Forbidden, persistence);
+        }
+        let entry = match FileEntry::load(&mut file, &name, &meta, self.site.config.small_file, now) {
+            Ok(entry) => Rc::new(entry),
+            Err(e) => {
+                tracing::warn!(path = %name.display(), error = %e, "cannot read a file");
+                return self.send_error(Status::InternalError, persistence);
+            }
+        };
+        self.site.cache.borrow_mut().insert(path, Rc::clone(&entry));
+        self.serve_entry(req, &entry, Some(file), persistence)
+    }
+
+    fn serve_entry(
+        &mut self,
+        req: &Request<'_>,
+        entry: &FileEntry,
+        file: Option<File>,
+        persistence: Persistence,
+    ) -> (Status, u64) {
+        let info = &entry.info;
+        let not_modified = match req.if_none_match {
+            Some(tags) => files::etag_matches(tags, &info.etag),
+            None => {
+                req.if_modified_since.is_some_and(|date| files::not_modified_since(date, info.modified_secs))
+            }
+        };
+        if not_modified {
+            let mut head = std::mem::take(&mut self.head);
+            response::start_head(&mut head, Status::NotModified, persistence);
+            let _ = write!(head, "ETag: {}\r\nLast-Modified: {}\r\n\r\n", info.etag, info.last_modified);
+            self.write(&[&head]);
+            self.head = head;
+            return (Status::NotModified, 0);
+        }
+        let range = match req.range {
+            Some(range) if req.if_range.is_none_or(|v| files::if_range_matches(v, info)) => {
+                files::parse_range(range, info.len)
+            }
+            _ => RangeRequest::Whole,
+        };
+        let mut head = std::mem::take(&mut self.head);
+        let (status, start, end) = match range {
+            RangeRequest::Unsatisfiable => {
+                response::start_head(&mut head, Status::RangeNotSatisfiable, persistence);
+                let _ = write!(head, "Content-Range: bytes */{}\r\nContent-Length: 0\r\n\r\n", info.len);
+                self.write(&[&head]);
+                self.head = head;
+                return (Status::RangeNotSatisfiable, 0);
+            }
+            RangeRequest::Part(start, end) => {
+                response::start_head(&mut head, Status::PartialContent, persistence);
+                let _ = write!(head, "Content-Range: bytes {start}-{end}/{}\r\n", info.len);
+                (Status::PartialContent, start, end + 1)
+            }
+            RangeRequest::Whole => {
+                response::start_head(&mut head, Status::Ok, persistence);
+                (Status::Ok, 0, info.len)
+            }
+        };
+        response::content_length(&mut head, end - start);
+        head.extend_from_slice(&info.headers);
+        head.extend_from_slice(b"\r\n");
+        let planned = end - start;
+        if req.method == Method::Head {
+            self.write(&[&head]);
+        } else if let Some(body) = &entry.body {
+            self.write(&[&head, &body[start as usize..end as usize]]);
+        } else if let Some(file) = file {
+            self.write(&[&head]);
+            self.stream_file(file, start, end);
+        } else {
+            // Only cached entries come without a file, and they all have a body.
+            self.head = head;
+            return self.send_error(Status::InternalError, persistence);
+        }
+        self.head = head;
+        (status, planned)
+    }
+
+    fn write(&self, parts: &[&[u8]]) {
+        if let Some(t) = &self.transport {
+            t.write_vectored(parts);
+        }
+    }
+
+    fn stream_file(&mut self, file: File, start: u64, end: u64) {
+        let Some(transport) = self.transport.clone() else { return };
+        if start == end {
+            return;
+        }
+        self.streaming = true;
+        // Pipelined requests wait (unread) until this body is sent.
+        transport.pause_producing();
+        let producer =
+            FileProducer { file, offset: start, end, transport: transport.clone(), core: self.me.clone() };
+        transport.register_producer(Rc::new(RefCell::new(producer)), false);
+        self.wait_for(Waiting::Send);
+    }
+
+    /// The streamed body is sent (or the connection is gone).
+    fn response_done(&mut self) {
+        self.streaming = false;
+        if self.closed {
+            return;
+        }
+        if let Some(t) = &self.transport {
+            t.resume_producing();
+        }
+        // Requests pipelined behind the body are answered now, in order.
+        let buf = std::mem::take(&mut self.inbuf);
+        if !buf.is_empty() {
+            self.process_buffered(buf);
+        }
+        if !self.streaming && (self.close_after || self.peer_done) {
+            self.close();
+            return;
+        }
+        self.after_input();
+    }
+
+    fn redirect_to_directory(&mut self, req: &Request<'_>, persistence: Persistence) -> (Status, u64) {
+        let (path, query) = match req.target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (req.target, None),
+        };
+        let path = files::path_of(path);
+        let location = match query {
+            Some(query) => format!("{path}/?{query}"),
+            None => format!("{path}/"),
+        };
+        let body = response::error_body(Status::MovedPermanently);
+        let mut head = std::mem::take(&mut self.head);
+        response::start_head(&mut head, Status::MovedPermanently, persistence);
+        let _ = write!(head, "Location: {location}\r\nContent-Type: text/plain; charset=utf-8\r\n");
+        response::content_length(&mut head, body.len() as u64);
+        head.extend_from_slice(b"\r\n");
+        let body_part: &[u8] = if req.method == Method::Head { b"" } else { body.as_bytes() };
+        self.write(&[&head, body_part]);
+        self.head = head;
+        (Status::MovedPermanently, body.len() as u64)
+    }
+
+    fn send_listing(
+        &mut self,
+        req: &Request<'_>,
+        dir: &File,
+        relative: &Path,
+        persistence: Persistence,
+    ) -> (Status, u64) {
+        if !self.site.config.listings {
+            return self.send_error(Status::Forbidden, persistence);
+        }
+        let shown = if relative.as_os_str().is_empty() {
+            "/".to_owned()
+        } else {
+            format!("/{}/", relative.to_string_lossy())
+        };
+        let page = match listing::render(dir, &shown) {
+            Ok(page) => page,
+            Err(e) => return self.send_error(files::status_for(&e), persistence),
+        };
+        let mut head = std::mem::take(&mut self.head);
+        response::start_head(&mut head, Status::Ok, persistence);
+        head.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\n");
+        response::content_length(&mut head, page.len() as u64);
+        head.extend_from_slice(b"\r\n");
+        let body: &[u8] = if req.method == Method::Head { b"" } else { page.as_bytes() };
+        self.write(&[&head, body]);
+        self.head = head;
+        (Status::Ok, page.len() as u64)
+    }
+
+    /// Sends an error status with a short text body; returns it for the log.
+    fn send_error(&mut self, status: Status, persistence: Persistence) -> (Status, u64) {
+        let persistence = if status.closes_connection() { Persistence::Close } else { persistence };
+        if persistence == Persistence::Close {
+            self.close_after = true;
+        }
+        let body = response::error_body(status);
+        let mut head = std::mem::take(&mut self.head);
+        response::start_head(&mut head, status, persistence);
+        if status == Status::MethodNotAllowed {
+            head.extend_from_slice(b"Allow: GET, HEAD\r\n");
+        }
+        head.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n");
+        response::content_length(&mut head, body.len() as u64);
+        head.extend_from_slice(b"\r\n");
+        self.write(&[&head, body.as_bytes()]);
+        self.head = head;
+        (status, body.len() as u64)
+    }
+
+    /// Shutdown: finish what is in flight, close what is idle.
+    pub(super) fn begin_drain(&mut self) {
+        self.close_after = true;
+        let idle = !self.streaming && !self.in_request && self.inbuf.is_empty();
+        if idle {
+            self.close();
+        }
+    }
+
+    /// Shutdown's grace period is over.
+    pub(super) fn abort(&mut self) {
+        self.closed = true;
+        if let Some(t) = &self.transport {
+            t.abort_connection();
+        }
+    }
+}
+
+/// The length of a refused but well-framed request head (and its
+/// Content-Length body), so the connection can go on after a 405; `None` when the
+/// head cannot be framed.
+fn skip_refused_head(data: &[u8]) -> Option<usize> {
+    let mut headers = [httparse::EMPTY_HEADER; request::MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let Ok(httparse::Status::Complete(len)) = req.parse(data) else { return None };
+    let mut body = 0u64;
+    for header in req.headers.iter() {
+        if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            return None;
+        }
+        if header.name.eq_ignore_ascii_case("content-length") {
+            body = request::parse_decimal(request::trim(header.value))?;
+        }
+    }
+    let end = (len as u64).checked_add(body)?;
+    // The body must already be here; otherwise close rather than track it.
+    (end <= data.len() as u64).then_some(end as usize)
+}
+
+/// Sends `offset..end` of a file, one chunk each time the socket drains.
+struct FileProducer {
+    file: File,
+    offset: u64,
+    end: u64,
+    transport: Transport,
+    core: Weak<RefCell<Core>>,
+}
+
+impl FileProducer {
+    fn finish(&mut self) {
+        self.offset = self.end;
+        self.transport.unregister_producer();
+        let Some(core) = self.core.upgrade() else { return };
+        match core.try_borrow_mut() {
+            Ok(mut core) => core.response_done(),
+            Err(_) => {
+                // Not expected (we are called from the reactor), but never panic:
+                // continue on the next pass.
+                if let Some(reactor) = core.borrow().site.reactor.upgrade() {
+                    let weak = Rc::downgrade(&core);
+                    reactor.call_later(Duration::ZERO, move |_| {
+                        if let Some(core) = weak.upgrade() {
+                            core.borrow_mut().response_done();
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+impl Producer for FileProducer {
+    fn resume_producing(&mut self) {
+        if self.offset >= self.end {
+            return;
+        }
+        let want = (self.end - self.offset).min(FILE_CHUNK) as usize;
+        match self.transport.write_file(&self.file, self.offset, want) {
+            Ok(sent) => {
+                self.offset += sent as u64;
+                if self.transport.is_disconnected() {
+                    self.offset = self.end;
+                    return;
+                }
+                if sent > 0 {
+                    if let Some(core) = self.core.upgrade() {
+                        if let Ok(mut core) = core.try_borrow_mut() {
+                            core.wait_for(Waiting::Send);
+                        }
+                    }
+                }
+                if self.offset >= self.end {
+                    self.finish();
+                }
+            }
+            Err(e) => {
+                // The file shrank or failed under us: the promised length cannot
+                // be kept, so the connection must end without a clean close.
+                tracing::warn!(error = %e, "reading a file being served failed; aborting the response");
+                self.offset = self.end;
+                self.transport.abort_connection();
+            }
+        }
+    }
+
+    fn stop_producing(&mut self) {
+        // Only our own state: this can run inside the transport's close.
+        self.offset = self.end;
+    }
+}
+
+/// The protocol the web factory builds for each connection.
+pub(super) struct HttpConnection {
+    core: Rc<RefCell<Core>>,
+}
+
+impl HttpConnection {
+    pub(super) fn new(site: Rc<Site>) -> HttpConnection {
+        let id = site.next_id.get();
+        site.next_id.set(id + 1);
+        let core = Rc::new_cyclic(|me| {
+            RefCell::new(Core {
+                site,
+                me: me.clone(),
+                id,
+                transport: None,
+                inbuf: Vec::new(),
+                head: Vec::with_capacity(512),
+                skip: BodySkip::None,
+                streaming: false,
+                close_after: false,
+                closed: false,
+                in_request: false,
+                peer_done: false,
+                waiting: Waiting::Idle,
+                deadline: Duration::ZERO,
+                timer: None,
+            })
+        });
+        HttpConnection { core }
+    }
+}
+
+impl Protocol for HttpConnection {
+    fn connection_made(&mut self, transport: &Transport) {
+        let mut core = self.core.borrow_mut();
+        core.transport = Some(transport.clone());
+        let _ = transport.set_tcp_nodelay(true);
+        core.site.connections.borrow_mut().insert(core.id, Rc::downgrade(&self.core));
+        core.site.active.set(core.site.active.get() + 1);
+        if core.site.draining.get() {
+            core.begin_drain();
+        } else {
+            core.wait_for(Waiting::Idle);
+        }
+    }
+
+    fn data_received(&mut self, _transport: &Transport, data: &[u8]) {
+        self.core.borrow_mut().on_data(data);
+    }
+
+    fn read_connection_lost(&mut self, _transport: &Transport) {
+        // The client sent all it will: answer what is complete, then close.
+        let mut core = self.core.borrow_mut();
+        core.peer_done = true;
+        if !core.streaming {
+            core.close();
+        }
+    }
+
+    fn connection_lost(&mut self, _reason: DisconnectReason) {
+        let site = {
+            let mut core = self.core.borrow_mut();
+            core.transport = None;
+            core.closed = true;
+            if let Some(timer) = core.timer.take() {
+                let _ = timer.cancel();
+            }
+            core.site.connections.borrow_mut().remove(&core.id);
+            Rc::clone(&core.site)
+        };
+        site.connection_closed();
+    }
+}
+
+/// Answers 503 and closes: the server is at its connection limit.
+pub(super) struct Refuse503;
+
+impl Protocol for Refuse503 {
+    fn connection_made(&mut self, transport: &Transport) {
+        let mut head = Vec::new();
+        let body = response::error_body(Status::Unavailable);
+        response::start_head(&mut head, Status::Unavailable, Persistence::Close);
+        head.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\n");
+        response::content_length(&mut head, body.len() as u64);
+        head.extend_from_slice(b"\r\n");
+        transport.write_vectored(&[&head, body.as_bytes()]);
+        transport.lose_connection();
+    }
+
+    fn data_received(&mut self, _transport: &Transport, _data: &[u8]) {}
+}

@@ -1,0 +1,427 @@
+//! Reading one HTTP/1.1 request head with `httparse`, and every way it can be
+//! refused: each error carries the status to answer with.
+
+use super::response::Status;
+
+/// Size limits on what a client may send.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// The longest request head (request line and headers), in bytes.
+    pub max_head: usize,
+    /// The longest request target, in bytes.
+    pub max_uri: usize,
+    /// The largest request body the server will read and discard.
+    pub max_body: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_head: 16 * 1024, max_uri: 8 * 1024, max_body: 1024 * 1024 }
+    }
+}
+
+/// Most headers accepted in one request.
+pub const MAX_HEADERS: usize = 64;
+
+/// The methods a static file server answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `HEAD`
+    Head,
+}
+
+/// How the request's body (ignored by a file server) is framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFraming {
+    /// No body.
+    None,
+    /// `Content-Length: n`.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+}
+
+/// A parsed request head; strings borrow the connection's buffer.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// GET or HEAD.
+    pub method: Method,
+    /// The request target as sent (`/a%20b?x`).
+    pub target: &'a str,
+    /// 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub minor_version: u8,
+    /// Whether the client wants the connection kept open afterwards.
+    pub keep_alive: bool,
+    /// `If-None-Match`.
+    pub if_none_match: Option<&'a [u8]>,
+    /// `If-Modified-Since`.
+    pub if_modified_since: Option<&'a [u8]>,
+    /// `Range`.
+    pub range: Option<&'a [u8]>,
+    /// `If-Range`.
+    pub if_range: Option<&'a [u8]>,
+    /// The body that follows the head.
+    pub body: BodyFraming,
+}
+
+/// A request that cannot be served, with the status to answer and why (for the
+/// log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    /// The status to send.
+    pub status: Status,
+    /// What was wrong.
+    pub reason: &'static str,
+}
+
+fn refuse(status: Status, reason: &'static str) -> Refusal {
+    Refusal { status, reason }
+}
+
+/// The outcome of looking at the start of a buffer.
+#[derive(Debug)]
+pub enum Parsed<'a> {
+    /// A whole head, `usize` bytes long.
+    Complete(Request<'a>, usize),
+    /// Not all there yet.
+    Partial,
+    /// Malformed, too big or unsupported.
+    Refused(Refusal),
+}
+
+/// Parses the request head at the start of `buf`.
+pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let len = match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => {
+            return match too_long(buf, limits) {
+                Some(refusal) => Parsed::Refused(refusal),
+                None => Parsed::Partial,
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => {
+            return Parsed::Refused(refuse(Status::HeadersTooLarge, "too many header fields"));
+        }
+        Err(httparse::Error::Version) => {
+            return Parsed::Refused(refuse(Status::VersionNotSupported, "not an HTTP/1.x request"));
+        }
+        Err(_) => return Parsed::Refused(refuse(Status::BadRequest, "malformed request head")),
+    };
+    if len > limits.max_head {
+        return Parsed::Refused(refuse(Status::HeadersTooLarge, "request head too large"));
+    }
+    let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version) else {
+        return Parsed::Refused(refuse(Status::BadRequest, "incomplete request line"));
+    };
+    if target.len() > limits.max_uri {
+        return Parsed::Refused(refuse(Status::UriTooLong, "request target too long"));
+    }
+    let method = match method {
+        "GET" => Method::Get,
+        "HEAD" => Method::Head,
+        "POST" | "PUT" | "DELETE" | "OPTIONS" | "PATCH" | "TRACE" | "CONNECT" => {
+            return Parsed::Refused(refuse(Status::MethodNotAllowed, "method not allowed"));
+        }
+        _ => return Parsed::Refused(refuse(Status::NotImplemented, "unknown method")),
+    };
+    match read_headers(req.headers, minor_version, limits) {
+        Ok(mut request) => {
+            request.method = method;
+            request.target = target;
+            Parsed::Complete(request, len)
+        }
+        Err(refusal) => Parsed::Refused(refusal),
+    }
+}
+
+/// A partial head already past a limit: 414 while still in the request line,
+/// 431 once in the headers.
+fn too_long(buf: &[u8], limits: &Limits) -> Option<Refusal> {
+    match buf.iter().position(|&b| b == b'\n') {
+        None if buf.len() > limits.max_uri + 16 => {
+            Some(refuse(Status::UriTooLong, "request target too long"))
+        }
+        Some(line_end) if line_end > limits.max_uri + 16 => {
+            Some(refuse(Status::UriTooLong, "request target too long"))
+        }
+        _ if buf.len() > limits.max_head => Some(refuse(Status::HeadersTooLarge, "request head too large")),
+        _ => None,
+    }
+}
+
+fn read_headers<'a>(
+    headers: &[httparse::Header<'a>],
+    minor_version: u8,
+    limits: &Limits,
+) -> Result<Request<'a>, Refusal> {
+    let mut request = Request {
+        method: Method::Get,
+        target: "",
+        minor_version,
+        keep_alive: minor_version >= 1,
+        if_none_match: None,
+        if_modified_since: None,
+        range: None,
+        if_range: None,
+        body: BodyFraming::None,
+    };
+    let mut hosts = 0;
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    for header in headers {
+        let name = header.name;
+        let value = trim(header.value);
+        if name.eq_ignore_ascii_case("host") {
+            hosts += 1;
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(|&b| b == b',').map(trim) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    request.keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") && minor_version == 0 {
+                    request.keep_alive = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("content-length") {
+            let n = parse_decimal(value).ok_or(refuse(Status::BadRequest, "bad Content-Length"))?;
+            if length.is_some_and(|old| old != n) {
+                return Err(refuse(Status::BadRequest, "conflicting Content-Length"));
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            // Only `chunked` alone is understood; anything else cannot be framed.
+            if chunked || !value.eq_ignore_ascii_case(b"chunked") {
+                return Err(refuse(Status::NotImplemented, "unsupported Transfer-Encoding"));
+            }
+            chunked = true;
+        } else if name.eq_ignore_ascii_case("if-none-match") {
+            request.if_none_match = Some(value);
+        } else if name.eq_ignore_ascii_case("if-modified-since") {
+            request.if_modified_since = Some(value);
+        } else if name.eq_ignore_ascii_case("range") {
+            request.range = Some(value);
+        } else if name.eq_ignore_ascii_case("if-range") {
+            request.if_range = Some(value);
+        }
+    }
+    if minor_version >= 1 && hosts != 1 {
+        return Err(refuse(Status::BadRequest, "HTTP/1.1 needs exactly one Host header"));
+    }
+    request.body = match (chunked, length) {
+        (true, Some(_)) => {
+            // Both framings at once is how requests are smuggled past proxies.
+            return Err(refuse(Status::BadRequest, "both Content-Length and Transfer-Encoding"));
+        }
+        (true, None) => BodyFraming::Chunked,
+        (false, Some(n)) if n > limits.max_body => {
+            return Err(refuse(Status::PayloadTooLarge, "request body too large"));
+        }
+        (false, Some(0)) | (false, None) => BodyFraming::None,
+        (false, Some(n)) => BodyFraming::Length(n),
+    };
+    Ok(request)
+}
+
+/// Strips ASCII spaces and tabs from both ends.
+pub fn trim(value: &[u8]) -> &[u8] {
+    let start = value.iter().position(|b| !matches!(b, b' ' | b'\t')).unwrap_or(value.len());
+    let end = value.iter().rposition(|b| !matches!(b, b' ' | b'\t')).map_or(start, |i| i + 1);
+    &value[start..end]
+}
+
+/// A non-negative decimal with no sign or spaces, that fits in a u64.
+pub fn parse_decimal(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    value.iter().try_fold(0u64, |n, &d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')))
+}
+
+/// Progress through a chunked body being discarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChunkState {
+    /// Expecting a chunk-size line.
+    Size,
+    /// Inside a chunk's data; this many bytes (and its CRLF) left.
+    Data(u64),
+    /// After the last chunk: trailer lines until an empty one.
+    Trailers,
+}
+
+/// What skipping part of a chunked body found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChunkProgress {
+    /// Consumed this many bytes; need more.
+    NeedMore(usize),
+    /// The body ended after this many bytes.
+    Done(usize),
+}
+
+/// Skips chunked-body bytes at the start of `buf`, keeping count of the total in
+/// `seen` against `max_body`.
+pub fn skip_chunked(
+    buf: &[u8],
+    state: &mut ChunkState,
+    seen: &mut u64,
+    max_body: u64,
+) -> Result<ChunkProgress, Refusal> {
+    let mut at = 0;
+    loop {
+        match *state {
+            ChunkState::Size => match httparse::parse_chunk_size(&buf[at..]) {
+                Ok(httparse::Status::Complete((used, 0))) => {
+                    at += used;
+                    *state = ChunkState::Trailers;
+                }
+                Ok(httparse::Status::Complete((used, size))) => {
+                    *seen = seen.saturating_add(size);
+                    if *seen > max_body {
+                        return Err(refuse(Status::PayloadTooLarge, "request body too large"));
+                    }
+                    at += used;
+                    *state = ChunkState::Data(size + 2);
+                }
+                Ok(httparse::Status::Partial) => {
+                    if buf.len() - at > 1024 {
+                        return Err(refuse(Status::BadRequest, "bad chunk size line"));
+                    }
+                    return Ok(ChunkProgress::NeedMore(at));
+                }
+                Err(_) => return Err(refuse(Status::BadRequest, "bad chunk size line")),
+            },
+            ChunkState::Data(left) => {
+                let available = (buf.len() - at) as u64;
+                if available < left {
+                    *state = ChunkState::Data(left - available);
+                    return Ok(ChunkProgress::NeedMore(buf.len()));
+                }
+                at += left as usize;
+                *state = ChunkState::Size;
+            }
+            ChunkState::Trailers => {
+                let rest = &buf[at..];
+                let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+                    if rest.len() > 8 * 1024 {
+                        return Err(refuse(Status::HeadersTooLarge, "trailers too large"));
+                    }
+                    return Ok(ChunkProgress::NeedMore(at));
+                };
+                let line = &rest[..end];
+                at += end + 1;
+                if line.is_empty() || line == b"\r" {
+                    return Ok(ChunkProgress::Done(at));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(text: &str) -> (Request<'_>, usize) {
+        match parse(text.as_bytes(), &Limits::default()) {
+            Parsed::Complete(r, n) => (r, n),
+            other => panic!("expected a request, got {other:?}"),
+        }
+    }
+
+    fn refused(text: &[u8]) -> Status {
+        match parse(text, &Limits::default()) {
+            Parsed::Refused(r) => r.status,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn simple_get() {
+        let (r, n) = parse_ok("GET /a?b HTTP/1.1\r\nHost: x\r\n\r\nrest");
+        assert_eq!((r.method, r.target, r.minor_version, r.keep_alive), (Method::Get, "/a?b", 1, true));
+        assert_eq!(n, 30);
+        assert_eq!(r.body, BodyFraming::None);
+    }
+
+    #[test]
+    fn connection_tokens() {
+        assert!(!parse_ok("GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n").0.keep_alive);
+        assert!(!parse_ok("GET / HTTP/1.0\r\n\r\n").0.keep_alive);
+        assert!(parse_ok("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").0.keep_alive);
+    }
+
+    #[test]
+    fn refusals() {
+        assert_eq!(refused(b"GARBAGE\r\n\r\n"), Status::BadRequest);
+        assert_eq!(refused(b"GET / HTTP/1.1\r\n\r\n"), Status::BadRequest, "no Host");
+        assert_eq!(refused(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n"), Status::MethodNotAllowed);
+        assert_eq!(refused(b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n"), Status::NotImplemented);
+        assert_eq!(
+            refused(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"),
+            Status::NotImplemented
+        );
+        assert_eq!(
+            refused(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
+            Status::BadRequest
+        );
+        assert_eq!(
+            refused(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"),
+            Status::BadRequest
+        );
+        assert_eq!(refused(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n"), Status::BadRequest);
+        assert_eq!(
+            refused(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999\r\n\r\n"),
+            Status::PayloadTooLarge
+        );
+        let long_uri = format!("GET /{} HTTP/1.1\r\n", "a".repeat(9000));
+        assert_eq!(refused(long_uri.as_bytes()), Status::UriTooLong);
+        let big_head = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n", "a".repeat(17000));
+        assert_eq!(refused(big_head.as_bytes()), Status::HeadersTooLarge);
+        let mut many = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
+        for i in 0..70 {
+            many.push_str(&format!("X{i}: y\r\n"));
+        }
+        many.push_str("\r\n");
+        assert_eq!(refused(many.as_bytes()), Status::HeadersTooLarge);
+    }
+
+    #[test]
+    fn partial_heads_wait() {
+        assert!(matches!(parse(b"GET / HTTP/1.1\r\nHo", &Limits::default()), Parsed::Partial));
+    }
+
+    #[test]
+    fn chunked_bodies_are_skipped_in_pieces() {
+        let body = b"4\r\nWiki\r\n5;ext=1\r\npedia\r\n0\r\nTrailer: x\r\n\r\nNEXT";
+        for split in 0..body.len() {
+            let mut state = ChunkState::Size;
+            let mut seen = 0;
+            let mut pending = body[..split].to_vec();
+            let mut fed = split;
+            let done = loop {
+                match skip_chunked(&pending, &mut state, &mut seen, 1 << 20).unwrap() {
+                    ChunkProgress::Done(n) => break n + (fed - pending.len()),
+                    ChunkProgress::NeedMore(n) => {
+                        pending.drain(..n);
+                        if fed == body.len() {
+                            panic!("never finished at split {split}");
+                        }
+                        pending.push(body[fed]);
+                        fed += 1;
+                    }
+                }
+            };
+            assert_eq!(&body[done..], b"NEXT", "split {split}");
+        }
+    }
+
+    #[test]
+    fn decimal_parsing() {
+        assert_eq!(parse_decimal(b"0"), Some(0));
+        assert_eq!(parse_decimal(b"18446744073709551615"), None, "20 digits refused");
+        assert_eq!(parse_decimal(b"+1"), None);
+        assert_eq!(parse_decimal(b""), None);
+    }
+}
