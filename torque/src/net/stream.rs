@@ -803,9 +803,9 @@ impl Transport {
                     Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
                     Ok(n) => {
                         self.conn.state.borrow_mut().bytes_sent += n as u64;
-                        if n < len {
-                            self.want_writable();
-                        }
+                        // As after `write`: the next writable event asks a pull
+                        // producer for more.
+                        self.want_writable();
                         return Ok(n);
                     }
                     Err(e) if would_block(&e) => {

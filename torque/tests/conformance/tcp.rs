@@ -454,6 +454,105 @@ fn a_pull_producer_feeds_on_demand_and_delays_the_close(kind: BackendKind) {
     assert_eq!(server_seen.lost_kind().as_deref(), Some("done"));
 }
 
+/// `write_file` streams a file from a pull producer: zero-copy while nothing is
+/// buffered, copied behind buffered bytes, every byte in order; a file shorter
+/// than promised is an UnexpectedEof error.
+fn write_file_streams_a_file_through_a_pull_producer(kind: BackendKind) {
+    use std::io::Write as _;
+    struct FileSender {
+        transport: Transport,
+        file: std::fs::File,
+        offset: u64,
+        end: u64,
+        error: Rc<RefCell<Option<std::io::ErrorKind>>>,
+    }
+    impl Producer for FileSender {
+        fn resume_producing(&mut self) {
+            if self.offset >= self.end {
+                return;
+            }
+            let want = (self.end - self.offset).min(1 << 20) as usize;
+            match self.transport.write_file(&self.file, self.offset, want) {
+                Ok(n) => {
+                    self.offset += n as u64;
+                    if self.offset >= self.end {
+                        self.transport.unregister_producer();
+                    }
+                }
+                Err(e) => {
+                    *self.error.borrow_mut() = Some(e.kind());
+                    self.offset = self.end;
+                    self.transport.unregister_producer();
+                }
+            }
+        }
+    }
+    let len: u64 = 6 << 20;
+    let mut file = tempfile::tempfile().unwrap();
+    let content: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+    file.write_all(&content).unwrap();
+    let r = reactor(kind);
+    let error = Rc::new(RefCell::new(None));
+    let (mut server, _) = Recorder::new();
+    let (f, e) = (file.try_clone().unwrap(), error.clone());
+    server.on_made = Some(Box::new(move |t| {
+        // Bytes written before the file go first.
+        t.write(b"HEAD");
+        let sender = FileSender {
+            transport: t.clone(),
+            file: f.try_clone().unwrap(),
+            offset: 0,
+            end: len,
+            error: e.clone(),
+        };
+        t.register_producer(Rc::new(RefCell::new(sender)), false);
+        t.lose_connection();
+    }));
+    let (_port, number) = server_with(&r, vec![Box::new(server)]);
+    let (client, client_seen) = Recorder::new();
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || client_seen.lost_count.get() == 1);
+    let data = client_seen.data.borrow();
+    assert_eq!(&data[..4], b"HEAD");
+    assert!(data[4..] == content[..], "the file arrived whole and in order");
+    assert!(error.borrow().is_none());
+    drop(data);
+
+    // A file that ends early.
+    let (mut server, _) = Recorder::new();
+    let (f, e) = (file.try_clone().unwrap(), error.clone());
+    server.on_made = Some(Box::new(move |t| {
+        let sender = FileSender {
+            transport: t.clone(),
+            file: f.try_clone().unwrap(),
+            offset: len - 10,
+            end: len + 10,
+            error: e.clone(),
+        };
+        t.register_producer(Rc::new(RefCell::new(sender)), false);
+        t.lose_connection();
+    }));
+    let (_port, number) = server_with(&r, vec![Box::new(server)]);
+    let (client, client_seen) = Recorder::new();
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || client_seen.lost_count.get() == 1);
+    assert_eq!(client_seen.data_len(), 10);
+    assert_eq!(*error.borrow(), Some(std::io::ErrorKind::UnexpectedEof));
+
+    // No socket (the in-memory transport): the bytes are copied instead.
+    struct Quiet;
+    impl torque::net::Protocol for Quiet {
+        fn data_received(&mut self, _: &Transport, _: &[u8]) {}
+    }
+    let memory = torque::testing::MemoryTransport::connect(&r, Quiet);
+    assert_eq!(memory.transport().write_file(&file, 5, 20).unwrap(), 20);
+    assert_eq!(memory.written(), content[5..25].to_vec());
+    let err = memory.transport().write_file(&file, len, 1).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+}
+
 fn dual_stack_ports_and_bound_clients(kind: BackendKind) {
     let r = reactor(kind);
     let options = ListenOptions { ipv6_only: Some(false), ..ListenOptions::interface("::".parse().unwrap()) };
@@ -683,6 +782,7 @@ crate::backend_tests!(
     a_factory_shared_by_ports_starts_and_stops_once,
     tcp_transports_refuse_unix_only_features,
     a_pull_producer_feeds_on_demand_and_delays_the_close,
+    write_file_streams_a_file_through_a_pull_producer,
     shutdown_closes_connections_and_ports_with_notice,
     dual_stack_ports_and_bound_clients,
     ports_report_their_address_and_stop_with_completion,

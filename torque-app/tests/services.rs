@@ -1,0 +1,231 @@
+//! The small services, the port forwarder and the command itself, through the
+//! real binary on every backend.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::process::Command;
+use std::time::Duration;
+
+use rustix::process::Signal;
+use support::*;
+
+fn service(backend: &str, name: &str) -> Server {
+    Server::start(backend, &[name, "--listen", "tcp:0:interface=127.0.0.1"], 1)
+}
+
+fn connect(addr: std::net::SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// Writes `total` bytes from a thread while reading them back here, then
+/// half-closes; checks every byte and that the far end closes after.
+fn round_trip(stream: TcpStream, total: usize) {
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        let block: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8).collect();
+        let mut sent = 0;
+        while sent < total {
+            let n = block.len().min(total - sent);
+            writer.write_all(&block[..n]).unwrap();
+            sent += n;
+        }
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut reader = stream;
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let n = reader.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        for (i, &b) in buf[..n].iter().enumerate() {
+            assert_eq!(b, ((received + i) % 65536 % 251) as u8, "byte {}", received + i);
+        }
+        received += n;
+    }
+    sender.join().unwrap();
+    assert_eq!(received, total);
+}
+
+fn echo_round_trips_with_backpressure(backend: &str) {
+    let server = service(backend, "echo");
+    round_trip(connect(server.addr()), 64 << 20);
+    let peak = server.peak_rss_kib();
+    assert!(peak < 32 * 1024, "echo peak RSS {peak} KiB for 64 MiB echoed");
+}
+
+fn discard_and_daytime(backend: &str) {
+    let server = service(backend, "discard");
+    let mut stream = connect(server.addr());
+    stream.write_all(&vec![7u8; 1 << 20]).unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "discard sends nothing");
+
+    let server = service(backend, "daytime");
+    let mut line = String::new();
+    let mut reader = BufReader::new(connect(server.addr()));
+    reader.read_line(&mut line).unwrap();
+    assert!(line.ends_with(" GMT\r\n"), "{line:?}");
+    assert!(closed_by_server(&mut reader));
+}
+
+fn chargen_streams_without_growing(backend: &str) {
+    let server = service(backend, "chargen");
+    let mut stream = connect(server.addr());
+    let mut data = vec![0u8; 74 * 1000];
+    stream.read_exact(&mut data).unwrap();
+    for (i, line) in data.chunks(74).enumerate() {
+        assert!(line.ends_with(b"\r\n"));
+        assert_eq!(line[0], b' ' + (i % 95) as u8, "line {i}");
+    }
+    // A reader that stops reading: the server's memory does not grow.
+    std::thread::sleep(Duration::from_millis(500));
+    let peak = server.peak_rss_kib();
+    assert!(peak < 16 * 1024, "chargen peak RSS {peak} KiB with a stalled reader");
+}
+
+fn portforward_relays_both_ways(backend: &str) {
+    let echo = service(backend, "echo");
+    let target = echo.addr().to_string();
+    let forward =
+        Server::start(backend, &["portforward", "--listen", "tcp:0:interface=127.0.0.1", "--to", &target], 1);
+    // Backpressure both ways and half-close passed through: the echo server
+    // closes when it sees our end of file, and that reaches us.
+    round_trip(connect(forward.addr()), 32 << 20);
+    let peak = forward.peak_rss_kib();
+    assert!(peak < 32 * 1024, "portforward peak RSS {peak} KiB for 32 MiB relayed");
+    // An unreachable target: the client's connection is closed.
+    let dead = TcpStream::connect("127.0.0.1:0").err();
+    drop(dead);
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = unused.local_addr().unwrap().port();
+    drop(unused);
+    let forward = Server::start(
+        backend,
+        &["portforward", "--listen", "tcp:0:interface=127.0.0.1", "--to", &format!("127.0.0.1:{port}")],
+        1,
+    );
+    let mut stream = connect(forward.addr());
+    assert!(closed_by_server(&mut stream));
+}
+
+fn sigterm_stops_cleanly_with_pid_file(backend: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_path = dir.path().join("torque.pid");
+    let log_path = dir.path().join("torque.log");
+    let mut server = Server::start(
+        backend,
+        &["--pid-file", path_str(&pid_path), "echo", "--listen", "tcp:0:interface=127.0.0.1"],
+        1,
+    );
+    let pid: u32 = std::fs::read_to_string(&pid_path).unwrap().trim().parse().unwrap();
+    assert_eq!(pid, server.child.id());
+    server.signal(Signal::TERM);
+    assert_eq!(server.wait().code(), Some(0));
+    assert!(!pid_path.exists(), "pid file removed");
+    // Logging to a file.
+    let mut child = Command::new(binary())
+        .args([
+            "-r",
+            backend,
+            "--log-file",
+            path_str(&log_path),
+            "echo",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+        ])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !std::fs::read_to_string(&log_path).unwrap_or_default().contains("listening") {
+        assert!(std::time::Instant::now() < deadline, "no log file written");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, Signal::INT).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains(&format!("reactor=\"{backend}\"")), "{log}");
+}
+
+backend_tests!(
+    echo_round_trips_with_backpressure,
+    discard_and_daytime,
+    chargen_streams_without_growing,
+    portforward_relays_both_ways,
+    sigterm_stops_cleanly_with_pid_file,
+);
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(binary()).args(args).env_remove("TORQUE_REACTOR").output().unwrap()
+}
+
+#[test]
+fn reactors_table_lists_every_backend() {
+    let out = run(&["reactors"]);
+    assert!(out.status.success());
+    let table = String::from_utf8(out.stdout).unwrap();
+    let header = table.lines().next().unwrap();
+    for column in ["status", "scheduling", "threads", "tcp", "tls", "udp", "processes", "platforms"] {
+        assert!(header.contains(column), "{header}");
+    }
+    for kind in torque::BackendKind::all() {
+        let row = table.lines().find(|l| l.starts_with(kind.name())).unwrap();
+        let info = kind.info();
+        assert!(row.contains(info.status) && row.contains(info.platforms), "{row}");
+    }
+}
+
+#[test]
+fn errors_are_one_clear_line() {
+    let out = run(&["-r", "kqueue", "echo"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("\"kqueue\"") && err.contains("epoll, poll, select"), "{err}");
+
+    let out = run(&["gopher"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("\"gopher\"") && err.contains("web, echo"), "{err}");
+
+    let out = run(&["echo", "--listen", "tcp:notaport"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!((out.status.code(), err.lines().count()), (Some(1), 1), "{err}");
+    assert!(err.contains("tcp:notaport"), "{err}");
+
+    let out = run(&["web", "--path", "/does/not/exist", "--listen", "tcp:0:interface=127.0.0.1"]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.code() == Some(1) && err.contains("/does/not/exist"), "{err}");
+
+    // A port already taken: the service fails to start and says where.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("tcp:{}:interface=127.0.0.1", taken.local_addr().unwrap().port());
+    let out = run(&["echo", "--listen", &endpoint]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&endpoint), "{err}");
+}
+
+#[test]
+fn help_reads_well() {
+    let out = run(&["--help"]);
+    let help = String::from_utf8(out.stdout).unwrap();
+    for needle in ["--reactor", "--log-file", "--log-format", "--pid-file", "web", "portforward", "reactors"]
+    {
+        assert!(help.contains(needle), "{needle} missing from:\n{help}");
+    }
+    let out = run(&["web", "--help"]);
+    let help = String::from_utf8(out.stdout).unwrap();
+    for needle in ["--path", "--listen", "--max-connections", "--header-timeout", "--cache-ttl"] {
+        assert!(help.contains(needle), "{needle} missing from:\n{help}");
+    }
+}
