@@ -1,1 +1,323 @@
-fn main() {}
+//! `cargo bench -p torque-app --bench web`: `torque web` against nginx and a
+//! minimal tokio + hyper server, side by side in one run.
+//!
+//! Each server is pinned to CPU 0 and wrk to CPU 1. For `wrk -t1 -c64` and
+//! `-c1` over a 13-byte file it reports requests per second and the server's
+//! CPU time per request (user + system from /proc/PID/stat: wrk saturates its
+//! own core here, so throughput alone cannot separate fast servers). Rounds
+//! alternate the servers; the median round is reported. Then a 1 GiB download
+//! with curl from `torque web` and nginx.
+//!
+//! Needs wrk, nginx, curl and taskset (Debian: `apt-get install wrk nginx-light
+//! curl util-linux`); builds `benches/hyper-hello` on first use. Settings:
+//! `TORQUE_BENCH_SECONDS` (per measurement, default 5), `TORQUE_BENCH_ROUNDS`
+//! (default 5), `TORQUE_BENCH_LARGE=0` to skip the large file.
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_listening(port: u16, child: &mut Child, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{name} exited before listening: {status}");
+        }
+        assert!(Instant::now() < deadline, "{name} did not start listening");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// User + system CPU time of a process, all threads.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the server's /proc stat");
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let per_second = rustix::param::clock_ticks_per_second();
+    Duration::from_nanos(ticks * 1_000_000_000 / per_second)
+}
+
+/// A server under test.
+struct Peer {
+    name: &'static str,
+    command: Vec<String>,
+}
+
+struct Running {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Peer {
+    fn start(&self, port: u16) -> Running {
+        let args: Vec<String> = self.command.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
+        let mut child = Command::new("taskset")
+            .arg("-c")
+            .arg("0")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", self.name));
+        wait_listening(port, &mut child, self.name);
+        Running { child, port }
+    }
+}
+
+struct Sample {
+    requests_per_second: f64,
+    cpu_per_request: Duration,
+}
+
+/// Runs wrk against `path` and measures the server's CPU meanwhile.
+fn wrk(server: &Running, connections: u32, seconds: u64, path: &str) -> Sample {
+    let before = cpu_time(server.child.id());
+    let out = Command::new("taskset")
+        .args(["-c", "1", "wrk", "-t1", &format!("-c{connections}"), &format!("-d{seconds}s")])
+        .arg(format!("http://127.0.0.1:{}{path}", server.port))
+        .output()
+        .expect("run wrk");
+    let cpu = cpu_time(server.child.id()) - before;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("Non-2xx"), "errors from the server:\n{text}");
+    let total: f64 = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no request count in wrk's output:\n{text}"));
+    let rps: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"));
+    Sample { requests_per_second: rps, cpu_per_request: cpu.div_f64(total.max(1.0)) }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    values[values.len() / 2]
+}
+
+fn build_hyper(repo: &Path) -> PathBuf {
+    let target = repo.join("target/hyper-hello");
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(repo.join("benches/hyper-hello/Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "building benches/hyper-hello failed");
+    target.join("release/hyper-hello")
+}
+
+fn nginx_config(dir: &Path, root: &Path) -> PathBuf {
+    let config = dir.join("nginx.conf");
+    let text = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log {dir}/nginx-error.log;\npid {dir}/nginx.pid;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  keepalive_requests 100000000;\n\
+         \x20 types {{ text/plain txt; application/octet-stream bin; }}\n\
+         \x20 server {{ listen 127.0.0.1:{{port}}; root {root}; }}\n}}\n",
+        dir = dir.display(),
+        root = root.display()
+    );
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+fn large_file(dir: &Path) -> PathBuf {
+    let path = dir.join("big.bin");
+    let mut file = std::fs::File::create(&path).unwrap();
+    // Real (not sparse) data, so both servers read the page cache.
+    let block: Vec<u8> = (0..1 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+    for _ in 0..1024 {
+        file.write_all(&block).unwrap();
+    }
+    path
+}
+
+/// Downloads the large file with curl (pinned to CPU 1); bytes per second.
+fn download(server: &Running) -> f64 {
+    let out = Command::new("taskset")
+        .args(["-c", "1", "curl", "-s", "-o", "/dev/null", "-w", "%{speed_download} %{size_download}"])
+        .arg(format!("http://127.0.0.1:{}/big.bin", server.port))
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.split_whitespace();
+    let speed: f64 = parts.next().and_then(|s| s.parse().ok()).expect("curl's speed");
+    let size: u64 = parts.next().and_then(|s| s.parse().ok()).expect("curl's size");
+    assert_eq!(size, 1 << 30, "the whole file arrived");
+    speed
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let missing: Vec<&str> = ["wrk", "nginx", "curl", "taskset"].into_iter().filter(|t| !have(t)).collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "web benchmark skipped: {} not installed (apt-get install wrk nginx-light curl)",
+            missing.join(", ")
+        );
+        return;
+    }
+    let seconds = env_number("TORQUE_BENCH_SECONDS", 5);
+    let rounds = env_number("TORQUE_BENCH_ROUNDS", 5).max(1);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned();
+    let hyper = build_hyper(&repo);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("www");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("hello.txt"), b"Hello, world\n").unwrap();
+    let nginx = nginx_config(dir.path(), &root);
+    let torque = env!("CARGO_BIN_EXE_torque").to_owned();
+    let torque_args = |extra: &[&str]| {
+        let mut args = vec![torque.clone(), "web".into(), "--path".into(), root.display().to_string()];
+        args.extend(["--listen".into(), "tcp:{port}:interface=127.0.0.1".into(), "--no-access-log".into()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let peers = [
+        Peer { name: "torque web (epoll)", command: torque_args(&["-r", "epoll"]) },
+        Peer {
+            name: "torque web (epoll, --cache-ttl 0)",
+            command: torque_args(&["-r", "epoll", "--cache-ttl", "0s"]),
+        },
+        Peer { name: "torque web (poll)", command: torque_args(&["-r", "poll"]) },
+        Peer {
+            name: "hyper 1 + tokio (current thread)",
+            command: vec![hyper.display().to_string(), "127.0.0.1:{port}".into()],
+        },
+        Peer {
+            name: "nginx 1 worker",
+            command: vec![
+                "nginx".into(),
+                "-c".into(),
+                nginx.display().to_string(),
+                "-e".into(),
+                "stderr".into(),
+            ],
+        },
+    ];
+    // nginx reads its port from the config: one port per peer, fixed up front.
+    let ports: Vec<u16> = peers.iter().map(|_| free_port()).collect();
+    let nginx_text = std::fs::read_to_string(&nginx).unwrap().replace("{port}", &ports[4].to_string());
+    std::fs::write(&nginx, nginx_text).unwrap();
+
+    eprintln!("web benchmark: {rounds} rounds × {seconds}s per measurement; server on CPU 0, wrk on CPU 1");
+    let mut results: Vec<[Vec<Sample>; 2]> = peers.iter().map(|_| [Vec::new(), Vec::new()]).collect();
+    for round in 0..rounds {
+        // Each round starts with a different server, so drift in the machine's
+        // speed does not always favour the same one.
+        for offset in 0..peers.len() {
+            let index = (round as usize + offset) % peers.len();
+            let peer = &peers[index];
+            let server = peer.start(ports[index]);
+            wrk(&server, 64, 1, "/hello.txt"); // warm-up
+            for (slot, connections) in [64, 1].into_iter().enumerate() {
+                let sample = wrk(&server, connections, seconds, "/hello.txt");
+                eprintln!(
+                    "round {} {:<36} c{connections:<3} {:>9.0} req/s {:>6.2} µs CPU/req",
+                    round + 1,
+                    peer.name,
+                    sample.requests_per_second,
+                    sample.cpu_per_request.as_secs_f64() * 1e6
+                );
+                results[index][slot].push(sample);
+            }
+        }
+    }
+    let hyper_index = 3;
+    let nginx_index = 4;
+    let summary = |index: usize, slot: usize| {
+        let rps = median(results[index][slot].iter().map(|s| s.requests_per_second).collect());
+        let cpu =
+            median(results[index][slot].iter().map(|s| s.cpu_per_request.as_secs_f64() * 1e6).collect());
+        (rps, cpu)
+    };
+    println!(
+        "\n13-byte file, wrk -t1 (median of {rounds} rounds of {seconds}s; ratios: this ÷ hyper, this ÷ nginx)\n"
+    );
+    println!(
+        "| server | conns | req/s | CPU µs/req | req/s ÷ hyper | CPU ÷ hyper | req/s ÷ nginx | CPU ÷ nginx |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for slot in 0..2 {
+        let (hyper_rps, hyper_cpu) = summary(hyper_index, slot);
+        let (nginx_rps, nginx_cpu) = summary(nginx_index, slot);
+        for (index, peer) in peers.iter().enumerate() {
+            let (rps, cpu) = summary(index, slot);
+            println!(
+                "| {} | {} | {rps:.0} | {cpu:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                peer.name,
+                [64, 1][slot],
+                rps / hyper_rps,
+                cpu / hyper_cpu,
+                rps / nginx_rps,
+                cpu / nginx_cpu
+            );
+        }
+    }
+
+    if env_number("TORQUE_BENCH_LARGE", 1) == 0 {
+        return;
+    }
+    eprintln!("\nwriting a 1 GiB file…");
+    large_file(&root);
+    let large_peers = [(0, &peers[0]), (nginx_index, &peers[nginx_index])];
+    let mut speeds: Vec<Vec<f64>> = vec![Vec::new(); large_peers.len()];
+    let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); large_peers.len()];
+    for _ in 0..rounds {
+        for (slot, (index, peer)) in large_peers.iter().enumerate() {
+            let server = peer.start(ports[*index]);
+            let before = cpu_time(server.child.id());
+            speeds[slot].push(download(&server));
+            cpu[slot].push((cpu_time(server.child.id()) - before).as_secs_f64() * 1e3);
+        }
+    }
+    println!("\n1 GiB download with curl (median of {rounds})\n");
+    println!("| server | MiB/s | server CPU ms | MiB/s ÷ nginx |");
+    println!("|---|---:|---:|---:|");
+    let nginx_speed = median(speeds[1].clone());
+    for (slot, (_, peer)) in large_peers.iter().enumerate() {
+        let speed = median(speeds[slot].clone());
+        println!(
+            "| {} | {:.0} | {:.0} | {:.2} |",
+            peer.name,
+            speed / (1 << 20) as f64,
+            median(cpu[slot].clone()),
+            speed / nginx_speed
+        );
+    }
+}

@@ -28,6 +28,9 @@ use super::response::{self, Persistence, Status};
 /// buffer, small enough that one connection cannot monopolize a pass.
 const FILE_CHUNK: u64 = 1 << 20;
 
+/// Bodies up to this size are copied behind the head and sent in one piece.
+const FLATTEN_LIMIT: usize = 4096;
+
 /// What the connection is waiting for, and so which timeout applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Waiting {
@@ -68,8 +71,12 @@ pub(super) struct Core {
     /// The peer shut its writing side: close once everything is answered.
     peer_done: bool,
     waiting: Waiting,
-    /// When the current wait times out (reactor time).
+    /// When a request head must be complete (reactor time).
     deadline: Duration,
+    /// Bumped by each idle or send wait; compared when the timer fires.
+    activity: u64,
+    /// `activity` when the timer was armed.
+    armed_activity: u64,
     timer: Option<DelayedCall>,
 }
 
@@ -78,19 +85,32 @@ impl Core {
         self.site.reactor.upgrade()
     }
 
-    /// Sets what we wait for and its deadline; the one timer is moved only when
-    /// it would fire too late (later deadlines are found when it fires).
+    /// Sets what we wait for. Waiting for a request head has an exact deadline
+    /// (one clock read, only when a head arrives in pieces). Idle and send waits
+    /// cost no clock read: they count activity, and the timer, when it fires,
+    /// re-arms if there was any since it was armed, so an idle connection closes
+    /// between one and two idle timeouts after its last activity.
     fn wait_for(&mut self, waiting: Waiting) {
-        let Some(reactor) = self.reactor() else { return };
-        let timeout = match waiting {
-            Waiting::Request => self.site.config.header_timeout,
-            Waiting::Idle | Waiting::Send => self.site.config.idle_timeout,
-        };
         self.waiting = waiting;
-        self.deadline = reactor.now() + timeout;
-        let early_enough = self.timer.as_ref().is_some_and(|t| t.active() && t.time() <= self.deadline);
-        if !early_enough {
-            self.schedule_timer(&reactor, timeout);
+        match waiting {
+            Waiting::Request => {
+                let Some(reactor) = self.reactor() else { return };
+                let timeout = self.site.config.header_timeout;
+                self.deadline = reactor.now() + timeout;
+                let early_enough =
+                    self.timer.as_ref().is_some_and(|t| t.active() && t.time() <= self.deadline);
+                if !early_enough {
+                    self.schedule_timer(&reactor, timeout);
+                }
+            }
+            Waiting::Idle | Waiting::Send => {
+                self.activity = self.activity.wrapping_add(1);
+                if !self.timer.as_ref().is_some_and(DelayedCall::active) {
+                    if let Some(reactor) = self.reactor() {
+                        self.schedule_timer(&reactor, self.site.config.idle_timeout);
+                    }
+                }
+            }
         }
     }
 
@@ -98,6 +118,7 @@ impl Core {
         if let Some(old) = self.timer.take() {
             let _ = old.cancel();
         }
+        self.armed_activity = self.activity;
         let me = self.me.clone();
         self.timer = Some(reactor.call_later(after, move |r| {
             if let Some(core) = me.upgrade() {
@@ -113,10 +134,20 @@ impl Core {
         if self.closed || self.transport.is_none() {
             return;
         }
-        let now = reactor.now();
-        if now < self.deadline {
-            self.schedule_timer(reactor, self.deadline - now);
-            return;
+        match self.waiting {
+            Waiting::Request => {
+                let now = reactor.now();
+                if now < self.deadline {
+                    self.schedule_timer(reactor, self.deadline - now);
+                    return;
+                }
+            }
+            Waiting::Idle | Waiting::Send => {
+                if self.activity != self.armed_activity {
+                    self.schedule_timer(reactor, self.site.config.idle_timeout);
+                    return;
+                }
+            }
         }
         match self.waiting {
             Waiting::Idle => {
@@ -415,7 +446,14 @@ impl Core {
         if req.method == Method::Head {
             self.write(&[&head]);
         } else if let Some(body) = &entry.body {
-            self.write(&[&head, &body[start as usize..end as usize]]);
+            let body = &body[start as usize..end as usize];
+            if body.len() <= FLATTEN_LIMIT {
+                // One plain send beats a two-part sendmsg for small bodies.
+                head.extend_from_slice(body);
+                self.write(&[&head]);
+            } else {
+                self.write(&[&head, body]);
+            }
         } else if let Some(file) = file {
             self.write(&[&head]);
             self.stream_file(file, start, end);
@@ -677,6 +715,8 @@ impl HttpConnection {
                 peer_done: false,
                 waiting: Waiting::Idle,
                 deadline: Duration::ZERO,
+                activity: 0,
+                armed_activity: 0,
                 timer: None,
             })
         });
