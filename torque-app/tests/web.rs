@@ -363,7 +363,32 @@ fn second_signal_exits_at_once(backend: &str) {
     assert_eq!(status.code(), Some(128 + 2), "log:\n{}", server.log());
 }
 
+fn serves_over_a_unix_socket(backend: &str) {
+    let dir = site();
+    let sockets = tempfile::tempdir().unwrap();
+    let socket = sockets.path().join("web.sock");
+    let endpoint = format!("unix:{}", socket.display());
+    let mut child = std::process::Command::new(binary())
+        .args(["-r", backend, "web", "--path", path_str(dir.path()), "--listen", &endpoint])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Until the socket is bound and listening, curl fails; retry (bounded).
+    let deadline = Instant::now() + PATIENCE;
+    let out = loop {
+        let out = curl(&["--unix-socket", path_str(&socket), "http://localhost/hello.txt"]);
+        if out.status.success() || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(stdout(&out), "Hello, world\n");
+}
+
 backend_tests!(
+    serves_over_a_unix_socket,
     get_and_head,
     keep_alive_and_pipelining,
     conditional_requests,

@@ -874,7 +874,7 @@ impl Reactor {
             return;
         }
         if self.stop().is_ok() {
-            tracing::info!(signals = pending, "received a stop signal; stopping the reactor");
+            tracing::info!(signal = pending.trailing_zeros(), "received a stop signal; stopping the reactor");
             return;
         }
         // Already stopping: a second signal goes to the hook, if any.
