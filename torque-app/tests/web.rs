@@ -141,6 +141,8 @@ fn directories(backend: &str) {
         out.starts_with("HTTP/1.1 301 Moved Permanently\r\n") && out.contains("Location: /docs/\r\n"),
         "{out}"
     );
+    let out = stdout(&curl(&["-i", "--path-as-is", &server.url("//docs")]));
+    assert!(out.contains("Location: /docs/\r\n"), "never a protocol-relative //host: {out}");
     let out = stdout(&curl(&["-L", &server.url("/docs")]));
     assert_eq!(out, "<h1>docs</h1>", "index.html served");
     let out = stdout(&curl(&["-i", &server.url("/list/")]));
@@ -206,6 +208,15 @@ fn malformed_requests(backend: &str) {
     assert_eq!(raw_request(&server, big_header.as_bytes()).0.status, 431);
     let out = stdout(&curl(&["-i", "-H", "Transfer-Encoding: gzip", &server.url("/")]));
     assert!(out.starts_with("HTTP/1.1 501 Not Implemented\r\n"), "{out}");
+    // HTTP/1.0 asked for nothing more: a 405 closes.
+    let (response, mut reader) = raw_request(&server, b"POST / HTTP/1.0\r\n\r\n");
+    assert_eq!((response.status, response.header("connection")), (405, Some("close")));
+    assert!(closed_by_server(&mut reader));
+    // A target with UTF-8 in it is just a path.
+    let (response, _) = raw_request(&server, "GET /aaaaaé HTTP/1.1\r\nHost: x\r\n\r\n".as_bytes());
+    assert_eq!(response.status, 404);
+    let (response, _) = raw_request(&server, "GET http://hé/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n".as_bytes());
+    assert_eq!(response.status, 200);
     let out = stdout(&curl(&["-i", &server.url("/%zz")]));
     assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
     // A 405 keeps the connection usable; so does a GET with a body.
@@ -313,6 +324,59 @@ fn large_files_stream(backend: &str) {
     assert!(peak < 48 * 1024, "peak RSS {peak} KiB serving a {} MiB file", len >> 20);
 }
 
+/// Downloads that end the connection (HTTP/1.0, `Connection: close`) arrive
+/// whole and give their connection back.
+fn closing_downloads_complete_and_free_their_slot(backend: &str) {
+    let dir = site();
+    let len = big_file(dir.path());
+    let server = web(backend, dir.path(), &["--max-connections", "1"]);
+    for _ in 0..3 {
+        let out = curl(&["--http1.0", "-o", "-", &server.url("/big.bin")]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        check_big_body(&out.stdout, len);
+        let (response, mut reader) =
+            raw_request(&server, b"GET /big.bin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(response.status, 200);
+        check_big_body(&response.body, len);
+        assert!(closed_by_server(&mut reader));
+    }
+    let (response, _) = raw_request(&server, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(response.status, 200, "the only slot is free again");
+}
+
+/// A client that pipelines requests and never reads neither grows the server's
+/// memory nor keeps its connection past the idle timeout.
+fn pipelining_without_reading_is_bounded(backend: &str) {
+    let dir = site();
+    std::fs::write(dir.path().join("48k.bin"), vec![b'x'; 48 * 1024]).unwrap();
+    let server = web(backend, dir.path(), &["--max-connections", "1", "--idle-timeout", "1s"]);
+    let mut flood = server.connect();
+    let requests = b"GET /48k.bin HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
+    let writer = {
+        let mut stream = flood.try_clone().unwrap();
+        std::thread::spawn(move || {
+            // Blocks once the server stops reading; fails once it gives up.
+            let _ = stream.write_all(&requests);
+        })
+    };
+    // The flooding connection is cut (idle timeout, nothing read), freeing
+    // the only slot.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let (response, _) = raw_request(&server, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+        if response.status == 200 {
+            break;
+        }
+        assert_eq!(response.status, 503);
+        assert!(Instant::now() < deadline, "a client that never reads kept its connection");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let peak = server.peak_rss_kib();
+    assert!(peak < 48 * 1024, "peak RSS {peak} KiB for ~94 MiB of unread responses");
+    let _ = flood.shutdown(std::net::Shutdown::Both);
+    writer.join().unwrap();
+}
+
 fn sigterm_finishes_in_flight_requests(backend: &str) {
     let dir = site();
     let len = big_file(dir.path());
@@ -399,6 +463,8 @@ backend_tests!(
     slow_and_idle_clients_are_cut_off,
     connection_cap,
     large_files_stream,
+    closing_downloads_complete_and_free_their_slot,
+    pipelining_without_reading_is_bounded,
     sigterm_finishes_in_flight_requests,
     second_signal_exits_at_once,
 );

@@ -62,6 +62,8 @@ struct Relay {
     connector: Option<Connector>,
     /// The inbound side closed before the outbound one connected.
     abandoned: bool,
+    /// The inbound side sent its end of file before the outbound one connected.
+    inbound_eof: bool,
 }
 
 type RelayRef = Rc<RefCell<Relay>>;
@@ -125,7 +127,11 @@ impl Protocol for Inbound {
     }
 
     fn read_connection_lost(&mut self, _transport: &Transport) {
-        let outbound = self.relay.borrow().outbound.clone();
+        let outbound = {
+            let mut relay = self.relay.borrow_mut();
+            relay.inbound_eof = true;
+            relay.outbound.clone()
+        };
         if let Some(outbound) = outbound {
             // The producer would hold the half-close back; the inbound side has
             // nothing more to send anyway.
@@ -186,10 +192,10 @@ struct Outbound {
 
 impl Protocol for Outbound {
     fn connection_made(&mut self, transport: &Transport) {
-        let inbound = {
+        let (inbound, inbound_eof) = {
             let mut relay = self.relay.borrow_mut();
             relay.outbound = Some(transport.clone());
-            relay.inbound.clone()
+            (relay.inbound.clone(), relay.inbound_eof)
         };
         let Some(inbound) = inbound else {
             transport.lose_connection();
@@ -197,8 +203,13 @@ impl Protocol for Outbound {
         };
         // Each side pauses reading the other while its own buffer is full.
         inbound.register_producer(Rc::new(RefCell::new(PauseReading(transport.clone()))), true);
-        transport.register_producer(Rc::new(RefCell::new(PauseReading(inbound.clone()))), true);
-        inbound.resume_producing();
+        if inbound_eof {
+            // The client already half-closed: pass it on now.
+            transport.lose_write_connection();
+        } else {
+            transport.register_producer(Rc::new(RefCell::new(PauseReading(inbound.clone()))), true);
+            inbound.resume_producing();
+        }
     }
 
     fn data_received(&mut self, _transport: &Transport, data: &[u8]) {

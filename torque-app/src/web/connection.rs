@@ -16,7 +16,7 @@ use std::rc::{Rc, Weak};
 use std::time::Duration;
 
 use torque::net::{DisconnectReason, Producer, Protocol, Transport};
-use torque::{DelayedCall, Reactor};
+use torque::{DelayedCall, Reactor, WeakReactor};
 
 use super::Site;
 use super::files::{self, FileEntry, RangeRequest};
@@ -27,6 +27,14 @@ use super::response::{self, Persistence, Status};
 /// Most bytes handed to one `sendfile` call: large enough to fill any socket
 /// buffer, small enough that one connection cannot monopolize a pass.
 const FILE_CHUNK: u64 = 1 << 20;
+
+/// Unsent response bytes above which pipelined requests wait for the client to
+/// read (so a client that never reads cannot grow the server's memory).
+const PIPELINE_BUFFER_LIMIT: usize = 256 * 1024;
+
+/// How long input is discarded after an error response before the connection
+/// is cut.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Bodies up to this size are copied behind the head and sent in one piece.
 const FLATTEN_LIMIT: usize = 4096;
@@ -70,6 +78,10 @@ pub(super) struct Core {
     in_request: bool,
     /// The peer shut its writing side: close once everything is answered.
     peer_done: bool,
+    /// Closed after an error: input is discarded until the linger time ends.
+    lingering: bool,
+    /// Bytes sent when the closing timer was armed (progress check).
+    sent_at_arm: u64,
     waiting: Waiting,
     /// When a request head must be complete (reactor time).
     deadline: Duration,
@@ -131,7 +143,18 @@ impl Core {
 
     fn on_timer(&mut self, reactor: &Reactor) {
         self.timer = None;
-        if self.closed || self.transport.is_none() {
+        let Some(transport) = self.transport.clone() else { return };
+        if self.closed {
+            // Closing: flushing the last response, or lingering after an error.
+            // A peer that takes nothing (or a linger that ran out) ends it.
+            let sent = transport.byte_counts().0;
+            if !self.lingering && sent != self.sent_at_arm {
+                self.sent_at_arm = sent;
+                self.schedule_timer(reactor, self.site.config.idle_timeout);
+            } else {
+                tracing::debug!(peer = %self.peer(), "a closing connection made no progress; aborting");
+                transport.abort_connection();
+            }
             return;
         }
         match self.waiting {
@@ -157,7 +180,7 @@ impl Core {
             Waiting::Request => {
                 tracing::info!(peer = %self.peer(), "request not received in time; closing");
                 self.send_error(Status::RequestTimeout, Persistence::Close);
-                self.close();
+                self.close_lingering();
             }
             Waiting::Send => {
                 tracing::info!(peer = %self.peer(), "client stopped reading; aborting");
@@ -173,12 +196,39 @@ impl Core {
         self.transport.as_ref().map_or_else(String::new, |t| t.peer().to_string())
     }
 
+    /// Closes once everything written is sent; a peer that stops taking data
+    /// is aborted after the idle timeout.
     fn close(&mut self) {
-        if !self.closed {
-            self.closed = true;
-            if let Some(t) = &self.transport {
-                t.lose_connection();
-            }
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        if let Some(t) = self.transport.clone() {
+            t.lose_connection();
+            self.arm_closing_timer(&t, self.site.config.idle_timeout);
+        }
+    }
+
+    /// Closes after an error, when unread input may remain: shuts our side down
+    /// (after the error response) and discards input for a moment, so the
+    /// kernel does not answer the unread bytes with a reset that could destroy
+    /// the response before the client reads it (a lingering close).
+    fn close_lingering(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.closed = true;
+        self.lingering = true;
+        if let Some(t) = self.transport.clone() {
+            t.lose_write_connection();
+            self.arm_closing_timer(&t, LINGER.min(self.site.config.idle_timeout));
+        }
+    }
+
+    fn arm_closing_timer(&mut self, transport: &Transport, after: Duration) {
+        self.sent_at_arm = transport.byte_counts().0;
+        if let Some(reactor) = self.reactor() {
+            self.schedule_timer(&reactor, after);
         }
     }
 
@@ -233,6 +283,12 @@ impl Core {
     fn process(&mut self, data: &[u8]) -> usize {
         let mut at = 0;
         while !self.closed && !self.streaming {
+            if self.transport.as_ref().is_some_and(|t| t.buffered() > PIPELINE_BUFFER_LIMIT) {
+                // A client pipelining requests without reading the answers:
+                // stop here until it has taken what is already written.
+                self.wait_for_drain();
+                break;
+            }
             at += self.skip_body(&data[at..]);
             if !matches!(self.skip, BodySkip::None) || self.closed || at == data.len() {
                 break;
@@ -243,24 +299,28 @@ impl Core {
                     if self.site.config.access_log {
                         tracing::info!(target: "torque::access", "{} \"-\" {} ({})", self.peer(), refusal.status.code(), refusal.reason);
                     }
-                    let persistence = if refusal.status.closes_connection() {
-                        Persistence::Close
-                    } else {
+                    // A method we do not serve, with a well-framed head (and any
+                    // body already here) is skipped and the connection goes on;
+                    // anything else closes it.
+                    let skip = match refusal.status.closes_connection() {
+                        true => None,
+                        false => skip_refused_head(&data[at..]),
+                    };
+                    let Some((len, keep_alive)) = skip else {
+                        self.send_error(refusal.status, Persistence::Close);
+                        self.close_lingering();
+                        return data.len();
+                    };
+                    at += len;
+                    self.in_request = false;
+                    let persistence = if keep_alive && !self.site.draining.get() {
                         Persistence::KeepAlive11
+                    } else {
+                        Persistence::Close
                     };
                     self.send_error(refusal.status, persistence);
-                    if refusal.status.closes_connection() {
+                    if persistence == Persistence::Close {
                         self.close();
-                        return data.len();
-                    }
-                    // A method we do not serve, with a well-framed head: skip
-                    // just the head (and its body) and go on.
-                    match skip_refused_head(&data[at..]) {
-                        Some(len) => at += len,
-                        None => {
-                            self.close();
-                            return data.len();
-                        }
                     }
                 }
                 Parsed::Complete(req, len) => {
@@ -299,7 +359,7 @@ impl Core {
                     }
                     Err(refusal) => {
                         self.send_error(refusal.status, Persistence::Close);
-                        self.close();
+                        self.close_lingering();
                         data.len()
                     }
                 }
@@ -480,20 +540,40 @@ impl Core {
         self.streaming = true;
         // Pipelined requests wait (unread) until this body is sent.
         transport.pause_producing();
-        let producer =
-            FileProducer { file, offset: start, end, transport: transport.clone(), core: self.me.clone() };
+        let producer = FileProducer {
+            file,
+            offset: start,
+            end,
+            transport: transport.clone(),
+            core: self.me.clone(),
+            reactor: self.site.reactor.clone(),
+        };
         transport.register_producer(Rc::new(RefCell::new(producer)), false);
         self.wait_for(Waiting::Send);
     }
 
-    /// The streamed body is sent (or the connection is gone).
-    fn response_done(&mut self) {
+    /// Waits, with reading paused, until the write buffer is empty; then
+    /// `response_done` carries on with buffered requests.
+    fn wait_for_drain(&mut self) {
+        let Some(transport) = self.transport.clone() else { return };
+        self.streaming = true;
+        transport.pause_producing();
+        let waiter = DrainWaiter {
+            transport: transport.clone(),
+            core: self.me.clone(),
+            reactor: self.site.reactor.clone(),
+        };
+        transport.register_producer(Rc::new(RefCell::new(waiter)), false);
+        self.wait_for(Waiting::Send);
+    }
+
+    /// The streamed body is sent, or the buffer drained. Returns whether the
+    /// caller should resume reading (done outside this borrow: resuming an
+    /// in-memory transport delivers held data at once).
+    fn response_done(&mut self) -> bool {
         self.streaming = false;
         if self.closed {
-            return;
-        }
-        if let Some(t) = &self.transport {
-            t.resume_producing();
+            return false;
         }
         // Requests pipelined behind the body are answered now, in order.
         let buf = std::mem::take(&mut self.inbuf);
@@ -502,9 +582,10 @@ impl Core {
         }
         if !self.streaming && (self.close_after || self.peer_done) {
             self.close();
-            return;
+            return false;
         }
         self.after_input();
+        !self.streaming && !self.closed
     }
 
     fn redirect_to_directory(&mut self, req: &Request<'_>, persistence: Persistence) -> (Status, u64) {
@@ -512,10 +593,11 @@ impl Core {
             Some((path, query)) => (path, Some(query)),
             None => (req.target, None),
         };
-        let path = files::path_of(path);
+        // Leading slashes collapse to one: `//host` would be another site.
+        let path = files::path_of(path).trim_start_matches('/');
         let location = match query {
-            Some(query) => format!("{path}/?{query}"),
-            None => format!("{path}/"),
+            Some(query) => format!("/{path}/?{query}"),
+            None => format!("/{path}/"),
         };
         let body = response::error_body(Status::MovedPermanently);
         let mut head = std::mem::take(&mut self.head);
@@ -598,24 +680,74 @@ impl Core {
 }
 
 /// The length of a refused but well-framed request head (and its
-/// Content-Length body), so the connection can go on after a 405; `None` when the
-/// head cannot be framed.
-fn skip_refused_head(data: &[u8]) -> Option<usize> {
+/// Content-Length body) and whether the client wants the connection kept, so the
+/// connection can go on after a 405; `None` when it cannot be framed safely.
+fn skip_refused_head(data: &[u8]) -> Option<(usize, bool)> {
     let mut headers = [httparse::EMPTY_HEADER; request::MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let Ok(httparse::Status::Complete(len)) = req.parse(data) else { return None };
-    let mut body = 0u64;
+    let mut keep_alive = req.version == Some(1);
+    let mut body: Option<u64> = None;
     for header in req.headers.iter() {
+        let value = request::trim(header.value);
         if header.name.eq_ignore_ascii_case("transfer-encoding") {
             return None;
         }
         if header.name.eq_ignore_ascii_case("content-length") {
-            body = request::parse_decimal(request::trim(header.value))?;
+            let n = request::parse_decimal(value)?;
+            if body.is_some_and(|old| old != n) {
+                return None;
+            }
+            body = Some(n);
+        }
+        if header.name.eq_ignore_ascii_case("connection") {
+            for token in value.split(|&b| b == b',').map(request::trim) {
+                if token.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case(b"keep-alive") {
+                    keep_alive = true;
+                }
+            }
         }
     }
-    let end = (len as u64).checked_add(body)?;
+    let end = (len as u64).checked_add(body.unwrap_or(0))?;
     // The body must already be here; otherwise close rather than track it.
-    (end <= data.len() as u64).then_some(end as usize)
+    (end <= data.len() as u64).then_some((end as usize, keep_alive))
+}
+
+/// Carries on once a response body is done or the write buffer has drained:
+/// answers buffered requests, then resumes reading.
+fn continue_connection(core: &Weak<RefCell<Core>>, transport: &Transport, reactor: &WeakReactor) {
+    let Some(core) = core.upgrade() else { return };
+    let resume = match core.try_borrow_mut() {
+        Ok(mut core) => core.response_done(),
+        Err(_) => {
+            // Not expected (we are called from the reactor), but never panic:
+            // carry on next pass.
+            if let Some(reactor) = reactor.upgrade() {
+                let (weak, transport, again) = (Rc::downgrade(&core), transport.clone(), reactor.downgrade());
+                reactor.call_later(Duration::ZERO, move |_| continue_connection(&weak, &transport, &again));
+            }
+            return;
+        }
+    };
+    if resume {
+        transport.resume_producing();
+    }
+}
+
+/// A pull producer that only waits for the write buffer to empty.
+struct DrainWaiter {
+    transport: Transport,
+    core: Weak<RefCell<Core>>,
+    reactor: WeakReactor,
+}
+
+impl Producer for DrainWaiter {
+    fn resume_producing(&mut self) {
+        self.transport.unregister_producer();
+        continue_connection(&self.core, &self.transport, &self.reactor);
+    }
 }
 
 /// Sends `offset..end` of a file, one chunk each time the socket drains.
@@ -625,28 +757,15 @@ struct FileProducer {
     end: u64,
     transport: Transport,
     core: Weak<RefCell<Core>>,
+    reactor: WeakReactor,
 }
 
 impl FileProducer {
     fn finish(&mut self) {
         self.offset = self.end;
+        // Unregistering lets a pending `lose_connection` complete.
         self.transport.unregister_producer();
-        let Some(core) = self.core.upgrade() else { return };
-        match core.try_borrow_mut() {
-            Ok(mut core) => core.response_done(),
-            Err(_) => {
-                // Not expected (we are called from the reactor), but never panic:
-                // continue on the next pass.
-                if let Some(reactor) = core.borrow().site.reactor.upgrade() {
-                    let weak = Rc::downgrade(&core);
-                    reactor.call_later(Duration::ZERO, move |_| {
-                        if let Some(core) = weak.upgrade() {
-                            core.borrow_mut().response_done();
-                        }
-                    });
-                }
-            }
-        }
+        continue_connection(&self.core, &self.transport, &self.reactor);
     }
 }
 
@@ -659,10 +778,6 @@ impl Producer for FileProducer {
         match self.transport.write_file(&self.file, self.offset, want) {
             Ok(sent) => {
                 self.offset += sent as u64;
-                if self.transport.is_disconnected() {
-                    self.offset = self.end;
-                    return;
-                }
                 if sent > 0 {
                     if let Some(core) = self.core.upgrade() {
                         if let Ok(mut core) = core.try_borrow_mut() {
@@ -674,6 +789,8 @@ impl Producer for FileProducer {
                     self.finish();
                 }
             }
+            // The connection is gone; `stop_producing` has been or will be called.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => self.offset = self.end,
             Err(e) => {
                 // The file shrank or failed under us: the promised length cannot
                 // be kept, so the connection must end without a clean close.
@@ -713,6 +830,8 @@ impl HttpConnection {
                 closed: false,
                 in_request: false,
                 peer_done: false,
+                lingering: false,
+                sent_at_arm: 0,
                 waiting: Waiting::Idle,
                 deadline: Duration::ZERO,
                 activity: 0,
@@ -766,8 +885,11 @@ impl Protocol for HttpConnection {
     }
 }
 
-/// Answers 503 and closes: the server is at its connection limit.
-pub(super) struct Refuse503;
+/// Answers 503 and closes (lingering, as after other errors): the server is at
+/// its connection limit.
+pub(super) struct Refuse503 {
+    pub(super) reactor: WeakReactor,
+}
 
 impl Protocol for Refuse503 {
     fn connection_made(&mut self, transport: &Transport) {
@@ -778,7 +900,11 @@ impl Protocol for Refuse503 {
         response::content_length(&mut head, body.len() as u64);
         head.extend_from_slice(b"\r\n");
         transport.write_vectored(&[&head, body.as_bytes()]);
-        transport.lose_connection();
+        transport.lose_write_connection();
+        if let Some(reactor) = self.reactor.upgrade() {
+            let transport = transport.clone();
+            reactor.call_later(LINGER, move |_| transport.abort_connection());
+        }
     }
 
     fn data_received(&mut self, _transport: &Transport, _data: &[u8]) {}

@@ -28,7 +28,9 @@ pub struct DecodedPath {
 pub fn path_of(target: &str) -> &str {
     let path = target.split_once('?').map_or(target, |(path, _)| path);
     for scheme in ["http://", "https://"] {
-        if path.len() > scheme.len() && path[..scheme.len()].eq_ignore_ascii_case(scheme) {
+        // Compared as bytes: a target may hold UTF-8, and slicing a str inside
+        // a character would panic. After an ASCII prefix, slicing is safe.
+        if path.as_bytes().get(..scheme.len()).is_some_and(|p| p.eq_ignore_ascii_case(scheme.as_bytes())) {
             let rest = &path[scheme.len()..];
             return rest.find('/').map_or("/", |slash| &rest[slash..]);
         }
@@ -383,6 +385,8 @@ mod tests {
         assert_eq!(ok("/a%20b/./c?x=1").relative, PathBuf::from("a b/c"));
         assert!(ok("/dir/").trailing_slash);
         assert_eq!(ok("http://host:80/x").relative, PathBuf::from("x"));
+        assert_eq!(ok("/aaaaaé/ü").relative, PathBuf::from("aaaaaé/ü"), "non-ASCII never panics");
+        assert_eq!(path_of("HTTPS://h"), "/");
         assert_eq!(ok("/").relative, PathBuf::new());
         assert_eq!(decode_path("/../etc/passwd"), Err(Status::Forbidden));
         assert_eq!(decode_path("/a/%2e%2e/%2E%2E/etc"), Err(Status::Forbidden));

@@ -189,7 +189,7 @@ impl Factory for WebFactory {
                 limit = self.site.config.max_connections,
                 "connection limit reached; answering 503"
             );
-            return Some(Box::new(Refuse503));
+            return Some(Box::new(Refuse503 { reactor: self.site.reactor.clone() }));
         }
         Some(Box::new(HttpConnection::new(Rc::clone(&self.site))))
     }

@@ -282,7 +282,7 @@ pub fn skip_chunked(
                         return Err(refuse(Status::PayloadTooLarge, "request body too large"));
                     }
                     at += used;
-                    *state = ChunkState::Data(size + 2);
+                    *state = ChunkState::Data(size.saturating_add(2));
                 }
                 Ok(httparse::Status::Partial) => {
                     if buf.len() - at > 1024 {

@@ -782,9 +782,10 @@ impl Transport {
     /// from a registered *pull* producer's `resume_producing`: the producer is
     /// asked again once the socket drains, so a file of any size streams with at
     /// most one chunk in memory. The file ending before `offset + len` is
-    /// [`io::ErrorKind::UnexpectedEof`]; other errors reading the file are
-    /// returned, while the connection failing ends it with `connection_lost`, as
-    /// for `write`.
+    /// [`io::ErrorKind::UnexpectedEof`]; a connection already closed (or shut
+    /// for writing) is [`io::ErrorKind::BrokenPipe`]; other errors reading the
+    /// file are returned, while the connection failing during the call ends it
+    /// with `connection_lost`, as for `write`.
     pub fn write_file(&self, file: &std::fs::File, offset: u64, len: usize) -> io::Result<usize> {
         if len == 0 {
             return Ok(0);
@@ -792,7 +793,11 @@ impl Transport {
         let direct = {
             let state = self.conn.state.borrow();
             if state.disconnected || state.write_shut {
-                return Ok(0);
+                // Not "full": nothing will ever drain, so a producer must stop.
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the connection is closed for writing",
+                ));
             }
             state.buffer.is_empty() && state.pending_fds.is_empty() && self.conn.socket.borrow().is_some()
         };
