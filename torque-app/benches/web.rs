@@ -11,7 +11,8 @@
 //! Needs wrk, nginx, curl and taskset (Debian: `apt-get install wrk nginx-light
 //! curl util-linux`); builds `benches/hyper-hello` on first use. Settings:
 //! `TORQUE_BENCH_SECONDS` (per measurement, default 5), `TORQUE_BENCH_ROUNDS`
-//! (default 5), `TORQUE_BENCH_LARGE=0` to skip the large file.
+//! (default 5), `TORQUE_BENCH_LARGE=0` to skip the large file,
+//! `TORQUE_BENCH_SMALL=0` to skip the small one.
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -162,6 +163,8 @@ fn large_file(dir: &Path) -> PathBuf {
     for _ in 0..1024 {
         file.write_all(&block).unwrap();
     }
+    // Written back before measuring, so no server competes with the flush.
+    file.sync_all().unwrap();
     path
 }
 
@@ -235,9 +238,10 @@ fn main() {
     let nginx_text = std::fs::read_to_string(&nginx).unwrap().replace("{port}", &ports[4].to_string());
     std::fs::write(&nginx, nginx_text).unwrap();
 
+    let small = env_number("TORQUE_BENCH_SMALL", 1) != 0;
     eprintln!("web benchmark: {rounds} rounds × {seconds}s per measurement; server on CPU 0, wrk on CPU 1");
     let mut results: Vec<[Vec<Sample>; 2]> = peers.iter().map(|_| [Vec::new(), Vec::new()]).collect();
-    for round in 0..rounds {
+    for round in (0..rounds).filter(|_| small) {
         // Each round starts with a different server, so drift in the machine's
         // speed does not always favour the same one.
         for offset in 0..peers.len() {
@@ -260,6 +264,23 @@ fn main() {
     }
     let hyper_index = 3;
     let nginx_index = 4;
+    if small {
+        small_table(&peers, &results, rounds, seconds, hyper_index, nginx_index);
+    }
+    if env_number("TORQUE_BENCH_LARGE", 1) == 0 {
+        return;
+    }
+    large_table(&peers, &ports, &root, rounds, nginx_index);
+}
+
+fn small_table(
+    peers: &[Peer],
+    results: &[[Vec<Sample>; 2]],
+    rounds: u64,
+    seconds: u64,
+    hyper_index: usize,
+    nginx_index: usize,
+) {
     let summary = |index: usize, slot: usize| {
         let rps = median(results[index][slot].iter().map(|s| s.requests_per_second).collect());
         let cpu =
@@ -289,18 +310,19 @@ fn main() {
             );
         }
     }
+}
 
-    if env_number("TORQUE_BENCH_LARGE", 1) == 0 {
-        return;
-    }
+fn large_table(peers: &[Peer], ports: &[u16], root: &Path, rounds: u64, nginx_index: usize) {
     eprintln!("\nwriting a 1 GiB file…");
-    large_file(&root);
+    large_file(root);
     let large_peers = [(0, &peers[0]), (nginx_index, &peers[nginx_index])];
     let mut speeds: Vec<Vec<f64>> = vec![Vec::new(); large_peers.len()];
     let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); large_peers.len()];
-    for _ in 0..rounds {
-        for (slot, (index, peer)) in large_peers.iter().enumerate() {
-            let server = peer.start(ports[*index]);
+    for round in 0..rounds {
+        for offset in 0..large_peers.len() {
+            let slot = (round as usize + offset) % large_peers.len();
+            let (index, peer) = large_peers[slot];
+            let server = peer.start(ports[index]);
             let before = cpu_time(server.child.id());
             speeds[slot].push(download(&server));
             cpu[slot].push((cpu_time(server.child.id()) - before).as_secs_f64() * 1e3);

@@ -215,7 +215,8 @@ fn malformed_requests(backend: &str) {
     // A target with UTF-8 in it is just a path.
     let (response, _) = raw_request(&server, "GET /aaaaaé HTTP/1.1\r\nHost: x\r\n\r\n".as_bytes());
     assert_eq!(response.status, 404);
-    let (response, _) = raw_request(&server, "GET http://hé/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n".as_bytes());
+    let (response, _) =
+        raw_request(&server, "GET http://hé/hello.txt HTTP/1.1\r\nHost: x\r\n\r\n".as_bytes());
     assert_eq!(response.status, 200);
     let out = stdout(&curl(&["-i", &server.url("/%zz")]));
     assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
@@ -350,7 +351,7 @@ fn pipelining_without_reading_is_bounded(backend: &str) {
     let dir = site();
     std::fs::write(dir.path().join("48k.bin"), vec![b'x'; 48 * 1024]).unwrap();
     let server = web(backend, dir.path(), &["--max-connections", "1", "--idle-timeout", "1s"]);
-    let mut flood = server.connect();
+    let flood = server.connect();
     let requests = b"GET /48k.bin HTTP/1.1\r\nHost: x\r\n\r\n".repeat(2000);
     let writer = {
         let mut stream = flood.try_clone().unwrap();

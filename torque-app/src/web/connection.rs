@@ -28,6 +28,9 @@ use super::response::{self, Persistence, Status};
 /// buffer, small enough that one connection cannot monopolize a pass.
 const FILE_CHUNK: u64 = 1 << 20;
 
+/// Most `sendfile` calls per writable event.
+const CHUNKS_PER_EVENT: u32 = 8;
+
 /// Unsent response bytes above which pipelined requests wait for the client to
 /// read (so a client that never reads cannot grow the server's memory).
 const PIPELINE_BUFFER_LIMIT: usize = 256 * 1024;
@@ -767,36 +770,48 @@ impl FileProducer {
         self.transport.unregister_producer();
         continue_connection(&self.core, &self.transport, &self.reactor);
     }
-}
 
-impl Producer for FileProducer {
-    fn resume_producing(&mut self) {
-        if self.offset >= self.end {
-            return;
-        }
-        let want = (self.end - self.offset).min(FILE_CHUNK) as usize;
-        match self.transport.write_file(&self.file, self.offset, want) {
-            Ok(sent) => {
-                self.offset += sent as u64;
-                if sent > 0 {
-                    if let Some(core) = self.core.upgrade() {
-                        if let Ok(mut core) = core.try_borrow_mut() {
-                            core.wait_for(Waiting::Send);
-                        }
-                    }
-                }
-                if self.offset >= self.end {
-                    self.finish();
-                }
-            }
+    fn failed(&mut self, e: std::io::Error) {
+        match e.kind() {
             // The connection is gone; `stop_producing` has been or will be called.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => self.offset = self.end,
-            Err(e) => {
+            std::io::ErrorKind::BrokenPipe => self.offset = self.end,
+            _ => {
                 // The file shrank or failed under us: the promised length cannot
                 // be kept, so the connection must end without a clean close.
                 tracing::warn!(error = %e, "reading a file being served failed; aborting the response");
                 self.offset = self.end;
                 self.transport.abort_connection();
+            }
+        }
+    }
+}
+
+impl Producer for FileProducer {
+    fn resume_producing(&mut self) {
+        let mut calls = 0;
+        while self.offset < self.end {
+            let want = (self.end - self.offset).min(FILE_CHUNK) as usize;
+            let sent = match self.transport.write_file(&self.file, self.offset, want) {
+                Ok(sent) => sent,
+                Err(e) => return self.failed(e),
+            };
+            self.offset += sent as u64;
+            calls += 1;
+            if sent > 0 {
+                if let Some(core) = self.core.upgrade() {
+                    if let Ok(mut core) = core.try_borrow_mut() {
+                        core.wait_for(Waiting::Send);
+                    }
+                }
+            }
+            if self.offset >= self.end {
+                self.finish();
+                return;
+            }
+            // A short send means the socket is full: the next writable event
+            // asks again. A cap keeps one fast reader from holding the pass.
+            if sent < want || calls == CHUNKS_PER_EVENT {
+                return;
             }
         }
     }

@@ -111,14 +111,15 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
         }
         Err(_) => return Parsed::Refused(refuse(Status::BadRequest, "malformed request head")),
     };
-    if len > limits.max_head {
-        return Parsed::Refused(refuse(Status::HeadersTooLarge, "request head too large"));
-    }
     let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version) else {
         return Parsed::Refused(refuse(Status::BadRequest, "incomplete request line"));
     };
+    // The target first: a long target is 414 even when it also makes the head long.
     if target.len() > limits.max_uri {
         return Parsed::Refused(refuse(Status::UriTooLong, "request target too long"));
+    }
+    if len > limits.max_head {
+        return Parsed::Refused(refuse(Status::HeadersTooLarge, "request head too large"));
     }
     let method = match method {
         "GET" => Method::Get,
