@@ -315,7 +315,11 @@ fn small_table(
 fn large_table(peers: &[Peer], ports: &[u16], root: &Path, rounds: u64, nginx_index: usize) {
     eprintln!("\nwriting a 1 GiB file…");
     large_file(root);
-    let large_peers = [(0, &peers[0]), (nginx_index, &peers[nginx_index])];
+    let copying = Peer {
+        name: "torque web (epoll, --no-sendfile)",
+        command: peers[0].command.iter().cloned().chain(["--no-sendfile".to_owned()]).collect(),
+    };
+    let large_peers = [(0, &peers[0]), (1, &copying), (nginx_index, &peers[nginx_index])];
     let mut speeds: Vec<Vec<f64>> = vec![Vec::new(); large_peers.len()];
     let mut cpu: Vec<Vec<f64>> = vec![Vec::new(); large_peers.len()];
     for round in 0..rounds {
@@ -331,7 +335,7 @@ fn large_table(peers: &[Peer], ports: &[u16], root: &Path, rounds: u64, nginx_in
     println!("\n1 GiB download with curl (median of {rounds})\n");
     println!("| server | MiB/s | server CPU ms | MiB/s ÷ nginx |");
     println!("|---|---:|---:|---:|");
-    let nginx_speed = median(speeds[1].clone());
+    let nginx_speed = median(speeds[2].clone());
     for (slot, (_, peer)) in large_peers.iter().enumerate() {
         let speed = median(speeds[slot].clone());
         println!(

@@ -111,6 +111,9 @@ pub struct WebArgs {
     /// Do not log a line per request
     #[arg(long)]
     pub no_access_log: bool,
+    /// Copy large files through user space instead of sendfile (for comparison)
+    #[arg(long)]
+    pub no_sendfile: bool,
 }
 
 /// `torque portforward` options.
@@ -232,6 +235,7 @@ fn web_service(reactor: &Reactor, args: WebArgs) -> Result<StreamService, Box<dy
     config.follow_symlinks = args.follow_symlinks;
     config.listings = !args.no_listings;
     config.access_log = !args.no_access_log;
+    config.sendfile = !args.no_sendfile;
     let server = WebServer::new(reactor, config)?;
     tracing::info!(root = %args.path.display(), "serving files");
     let drain = server.drain();

@@ -323,6 +323,15 @@ fn large_files_stream(backend: &str) {
     // The file was never held in memory whole.
     let peak = server.peak_rss_kib();
     assert!(peak < 48 * 1024, "peak RSS {peak} KiB serving a {} MiB file", len >> 20);
+    // Copying instead of sendfile: the same bytes, still streamed.
+    let copying = web(backend, dir.path(), &["--no-sendfile"]);
+    let out = curl(&["-o", "-", "-r", "1048576-", &copying.url("/big.bin")]);
+    assert!(out.status.success());
+    assert_eq!(out.stdout.len() as u64, len - (1 << 20));
+    assert_eq!(&out.stdout[..5], b"MARK!");
+    assert_eq!(&out.stdout[(76 << 20)..(76 << 20) + 5], b"MARK!");
+    let peak = copying.peak_rss_kib();
+    assert!(peak < 48 * 1024, "peak RSS {peak} KiB copying a {} MiB file", len >> 20);
 }
 
 /// Downloads that end the connection (HTTP/1.0, `Connection: close`) arrive

@@ -28,6 +28,9 @@ use super::response::{self, Persistence, Status};
 /// buffer, small enough that one connection cannot monopolize a pass.
 const FILE_CHUNK: u64 = 1 << 20;
 
+/// Bytes read and written per writable event when sendfile is off.
+const COPY_CHUNK: usize = 256 * 1024;
+
 /// Most `sendfile` calls per writable event.
 const CHUNKS_PER_EVENT: u32 = 8;
 
@@ -544,6 +547,7 @@ impl Core {
         // Pipelined requests wait (unread) until this body is sent.
         transport.pause_producing();
         let producer = FileProducer {
+            copy_buffer: (!self.site.config.sendfile).then(|| vec![0; COPY_CHUNK]),
             file,
             offset: start,
             end,
@@ -718,6 +722,28 @@ fn skip_refused_head(data: &[u8]) -> Option<(usize, bool)> {
     (end <= data.len() as u64).then_some((end as usize, keep_alive))
 }
 
+/// Reads up to `want` bytes (at most a buffer) of `file` at `offset` and
+/// writes them: the copying alternative to `write_file`.
+fn copy_chunk(
+    transport: &Transport,
+    file: &File,
+    offset: u64,
+    want: usize,
+    buffer: &mut [u8],
+) -> std::io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    if transport.is_disconnected() && transport.buffered() == 0 {
+        return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
+    }
+    let n = want.min(buffer.len());
+    let read = file.read_at(&mut buffer[..n], offset)?;
+    if read == 0 {
+        return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+    }
+    transport.write(&buffer[..read]);
+    Ok(read)
+}
+
 /// Carries on once a response body is done or the write buffer has drained:
 /// answers buffered requests, then resumes reading.
 fn continue_connection(core: &Weak<RefCell<Core>>, transport: &Transport, reactor: &WeakReactor) {
@@ -755,6 +781,9 @@ impl Producer for DrainWaiter {
 
 /// Sends `offset..end` of a file, one chunk each time the socket drains.
 struct FileProducer {
+    /// `Some` when sendfile is off (`--no-sendfile`): bodies are read into it
+    /// and written, for comparison.
+    copy_buffer: Option<Vec<u8>>,
     file: File,
     offset: u64,
     end: u64,
@@ -791,7 +820,11 @@ impl Producer for FileProducer {
         let mut calls = 0;
         while self.offset < self.end {
             let want = (self.end - self.offset).min(FILE_CHUNK) as usize;
-            let sent = match self.transport.write_file(&self.file, self.offset, want) {
+            let result = match self.copy_buffer.as_mut() {
+                None => self.transport.write_file(&self.file, self.offset, want),
+                Some(buffer) => copy_chunk(&self.transport, &self.file, self.offset, want, buffer),
+            };
+            let sent = match result {
                 Ok(sent) => sent,
                 Err(e) => return self.failed(e),
             };
@@ -810,7 +843,8 @@ impl Producer for FileProducer {
             }
             // A short send means the socket is full: the next writable event
             // asks again. A cap keeps one fast reader from holding the pass.
-            if sent < want || calls == CHUNKS_PER_EVENT {
+            // (Copying: one chunk per event, as the write buffer holds it.)
+            if sent < want || calls == CHUNKS_PER_EVENT || self.copy_buffer.is_some() {
                 return;
             }
         }

@@ -71,6 +71,9 @@ pub struct WebConfig {
     pub small_file: u64,
     /// Log one line per request to the `torque::access` target.
     pub access_log: bool,
+    /// Send large files with `sendfile(2)` (default); off, they are read and
+    /// written through user space (to measure the difference).
+    pub sendfile: bool,
 }
 
 impl WebConfig {
@@ -87,6 +90,7 @@ impl WebConfig {
             cache_ttl: Duration::from_secs(1),
             small_file: 64 * 1024,
             access_log: true,
+            sendfile: true,
         }
     }
 }
