@@ -328,8 +328,16 @@ fn large_table(peers: &[Peer], ports: &[u16], root: &Path, rounds: u64, nginx_in
             let (index, peer) = large_peers[slot];
             let server = peer.start(ports[index]);
             let before = cpu_time(server.child.id());
-            speeds[slot].push(download(&server));
-            cpu[slot].push((cpu_time(server.child.id()) - before).as_secs_f64() * 1e3);
+            let speed = download(&server);
+            let used = (cpu_time(server.child.id()) - before).as_secs_f64() * 1e3;
+            eprintln!(
+                "round {} {:<36} {:>6.0} MiB/s {used:>5.0} ms CPU",
+                round + 1,
+                peer.name,
+                speed / (1 << 20) as f64
+            );
+            speeds[slot].push(speed);
+            cpu[slot].push(used);
         }
     }
     println!("\n1 GiB download with curl (median of {rounds})\n");

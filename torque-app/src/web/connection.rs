@@ -521,6 +521,11 @@ impl Core {
                 self.write(&[&head, body]);
             }
         } else if let Some(file) = file {
+            // Corked until the body is done: the head goes out with the first
+            // file bytes, in full segments.
+            if let Some(t) = &self.transport {
+                let _ = t.set_tcp_cork(true);
+            }
             self.write(&[&head]);
             self.stream_file(file, start, end);
         } else {
@@ -541,6 +546,7 @@ impl Core {
     fn stream_file(&mut self, file: File, start: u64, end: u64) {
         let Some(transport) = self.transport.clone() else { return };
         if start == end {
+            let _ = transport.set_tcp_cork(false);
             return;
         }
         self.streaming = true;
@@ -795,6 +801,8 @@ struct FileProducer {
 impl FileProducer {
     fn finish(&mut self) {
         self.offset = self.end;
+        // Uncorking sends the body's last partial segment now.
+        let _ = self.transport.set_tcp_cork(false);
         // Unregistering lets a pending `lose_connection` complete.
         self.transport.unregister_producer();
         continue_connection(&self.core, &self.transport, &self.reactor);

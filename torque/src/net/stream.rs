@@ -1114,6 +1114,20 @@ impl Transport {
         unix_socket::peer_credentials(self.conn.fd)
     }
 
+    /// Holds partial TCP segments back while set (Linux `TCP_CORK`; nginx's
+    /// `tcp_nopush`): a response head and the start of a file body then leave in
+    /// full segments. Clearing it sends what is held. Not TCP (or not Linux):
+    /// nothing to do, `Ok`.
+    pub fn set_tcp_cork(&self, enabled: bool) -> io::Result<()> {
+        match (self.conn.socket.borrow().as_ref(), &self.conn.local) {
+            #[cfg(any(target_os = "linux", target_os = "android"))]
+            (Some(socket), Address::Ip(_)) => socket.set_tcp_cork(enabled),
+            (Some(_), _) => Ok(()),
+            (None, _) if self.conn.memory.is_some() && !self.is_disconnected() => Ok(()),
+            (None, _) => Err(io::Error::from(io::ErrorKind::NotConnected)),
+        }
+    }
+
     /// Sets TCP_NODELAY (no effect on UNIX sockets).
     pub fn set_tcp_nodelay(&self, enabled: bool) -> io::Result<()> {
         match (self.conn.socket.borrow().as_ref(), &self.conn.local) {
