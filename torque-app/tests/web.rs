@@ -36,6 +36,22 @@ fn get_and_head(backend: &str) {
     assert!(out.contains("Content-Type: application/octet-stream\r\n"), "{out}");
     let out = stdout(&curl(&["-i", &server.url("/missing.txt")]));
     assert!(out.starts_with("HTTP/1.1 404 Not Found\r\n"), "{out}");
+    // HEAD answers carry no body, errors, redirects and listings included, so
+    // the next response on the connection is read right.
+    let mut stream = server.connect();
+    stream
+        .write_all(
+            b"HEAD /missing.txt HTTP/1.1\r\nHost: x\r\n\r\nHEAD /docs HTTP/1.1\r\nHost: x\r\n\r\n\
+              HEAD /list/ HTTP/1.1\r\nHost: x\r\n\r\nGET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n",
+        )
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    for status in [404, 301, 200] {
+        let response = read_response(&mut reader, true).unwrap();
+        assert_eq!(response.status, status);
+        assert_ne!(response.header("content-length"), Some("0"), "HEAD gives the GET length");
+    }
+    assert_eq!(read_response(&mut reader, false).unwrap().body, b"Hello, world\n");
     // The access log has a line per request.
     let deadline = Instant::now() + PATIENCE;
     while !server.log().contains("GET /missing.txt HTTP/1.1\\\" 404") {

@@ -34,6 +34,9 @@ const COPY_CHUNK: usize = 256 * 1024;
 /// Most `sendfile` calls per writable event.
 const CHUNKS_PER_EVENT: u32 = 8;
 
+/// The content type of generated text bodies.
+const TEXT: &str = "text/plain; charset=utf-8";
+
 /// Unsent response bytes above which pipelined requests wait for the client to
 /// read (so a client that never reads cannot grow the server's memory).
 const PIPELINE_BUFFER_LIMIT: usize = 256 * 1024;
@@ -86,6 +89,8 @@ pub(super) struct Core {
     peer_done: bool,
     /// Closed after an error: input is discarded until the linger time ends.
     lingering: bool,
+    /// The request being answered is HEAD: responses carry no body.
+    answering_head: bool,
     /// Bytes sent when the closing timer was armed (progress check).
     sent_at_arm: u64,
     waiting: Waiting,
@@ -386,7 +391,9 @@ impl Core {
 
     fn handle(&mut self, req: &Request<'_>) {
         let persistence = self.persistence(req);
+        self.answering_head = req.method == Method::Head;
         let (status, bytes) = self.serve(req, persistence);
+        self.answering_head = false;
         if self.site.config.access_log {
             let method = if req.method == Method::Head { "HEAD" } else { "GET" };
             tracing::info!(
@@ -437,9 +444,9 @@ impl Core {
                     meta = index_meta;
                     name = index;
                 }
-                Ok(_) => return self.send_listing(req, &file, &decoded.relative, persistence),
+                Ok(_) => return self.send_listing(&file, &decoded.relative, persistence),
                 Err(e) if files::status_for(&e) == Status::NotFound => {
-                    return self.send_listing(req, &file, &decoded.relative, persistence);
+                    return self.send_listing(&file, &decoded.relative, persistence);
                 }
                 Err(e) => return self.send_error(files::status_for(&e), persistence),
             }
@@ -613,24 +620,11 @@ impl Core {
             None => format!("/{path}/"),
         };
         let body = response::error_body(Status::MovedPermanently);
-        let mut head = std::mem::take(&mut self.head);
-        response::start_head(&mut head, Status::MovedPermanently, persistence);
-        let _ = write!(head, "Location: {location}\r\nContent-Type: text/plain; charset=utf-8\r\n");
-        response::content_length(&mut head, body.len() as u64);
-        head.extend_from_slice(b"\r\n");
-        let body_part: &[u8] = if req.method == Method::Head { b"" } else { body.as_bytes() };
-        self.write(&[&head, body_part]);
-        self.head = head;
-        (Status::MovedPermanently, body.len() as u64)
+        let location = format!("Location: {location}\r\n");
+        self.send_small(Status::MovedPermanently, persistence, &location, TEXT, body.as_bytes())
     }
 
-    fn send_listing(
-        &mut self,
-        req: &Request<'_>,
-        dir: &File,
-        relative: &Path,
-        persistence: Persistence,
-    ) -> (Status, u64) {
+    fn send_listing(&mut self, dir: &File, relative: &Path, persistence: Persistence) -> (Status, u64) {
         if !self.site.config.listings {
             return self.send_error(Status::Forbidden, persistence);
         }
@@ -643,15 +637,7 @@ impl Core {
             Ok(page) => page,
             Err(e) => return self.send_error(files::status_for(&e), persistence),
         };
-        let mut head = std::mem::take(&mut self.head);
-        response::start_head(&mut head, Status::Ok, persistence);
-        head.extend_from_slice(b"Content-Type: text/html; charset=utf-8\r\n");
-        response::content_length(&mut head, page.len() as u64);
-        head.extend_from_slice(b"\r\n");
-        let body: &[u8] = if req.method == Method::Head { b"" } else { page.as_bytes() };
-        self.write(&[&head, body]);
-        self.head = head;
-        (Status::Ok, page.len() as u64)
+        self.send_small(Status::Ok, persistence, "", "text/html; charset=utf-8", page.as_bytes())
     }
 
     /// Sends an error status with a short text body; returns it for the log.
@@ -661,15 +647,30 @@ impl Core {
             self.close_after = true;
         }
         let body = response::error_body(status);
+        let allow = if status == Status::MethodNotAllowed { "Allow: GET, HEAD\r\n" } else { "" };
+        self.send_small(status, persistence, allow, TEXT, body.as_bytes())
+    }
+
+    /// Sends a response with a body in memory: `extra` header lines (each
+    /// ending in CRLF), the content type and length, and the body unless the
+    /// request was HEAD. Returns the status and body length for the log.
+    fn send_small(
+        &mut self,
+        status: Status,
+        persistence: Persistence,
+        extra: &str,
+        content_type: &str,
+        body: &[u8],
+    ) -> (Status, u64) {
         let mut head = std::mem::take(&mut self.head);
         response::start_head(&mut head, status, persistence);
-        if status == Status::MethodNotAllowed {
-            head.extend_from_slice(b"Allow: GET, HEAD\r\n");
-        }
-        head.extend_from_slice(b"Content-Type: text/plain; charset=utf-8\r\n");
+        let _ = write!(head, "{extra}Content-Type: {content_type}\r\n");
         response::content_length(&mut head, body.len() as u64);
         head.extend_from_slice(b"\r\n");
-        self.write(&[&head, body.as_bytes()]);
+        // A response to HEAD never has a body: on a kept connection, one would
+        // be read as the start of the next response.
+        let body_part: &[u8] = if self.answering_head { b"" } else { body };
+        self.write(&[&head, body_part]);
         self.head = head;
         (status, body.len() as u64)
     }
@@ -888,6 +889,7 @@ impl HttpConnection {
                 in_request: false,
                 peer_done: false,
                 lingering: false,
+                answering_head: false,
                 sent_at_arm: 0,
                 waiting: Waiting::Idle,
                 deadline: Duration::ZERO,

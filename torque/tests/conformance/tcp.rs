@@ -493,52 +493,41 @@ fn write_file_streams_a_file_through_a_pull_producer(kind: BackendKind) {
     file.write_all(&content).unwrap();
     let r = reactor(kind);
     let error = Rc::new(RefCell::new(None));
-    let (mut server, _) = Recorder::new();
-    let (f, e) = (file.try_clone().unwrap(), error.clone());
-    server.on_made = Some(Box::new(move |t| {
-        // Bytes written before the file go first.
-        t.write(b"HEAD");
-        let sender = FileSender {
-            transport: t.clone(),
-            file: f.try_clone().unwrap(),
-            offset: 0,
-            end: len,
-            error: e.clone(),
-        };
-        t.register_producer(Rc::new(RefCell::new(sender)), false);
-        t.lose_connection();
-    }));
-    let (_port, number) = server_with(&r, vec![Box::new(server)]);
-    let (client, client_seen) = Recorder::new();
-    let (factory, _) = Queue::one(client);
-    r.connect_tcp("127.0.0.1", number, factory, client_options());
-    iterate_until(&r, || client_seen.lost_count.get() == 1);
-    let data = client_seen.data.borrow();
+    // A connection whose server writes `prefix`, then `offset..end` of the file
+    // from a pull producer, then closes; returns what the client saw.
+    let send = |prefix: &'static [u8], offset: u64, end: u64| {
+        let (mut server, _) = Recorder::new();
+        let (f, e) = (file.try_clone().unwrap(), error.clone());
+        server.on_made = Some(Box::new(move |t| {
+            t.write(prefix);
+            let sender = FileSender {
+                transport: t.clone(),
+                file: f.try_clone().unwrap(),
+                offset,
+                end,
+                error: e.clone(),
+            };
+            t.register_producer(Rc::new(RefCell::new(sender)), false);
+            t.lose_connection();
+        }));
+        let (_port, number) = server_with(&r, vec![Box::new(server)]);
+        let (client, client_seen) = Recorder::new();
+        let (factory, _) = Queue::one(client);
+        r.connect_tcp("127.0.0.1", number, factory, client_options());
+        iterate_until(&r, || client_seen.lost_count.get() == 1);
+        client_seen
+    };
+    // Bytes written before the file go first.
+    let seen = send(b"HEAD", 0, len);
+    let data = seen.data.borrow();
     assert_eq!(&data[..4], b"HEAD");
     assert!(data[4..] == content[..], "the file arrived whole and in order");
     assert!(error.borrow().is_none());
     drop(data);
 
     // A file that ends early.
-    let (mut server, _) = Recorder::new();
-    let (f, e) = (file.try_clone().unwrap(), error.clone());
-    server.on_made = Some(Box::new(move |t| {
-        let sender = FileSender {
-            transport: t.clone(),
-            file: f.try_clone().unwrap(),
-            offset: len - 10,
-            end: len + 10,
-            error: e.clone(),
-        };
-        t.register_producer(Rc::new(RefCell::new(sender)), false);
-        t.lose_connection();
-    }));
-    let (_port, number) = server_with(&r, vec![Box::new(server)]);
-    let (client, client_seen) = Recorder::new();
-    let (factory, _) = Queue::one(client);
-    r.connect_tcp("127.0.0.1", number, factory, client_options());
-    iterate_until(&r, || client_seen.lost_count.get() == 1);
-    assert_eq!(client_seen.data_len(), 10);
+    let seen = send(b"", len - 10, len + 10);
+    assert_eq!(seen.data_len(), 10);
     assert_eq!(*error.borrow(), Some(std::io::ErrorKind::UnexpectedEof));
 
     // No socket (the in-memory transport): the bytes are copied instead.
