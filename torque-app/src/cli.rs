@@ -23,7 +23,7 @@ use crate::web::{WebConfig, WebServer};
 #[command(
     name = "torque",
     version,
-    about,
+    about = "Run network services on a Torque reactor (Twisted's twistd).",
     after_help = "Examples:\n  torque web --path ./public --listen tcp:8080:interface=127.0.0.1\n  torque -r poll echo --listen tcp:8007\n  torque reactors"
 )]
 pub struct Cli {
@@ -70,7 +70,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ListenArgs<const PORT: u16> {
     /// Endpoint to listen on, e.g. tcp:8007:interface=127.0.0.1 or unix:/tmp/s.sock (repeatable)
-    /// [default: tcp:<PORT + 8000>:interface=127.0.0.1]
+    /// [default: 127.0.0.1, port 8007 echo, 8009 discard, 8013 daytime, 8019 chargen]
     #[arg(long = "listen", value_name = "ENDPOINT")]
     pub listen: Vec<String>,
 }
