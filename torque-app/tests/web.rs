@@ -93,6 +93,14 @@ fn keep_alive_and_pipelining(backend: &str) {
     assert_eq!((last.status, last.header("connection")), (200, Some("close")));
     assert_eq!(last.body, b"<p>hi</p>");
     assert!(closed_by_server(&mut reader));
+    // A head written a byte at a time is answered once it is complete.
+    let mut stream = server.connect();
+    stream.set_nodelay(true).unwrap();
+    for byte in b"GET /hello.txt HTTP/1.1\r\nHost: x\r\n\r\n" {
+        stream.write_all(&[*byte]).unwrap();
+    }
+    let mut reader = BufReader::new(stream);
+    assert_eq!(read_response(&mut reader, false).unwrap().body, b"Hello, world\n");
     // HTTP/1.0 closes unless asked not to.
     let (response, mut reader) = raw_request(&server, b"GET /hello.txt HTTP/1.0\r\n\r\n");
     assert_eq!(response.status, 200);

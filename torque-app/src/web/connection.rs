@@ -256,8 +256,19 @@ impl Core {
             }
         } else {
             let mut buf = std::mem::take(&mut self.inbuf);
+            let scan_from = buf.len().saturating_sub(2);
             buf.extend_from_slice(data);
-            self.process_buffered(buf);
+            // A head arriving in pieces is parsed again only once its end may
+            // be here (or it is over the limit): re-parsing on every trickled
+            // byte would cost a slow client's server quadratic time.
+            let head_pending = matches!(self.skip, BodySkip::None)
+                && !may_end_head(&buf[scan_from..])
+                && buf.len() <= self.site.config.limits.max_head;
+            if head_pending {
+                self.inbuf = buf;
+            } else {
+                self.process_buffered(buf);
+            }
         }
         self.after_input();
     }
@@ -691,6 +702,11 @@ impl Core {
             t.abort_connection();
         }
     }
+}
+
+/// Whether `bytes` hold the blank line that ends a request head.
+fn may_end_head(bytes: &[u8]) -> bool {
+    bytes.windows(2).any(|w| w == b"\n\n") || bytes.windows(3).any(|w| w == b"\n\r\n")
 }
 
 /// The length of a refused but well-framed request head (and its
