@@ -49,13 +49,19 @@ fn wait_listening(port: u16, child: &mut Child, name: &str) {
 
 /// User + system CPU time of a process, all threads.
 fn cpu_time(pid: u32) -> Duration {
+    let (user, system) = cpu_split(pid);
+    user + system
+}
+
+/// User and system CPU time of a process, all threads (/proc/PID/stat).
+fn cpu_split(pid: u32) -> (Duration, Duration) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the server's /proc stat");
     // Fields after the command name (which may hold spaces) start at field 3.
     let after = &stat[stat.rfind(')').unwrap() + 2..];
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
     let per_second = rustix::param::clock_ticks_per_second();
-    Duration::from_nanos(ticks * 1_000_000_000 / per_second)
+    let time = |field: &str| Duration::from_nanos(field.parse::<u64>().unwrap() * 1_000_000_000 / per_second);
+    (time(fields[11]), time(fields[12]))
 }
 
 /// A server under test.
@@ -96,17 +102,20 @@ impl Peer {
 struct Sample {
     requests_per_second: f64,
     cpu_per_request: Duration,
+    /// The part of it spent in the kernel.
+    system_per_request: Duration,
 }
 
 /// Runs wrk against `path` and measures the server's CPU meanwhile.
 fn wrk(server: &Running, connections: u32, seconds: u64, path: &str) -> Sample {
-    let before = cpu_time(server.child.id());
+    let before = cpu_split(server.child.id());
     let out = Command::new("taskset")
         .args(["-c", "1", "wrk", "-t1", &format!("-c{connections}"), &format!("-d{seconds}s")])
         .arg(format!("http://127.0.0.1:{}{path}", server.port))
         .output()
         .expect("run wrk");
-    let cpu = cpu_time(server.child.id()) - before;
+    let after = cpu_split(server.child.id());
+    let (user, system) = (after.0 - before.0, after.1 - before.1);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("Non-2xx"), "errors from the server:\n{text}");
     let total: f64 = text
@@ -120,7 +129,12 @@ fn wrk(server: &Running, connections: u32, seconds: u64, path: &str) -> Sample {
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"));
-    Sample { requests_per_second: rps, cpu_per_request: cpu.div_f64(total.max(1.0)) }
+    let total = total.max(1.0);
+    Sample {
+        requests_per_second: rps,
+        cpu_per_request: (user + system).div_f64(total),
+        system_per_request: system.div_f64(total),
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -252,11 +266,12 @@ fn main() {
             for (slot, connections) in [64, 1].into_iter().enumerate() {
                 let sample = wrk(&server, connections, seconds, "/hello.txt");
                 eprintln!(
-                    "round {} {:<36} c{connections:<3} {:>9.0} req/s {:>6.2} µs CPU/req",
+                    "round {} {:<36} c{connections:<3} {:>9.0} req/s {:>6.2} µs CPU/req ({:.2} in the kernel)",
                     round + 1,
                     peer.name,
                     sample.requests_per_second,
-                    sample.cpu_per_request.as_secs_f64() * 1e6
+                    sample.cpu_per_request.as_secs_f64() * 1e6,
+                    sample.system_per_request.as_secs_f64() * 1e6
                 );
                 results[index][slot].push(sample);
             }
@@ -283,24 +298,25 @@ fn small_table(
 ) {
     let summary = |index: usize, slot: usize| {
         let rps = median(results[index][slot].iter().map(|s| s.requests_per_second).collect());
-        let cpu =
-            median(results[index][slot].iter().map(|s| s.cpu_per_request.as_secs_f64() * 1e6).collect());
-        (rps, cpu)
+        let micros = |pick: fn(&Sample) -> Duration| {
+            median(results[index][slot].iter().map(|s| pick(s).as_secs_f64() * 1e6).collect())
+        };
+        (rps, micros(|s| s.cpu_per_request), micros(|s| s.system_per_request))
     };
     println!(
         "\n13-byte file, wrk -t1 (median of {rounds} rounds of {seconds}s; ratios: this ÷ hyper, this ÷ nginx)\n"
     );
     println!(
-        "| server | conns | req/s | CPU µs/req | req/s ÷ hyper | CPU ÷ hyper | req/s ÷ nginx | CPU ÷ nginx |"
+        "| server | conns | req/s | CPU µs/req | of it kernel | req/s ÷ hyper | CPU ÷ hyper | req/s ÷ nginx | CPU ÷ nginx |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for slot in 0..2 {
-        let (hyper_rps, hyper_cpu) = summary(hyper_index, slot);
-        let (nginx_rps, nginx_cpu) = summary(nginx_index, slot);
+        let (hyper_rps, hyper_cpu, _) = summary(hyper_index, slot);
+        let (nginx_rps, nginx_cpu, _) = summary(nginx_index, slot);
         for (index, peer) in peers.iter().enumerate() {
-            let (rps, cpu) = summary(index, slot);
+            let (rps, cpu, kernel) = summary(index, slot);
             println!(
-                "| {} | {} | {rps:.0} | {cpu:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                "| {} | {} | {rps:.0} | {cpu:.2} | {kernel:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
                 peer.name,
                 [64, 1][slot],
                 rps / hyper_rps,
