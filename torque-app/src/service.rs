@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use torque::Reactor;
-use torque::defer::{Deferred, all_settled};
+use torque::defer::{Deferred, Failure, all_settled};
 use torque::net::{Factory, FactoryRef, ListeningPort, NetError, ServerEndpoint};
 use torque::{Phase, SystemEvent};
 
@@ -202,9 +202,14 @@ impl Service for StreamService {
     }
 }
 
-/// Starts `services` when `reactor` starts and stops them (waiting, at most
-/// `grace` plus a moment, for their Deferreds) before it shuts down. A service
-/// failing to start stops the reactor; the error is returned through the slot.
+/// How long past the grace period a shutdown waits for services that have not
+/// finished stopping before it goes on without them.
+const STOP_SLACK: Duration = Duration::from_secs(5);
+
+/// Starts `services` when `reactor` starts and stops them before it shuts
+/// down, waiting for their Deferred — at most `grace` plus a few seconds, so a
+/// service that never finishes cannot hang the shutdown. A service failing to
+/// start stops the reactor; the error is returned through the slot.
 pub fn run_services(
     reactor: &Reactor,
     services: Rc<RefCell<dyn Service>>,
@@ -232,7 +237,124 @@ pub fn run_services(
             return Deferred::succeed(());
         }
         tracing::info!(grace = ?grace, "stopping services");
-        services.borrow_mut().stop_service(r, grace)
+        let stopped = services.borrow_mut().stop_service(r, grace);
+        stopped.add_timeout(r, grace + STOP_SLACK).add_errback(|failure| {
+            tracing::warn!(error = %failure, "services did not finish stopping; shutting down anyway");
+            Ok::<(), Failure>(())
+        })
     });
     failed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use torque::defer::Resolver;
+    use torque::testing::FakeClock;
+
+    /// Records its starts and stops; its stop finishes when the test says.
+    struct Recorded {
+        name: &'static str,
+        log: Rc<RefCell<Vec<String>>>,
+        fail_start: bool,
+        stop: Rc<RefCell<Option<Resolver<()>>>>,
+    }
+
+    impl Service for Recorded {
+        fn name(&self) -> &str {
+            self.name
+        }
+        fn start_service(&mut self, _: &Reactor) -> Result<(), ServiceError> {
+            self.log.borrow_mut().push(format!("start {}", self.name));
+            if self.fail_start {
+                return Err(ServiceError::Other { service: self.name.into(), message: "no".into() });
+            }
+            Ok(())
+        }
+        fn stop_service(&mut self, _: &Reactor, _: Duration) -> Deferred<()> {
+            self.log.borrow_mut().push(format!("stop {}", self.name));
+            let (done, resolver) = Deferred::pending();
+            *self.stop.borrow_mut() = Some(resolver);
+            done
+        }
+    }
+
+    fn tree(
+        log: &Rc<RefCell<Vec<String>>>,
+        fail_second: bool,
+    ) -> (MultiService, Vec<Rc<RefCell<Option<Resolver<()>>>>>) {
+        let mut tree = MultiService::new();
+        let mut stops = Vec::new();
+        for (name, fail_start) in [("a", false), ("b", fail_second)] {
+            let stop = Rc::new(RefCell::new(None));
+            stops.push(Rc::clone(&stop));
+            tree.add(Recorded { name, log: Rc::clone(log), fail_start, stop });
+        }
+        (tree, stops)
+    }
+
+    #[test]
+    fn shutdown_waits_for_every_stop_in_reverse_order() {
+        let clock = FakeClock::new();
+        let reactor = Reactor::builder().clock(clock.clone()).handle_signals(false).build().unwrap();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let (services, stops) = tree(&log, false);
+        let failed = run_services(&reactor, Rc::new(RefCell::new(services)), Duration::from_secs(10));
+        let after = Rc::new(std::cell::Cell::new(false));
+        let flag = Rc::clone(&after);
+        reactor.add_system_event_trigger(Phase::After, SystemEvent::Shutdown, move |_| flag.set(true));
+        // Startup and shutdown fired by hand, so the test drives each pass.
+        reactor.fire_system_event(SystemEvent::Startup);
+        reactor.fire_system_event(SystemEvent::Shutdown);
+        // Drive the loop by hand: the shutdown waits while stops are pending.
+        for _ in 0..5 {
+            reactor.iterate(Duration::ZERO).unwrap();
+        }
+        assert_eq!(*log.borrow(), ["start a", "start b", "stop b", "stop a"]);
+        assert!(!after.get(), "shutdown waits for the services");
+        stops[1].borrow_mut().take().unwrap().callback(()).unwrap();
+        reactor.iterate(Duration::ZERO).unwrap();
+        assert!(!after.get(), "one service is still stopping");
+        stops[0].borrow_mut().take().unwrap().callback(()).unwrap();
+        for _ in 0..3 {
+            reactor.iterate(Duration::ZERO).unwrap();
+        }
+        assert!(after.get(), "both stopped: the shutdown finished");
+        assert!(failed.borrow().is_none());
+    }
+
+    #[test]
+    fn a_stop_that_never_finishes_cannot_hang_the_shutdown() {
+        let clock = FakeClock::new();
+        let reactor = Reactor::builder().clock(clock.clone()).handle_signals(false).build().unwrap();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let (services, _stops) = tree(&log, false);
+        run_services(&reactor, Rc::new(RefCell::new(services)), Duration::from_secs(10));
+        let after = Rc::new(std::cell::Cell::new(false));
+        let flag = Rc::clone(&after);
+        reactor.add_system_event_trigger(Phase::After, SystemEvent::Shutdown, move |_| flag.set(true));
+        // Startup and shutdown fired by hand, so the test drives each pass.
+        reactor.fire_system_event(SystemEvent::Startup);
+        reactor.fire_system_event(SystemEvent::Shutdown);
+        for _ in 0..3 {
+            reactor.iterate(Duration::ZERO).unwrap();
+        }
+        assert!(!after.get());
+        clock.advance(Duration::from_secs(10) + STOP_SLACK);
+        for _ in 0..3 {
+            reactor.iterate(Duration::ZERO).unwrap();
+        }
+        assert!(after.get(), "the shutdown went on after grace + slack");
+    }
+
+    #[test]
+    fn a_failed_start_stops_those_started_and_reports() {
+        let reactor = Reactor::builder().handle_signals(false).build().unwrap();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let (services, _stops) = tree(&log, true);
+        let failed = run_services(&reactor, Rc::new(RefCell::new(services)), Duration::ZERO);
+        reactor.run().unwrap();
+        assert_eq!(*log.borrow(), ["start a", "start b", "stop a"]);
+        assert!(failed.borrow().as_ref().unwrap().to_string().contains("b: no"));
+    }
 }
