@@ -252,12 +252,15 @@ mod tests {
     use torque::defer::Resolver;
     use torque::testing::FakeClock;
 
+    /// Where a test finishes a service's stop.
+    type StopSlot = Rc<RefCell<Option<Resolver<()>>>>;
+
     /// Records its starts and stops; its stop finishes when the test says.
     struct Recorded {
         name: &'static str,
         log: Rc<RefCell<Vec<String>>>,
         fail_start: bool,
-        stop: Rc<RefCell<Option<Resolver<()>>>>,
+        stop: StopSlot,
     }
 
     impl Service for Recorded {
@@ -279,10 +282,7 @@ mod tests {
         }
     }
 
-    fn tree(
-        log: &Rc<RefCell<Vec<String>>>,
-        fail_second: bool,
-    ) -> (MultiService, Vec<Rc<RefCell<Option<Resolver<()>>>>>) {
+    fn tree(log: &Rc<RefCell<Vec<String>>>, fail_second: bool) -> (MultiService, Vec<StopSlot>) {
         let mut tree = MultiService::new();
         let mut stops = Vec::new();
         for (name, fail_start) in [("a", false), ("b", fail_second)] {
