@@ -239,5 +239,5 @@ fn web_service(reactor: &Reactor, args: WebArgs) -> Result<StreamService, Box<dy
     let server = WebServer::new(reactor, config)?;
     tracing::info!(root = %args.path.display(), "serving files");
     let drain = server.drain();
-    Ok(StreamService::new("web", endpoints, server.factory()).with_drain(drain))
+    Ok(StreamService::new("web", endpoints, server.factory()).with_drain(drain).with_url_scheme("http"))
 }

@@ -131,6 +131,7 @@ pub struct StreamService {
     listen: ListenFn,
     drain: Option<Rc<dyn Drain>>,
     ports: Rc<RefCell<Vec<ListeningPort>>>,
+    scheme: Option<&'static str>,
 }
 
 impl fmt::Debug for StreamService {
@@ -155,12 +156,19 @@ impl StreamService {
             listen: Box::new(move |reactor, endpoint| endpoint.listen(reactor, factory.clone())),
             drain: None,
             ports: Rc::new(RefCell::new(Vec::new())),
+            scheme: None,
         }
     }
 
     /// Drains connections with `drain` when stopping.
     pub fn with_drain(mut self, drain: Rc<dyn Drain>) -> StreamService {
         self.drain = Some(drain);
+        self
+    }
+
+    /// Logs each TCP port as a URL with this scheme (`http`) when it opens.
+    pub fn with_url_scheme(mut self, scheme: &'static str) -> StreamService {
+        self.scheme = Some(scheme);
         self
     }
 
@@ -182,7 +190,12 @@ impl Service for StreamService {
                 endpoint: text.clone(),
                 source,
             })?;
-            tracing::info!(service = %self.name, address = %port.address(), "listening");
+            match (self.scheme, port.address().socket_addr()) {
+                (Some(scheme), Some(address)) => {
+                    tracing::info!(service = %self.name, address = %port.address(), "listening on {scheme}://{address}/")
+                }
+                _ => tracing::info!(service = %self.name, address = %port.address(), "listening"),
+            }
             self.ports.borrow_mut().push(port);
         }
         Ok(())

@@ -64,7 +64,7 @@ impl Server {
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
-                    if line.contains("\"listening\"") {
+                    if line.contains("\"message\":\"listening") {
                         if let Some(address) = json_field(&line, "address") {
                             let _ = tx.send(address);
                         }
