@@ -326,7 +326,7 @@ impl Core {
                     // anything else closes it.
                     let skip = match refusal.status.closes_connection() {
                         true => None,
-                        false => skip_refused_head(&data[at..]),
+                        false => request::refused_head_extent(&data[at..], &self.site.config.limits),
                     };
                     let Some((len, keep_alive)) = skip else {
                         self.send_error(refusal.status, Persistence::Close);
@@ -707,42 +707,6 @@ impl Core {
 /// Whether `bytes` hold the blank line that ends a request head.
 fn may_end_head(bytes: &[u8]) -> bool {
     bytes.windows(2).any(|w| w == b"\n\n") || bytes.windows(3).any(|w| w == b"\n\r\n")
-}
-
-/// The length of a refused but well-framed request head (and its
-/// Content-Length body) and whether the client wants the connection kept, so the
-/// connection can go on after a 405; `None` when it cannot be framed safely.
-fn skip_refused_head(data: &[u8]) -> Option<(usize, bool)> {
-    let mut headers = [httparse::EMPTY_HEADER; request::MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
-    let Ok(httparse::Status::Complete(len)) = req.parse(data) else { return None };
-    let mut keep_alive = req.version == Some(1);
-    let mut body: Option<u64> = None;
-    for header in req.headers.iter() {
-        let value = request::trim(header.value);
-        if header.name.eq_ignore_ascii_case("transfer-encoding") {
-            return None;
-        }
-        if header.name.eq_ignore_ascii_case("content-length") {
-            let n = request::parse_decimal(value)?;
-            if body.is_some_and(|old| old != n) {
-                return None;
-            }
-            body = Some(n);
-        }
-        if header.name.eq_ignore_ascii_case("connection") {
-            for token in value.split(|&b| b == b',').map(request::trim) {
-                if token.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if token.eq_ignore_ascii_case(b"keep-alive") {
-                    keep_alive = true;
-                }
-            }
-        }
-    }
-    let end = (len as u64).checked_add(body.unwrap_or(0))?;
-    // The body must already be here; otherwise close rather than track it.
-    (end <= data.len() as u64).then_some((end as usize, keep_alive))
 }
 
 /// Reads up to `want` bytes (at most a buffer) of `file` at `offset` and

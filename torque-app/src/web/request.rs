@@ -154,6 +154,25 @@ fn too_long(buf: &[u8], limits: &Limits) -> Option<Refusal> {
     }
 }
 
+/// For a head refused for its method alone (405, 501 for an unknown one): how
+/// many bytes it and its Content-Length body take at the start of `buf`, and
+/// whether the client wants the connection kept, so the connection can go on.
+/// `None` when it cannot safely be skipped: the headers are refused by the same
+/// rules as any request's, the body is chunked, or the body is not all here.
+pub fn refused_head_extent(buf: &[u8], limits: &Limits) -> Option<(usize, bool)> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    let Ok(httparse::Status::Complete(len)) = req.parse(buf) else { return None };
+    let request = read_headers(req.headers, req.version?, limits).ok()?;
+    let body = match request.body {
+        BodyFraming::None => 0,
+        BodyFraming::Length(n) => n,
+        BodyFraming::Chunked => return None,
+    };
+    let end = (len as u64).checked_add(body)?;
+    (end <= buf.len() as u64).then_some((end as usize, request.keep_alive))
+}
+
 fn read_headers<'a>(
     headers: &[httparse::Header<'a>],
     minor_version: u8,
@@ -386,6 +405,21 @@ mod tests {
         }
         many.push_str("\r\n");
         assert_eq!(refused(many.as_bytes()), Status::HeadersTooLarge);
+    }
+
+    #[test]
+    fn refused_heads_are_skipped_only_when_framed() {
+        let limits = Limits::default();
+        let head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcGET";
+        assert_eq!(refused_head_extent(head, &limits), Some((head.len() - 3, true)));
+        let close = b"POST / HTTP/1.0\r\n\r\n";
+        assert_eq!(refused_head_extent(close, &limits), Some((close.len(), false)));
+        let body_missing = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\nab";
+        assert_eq!(refused_head_extent(body_missing, &limits), None);
+        let chunked = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        assert_eq!(refused_head_extent(chunked, &limits), None);
+        let conflicting = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab";
+        assert_eq!(refused_head_extent(conflicting, &limits), None);
     }
 
     #[test]
