@@ -89,6 +89,7 @@ pub mod net;
 mod reactor;
 pub(crate) mod sys;
 pub mod testing;
+pub mod tls;
 
 pub use backend::{BackendInfo, BackendKind, Features, Support};
 pub use error::{DelayedCallError, ReactorError};

@@ -56,6 +56,9 @@ pub enum DisconnectReason {
     Lost(io::Error),
     /// Closed at once by `abort_connection`; unsent data was dropped.
     Aborted,
+    /// A TLS connection failed: the handshake was refused or timed out, or the
+    /// peer closed without `close_notify` ([`TlsError::Truncated`](crate::tls::TlsError::Truncated)).
+    Tls(crate::tls::TlsError),
 }
 
 impl DisconnectReason {
@@ -71,6 +74,7 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Done => f.write_str("the connection was closed cleanly"),
             DisconnectReason::Lost(e) => write!(f, "the connection was lost: {e}"),
             DisconnectReason::Aborted => f.write_str("the connection was aborted"),
+            DisconnectReason::Tls(e) => write!(f, "the TLS connection failed: {e}"),
         }
     }
 }
@@ -139,6 +143,12 @@ pub trait Protocol {
     /// Override to keep writing (Twisted's `IHalfCloseableProtocol`).
     fn read_connection_lost(&mut self, transport: &Transport) {
         transport.lose_connection();
+    }
+    /// The TLS handshake finished (connections with TLS only; Twisted's
+    /// `IHandshakeListener`). The peer's certificate and the negotiated protocol
+    /// are now in [`Transport::tls_info`].
+    fn handshake_completed(&mut self, transport: &Transport) {
+        let _ = transport;
     }
     /// Our writing side was closed by `lose_write_connection` once flushed.
     fn write_connection_lost(&mut self, transport: &Transport) {

@@ -88,7 +88,9 @@ pub(crate) struct Inner {
     /// notifications), so it never runs inside the call that caused it.
     end_of_pass: RefCell<Vec<EndOfPass>>,
     /// The buffer transports read into; lent out (taken) while a protocol reads it.
-    read_buffer: RefCell<Vec<u8>>,
+    /// Spare read buffers: one for a socket read, one more for TLS plaintext,
+    /// more only for nested `iterate` calls.
+    read_buffers: RefCell<Vec<Vec<u8>>>,
     /// Spawned futures and the list of those woken.
     tasks: RefCell<Tasks>,
     ready: Arc<ReadyList>,
@@ -217,7 +219,7 @@ impl Reactor {
                 pool_size: Cell::new(pool_size),
                 thread_results: RefCell::new(HashMap::new()),
                 end_of_pass: RefCell::new(Vec::new()),
-                read_buffer: RefCell::new(vec![0; READ_BUFFER_SIZE]),
+                read_buffers: RefCell::new(vec![vec![0; READ_BUFFER_SIZE]]),
                 tasks: RefCell::new(Tasks::default()),
                 ready,
                 next_result_id: Cell::new(0),
@@ -856,13 +858,19 @@ impl Reactor {
     /// Lends out the reactor's read buffer. A nested pass that needs it meanwhile
     /// gets a fresh one, so the lender never aliases.
     pub(crate) fn take_read_buffer(&self) -> Vec<u8> {
-        let buffer = std::mem::take(&mut *self.inner.read_buffer.borrow_mut());
-        if buffer.len() == READ_BUFFER_SIZE { buffer } else { vec![0; READ_BUFFER_SIZE] }
+        match self.inner.read_buffers.borrow_mut().pop() {
+            Some(buffer) if buffer.len() == READ_BUFFER_SIZE => buffer,
+            _ => vec![0; READ_BUFFER_SIZE],
+        }
     }
 
     /// Returns the buffer lent by [`take_read_buffer`](Reactor::take_read_buffer).
     pub(crate) fn return_read_buffer(&self, buffer: Vec<u8>) {
-        *self.inner.read_buffer.borrow_mut() = buffer;
+        let mut spare = self.inner.read_buffers.borrow_mut();
+        // Two cover a socket read plus TLS plaintext; more would only hold memory.
+        if spare.len() < 2 {
+            spare.push(buffer);
+        }
     }
 
     fn check_signals(&self) {

@@ -3,6 +3,7 @@
 
 mod netkit;
 mod support;
+mod tlskit;
 
 mod defer;
 mod fdset;
@@ -12,6 +13,7 @@ mod protocols;
 mod tcp;
 mod threads;
 mod timers;
+mod tls;
 mod triggers;
 mod udp;
 mod unix;

@@ -19,6 +19,7 @@ type TransportFn = Box<dyn FnMut(&Transport)>;
 #[derive(Default)]
 pub struct Seen {
     pub made: Cell<bool>,
+    pub handshaken: Cell<bool>,
     pub data: RefCell<Vec<u8>>,
     pub eof: Cell<bool>,
     pub write_closed: Cell<bool>,
@@ -62,6 +63,7 @@ pub fn reason_kind(reason: &DisconnectReason) -> String {
         DisconnectReason::Done => "done".into(),
         DisconnectReason::Aborted => "aborted".into(),
         DisconnectReason::Lost(e) => format!("lost: {e}"),
+        DisconnectReason::Tls(e) => format!("tls: {e:?}"),
     }
 }
 
@@ -80,6 +82,9 @@ impl Protocol for Recorder {
         if let Some(f) = self.on_data.as_mut() {
             f(t, data);
         }
+    }
+    fn handshake_completed(&mut self, _t: &Transport) {
+        self.seen.handshaken.set(true);
     }
     fn read_connection_lost(&mut self, t: &Transport) {
         self.seen.eof.set(true);

@@ -6,6 +6,12 @@
 //! (borrowed by the reactor during dispatch). Closing marks the connection
 //! disconnected at once, so later writes are dropped, and queues `connection_lost`
 //! for the end of the pass.
+//!
+//! A connection may carry a TLS stage ([`tls`]): then writes are encrypted on
+//! their way into the write buffer and reads decrypted on their way out, so the
+//! buffer, producers and closing rules below apply to the encrypted stream.
+
+mod tls;
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -134,6 +140,10 @@ pub(crate) struct Connection {
     state: RefCell<State>,
     protocol: RefCell<Option<Box<dyn Protocol>>>,
     handler: RefCell<Option<Rc<RefCell<StreamHandler>>>>,
+    /// The TLS stage, once `start_tls_*` installed it; `tls_on` mirrors it so the
+    /// plain path pays one flag test.
+    tls: RefCell<Option<Box<tls::TlsStage>>>,
+    tls_on: Cell<bool>,
     /// Called once with the reason after `connection_lost` (client factories,
     /// ports' connection counts).
     on_closed: RefCell<Option<OnClosed>>,
@@ -172,6 +182,8 @@ impl Connection {
             }),
             protocol: RefCell::new(Some(protocol)),
             handler: RefCell::new(None),
+            tls: RefCell::new(None),
+            tls_on: Cell::new(false),
             on_closed: RefCell::new(on_closed),
             lost_delivered: Cell::new(false),
         })
@@ -335,7 +347,13 @@ impl Transport {
         let held = std::mem::take(&mut *pipe.held.borrow_mut());
         if !held.is_empty() {
             self.conn.state.borrow_mut().bytes_received += held.len() as u64;
-            self.with_protocol(|p, t| p.data_received(t, &held));
+            if self.conn.tls_on.get() {
+                if let Some(reactor) = self.reactor() {
+                    self.tls_receive(&reactor, &held);
+                }
+            } else {
+                self.with_protocol(|p, t| p.data_received(t, &held));
+            }
         }
         if pipe.held.borrow().is_empty() && pipe.eof_pending.replace(false) {
             self.peer_eof_memory();
@@ -407,7 +425,7 @@ impl Transport {
             }
             state.reading_paused
         };
-        if paused {
+        if paused && !(self.conn.tls_on.get() && self.tls_can_read_while_paused()) {
             self.peek_while_paused(reactor);
             return;
         }
@@ -435,7 +453,11 @@ impl Transport {
             }
             Ok(n) => {
                 self.conn.state.borrow_mut().bytes_received += n as u64;
-                self.with_protocol(|p, t| p.data_received(t, &buffer[..n]));
+                if self.conn.tls_on.get() {
+                    self.tls_receive(reactor, &buffer[..n]);
+                } else {
+                    self.with_protocol(|p, t| p.data_received(t, &buffer[..n]));
+                }
                 reactor.return_read_buffer(buffer);
             }
             Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => {
@@ -468,7 +490,17 @@ impl Transport {
         }
     }
 
+    /// The peer's end of file on the socket (or memory pipe).
     fn read_eof(&self, reactor: &Reactor) {
+        if self.conn.tls_on.get() {
+            self.tls_raw_eof(reactor);
+        } else {
+            self.end_of_input(reactor);
+        }
+    }
+
+    /// No more data will arrive: the socket's end of file, or TLS close_notify.
+    fn end_of_input(&self, reactor: &Reactor) {
         let write_shut = {
             let mut state = self.conn.state.borrow_mut();
             state.read_shut = true;
@@ -495,16 +527,29 @@ impl Transport {
 
     /// Sends several buffers in order, with one system call where possible.
     pub fn write_vectored(&self, parts: &[&[u8]]) {
+        if self.conn.tls_on.get() {
+            self.tls_write(parts);
+        } else if let Err(e) = self.raw_send(parts) {
+            self.close_now(DisconnectReason::Lost(e));
+            return;
+        }
+        self.maybe_pause_producer();
+    }
+
+    /// Sends `parts` on the socket (or pipe) as they are, buffering what the
+    /// kernel does not take. Runs no user code; an error is returned for the
+    /// caller to close with, outside any borrow it holds.
+    fn raw_send(&self, parts: &[&[u8]]) -> io::Result<()> {
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if total == 0 {
-            return;
+            return Ok(());
         }
         let mut failure = None;
         let mut need_writer = false;
         {
             let mut state = self.conn.state.borrow_mut();
             if state.disconnected || state.write_shut {
-                return;
+                return Ok(());
             }
             let mut sent = 0;
             if state.buffer.is_empty() && state.pending_fds.is_empty() {
@@ -544,13 +589,12 @@ impl Transport {
             }
         }
         if let Some(e) = failure {
-            self.close_now(DisconnectReason::Lost(e));
-            return;
+            return Err(e);
         }
         if need_writer {
             self.register_writer();
         }
-        self.maybe_pause_producer();
+        Ok(())
     }
 
     fn register_writer(&self) {
@@ -636,13 +680,27 @@ impl Transport {
             return; // a producer wrote more
         }
         if disconnecting && !has_producer {
-            self.close_now(DisconnectReason::Done);
+            self.finish_close();
         } else if write_closing && !has_producer {
             self.shut_write(reactor);
         }
     }
 
+    /// Everything is flushed and no producer is left: close cleanly, after
+    /// sending TLS close_notify on a TLS connection.
+    fn finish_close(&self) {
+        if self.conn.tls_on.get() && (!self.tls_close_notify_flushed() || self.tls_linger()) {
+            // Flushing the close_notify (or the handshake) comes back here; a
+            // lingering close ends when the peer closes too.
+            return;
+        }
+        self.close_now(DisconnectReason::Done);
+    }
+
     fn shut_write(&self, reactor: &Reactor) {
+        if self.conn.tls_on.get() && !self.tls_close_notify_flushed() {
+            return; // comes back here once the close_notify is on its way
+        }
         let read_shut = {
             let mut state = self.conn.state.borrow_mut();
             if state.write_shut || state.disconnected {
@@ -680,12 +738,15 @@ impl Transport {
             state.disconnecting = true;
             (state.buffer.is_empty(), state.producer.is_some())
         };
-        if let Some(reactor) = self.reactor() {
-            reactor.remove_reader(self.conn.fd);
+        // A TLS handshake in progress must go on reading to finish.
+        if !self.tls_handshaking() {
+            if let Some(reactor) = self.reactor() {
+                reactor.remove_reader(self.conn.fd);
+            }
         }
         // With a producer registered, the close waits for it to unregister.
         if flush_now && !has_producer {
-            self.close_now(DisconnectReason::Done);
+            self.finish_close();
         }
     }
 
@@ -737,6 +798,7 @@ impl Transport {
         drop(socket);
         let handler = self.conn.handler.borrow_mut().take();
         drop(handler);
+        self.tls_closed();
         if let Some(reactor) = reactor {
             if let Some((producer, _)) = producer {
                 stop_producer(&reactor, producer);
@@ -901,7 +963,7 @@ impl Transport {
         drop(old);
         if empty {
             if disconnecting {
-                self.close_now(DisconnectReason::Done);
+                self.finish_close();
             } else if write_closing {
                 if let Some(reactor) = self.reactor() {
                     self.shut_write(&reactor);
@@ -914,7 +976,10 @@ impl Transport {
         let producer = {
             let mut state = self.conn.state.borrow_mut();
             match &state.producer {
-                Some((p, true)) if !state.producer_paused && state.buffer.len() > state.high_water => {
+                Some((p, true))
+                    if !state.producer_paused
+                        && state.buffer.len() + self.tls_unsent_plaintext() > state.high_water =>
+                {
                     let p = Rc::clone(p);
                     state.producer_paused = true;
                     p
@@ -1026,6 +1091,14 @@ impl Transport {
                 return;
             }
             state.reading_paused = false;
+            if self.conn.tls_on.get() {
+                // Decrypted data may be waiting with nothing left to read on the
+                // socket: deliver it at the end of the pass.
+                if let Some(reactor) = self.reactor() {
+                    let this = self.clone();
+                    reactor.at_end_of_pass(move |r| this.tls_receive(r, &[]));
+                }
+            }
             if self.conn.memory.is_some() {
                 drop(state);
                 self.flush_memory();
@@ -1061,7 +1134,7 @@ impl Transport {
 
     /// Bytes waiting in the write buffer.
     pub fn buffered(&self) -> usize {
-        self.conn.state.borrow().buffer.len()
+        self.conn.state.borrow().buffer.len() + self.tls_unsent_plaintext()
     }
 
     /// Whether the connection is closed or closing.
@@ -1181,6 +1254,7 @@ pub(crate) fn clone_reason(reason: &DisconnectReason) -> DisconnectReason {
     match reason {
         DisconnectReason::Done => DisconnectReason::Done,
         DisconnectReason::Aborted => DisconnectReason::Aborted,
+        DisconnectReason::Tls(e) => DisconnectReason::Tls(e.clone()),
         DisconnectReason::Lost(e) => DisconnectReason::Lost(match e.raw_os_error() {
             Some(code) => io::Error::from_raw_os_error(code),
             None => io::Error::new(e.kind(), e.to_string()),
