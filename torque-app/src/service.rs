@@ -166,7 +166,8 @@ impl StreamService {
         self
     }
 
-    /// Logs each TCP port as a URL with this scheme (`http`) when it opens.
+    /// Logs each TCP port as a URL with this scheme (`http`; `https` on TLS
+    /// endpoints) when it opens.
     pub fn with_url_scheme(mut self, scheme: &'static str) -> StreamService {
         self.scheme = Some(scheme);
         self
@@ -192,7 +193,9 @@ impl Service for StreamService {
             })?;
             match (self.scheme, port.address().socket_addr()) {
                 (Some(scheme), Some(address)) => {
-                    tracing::info!(service = %self.name, address = %port.address(), "listening on {scheme}://{address}/")
+                    // The secure form of the scheme over TLS (https).
+                    let secure = if endpoint.is_tls() { "s" } else { "" };
+                    tracing::info!(service = %self.name, address = %port.address(), "listening on {scheme}{secure}://{address}/")
                 }
                 _ => tracing::info!(service = %self.name, address = %port.address(), "listening"),
             }

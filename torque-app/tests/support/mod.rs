@@ -64,14 +64,17 @@ impl Server {
             std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
+                    // Logged before it is announced, so a test sees the line.
+                    {
+                        let mut log = log.lock().unwrap();
+                        log.push_str(&line);
+                        log.push('\n');
+                    }
                     if line.contains("\"message\":\"listening") {
                         if let Some(address) = json_field(&line, "address") {
                             let _ = tx.send(address);
                         }
                     }
-                    let mut log = log.lock().unwrap();
-                    log.push_str(&line);
-                    log.push('\n');
                 }
             });
         }

@@ -204,7 +204,7 @@ const CORE_FEATURES: Features = Features {
     scheduling: Support::Yes,
     threads: Support::Yes,
     tcp: Support::Yes,
-    tls: Support::Planned,
+    tls: Support::Yes,
     udp: Support::Yes,
     processes: Support::Planned,
 };

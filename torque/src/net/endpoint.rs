@@ -1,12 +1,15 @@
 //! Endpoint description strings, Twisted's `serverFromString` / `clientFromString`:
 //! `tcp:8080:interface=127.0.0.1`, `unix:/run/x.sock:mode=660`,
-//! `tcp:host=example.org:port=80:timeout=5`, `unix:path=/run/x.sock`.
+//! `tcp:host=example.org:port=80:timeout=5`, `unix:path=/run/x.sock`, and TLS:
+//! `ssl:8443:privateKey=key.pem:certKey=cert.pem` to serve,
+//! `tls:example.org:443` to connect.
 //!
 //! Fields are separated by `:`; a backslash escapes the next character (`\:`), so
 //! IPv6 addresses can be written `interface=\:\:1`. Positional fields come first,
 //! then `key=value` fields.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
@@ -14,6 +17,10 @@ use super::{
     UnixListenOptions,
 };
 use crate::Reactor;
+use crate::tls::{
+    Identity, TlsClientFactory, TlsClientOptions, TlsConfigError, TlsServerFactory, TlsServerOptions,
+    TrustRoots,
+};
 
 /// A malformed endpoint description.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,6 +97,23 @@ pub enum ServerEndpoint {
         /// The listen backlog.
         backlog: i32,
     },
+    /// `ssl:PORT:privateKey=KEY.pem[:certKey=CERT.pem][:extraCertChain=CHAIN.pem]`
+    /// `[:interface=IP][:backlog=N]` (Twisted's names). TLS over TCP; `certKey`
+    /// defaults to the `privateKey` file, which then holds both.
+    Ssl {
+        /// The port (0: ephemeral).
+        port: u16,
+        /// The interface to bind.
+        interface: IpAddr,
+        /// The listen backlog.
+        backlog: i32,
+        /// PEM file with the private key.
+        private_key: PathBuf,
+        /// PEM file with the certificate (and maybe its chain).
+        cert_key: PathBuf,
+        /// PEM file with intermediate certificates to send after it.
+        extra_cert_chain: Option<PathBuf>,
+    },
 }
 
 /// What to connect to, parsed from a description.
@@ -112,6 +136,24 @@ pub enum ClientEndpoint {
         path: String,
         /// Connect timeout.
         timeout: Option<Duration>,
+    },
+    /// `tls:HOST:PORT[:timeout=SECONDS][:bindAddress=IP][:trustRoots=CA.pem]`
+    /// `[:certificate=CERT.pem:privateKey=KEY.pem]`: TLS over TCP, verifying the
+    /// server for `HOST` against the system's trust store, or exactly the CAs in
+    /// `trustRoots`; `certificate` and `privateKey` give a client certificate.
+    Tls {
+        /// Host name or address, also the name verified.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Connect timeout.
+        timeout: Option<Duration>,
+        /// Local address to bind.
+        bind_address: Option<IpAddr>,
+        /// PEM file of the CAs to trust instead of the system's.
+        trust_roots: Option<PathBuf>,
+        /// PEM files of a client certificate and its key.
+        client_certificate: Option<(PathBuf, PathBuf)>,
     },
 }
 
@@ -203,7 +245,7 @@ fn seconds(value: &str, description: &str) -> Result<Duration, EndpointError> {
 }
 
 fn unknown(kind: String, description: &str) -> EndpointError {
-    EndpointError::UnknownType { kind, description: description.to_owned(), known: "tcp, unix" }
+    EndpointError::UnknownType { kind, description: description.to_owned(), known: "tcp, unix, ssl, tls" }
 }
 
 impl std::str::FromStr for ServerEndpoint {
@@ -230,10 +272,11 @@ pub fn server_from_string(description: &str) -> Result<ServerEndpoint, EndpointE
     let bad_option =
         |option: String, kind| EndpointError::UnknownOption { option, kind, description: d.to_owned() };
     match kind.as_str() {
-        "tcp" => {
+        "tcp" | "ssl" => {
             let mut port = None;
             let mut interface: IpAddr = [0, 0, 0, 0].into();
             let mut backlog = 50;
+            let (mut private_key, mut cert_key, mut extra_cert_chain) = (None, None, None);
             let mut rest = positional.into_iter();
             if let Some(p) = rest.next() {
                 port = Some(number("port", &p, d)?);
@@ -241,15 +284,25 @@ pub fn server_from_string(description: &str) -> Result<ServerEndpoint, EndpointE
             if rest.next().is_some() {
                 return Err(EndpointError::TooManyFields { description: d.to_owned() });
             }
+            let is_ssl = kind == "ssl";
             for (k, v) in options {
                 match k.as_str() {
                     "port" => port = Some(number("port", &v, d)?),
                     "interface" => interface = number("interface", &v, d)?,
                     "backlog" => backlog = number("backlog", &v, d)?,
-                    _ => return Err(bad_option(k, "tcp")),
+                    "privateKey" if is_ssl => private_key = Some(PathBuf::from(v)),
+                    "certKey" if is_ssl => cert_key = Some(PathBuf::from(v)),
+                    "extraCertChain" if is_ssl => extra_cert_chain = Some(PathBuf::from(v)),
+                    _ => return Err(bad_option(k, if is_ssl { "ssl" } else { "tcp" })),
                 }
             }
-            Ok(ServerEndpoint::Tcp { port: port.ok_or_else(|| missing("port"))?, interface, backlog })
+            let port = port.ok_or_else(|| missing("port"))?;
+            if !is_ssl {
+                return Ok(ServerEndpoint::Tcp { port, interface, backlog });
+            }
+            let private_key = private_key.ok_or_else(|| missing("privateKey"))?;
+            let cert_key = cert_key.unwrap_or_else(|| private_key.clone());
+            Ok(ServerEndpoint::Ssl { port, interface, backlog, private_key, cert_key, extra_cert_chain })
         }
         "unix" => {
             let mut mode = None;
@@ -292,7 +345,8 @@ pub fn client_from_string(description: &str) -> Result<ClientEndpoint, EndpointE
         |option: String, kind| EndpointError::UnknownOption { option, kind, description: d.to_owned() };
     let mut timeout = Some(Duration::from_secs(30));
     match kind.as_str() {
-        "tcp" => {
+        "tcp" | "tls" => {
+            let is_tls = kind == "tls";
             let mut rest = positional.into_iter();
             let mut host = rest.next();
             let mut port = rest.next().map(|p| number("port", &p, d)).transpose()?;
@@ -300,22 +354,30 @@ pub fn client_from_string(description: &str) -> Result<ClientEndpoint, EndpointE
                 return Err(EndpointError::TooManyFields { description: d.to_owned() });
             }
             let mut bind_address = None;
+            let (mut trust_roots, mut certificate, mut private_key) = (None, None, None);
             for (k, v) in options {
                 match k.as_str() {
                     "host" => host = Some(v),
                     "port" => port = Some(number("port", &v, d)?),
                     "timeout" => timeout = Some(seconds(&v, d)?),
                     "bindAddress" | "bind" => bind_address = Some(number("bindAddress", &v, d)?),
-                    _ => return Err(bad_option(k, "tcp")),
+                    "trustRoots" if is_tls => trust_roots = Some(PathBuf::from(v)),
+                    "certificate" if is_tls => certificate = Some(PathBuf::from(v)),
+                    "privateKey" if is_tls => private_key = Some(PathBuf::from(v)),
+                    _ => return Err(bad_option(k, if is_tls { "tls" } else { "tcp" })),
                 }
             }
             let host = host.filter(|h| !h.is_empty()).ok_or_else(|| missing("host"))?;
-            Ok(ClientEndpoint::Tcp {
-                host,
-                port: port.ok_or_else(|| missing("port"))?,
-                timeout,
-                bind_address,
-            })
+            let port = port.ok_or_else(|| missing("port"))?;
+            if !is_tls {
+                return Ok(ClientEndpoint::Tcp { host, port, timeout, bind_address });
+            }
+            let client_certificate = match (certificate, private_key) {
+                (Some(cert), key) => Some((cert.clone(), key.unwrap_or(cert))),
+                (None, Some(_)) => return Err(missing("certificate")),
+                (None, None) => None,
+            };
+            Ok(ClientEndpoint::Tls { host, port, timeout, bind_address, trust_roots, client_certificate })
         }
         "unix" => {
             let mut rest = positional.into_iter();
@@ -354,7 +416,21 @@ impl ServerEndpoint {
             ServerEndpoint::Unix { path, mode, backlog } => {
                 reactor.listen_unix(path, factory, UnixListenOptions { mode: *mode, backlog: *backlog })
             }
+            ServerEndpoint::Ssl { port, interface, backlog, private_key, cert_key, extra_cert_chain } => {
+                let mut identity = Identity::from_pem_files(cert_key, private_key)?;
+                if let Some(chain) = extra_cert_chain {
+                    identity = identity.with_extra_chain_file(chain)?;
+                }
+                let config = TlsServerOptions::new(identity).build()?;
+                let options = ListenOptions { interface: *interface, backlog: *backlog, ipv6_only: None };
+                reactor.listen_tcp(*port, TlsServerFactory::new(factory, &config), options)
+            }
         }
+    }
+
+    /// Whether connections here speak TLS.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, ServerEndpoint::Ssl { .. })
     }
 }
 
@@ -378,13 +454,35 @@ impl ClientEndpoint {
                 factory,
                 ConnectOptions { timeout: *timeout, bind_address: None },
             )),
+            ClientEndpoint::Tls { host, port, timeout, bind_address, trust_roots, client_certificate } => {
+                let mut options = TlsClientOptions::new();
+                if let Some(roots) = trust_roots {
+                    options = options.trust_roots(TrustRoots::from_pem_file(roots)?);
+                }
+                if let Some((cert, key)) = client_certificate {
+                    options = options.client_certificate(Identity::from_pem_files(cert, key)?);
+                }
+                let config = options.build()?;
+                let connect = ConnectOptions {
+                    timeout: *timeout,
+                    bind_address: bind_address.map(|ip| std::net::SocketAddr::new(ip, 0)),
+                };
+                Ok(reactor.connect_tcp(host, *port, TlsClientFactory::new(factory, &config, host), connect))
+            }
         }
+    }
+}
+
+impl From<TlsConfigError> for NetError {
+    fn from(error: TlsConfigError) -> NetError {
+        NetError::TlsConfig(Box::new(error))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn tcp_servers_parse_positionally_and_by_name() {
@@ -464,6 +562,43 @@ mod tests {
         assert!(err.contains("bad timeout"), "{err}");
         let err = client_from_string("tcp:h:80:timeout=1e20").unwrap_err().to_string();
         assert!(err.contains("bad timeout"), "{err}");
+    }
+
+    #[test]
+    fn tls_endpoints_use_twisteds_names() {
+        assert_eq!(
+            server_from_string("ssl:8443:privateKey=key.pem:certKey=cert.pem:interface=127.0.0.1").unwrap(),
+            ServerEndpoint::Ssl {
+                port: 8443,
+                interface: [127, 0, 0, 1].into(),
+                backlog: 50,
+                private_key: "key.pem".into(),
+                cert_key: "cert.pem".into(),
+                extra_cert_chain: None,
+            }
+        );
+        let both = server_from_string("ssl:443:privateKey=both.pem:extraCertChain=chain.pem").unwrap();
+        assert!(both.is_tls());
+        assert!(
+            matches!(both, ServerEndpoint::Ssl { cert_key, extra_cert_chain: Some(_), .. } if cert_key == Path::new("both.pem"))
+        );
+        assert_eq!(
+            client_from_string("tls:example.org:443:trustRoots=ca.pem").unwrap(),
+            ClientEndpoint::Tls {
+                host: "example.org".into(),
+                port: 443,
+                timeout: Some(Duration::from_secs(30)),
+                bind_address: None,
+                trust_roots: Some("ca.pem".into()),
+                client_certificate: None,
+            }
+        );
+        let err = server_from_string("ssl:443").unwrap_err().to_string();
+        assert!(err.contains("missing privateKey"), "{err}");
+        let err = server_from_string("tcp:80:privateKey=k.pem").unwrap_err().to_string();
+        assert!(err.contains("unknown option \"privateKey\" for a tcp endpoint"), "{err}");
+        let err = client_from_string("tls:h:443:privateKey=k.pem").unwrap_err().to_string();
+        assert!(err.contains("missing certificate"), "{err}");
     }
 
     #[test]

@@ -126,6 +126,9 @@ pub enum NetError {
     /// The reactor refused to watch the socket (select: fd too large).
     #[error(transparent)]
     Reactor(#[from] crate::ReactorError),
+    /// A TLS endpoint's certificates, key or trust roots could not be loaded.
+    #[error("TLS configuration: {0}")]
+    TlsConfig(Box<crate::tls::TlsConfigError>),
 }
 
 /// One connection's application logic (Twisted's `IProtocol`).

@@ -835,9 +835,9 @@ impl Transport {
     }
 
     /// Sends up to `len` bytes of `file` from `offset` and returns how many were
-    /// taken (sent now or buffered). On Linux, a socket transport with nothing
-    /// buffered sends them with `sendfile(2)`, never copying them through user
-    /// space; otherwise up to 64 KiB are read and written as by
+    /// taken (sent now or buffered). On Linux, a plain (not TLS) socket transport
+    /// with nothing buffered sends them with `sendfile(2)`, never copying them
+    /// through user space; otherwise up to 64 KiB are read and written as by
     /// [`write`](Transport::write).
     ///
     /// Taking fewer than `len` bytes (even none) means the socket is full. Call it
@@ -861,7 +861,11 @@ impl Transport {
                     "the connection is closed for writing",
                 ));
             }
-            state.buffer.is_empty() && state.pending_fds.is_empty() && self.conn.socket.borrow().is_some()
+            // TLS must encrypt the bytes, so they cannot bypass user space.
+            state.buffer.is_empty()
+                && state.pending_fds.is_empty()
+                && self.conn.socket.borrow().is_some()
+                && !self.conn.tls_on.get()
         };
         #[cfg(any(target_os = "linux", target_os = "android"))]
         if direct {
