@@ -40,6 +40,8 @@
 //! ```
 //!
 //! [`Protocol`]: crate::net::Protocol
+//! [`Reactor::listen_tls`]: crate::Reactor::listen_tls
+//! [`Reactor::connect_tls`]: crate::Reactor::connect_tls
 //! [`Protocol::handshake_completed`]: crate::net::Protocol::handshake_completed
 //! [`DisconnectReason::Tls`]: crate::net::DisconnectReason::Tls
 //! [`Transport::start_tls_server`]: crate::net::Transport::start_tls_server
