@@ -96,13 +96,19 @@ impl TlsError {
                 CertificateError::Revoked => TlsError::Revoked,
                 other => TlsError::BadCertificate(format!("{other:?}")),
             },
+            // A client checking a server that sent no certificate, or a server
+            // requiring one from the client.
+            E::NoCertificatesPresented if server_name.is_some() => {
+                TlsError::BadCertificate("the server presented no certificate".to_owned())
+            }
             E::NoCertificatesPresented => TlsError::CertificateRequired,
             E::NoApplicationProtocol => TlsError::NoApplicationProtocol,
             E::PeerIncompatible(why) => TlsError::NoSharedProtocol(incompatible(why)),
             E::AlertReceived(alert) => match alert {
                 AlertDescription::NoApplicationProtocol => TlsError::NoApplicationProtocol,
                 AlertDescription::CertificateRequired => TlsError::CertificateRequired,
-                AlertDescription::ProtocolVersion | AlertDescription::HandshakeFailure => {
+                // (HandshakeFailure is sent for many reasons, so it stays an alert.)
+                AlertDescription::ProtocolVersion => {
                     TlsError::NoSharedProtocol(format!("the peer sent the alert {alert:?}"))
                 }
                 other => TlsError::AlertReceived(format!("{other:?}")),

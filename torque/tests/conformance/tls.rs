@@ -581,6 +581,116 @@ fn tls_runs_over_the_memory_transport(kind: BackendKind) {
     assert_eq!(seen.lost_kind().as_deref(), Some("done"));
 }
 
+/// Aborts in `handshake_completed` (a failed policy check) and records any
+/// data that still arrives.
+struct AbortOnHandshake {
+    data_after_abort: Rc<Cell<bool>>,
+    aborted: Rc<Cell<bool>>,
+}
+
+impl Protocol for AbortOnHandshake {
+    fn handshake_completed(&mut self, t: &Transport) {
+        self.aborted.set(true);
+        t.abort_connection();
+    }
+    fn data_received(&mut self, _t: &Transport, _data: &[u8]) {
+        if self.aborted.get() {
+            self.data_after_abort.set(true);
+        }
+    }
+    fn read_connection_lost(&mut self, _t: &Transport) {
+        self.data_after_abort.set(true);
+    }
+}
+
+fn nothing_is_delivered_after_an_abort_in_handshake_completed(kind: BackendKind) {
+    let r = reactor(kind);
+    let pki = Pki::new();
+    let (late, aborted) = (Rc::new(Cell::new(false)), Rc::new(Cell::new(false)));
+    let server = AbortOnHandshake { data_after_abort: late.clone(), aborted: aborted.clone() };
+    let number = tls_server_with(&r, &pki.server_config(), server);
+    let (mut client, seen) = Recorder::new();
+    // The request rides with the client's Finished.
+    client.on_made = Some(Box::new(|t| t.write(b"request")));
+    let (factory, _) = Queue::one(client);
+    r.connect_tls("127.0.0.1", number, factory, client_options(), &pki.client_config());
+    iterate_until(&r, || seen.lost_kind().is_some());
+    assert!(aborted.get());
+    assert!(!late.get(), "no callback after the protocol aborted");
+}
+
+fn a_paused_protocol_hears_a_bare_close_notify(kind: BackendKind) {
+    let r = reactor(kind);
+    let pki = Pki::new();
+    let (mut server_side, server_seen) = Recorder::new();
+    server_side.on_made = Some(Box::new(|t| t.pause_producing()));
+    server_side.on_eof = Some(Box::new(|_| {})); // keep the connection
+    let number = tls_server_with(&r, &pki.server_config(), server_side);
+    let (mut client, seen) = Recorder::new();
+    client.on_made = Some(Box::new(|t| t.lose_write_connection()));
+    client.on_eof = Some(Box::new(|_| {}));
+    let (factory, _) = Queue::one(client);
+    r.connect_tls("127.0.0.1", number, factory, client_options(), &pki.client_config());
+    // As a paused socket notices end of file, a paused TLS transport notices
+    // close_notify when no data waits before it.
+    iterate_until(&r, || server_seen.eof.get());
+    assert!(seen.write_closed.get());
+    assert!(server_seen.lost_kind().is_none());
+}
+
+/// Pauses, resumes and runs a nested pass inside `data_received`.
+struct Nested {
+    reactor: Reactor,
+    received: Rc<Cell<usize>>,
+}
+
+impl Protocol for Nested {
+    fn data_received(&mut self, t: &Transport, data: &[u8]) {
+        self.received.set(self.received.get() + data.len());
+        t.pause_producing();
+        t.resume_producing();
+        for _ in 0..3 {
+            self.reactor.iterate(Duration::ZERO).unwrap();
+        }
+    }
+}
+
+fn a_nested_pass_inside_data_received_neither_hangs_nor_loses_data(kind: BackendKind) {
+    let r = reactor(kind);
+    let pki = Pki::new();
+    let received = Rc::new(Cell::new(0));
+    let server = Nested { reactor: r.clone(), received: received.clone() };
+    let number = tls_server_with(&r, &pki.server_config(), server);
+    let (mut client, _seen) = Recorder::new();
+    client.on_made = Some(Box::new(|t| {
+        for _ in 0..64 {
+            t.write(&[9u8; 16 * 1024]);
+        }
+    }));
+    let (factory, _) = Queue::one(client);
+    r.connect_tls("127.0.0.1", number, factory, client_options(), &pki.client_config());
+    iterate_until(&r, || received.get() == 64 * 16 * 1024);
+}
+
+fn a_memory_client_may_write_and_close_before_the_handshake(kind: BackendKind) {
+    let r = reactor(kind);
+    let pki = Pki::new();
+    let (server_config, client_config) = (pki.server_config(), pki.client_config());
+    let (mut server_side, server_seen) = Recorder::new();
+    server_side.on_made = Some(Box::new(move |t| t.start_tls_server(&server_config).unwrap()));
+    let (mut client, seen) = Recorder::new();
+    client.on_made = Some(Box::new(move |t| {
+        t.start_tls_client(&client_config, "localhost").unwrap();
+        t.write(b"then close");
+        t.lose_connection();
+    }));
+    let pair = torque::testing::Loopback::connect(&r, client, server_side);
+    pair.pump();
+    assert_eq!(&*server_seen.data.borrow(), b"then close");
+    assert_eq!(server_seen.lost_kind().as_deref(), Some("done"));
+    assert_eq!(seen.lost_kind().as_deref(), Some("done"));
+}
+
 crate::backend_tests!(
     handshake_echo_and_clean_close,
     a_plain_connection_has_no_tls_info,
@@ -608,4 +718,8 @@ crate::backend_tests!(
     a_256_mib_transfer_arrives_intact_with_backpressure,
     a_paused_tls_reader_gets_everything_after_resuming,
     tls_runs_over_the_memory_transport,
+    nothing_is_delivered_after_an_abort_in_handshake_completed,
+    a_paused_protocol_hears_a_bare_close_notify,
+    a_nested_pass_inside_data_received_neither_hangs_nor_loses_data,
+    a_memory_client_may_write_and_close_before_the_handshake,
 );

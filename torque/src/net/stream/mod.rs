@@ -317,15 +317,22 @@ impl Transport {
     /// or the protocol is busy further up the stack.
     pub(crate) fn receive_memory(&self, data: &[u8]) {
         let Some(pipe) = &self.conn.memory else { return };
+        // A closing TLS connection still reads: to finish its handshake, or
+        // (lingering) to see the peer's close.
+        let tls_reads = self.conn.tls_on.get() && self.tls_reads_while_closing();
         let (paused, gone) = {
             let state = self.conn.state.borrow();
-            (state.reading_paused, state.disconnected || state.disconnecting || state.read_shut)
+            (
+                state.reading_paused,
+                state.disconnected || (state.disconnecting && !tls_reads) || state.read_shut,
+            )
         };
         if gone || data.is_empty() {
             return;
         }
         pipe.held.borrow_mut().extend_from_slice(data);
-        if !paused {
+        // TLS takes data while paused (the handshake goes on; plaintext waits).
+        if !paused || self.conn.tls_on.get() {
             self.flush_memory();
         }
     }
@@ -333,7 +340,7 @@ impl Transport {
     /// In memory: delivers held data, then a pending end of file.
     fn flush_memory(&self) {
         let Some(pipe) = &self.conn.memory else { return };
-        if self.conn.state.borrow().reading_paused {
+        if self.conn.state.borrow().reading_paused && !self.conn.tls_on.get() {
             return;
         }
         if self.conn.protocol.try_borrow_mut().is_err() {
@@ -592,12 +599,20 @@ impl Transport {
             return Err(e);
         }
         if need_writer {
-            self.register_writer();
+            self.try_register_writer()?;
         }
         Ok(())
     }
 
     fn register_writer(&self) {
+        if let Err(e) = self.try_register_writer() {
+            self.close_now(DisconnectReason::Lost(e));
+        }
+    }
+
+    /// Watches for writability; runs no user code, so callers holding a borrow
+    /// may use it and close on the error afterwards.
+    fn try_register_writer(&self) -> io::Result<()> {
         if self.conn.memory.is_some() {
             // In memory everything is "sent" at once; a pull producer is asked
             // for more at the end of the pass, as a writable event would.
@@ -610,13 +625,12 @@ impl Transport {
                     this.buffer_drained(r);
                 });
             }
-            return;
+            return Ok(());
         }
         if let (Some(reactor), Some(handler)) = (self.reactor(), self.handler()) {
-            if let Err(e) = reactor.add_writer(self.conn.fd, handler) {
-                self.close_now(DisconnectReason::Lost(io::Error::other(e.to_string())));
-            }
+            reactor.add_writer(self.conn.fd, handler).map_err(|e| io::Error::other(e.to_string()))?;
         }
+        Ok(())
     }
 
     fn do_write(&self, reactor: &Reactor) {
@@ -689,6 +703,9 @@ impl Transport {
     /// Everything is flushed and no producer is left: close cleanly, after
     /// sending TLS close_notify on a TLS connection.
     fn finish_close(&self) {
+        if self.conn.state.borrow().disconnected {
+            return;
+        }
         if self.conn.tls_on.get() && (!self.tls_close_notify_flushed() || self.tls_linger()) {
             // Flushing the close_notify (or the handshake) comes back here; a
             // lingering close ends when the peer closes too.
@@ -1041,7 +1058,10 @@ impl Transport {
         let producer = {
             let mut state = self.conn.state.borrow_mut();
             match &state.producer {
-                Some((p, true)) if state.producer_paused && state.buffer.len() <= state.low_water => {
+                Some((p, true))
+                    if state.producer_paused
+                        && state.buffer.len() + self.tls_unsent_plaintext() <= state.low_water =>
+                {
                     let p = Rc::clone(p);
                     state.producer_paused = false;
                     p

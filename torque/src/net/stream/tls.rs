@@ -20,6 +20,10 @@ use crate::{DelayedCall, Reactor};
 /// How long a closed TLS connection waits for the peer to close too.
 const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Ciphertext kept for a protocol that is busy further up the stack before the
+/// socket is left unread.
+const MAX_HELD_CIPHERTEXT: usize = 256 * 1024;
+
 pub(crate) struct TlsStage {
     session: rustls::Connection,
     /// What a client asked for, for the name-mismatch reason.
@@ -36,6 +40,10 @@ pub(crate) struct TlsStage {
     pending_cipher: Vec<u8>,
     /// Decrypted bytes rustls holds that the protocol has not had.
     plaintext_waiting: bool,
+    /// A retry for a busy protocol is scheduled.
+    retry_scheduled: bool,
+    /// The reader was removed while the protocol was busy; the retry restores it.
+    reader_held: bool,
     /// Plaintext written before the handshake finished (rustls holds it).
     unsent_plaintext: usize,
 }
@@ -150,6 +158,8 @@ impl Transport {
             raw_eof: false,
             pending_cipher: Vec::new(),
             plaintext_waiting: false,
+            retry_scheduled: false,
+            reader_held: false,
             unsent_plaintext: 0,
         }));
         self.conn.tls_on.set(true);
@@ -211,7 +221,11 @@ impl Transport {
         if !self.conn.tls_on.get() {
             return;
         }
-        let timer = self.conn.tls.borrow_mut().as_mut().and_then(|stage| stage.timer.take());
+        // `try_`: never panic if a close happens while the stage is borrowed.
+        let timer = match self.conn.tls.try_borrow_mut() {
+            Ok(mut tls) => tls.as_mut().and_then(|stage| stage.timer.take()),
+            Err(_) => None,
+        };
         if let Some(timer) = timer {
             let _ = timer.cancel();
         }
@@ -292,6 +306,9 @@ impl Transport {
     /// data we sent and the peer has not read yet. Returns whether it lingers.
     pub(super) fn tls_linger(&self) -> bool {
         let Some(reactor) = self.reactor() else { return false };
+        if self.conn.state.borrow().disconnected {
+            return false;
+        }
         {
             let mut tls = self.conn.tls.borrow_mut();
             let Some(stage) = tls.as_mut() else { return false };
@@ -351,43 +368,35 @@ impl Transport {
     /// paused, and act on close_notify, errors and an earlier end of file.
     pub(super) fn tls_receive(&self, reactor: &Reactor, input: &[u8]) {
         if self.conn.protocol.try_borrow_mut().is_err() {
-            // The protocol is running further up the stack: keep the bytes and
-            // come back when it has returned.
-            if let Some(stage) = self.conn.tls.borrow_mut().as_mut() {
-                stage.pending_cipher.extend_from_slice(input);
-            }
-            let this = self.clone();
-            reactor.at_end_of_pass(move |r| this.tls_receive(r, &[]));
+            self.tls_hold_for_busy_protocol(reactor, input);
             return;
         }
         let mut plain = reactor.take_read_buffer();
         let mut input = input;
-        loop {
-            let (delivering, discarding) = {
-                let state = self.conn.state.borrow();
-                if state.disconnected {
-                    break;
-                }
-                (!state.reading_paused, state.disconnecting || state.read_shut)
-            };
+        while let Some((delivering, discarding)) = self.tls_delivery_state() {
             let step = {
                 let mut tls = self.conn.tls.borrow_mut();
                 let Some(stage) = tls.as_mut() else { break };
                 stage.advance(&mut input, &mut plain, delivering || discarding)
             };
             self.tls_flush_output();
+            if step.handshake_done && step.failure.is_none() {
+                self.tls_handshake_done(reactor);
+            }
+            // Callbacks may have closed the connection: look again before each.
+            if step.filled > 0 && self.tls_delivery_state().is_some_and(|(_, discard)| !discard) {
+                self.with_protocol(|p, t| p.data_received(t, &plain[..step.filled]));
+            }
             if let Some(error) = step.failure {
+                // What was authenticated before the bad record still counts.
+                self.tls_deliver_remaining(&mut plain);
                 self.close_now(DisconnectReason::Tls(error));
                 break;
             }
-            if step.handshake_done {
-                self.tls_handshake_done(reactor);
-            }
-            if step.filled > 0 && !discarding {
-                self.with_protocol(|p, t| p.data_received(t, &plain[..step.filled]));
-            }
             if step.close_notify {
-                self.end_of_input(reactor);
+                if !self.conn.state.borrow().disconnected {
+                    self.end_of_input(reactor);
+                }
                 break;
             }
             if !step.more {
@@ -396,6 +405,82 @@ impl Transport {
         }
         reactor.return_read_buffer(plain);
         self.tls_check_raw_eof();
+    }
+
+    /// `(delivering, discarding)` for the next step, or `None` once closed:
+    /// plaintext is delivered while reading is not paused, and taken but dropped
+    /// once the connection is closing or the peer's close_notify was seen.
+    fn tls_delivery_state(&self) -> Option<(bool, bool)> {
+        let state = self.conn.state.borrow();
+        if state.disconnected {
+            return None;
+        }
+        Some((!state.reading_paused, state.disconnecting || state.read_shut))
+    }
+
+    /// After a TLS error: hands the protocol the plaintext rustls decrypted
+    /// before it.
+    fn tls_deliver_remaining(&self, plain: &mut [u8]) {
+        loop {
+            if !self.tls_delivery_state().is_some_and(|(deliver, discard)| deliver && !discard) {
+                return;
+            }
+            let filled = {
+                let mut tls = self.conn.tls.borrow_mut();
+                let Some(stage) = tls.as_mut() else { return };
+                stage.session.reader().read(plain).unwrap_or(0)
+            };
+            if filled == 0 {
+                return;
+            }
+            self.with_protocol(|p, t| p.data_received(t, &plain[..filled]));
+        }
+    }
+
+    /// The protocol is running further up the stack (a nested `iterate`): keep
+    /// the bytes and try again on a later timer step (not at this pass's end,
+    /// which a nested pass would run while the protocol is still busy). Past
+    /// [`MAX_HELD_CIPHERTEXT`] the socket is left unread meanwhile.
+    fn tls_hold_for_busy_protocol(&self, reactor: &Reactor, input: &[u8]) {
+        let (schedule, hold_reader) = {
+            let mut tls = self.conn.tls.borrow_mut();
+            let Some(stage) = tls.as_mut() else { return };
+            stage.pending_cipher.extend_from_slice(input);
+            let hold = stage.pending_cipher.len() > MAX_HELD_CIPHERTEXT && !stage.reader_held;
+            stage.reader_held |= hold;
+            (!std::mem::replace(&mut stage.retry_scheduled, true), hold)
+        };
+        if hold_reader {
+            reactor.remove_reader(self.conn.fd);
+        }
+        if schedule {
+            let this = self.clone();
+            reactor.call_later(std::time::Duration::ZERO, move |r| {
+                let held = match this.conn.tls.borrow_mut().as_mut() {
+                    Some(stage) => {
+                        stage.retry_scheduled = false;
+                        std::mem::take(&mut stage.reader_held)
+                    }
+                    None => false,
+                };
+                this.tls_receive(r, &[]);
+                let watch = {
+                    let state = this.conn.state.borrow();
+                    held && !state.disconnected && !state.read_shut && !state.reader_parked
+                };
+                if watch {
+                    if let Some(handler) = this.handler() {
+                        let _ = r.add_reader(this.conn.fd, handler);
+                    }
+                }
+            });
+        }
+    }
+
+    /// Whether a closing connection must still read: to finish the handshake,
+    /// or to see the peer's close while lingering.
+    pub(super) fn tls_reads_while_closing(&self) -> bool {
+        self.conn.tls.borrow().as_ref().is_some_and(|stage| !stage.handshake_reported || stage.lingering)
     }
 
     /// The handshake finished: tell the protocol, then finish a close or
@@ -530,7 +615,13 @@ impl TlsStage {
             }
             match self.session.process_new_packets() {
                 Ok(io_state) => {
-                    waiting = io_state.plaintext_bytes_to_read() > 0 || io_state.peer_has_closed();
+                    waiting = io_state.plaintext_bytes_to_read() > 0;
+                    if !take && !waiting && io_state.peer_has_closed() && !self.close_notify_received {
+                        // Nothing left to read: the peer's end is news even
+                        // while paused, as a socket's end of file is.
+                        self.close_notify_received = true;
+                        step.close_notify = true;
+                    }
                     if !self.handshake_reported && !self.session.is_handshaking() {
                         self.handshake_reported = true;
                         self.unsent_plaintext = 0;
