@@ -86,6 +86,7 @@ pub mod backend;
 pub mod defer;
 mod error;
 pub mod net;
+pub mod process;
 mod reactor;
 pub(crate) mod sys;
 pub mod testing;

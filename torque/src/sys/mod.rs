@@ -4,6 +4,7 @@
 //! the layers above never see a raw return code.
 
 pub(crate) mod datagram;
+pub(crate) mod process;
 pub(crate) mod signal;
 pub(crate) mod unix_socket;
 pub(crate) mod waker;
@@ -61,6 +62,24 @@ pub fn read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
         let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+        match cvt(n) {
+            Ok(n) => return Ok(n as usize),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// `writev(2)` of `parts` (at most 16 are passed at once), retrying on EINTR.
+pub(crate) fn write_vectored(fd: RawFd, parts: &[&[u8]]) -> io::Result<usize> {
+    let mut slices = [std::io::IoSlice::new(&[]); 16];
+    let count = parts.len().min(slices.len());
+    for (slot, part) in slices.iter_mut().zip(parts) {
+        *slot = std::io::IoSlice::new(part);
+    }
+    loop {
+        // SAFETY: IoSlice has iovec's layout; the first `count` slices are valid.
+        let n = unsafe { libc::writev(fd, slices.as_ptr().cast(), count as libc::c_int) };
         match cvt(n) {
             Ok(n) => return Ok(n as usize),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

@@ -9,6 +9,7 @@ mod defer;
 mod fdset;
 mod lifecycle;
 mod memory;
+mod process;
 mod protocols;
 mod tcp;
 mod threads;

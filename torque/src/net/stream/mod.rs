@@ -135,6 +135,9 @@ pub(crate) struct Connection {
     memory: Option<Rc<MemoryPipe>>,
     fd: RawFd,
     is_unix: bool,
+    /// Set for a pipe or PTY end (child processes): read(2)/write(2) instead of
+    /// socket calls.
+    pipe: Option<PipeEnd>,
     local: Address,
     peer: Address,
     state: RefCell<State>,
@@ -156,6 +159,19 @@ struct Endpoint {
     memory: Option<Rc<MemoryPipe>>,
     fd: RawFd,
     is_unix: bool,
+    pipe: Option<PipeEnd>,
+}
+
+/// Which way a pipe transport's fd goes (child processes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PipeEnd {
+    /// We read what the child writes.
+    Read,
+    /// We write what the child reads; readiness to read means the child closed
+    /// its end.
+    Write,
+    /// A PTY master: both ways; EIO on read is the end of the terminal.
+    Pty,
 }
 
 impl Connection {
@@ -173,6 +189,7 @@ impl Connection {
             memory: endpoint.memory,
             fd: endpoint.fd,
             is_unix: endpoint.is_unix,
+            pipe: endpoint.pipe,
             local,
             peer,
             state: RefCell::new(State {
@@ -281,7 +298,7 @@ impl Transport {
         let peer = socket.peer_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
         let fd = socket.as_raw_fd();
         let is_unix = !matches!(local, Address::Ip(_));
-        let endpoint = Endpoint { socket: Some(socket), memory: None, fd, is_unix };
+        let endpoint = Endpoint { socket: Some(socket), memory: None, fd, is_unix, pipe: None };
         let conn = Connection::new(reactor, endpoint, local, peer, protocol, on_closed);
         let handler = Rc::new(RefCell::new(StreamHandler { conn: Rc::clone(&conn) }));
         *conn.handler.borrow_mut() = Some(Rc::clone(&handler));
@@ -306,11 +323,51 @@ impl Transport {
         on_closed: Option<OnClosed>,
     ) -> (Transport, Rc<MemoryPipe>) {
         let pipe = Rc::new(MemoryPipe::default());
-        let endpoint = Endpoint { socket: None, memory: Some(Rc::clone(&pipe)), fd: -1, is_unix: false };
+        let endpoint =
+            Endpoint { socket: None, memory: Some(Rc::clone(&pipe)), fd: -1, is_unix: false, pipe: None };
         let conn = Connection::new(reactor, endpoint, local, peer, protocol, on_closed);
         let transport = Transport { conn };
         transport.with_protocol(|p, t| p.connection_made(t));
         (transport, pipe)
+    }
+
+    /// Wraps one end of a pipe or a PTY master (a child process's fd), registers
+    /// it and runs `connection_made`. The fd must be non-blocking.
+    pub(crate) fn start_pipe(
+        reactor: &Reactor,
+        fd: OwnedFd,
+        end: PipeEnd,
+        protocol: Box<dyn Protocol>,
+        on_closed: Option<OnClosed>,
+    ) -> Result<Transport, crate::ReactorError> {
+        let raw = fd.as_raw_fd();
+        // socket2's `Socket` is only an owner of the fd here: pipe transports
+        // never make socket calls on it.
+        let endpoint = Endpoint {
+            socket: Some(Socket::from(fd)),
+            memory: None,
+            fd: raw,
+            is_unix: false,
+            pipe: Some(end),
+        };
+        let conn = Connection::new(
+            reactor,
+            endpoint,
+            Address::UnixUnnamed,
+            Address::UnixUnnamed,
+            protocol,
+            on_closed,
+        );
+        let handler = Rc::new(RefCell::new(StreamHandler { conn: Rc::clone(&conn) }));
+        *conn.handler.borrow_mut() = Some(Rc::clone(&handler));
+        let transport = Transport { conn };
+        if let Err(e) = reactor.add_reader(raw, handler) {
+            transport.conn.handler.borrow_mut().take();
+            transport.conn.socket.borrow_mut().take();
+            return Err(e);
+        }
+        transport.with_protocol(|p, t| p.connection_made(t));
+        Ok(transport)
     }
 
     /// In memory: the peer sent `data`. Held (in order) while reading is paused
@@ -439,6 +496,15 @@ impl Transport {
         let mut buffer = reactor.take_read_buffer();
         let mut fds = Vec::new();
         let result = match self.conn.socket.borrow().as_ref() {
+            Some(_) if self.conn.pipe == Some(PipeEnd::Write) => {
+                // A write end is readable (in error) only once the reader is gone.
+                Err(io::Error::from(io::ErrorKind::BrokenPipe))
+            }
+            Some(_) if self.conn.pipe.is_some() => match crate::sys::read(self.conn.fd, &mut buffer) {
+                // A PTY master reads EIO once the terminal's last user closed it.
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => Ok(0),
+                other => other,
+            },
             Some(_) if self.conn.is_unix => unix_socket::recv_with_fds(self.conn.fd, &mut buffer, &mut fds),
             Some(socket) => (&*socket).read(&mut buffer),
             None => Ok(0),
@@ -483,6 +549,8 @@ impl Transport {
     fn peek_while_paused(&self, reactor: &Reactor) {
         let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
         let peeked = match self.conn.socket.borrow().as_ref() {
+            // A pipe cannot be peeked: park until resumed.
+            Some(_) if self.conn.pipe.is_some() => Ok(1),
             Some(socket) => socket.peek(&mut byte),
             None => return,
         };
@@ -561,6 +629,9 @@ impl Transport {
             let mut sent = 0;
             if state.buffer.is_empty() && state.pending_fds.is_empty() {
                 let result = match (self.conn.socket.borrow().as_ref(), &self.conn.memory) {
+                    (Some(_), _) if self.conn.pipe.is_some() => {
+                        crate::sys::write_vectored(self.conn.fd, parts)
+                    }
                     (Some(socket), _) => send_parts(socket, parts),
                     (None, Some(pipe)) => {
                         let mut written = pipe.written.borrow_mut();
@@ -647,6 +718,9 @@ impl Transport {
                         let fds: Vec<RawFd> = state.pending_fds.iter().map(AsRawFd::as_raw_fd).collect();
                         unix_socket::send_with_fds(self.conn.fd, state.buffer.pending(), &fds)
                     }
+                    Some(_) if self.conn.pipe.is_some() => {
+                        crate::sys::write(self.conn.fd, state.buffer.pending())
+                    }
                     Some(socket) => socket.send_with_flags(state.buffer.pending(), SEND_FLAGS),
                     None => Ok(0),
                 };
@@ -728,7 +802,10 @@ impl Transport {
             state.read_shut
         };
         if let Some(socket) = self.conn.socket.borrow().as_ref() {
-            let _ = socket.shutdown(Shutdown::Write);
+            // (A pipe has no half-close; its transports close instead.)
+            if self.conn.pipe.is_none() {
+                let _ = socket.shutdown(Shutdown::Write);
+            }
         }
         if let Some(pipe) = &self.conn.memory {
             pipe.write_shut.set(true);

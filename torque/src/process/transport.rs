@@ -1,0 +1,493 @@
+//! A running child: its pipes (stream transports over pipe fds), its reaper
+//! (a pidfd the reactor watches, or a polling timer), and the exactly-once
+//! `process_exited` / `process_ended` bookkeeping.
+//!
+//! Borrows: `protocol` is borrowed only while a process-protocol callback runs;
+//! `state` never across user code.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::Command;
+use std::rc::{Rc, Weak};
+use std::time::Duration;
+
+use super::{ChildFd, ProcessError, ProcessExit, ProcessOptions, ProcessProtocol, Reaping, SpawnError};
+use crate::net::stream::PipeEnd;
+use crate::net::{DisconnectReason, Producer, Protocol, Transport};
+use crate::sys::process as sys;
+use crate::{DelayedCall, FdHandler, LostReason, Reactor, WeakReactor};
+
+/// How often a child without a pidfd is checked.
+const POLL_INTERVAL: Duration = Duration::from_millis(20);
+
+struct State {
+    /// `None` once reaped (the pid may then belong to someone else).
+    child: Option<std::process::Child>,
+    pidfd: Option<OwnedFd>,
+    poll_timer: Option<DelayedCall>,
+    /// Open pipes by child fd number.
+    pipes: Vec<(i32, Transport)>,
+    exit: Option<ProcessExit>,
+    exited_told: bool,
+    ended_told: bool,
+    pty: bool,
+}
+
+struct Inner {
+    reactor: WeakReactor,
+    pid: u32,
+    program: String,
+    state: RefCell<State>,
+    protocol: RefCell<Option<Box<dyn ProcessProtocol>>>,
+}
+
+/// The handle to a running child (Twisted's `IProcessTransport`). Clones share
+/// one child.
+#[derive(Clone)]
+pub struct ProcessTransport {
+    inner: Rc<Inner>,
+}
+
+impl fmt::Debug for ProcessTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.inner.state.borrow();
+        f.debug_struct("ProcessTransport")
+            .field("pid", &self.inner.pid)
+            .field("program", &self.inner.program)
+            .field("exit", &state.exit)
+            .finish()
+    }
+}
+
+/// Forwards one pipe's events to the process protocol as `fd`'s.
+struct ChildPipe {
+    fd: i32,
+    /// The fd its data is reported as: `fd`, except a PTY's (fd 0, output as 1).
+    data_fd: i32,
+    process: Weak<Inner>,
+}
+
+impl Protocol for ChildPipe {
+    fn data_received(&mut self, _transport: &Transport, data: &[u8]) {
+        if let Some(inner) = self.process.upgrade() {
+            let process = ProcessTransport { inner };
+            process.with_protocol(|p, t| p.child_data_received(t, self.data_fd, data));
+        }
+    }
+    fn read_connection_lost(&mut self, transport: &Transport) {
+        transport.lose_connection();
+    }
+    fn connection_lost(&mut self, _reason: DisconnectReason) {
+        if let Some(inner) = self.process.upgrade() {
+            ProcessTransport { inner }.pipe_closed(self.fd);
+        }
+    }
+}
+
+/// Watches a child's pidfd.
+struct Reaper {
+    process: Weak<Inner>,
+}
+
+impl FdHandler for Reaper {
+    fn readable(&mut self, reactor: &Reactor) {
+        if let Some(inner) = self.process.upgrade() {
+            ProcessTransport { inner }.try_reap(reactor);
+        }
+    }
+    fn connection_lost(&mut self, _reactor: &Reactor, _reason: LostReason) {}
+}
+
+impl Reactor {
+    /// Starts `program` (looked up in `PATH` unless it contains a `/`) with
+    /// `args`, its events going to `protocol` (Twisted's `spawnProcess`; the
+    /// program name is not repeated in `args`). A program that cannot be started
+    /// — not found, not executable, a bad working directory — is an error here,
+    /// naming it and the cause, never a child that silently dies.
+    pub fn spawn_process<P: ProcessProtocol + 'static>(
+        &self,
+        protocol: P,
+        program: &str,
+        args: &[&str],
+        options: ProcessOptions,
+    ) -> Result<ProcessTransport, SpawnError> {
+        spawn(self, Box::new(protocol), program, args, options)
+    }
+}
+
+fn spawn(
+    reactor: &Reactor,
+    protocol: Box<dyn ProcessProtocol>,
+    program: &str,
+    args: &[&str],
+    options: ProcessOptions,
+) -> Result<ProcessTransport, SpawnError> {
+    let bad = |reason: String| SpawnError::BadOptions { program: program.to_owned(), reason };
+    let exec_error = |source| SpawnError::Exec { program: program.to_owned(), source };
+    if let Some(dir) = &options.cwd {
+        if !dir.is_dir() {
+            return Err(SpawnError::BadDirectory { program: program.to_owned(), dir: dir.clone() });
+        }
+    }
+    let mut command = Command::new(program);
+    command.args(args);
+    if options.clear_env {
+        command.env_clear();
+    }
+    for (key, value) in &options.env {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    if let Some(dir) = &options.cwd {
+        command.current_dir(dir);
+    }
+    if let Some(uid) = options.uid {
+        std::os::unix::process::CommandExt::uid(&mut command, uid);
+    }
+    if let Some(gid) = options.gid {
+        std::os::unix::process::CommandExt::gid(&mut command, gid);
+    }
+    // Parent ends (kept) and child ends (closed once the child has them).
+    let mut parent_ends: Vec<(i32, OwnedFd, PipeEnd)> = Vec::new();
+    let mut child_ends: Vec<OwnedFd> = Vec::new();
+    let mut map = Vec::new();
+    for (&fd, &what) in &options.child_fds {
+        if fd < 0 {
+            return Err(bad(format!("child fd {fd} is negative")));
+        }
+        if options.pty.is_some() && (0..=2).contains(&fd) {
+            continue; // the PTY takes these
+        }
+        match what {
+            ChildFd::Read => {
+                let (read, write) = sys::blocking_pipe().map_err(exec_error)?;
+                map.push((fd, write.as_raw_fd()));
+                child_ends.push(write);
+                parent_ends.push((fd, read, PipeEnd::Read));
+            }
+            ChildFd::Write => {
+                let (read, write) = sys::blocking_pipe().map_err(exec_error)?;
+                map.push((fd, read.as_raw_fd()));
+                child_ends.push(read);
+                parent_ends.push((fd, write, PipeEnd::Write));
+            }
+            ChildFd::Inherit(source) => {
+                if !crate::sys::fd_is_open(source) {
+                    return Err(bad(format!("fd {source}, to pass as child fd {fd}, is not open")));
+                }
+                map.push((fd, source));
+            }
+        }
+    }
+    if let Some(size) = options.pty {
+        let (master, slave) = sys::open_pty(size.rows, size.cols).map_err(exec_error)?;
+        for fd in 0..=2 {
+            map.push((fd, slave.as_raw_fd()));
+        }
+        child_ends.push(slave);
+        parent_ends.push((0, master, PipeEnd::Pty));
+    }
+    for (_, fd, _) in &parent_ends {
+        crate::sys::set_nonblocking(fd.as_raw_fd()).map_err(exec_error)?;
+    }
+    let setup = sys::ChildSetup { map, controlling_tty: options.pty.is_some() };
+    let child = sys::spawn(&mut command, setup).map_err(exec_error)?;
+    drop(child_ends);
+    let pid = child.id();
+    let pidfd = match options.reaping {
+        Reaping::Auto => sys::pidfd_open(pid).ok(),
+        Reaping::Poll => None,
+    };
+    let inner = Rc::new(Inner {
+        reactor: reactor.downgrade(),
+        pid,
+        program: program.to_owned(),
+        state: RefCell::new(State {
+            child: Some(child),
+            pidfd: None,
+            poll_timer: None,
+            pipes: Vec::new(),
+            exit: None,
+            exited_told: false,
+            ended_told: false,
+            pty: options.pty.is_some(),
+        }),
+        protocol: RefCell::new(Some(protocol)),
+    });
+    let process = ProcessTransport { inner };
+    // Pipes first, so output is read from the start.
+    for (fd, end_fd, end) in parent_ends {
+        let data_fd = if end == PipeEnd::Pty { 1 } else { fd };
+        let shim = ChildPipe { fd, data_fd, process: Rc::downgrade(&process.inner) };
+        match Transport::start_pipe(reactor, end_fd, end, Box::new(shim), None) {
+            Ok(transport) => process.inner.state.borrow_mut().pipes.push((fd, transport)),
+            Err(e) => {
+                process.kill_after_failed_setup();
+                return Err(e.into());
+            }
+        }
+    }
+    match pidfd {
+        Some(pidfd) => {
+            let raw = pidfd.as_raw_fd();
+            process.inner.state.borrow_mut().pidfd = Some(pidfd);
+            let reaper = Rc::new(RefCell::new(Reaper { process: Rc::downgrade(&process.inner) }));
+            if let Err(e) = reactor.add_reader(raw, reaper) {
+                process.kill_after_failed_setup();
+                return Err(e.into());
+            }
+        }
+        None => process.schedule_poll(reactor),
+    }
+    process.with_protocol(|p, t| p.connection_made(t));
+    Ok(process)
+}
+
+impl ProcessTransport {
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.inner.pid
+    }
+
+    /// How the child ended, once reaped.
+    pub fn exit_status(&self) -> Option<ProcessExit> {
+        self.inner.state.borrow().exit
+    }
+
+    /// Writes to the child's stdin (fd 0; the terminal with a PTY), buffered and
+    /// flow-controlled like any transport. Dropped once stdin is closed.
+    pub fn write(&self, data: &[u8]) {
+        if let Some(t) = self.child_transport(0) {
+            t.write(data);
+        }
+    }
+
+    /// Writes several buffers to stdin in order.
+    pub fn write_vectored(&self, parts: &[&[u8]]) {
+        if let Some(t) = self.child_transport(0) {
+            t.write_vectored(parts);
+        }
+    }
+
+    /// Writes to child fd `fd` (one mapped as [`ChildFd::Write`]).
+    pub fn write_to_child(&self, fd: i32, data: &[u8]) {
+        if let Some(t) = self.child_transport(fd) {
+            t.write(data);
+        }
+    }
+
+    /// Closes stdin once what was written has been sent; the child reads end of
+    /// file. With a PTY, sends the terminal's end-of-file character (^D).
+    pub fn close_stdin(&self) {
+        if self.inner.state.borrow().pty {
+            self.write(b"\x04");
+        } else {
+            self.close_child_fd(0);
+        }
+    }
+
+    /// Closes our end of child fd `fd` (after flushing, for a write pipe).
+    pub fn close_child_fd(&self, fd: i32) {
+        if let Some(t) = self.child_transport(fd) {
+            t.lose_connection();
+        }
+    }
+
+    /// Closes stdout (fd 1).
+    pub fn close_stdout(&self) {
+        self.close_child_fd(1);
+    }
+
+    /// Closes stderr (fd 2).
+    pub fn close_stderr(&self) {
+        self.close_child_fd(2);
+    }
+
+    /// The stream transport behind child fd `fd` while it is open: for
+    /// producers (`register_producer` on stdin) and flow control
+    /// (`pause_producing` on an output pipe). A PTY is fd 0.
+    pub fn child_transport(&self, fd: i32) -> Option<Transport> {
+        let state = self.inner.state.borrow();
+        state.pipes.iter().find(|(n, _)| *n == fd).map(|(_, t)| t.clone())
+    }
+
+    /// Registers a producer for stdin (see `Transport::register_producer`).
+    pub fn register_producer(&self, producer: Rc<RefCell<dyn Producer>>, streaming: bool) {
+        if let Some(t) = self.child_transport(0) {
+            t.register_producer(producer, streaming);
+        }
+    }
+
+    /// Unregisters stdin's producer.
+    pub fn unregister_producer(&self) {
+        if let Some(t) = self.child_transport(0) {
+            t.unregister_producer();
+        }
+    }
+
+    /// Stops reading the child's output (every read pipe) until
+    /// [`resume_producing`](ProcessTransport::resume_producing); the child
+    /// blocks once its pipe fills.
+    pub fn pause_producing(&self) {
+        for t in self.pipes_of(|end| end != 0) {
+            t.pause_producing();
+        }
+    }
+
+    /// Resumes reading after `pause_producing`.
+    pub fn resume_producing(&self) {
+        for t in self.pipes_of(|end| end != 0) {
+            t.resume_producing();
+        }
+    }
+
+    fn pipes_of(&self, keep: impl Fn(i32) -> bool) -> Vec<Transport> {
+        let state = self.inner.state.borrow();
+        state.pipes.iter().filter(|(fd, _)| keep(*fd)).map(|(_, t)| t.clone()).collect()
+    }
+
+    /// Sends signal `signal` (a number, or see [`signal_named`](Self::signal_named)).
+    /// An error once the child has been reaped.
+    pub fn signal(&self, signal: i32) -> Result<(), ProcessError> {
+        let state = self.inner.state.borrow();
+        if state.child.is_none() {
+            return Err(ProcessError::Exited);
+        }
+        let pidfd = state.pidfd.as_ref().map(AsRawFd::as_raw_fd);
+        sys::send_signal(pidfd, self.inner.pid, signal).map_err(ProcessError::Io)
+    }
+
+    /// Sends a signal by name: `"TERM"`, `"SIGKILL"`, `"hup"`, or a number.
+    pub fn signal_named(&self, name: &str) -> Result<(), ProcessError> {
+        let number =
+            super::signal_number(name).ok_or_else(|| ProcessError::UnknownSignal(name.to_owned()))?;
+        self.signal(number)
+    }
+
+    /// Sets the PTY's window size (the child gets SIGWINCH).
+    pub fn set_window_size(&self, size: super::WindowSize) -> Result<(), ProcessError> {
+        if !self.inner.state.borrow().pty {
+            return Err(ProcessError::NoPty);
+        }
+        let fd = self.child_transport(0).and_then(|t| t.fd()).ok_or(ProcessError::Exited)?;
+        sys::set_window_size(fd, size.rows, size.cols).map_err(ProcessError::Io)
+    }
+
+    // ----- internals -----
+
+    fn with_protocol(&self, f: impl FnOnce(&mut dyn ProcessProtocol, &ProcessTransport)) {
+        let Ok(mut slot) = self.inner.protocol.try_borrow_mut() else { return };
+        if let Some(protocol) = slot.as_mut() {
+            f(protocol.as_mut(), self);
+        }
+    }
+
+    /// Setup failed after the fork: do not leave the child running.
+    fn kill_after_failed_setup(&self) {
+        let child = self.inner.state.borrow_mut().child.take();
+        if let Some(mut child) = child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let pipes = std::mem::take(&mut self.inner.state.borrow_mut().pipes);
+        for (_, t) in pipes {
+            t.abort_connection();
+        }
+        self.inner.protocol.borrow_mut().take();
+    }
+
+    fn schedule_poll(&self, reactor: &Reactor) {
+        let weak = Rc::downgrade(&self.inner);
+        let timer = reactor.call_later(POLL_INTERVAL, move |r| {
+            if let Some(inner) = weak.upgrade() {
+                let process = ProcessTransport { inner };
+                process.inner.state.borrow_mut().poll_timer = None;
+                process.try_reap(r);
+                if process.inner.state.borrow().child.is_some() {
+                    process.schedule_poll(r);
+                }
+            }
+        });
+        self.inner.state.borrow_mut().poll_timer = Some(timer);
+    }
+
+    /// `waitpid(pid, WNOHANG)` for this child only.
+    fn try_reap(&self, reactor: &Reactor) {
+        let exit = {
+            let mut state = self.inner.state.borrow_mut();
+            let Some(child) = state.child.as_mut() else { return };
+            match child.try_wait() {
+                Ok(None) => return,
+                Ok(Some(status)) => ProcessExit::from_status(status),
+                // ECHILD: another waitpid in the program took it.
+                Err(_) => ProcessExit::Unknown,
+            }
+        };
+        let pidfd = {
+            let mut state = self.inner.state.borrow_mut();
+            state.child = None;
+            state.exit = Some(exit);
+            if let Some(timer) = state.poll_timer.take() {
+                let _ = timer.cancel();
+            }
+            state.pidfd.take()
+        };
+        if let Some(pidfd) = pidfd {
+            reactor.remove_reader(pidfd.as_raw_fd());
+            drop(pidfd);
+        }
+        self.tell_exited(reactor);
+    }
+
+    /// `process_exited`, then `process_ended` if the pipes are all closed; each
+    /// once. A protocol busy further up the stack is told on a later step.
+    fn tell_exited(&self, reactor: &Reactor) {
+        if self.inner.protocol.try_borrow_mut().is_err() {
+            let this = self.clone();
+            reactor.call_later(Duration::ZERO, move |r| this.tell_exited(r));
+            return;
+        }
+        let exit = {
+            let mut state = self.inner.state.borrow_mut();
+            let Some(exit) = state.exit else { return };
+            if std::mem::replace(&mut state.exited_told, true) { None } else { Some(exit) }
+        };
+        if let Some(exit) = exit {
+            self.with_protocol(|p, _| p.process_exited(exit));
+        }
+        self.maybe_ended(reactor);
+    }
+
+    fn pipe_closed(&self, fd: i32) {
+        self.inner.state.borrow_mut().pipes.retain(|(n, _)| *n != fd);
+        self.with_protocol(|p, t| p.child_connection_lost(t, fd));
+        if let Some(reactor) = self.inner.reactor.upgrade() {
+            self.maybe_ended(&reactor);
+        }
+    }
+
+    fn maybe_ended(&self, reactor: &Reactor) {
+        let exit = {
+            let mut state = self.inner.state.borrow_mut();
+            if !state.exited_told || !state.pipes.is_empty() || state.ended_told {
+                return;
+            }
+            if self.inner.protocol.try_borrow_mut().is_err() {
+                drop(state);
+                let this = self.clone();
+                reactor.call_later(Duration::ZERO, move |r| this.maybe_ended(r));
+                return;
+            }
+            state.ended_told = true;
+            state.exit.unwrap_or(ProcessExit::Unknown)
+        };
+        // The last event: the protocol is dropped after it (breaking cycles).
+        let protocol = self.inner.protocol.borrow_mut().take();
+        if let Some(mut protocol) = protocol {
+            protocol.process_ended(exit);
+        }
+    }
+}

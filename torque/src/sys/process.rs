@@ -1,0 +1,178 @@
+//! Starting child processes: pipes, a PTY, the child's fd map, signal
+//! dispositions, and pidfds. Everything the child runs between `fork` and
+//! `exec` is in the `pre_exec` closure here and is async-signal-safe (no
+//! allocation, no locks).
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+
+use super::cvt;
+
+/// A pipe whose ends are close-on-exec and blocking: `(read end, write end)`.
+/// The caller makes its own end non-blocking; the child's end stays blocking,
+/// as programs expect of their stdio.
+pub(crate) fn blocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1 as RawFd; 2];
+    // SAFETY: `fds` is a valid two-element array for pipe2 to fill.
+    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// A PTY pair, `(master, slave)`, both close-on-exec, the window set to
+/// `rows` × `cols`.
+pub(crate) fn open_pty(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
+    let (mut master, mut slave) = (-1, -1);
+    let size = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: the out-pointers are valid; a null name buffer and termios are allowed.
+    cvt(unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &size) })?;
+    // SAFETY: openpty succeeded: both fds are open and ours.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    for fd in [&master, &slave] {
+        // SAFETY: F_SETFD on an fd we own.
+        cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
+    }
+    Ok((master, slave))
+}
+
+/// Sets a PTY's window size (the child gets SIGWINCH).
+pub(crate) fn set_window_size(master: RawFd, rows: u16, cols: u16) -> io::Result<()> {
+    let size = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads a valid winsize.
+    cvt(unsafe { libc::ioctl(master, libc::TIOCSWINSZ, &size) })?;
+    Ok(())
+}
+
+/// `pidfd_open(2)`: an fd that becomes readable when the process exits.
+#[cfg(target_os = "linux")]
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: a plain syscall with integer arguments.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    cvt(fd)?;
+    // SAFETY: the kernel returned a new close-on-exec fd that we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// No pidfds here.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn pidfd_open(_pid: u32) -> io::Result<OwnedFd> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+/// Sends `signal` through a pidfd (no pid-reuse race) or, without one, by pid.
+pub(crate) fn send_signal(pidfd: Option<RawFd>, pid: u32, signal: i32) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if let Some(fd) = pidfd {
+        // SAFETY: a plain syscall; a null siginfo means "as kill(2) would".
+        let r = unsafe {
+            libc::syscall(libc::SYS_pidfd_send_signal, fd, signal, std::ptr::null::<libc::siginfo_t>(), 0)
+        };
+        return cvt(r).map(drop);
+    }
+    let _ = pidfd;
+    // SAFETY: kill with integer arguments.
+    cvt(unsafe { libc::kill(pid as libc::pid_t, signal) }).map(drop)
+}
+
+/// How the child's fds are made: each `(target, source)` puts the parent's
+/// `source` at `target` in the child; every other fd is closed at `exec`.
+pub(crate) struct ChildSetup {
+    pub(crate) map: Vec<(RawFd, RawFd)>,
+    /// Make the child a session leader with fd 0 (a PTY slave) as its terminal.
+    pub(crate) controlling_tty: bool,
+}
+
+/// Spawns `command` with `setup` applied between fork and exec: the fd map,
+/// every signal back to its default disposition and none blocked.
+pub(crate) fn spawn(command: &mut Command, setup: ChildSetup) -> io::Result<Child> {
+    let ChildSetup { map, controlling_tty } = setup;
+    let highest = map.iter().map(|&(target, _)| target).max().unwrap_or(-1);
+    let mut scratch: Vec<RawFd> = vec![-1; map.len()];
+    command.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
+    let child_setup = move || -> io::Result<()> {
+        // Runs in the child between fork and exec: only async-signal-safe calls,
+        // no allocation (`scratch` was sized in the parent).
+        // 1. Move every source above the highest target, so no dup2 below can
+        //    overwrite a source still needed.
+        for (slot, &(_, source)) in scratch.iter_mut().zip(&map) {
+            // SAFETY: fcntl on an fd inherited from the parent.
+            *slot = cvt(unsafe { libc::fcntl(source, libc::F_DUPFD_CLOEXEC, highest + 1) })?;
+        }
+        // 2. Put each at its target (dup2 clears close-on-exec there).
+        for (&moved, &(target, _)) in scratch.iter().zip(&map) {
+            // SAFETY: both fds are valid numbers; dup2 replaces the target.
+            cvt(unsafe { libc::dup2(moved, target) })?;
+        }
+        // 3. Everything else closes at exec.
+        for fd in 0..=highest {
+            if !map.iter().any(|&(target, _)| target == fd) {
+                // SAFETY: F_SETFD on any number; EBADF for closed ones is ignored.
+                unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+            }
+        }
+        close_above_on_exec(highest + 1);
+        // 4. Signals: defaults (an ignored disposition survives exec) and an
+        //    empty mask.
+        for signal in 1..65 {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                // SAFETY: resetting a disposition to SIG_DFL; invalid numbers fail harmlessly.
+                unsafe { libc::signal(signal, libc::SIG_DFL) };
+            }
+        }
+        // SAFETY: a zeroed sigset is then emptied; sigprocmask reads it.
+        unsafe {
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        }
+        // 5. A PTY child leads its own session with the terminal as controller.
+        if controlling_tty {
+            // SAFETY: setsid and TIOCSCTTY take no pointers.
+            unsafe {
+                cvt(libc::setsid())?;
+                cvt(libc::ioctl(0, libc::TIOCSCTTY, 0))?;
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: `child_setup` makes only async-signal-safe calls and does not
+    // allocate, as `pre_exec` requires.
+    unsafe { command.pre_exec(child_setup) };
+    command.spawn()
+}
+
+/// Marks every fd from `first` up close-on-exec (in the child, before exec).
+fn close_above_on_exec(first: RawFd) {
+    #[cfg(target_os = "linux")]
+    {
+        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+        // SAFETY: close_range with integer arguments; it only sets flags here.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_close_range,
+                first as libc::c_uint,
+                libc::c_uint::MAX,
+                CLOSE_RANGE_CLOEXEC,
+            )
+        };
+        if r == 0 {
+            return;
+        }
+    }
+    // Older kernels: one fcntl per possible fd, up to the fd limit (capped).
+    // SAFETY: getrlimit fills a valid rlimit.
+    let limit = unsafe {
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur.min(1 << 20) as RawFd
+        } else {
+            4096
+        }
+    };
+    for fd in first..limit {
+        // SAFETY: F_SETFD on any number; EBADF for closed ones is ignored.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+}
