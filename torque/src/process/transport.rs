@@ -4,12 +4,21 @@
 //!
 //! Borrows: `protocol` is borrowed only while a process-protocol callback runs;
 //! `state` never across user code.
+//!
+//! Lifetime: a running child keeps itself alive — its pipes' protocols and its
+//! reaper hold the process strongly — so dropping every `ProcessTransport`
+//! (as Twisted programs drop `spawnProcess`'s result) loses nothing. The cycle
+//! through the open pipes ends as each pipe closes, and the reaper's when the
+//! child is reaped.
 
 use std::cell::RefCell;
+use std::ffi::{CString, OsString};
 use std::fmt;
+use std::os::fd::RawFd;
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::process::Command;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::Duration;
 
 use super::{ChildFd, ProcessError, ProcessExit, ProcessOptions, ProcessProtocol, Reaping, SpawnError};
@@ -22,8 +31,8 @@ use crate::{DelayedCall, FdHandler, LostReason, Reactor, WeakReactor};
 const POLL_INTERVAL: Duration = Duration::from_millis(20);
 
 struct State {
-    /// `None` once reaped (the pid may then belong to someone else).
-    child: Option<std::process::Child>,
+    /// Cleared once reaped (the pid may then belong to someone else).
+    running: bool,
     pidfd: Option<OwnedFd>,
     poll_timer: Option<DelayedCall>,
     /// Open pipes by child fd number.
@@ -65,36 +74,30 @@ struct ChildPipe {
     fd: i32,
     /// The fd its data is reported as: `fd`, except a PTY's (fd 0, output as 1).
     data_fd: i32,
-    process: Weak<Inner>,
+    process: Rc<Inner>,
 }
 
 impl Protocol for ChildPipe {
     fn data_received(&mut self, _transport: &Transport, data: &[u8]) {
-        if let Some(inner) = self.process.upgrade() {
-            let process = ProcessTransport { inner };
-            process.with_protocol(|p, t| p.child_data_received(t, self.data_fd, data));
-        }
+        let process = ProcessTransport { inner: Rc::clone(&self.process) };
+        process.with_protocol(|p, t| p.child_data_received(t, self.data_fd, data));
     }
     fn read_connection_lost(&mut self, transport: &Transport) {
         transport.lose_connection();
     }
     fn connection_lost(&mut self, _reason: DisconnectReason) {
-        if let Some(inner) = self.process.upgrade() {
-            ProcessTransport { inner }.pipe_closed(self.fd);
-        }
+        ProcessTransport { inner: Rc::clone(&self.process) }.pipe_closed(self.fd);
     }
 }
 
 /// Watches a child's pidfd.
 struct Reaper {
-    process: Weak<Inner>,
+    process: Rc<Inner>,
 }
 
 impl FdHandler for Reaper {
     fn readable(&mut self, reactor: &Reactor) {
-        if let Some(inner) = self.process.upgrade() {
-            ProcessTransport { inner }.try_reap(reactor);
-        }
+        ProcessTransport { inner: Rc::clone(&self.process) }.try_reap(reactor);
     }
     fn connection_lost(&mut self, _reactor: &Reactor, _reason: LostReason) {}
 }
@@ -129,26 +132,6 @@ fn spawn(
         if !dir.is_dir() {
             return Err(SpawnError::BadDirectory { program: program.to_owned(), dir: dir.clone() });
         }
-    }
-    let mut command = Command::new(program);
-    command.args(args);
-    if options.clear_env {
-        command.env_clear();
-    }
-    for (key, value) in &options.env {
-        match value {
-            Some(value) => command.env(key, value),
-            None => command.env_remove(key),
-        };
-    }
-    if let Some(dir) = &options.cwd {
-        command.current_dir(dir);
-    }
-    if let Some(uid) = options.uid {
-        std::os::unix::process::CommandExt::uid(&mut command, uid);
-    }
-    if let Some(gid) = options.gid {
-        std::os::unix::process::CommandExt::gid(&mut command, gid);
     }
     // Parent ends (kept) and child ends (closed once the child has them).
     let mut parent_ends: Vec<(i32, OwnedFd, PipeEnd)> = Vec::new();
@@ -193,10 +176,8 @@ fn spawn(
     for (_, fd, _) in &parent_ends {
         crate::sys::set_nonblocking(fd.as_raw_fd()).map_err(exec_error)?;
     }
-    let setup = sys::ChildSetup { map, controlling_tty: options.pty.is_some() };
-    let child = sys::spawn(&mut command, setup).map_err(exec_error)?;
+    let pid = start_child(program, args, &options, map)?;
     drop(child_ends);
-    let pid = child.id();
     let pidfd = match options.reaping {
         Reaping::Auto => sys::pidfd_open(pid).ok(),
         Reaping::Poll => None,
@@ -206,7 +187,7 @@ fn spawn(
         pid,
         program: program.to_owned(),
         state: RefCell::new(State {
-            child: Some(child),
+            running: true,
             pidfd: None,
             poll_timer: None,
             pipes: Vec::new(),
@@ -221,7 +202,7 @@ fn spawn(
     // Pipes first, so output is read from the start.
     for (fd, end_fd, end) in parent_ends {
         let data_fd = if end == PipeEnd::Pty { 1 } else { fd };
-        let shim = ChildPipe { fd, data_fd, process: Rc::downgrade(&process.inner) };
+        let shim = ChildPipe { fd, data_fd, process: Rc::clone(&process.inner) };
         match Transport::start_pipe(reactor, end_fd, end, Box::new(shim), None) {
             Ok(transport) => process.inner.state.borrow_mut().pipes.push((fd, transport)),
             Err(e) => {
@@ -234,7 +215,7 @@ fn spawn(
         Some(pidfd) => {
             let raw = pidfd.as_raw_fd();
             process.inner.state.borrow_mut().pidfd = Some(pidfd);
-            let reaper = Rc::new(RefCell::new(Reaper { process: Rc::downgrade(&process.inner) }));
+            let reaper = Rc::new(RefCell::new(Reaper { process: Rc::clone(&process.inner) }));
             if let Err(e) = reactor.add_reader(raw, reaper) {
                 process.kill_after_failed_setup();
                 return Err(e.into());
@@ -244,6 +225,88 @@ fn spawn(
     }
     process.with_protocol(|p, t| p.connection_made(t));
     Ok(process)
+}
+
+/// Starts the child with `map` as its fds: `posix_spawnp` where it can do the
+/// job (glibc, no uid/gid change, no PTY), else `fork` + `exec` with the setup
+/// in `sys::process::spawn`. Returns the pid.
+fn start_child(
+    program: &str,
+    args: &[&str],
+    options: &ProcessOptions,
+    map: Vec<(RawFd, RawFd)>,
+) -> Result<u32, SpawnError> {
+    let exec_error = |source| SpawnError::Exec { program: program.to_owned(), source };
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if options.uid.is_none() && options.gid.is_none() && options.pty.is_none() {
+        let bad = |what: &str| SpawnError::BadOptions {
+            program: program.to_owned(),
+            reason: format!("{what} contains a NUL byte"),
+        };
+        let c = |text: &[u8], what: &str| CString::new(text).map_err(|_| bad(what));
+        let program_c = c(program.as_bytes(), "the program name")?;
+        let mut argv = vec![program_c.clone()];
+        for arg in args {
+            argv.push(c(arg.as_bytes(), "an argument")?);
+        }
+        let env = match (options.clear_env, options.env.is_empty()) {
+            (false, true) => None,
+            _ => {
+                let mut vars: Vec<(OsString, OsString)> =
+                    if options.clear_env { Vec::new() } else { std::env::vars_os().collect() };
+                for (key, value) in &options.env {
+                    vars.retain(|(k, _)| k != key);
+                    if let Some(value) = value {
+                        vars.push((key.clone(), value.clone()));
+                    }
+                }
+                let mut list = Vec::with_capacity(vars.len());
+                for (key, value) in vars {
+                    let mut entry = key.into_vec();
+                    entry.push(b'=');
+                    entry.extend_from_slice(value.as_bytes());
+                    list.push(c(&entry, "an environment variable")?);
+                }
+                Some(list)
+            }
+        };
+        let cwd = match &options.cwd {
+            Some(dir) => Some(c(dir.as_os_str().as_bytes(), "the working directory")?),
+            None => None,
+        };
+        let request = sys::SpawnRequest {
+            program: &program_c,
+            args: &argv,
+            env: env.as_deref(),
+            cwd: cwd.as_deref(),
+            map: &map,
+        };
+        return sys::posix_spawn(&request).map_err(exec_error);
+    }
+    let mut command = Command::new(program);
+    command.args(args);
+    if options.clear_env {
+        command.env_clear();
+    }
+    for (key, value) in &options.env {
+        match value {
+            Some(value) => command.env(key, value),
+            None => command.env_remove(key),
+        };
+    }
+    if let Some(dir) = &options.cwd {
+        command.current_dir(dir);
+    }
+    if let Some(uid) = options.uid {
+        std::os::unix::process::CommandExt::uid(&mut command, uid);
+    }
+    if let Some(gid) = options.gid {
+        std::os::unix::process::CommandExt::gid(&mut command, gid);
+    }
+    let setup = sys::ChildSetup { map, controlling_tty: options.pty.is_some() };
+    let child = sys::spawn(&mut command, setup).map_err(exec_error)?;
+    // The std handle holds no pipes (stdio is set up by us); only the pid is kept.
+    Ok(child.id())
 }
 
 impl ProcessTransport {
@@ -353,7 +416,7 @@ impl ProcessTransport {
     /// An error once the child has been reaped.
     pub fn signal(&self, signal: i32) -> Result<(), ProcessError> {
         let state = self.inner.state.borrow();
-        if state.child.is_none() {
+        if !state.running {
             return Err(ProcessError::Exited);
         }
         let pidfd = state.pidfd.as_ref().map(AsRawFd::as_raw_fd);
@@ -387,10 +450,8 @@ impl ProcessTransport {
 
     /// Setup failed after the fork: do not leave the child running.
     fn kill_after_failed_setup(&self) {
-        let child = self.inner.state.borrow_mut().child.take();
-        if let Some(mut child) = child {
-            let _ = child.kill();
-            let _ = child.wait();
+        if std::mem::take(&mut self.inner.state.borrow_mut().running) {
+            sys::kill_and_reap(self.inner.pid);
         }
         let pipes = std::mem::take(&mut self.inner.state.borrow_mut().pipes);
         for (_, t) in pipes {
@@ -400,15 +461,13 @@ impl ProcessTransport {
     }
 
     fn schedule_poll(&self, reactor: &Reactor) {
-        let weak = Rc::downgrade(&self.inner);
+        // Holds the process strongly, like the pidfd reaper, until it is reaped.
+        let process = self.clone();
         let timer = reactor.call_later(POLL_INTERVAL, move |r| {
-            if let Some(inner) = weak.upgrade() {
-                let process = ProcessTransport { inner };
-                process.inner.state.borrow_mut().poll_timer = None;
-                process.try_reap(r);
-                if process.inner.state.borrow().child.is_some() {
-                    process.schedule_poll(r);
-                }
+            process.inner.state.borrow_mut().poll_timer = None;
+            process.try_reap(r);
+            if process.inner.state.borrow().running {
+                process.schedule_poll(r);
             }
         });
         self.inner.state.borrow_mut().poll_timer = Some(timer);
@@ -416,19 +475,18 @@ impl ProcessTransport {
 
     /// `waitpid(pid, WNOHANG)` for this child only.
     fn try_reap(&self, reactor: &Reactor) {
-        let exit = {
-            let mut state = self.inner.state.borrow_mut();
-            let Some(child) = state.child.as_mut() else { return };
-            match child.try_wait() {
-                Ok(None) => return,
-                Ok(Some(status)) => ProcessExit::from_status(status),
-                // ECHILD: another waitpid in the program took it.
-                Err(_) => ProcessExit::Unknown,
-            }
+        if !self.inner.state.borrow().running {
+            return;
+        }
+        let exit = match sys::try_wait(self.inner.pid) {
+            Ok(None) => return,
+            Ok(Some(status)) => ProcessExit::from_status(status),
+            // ECHILD: another waitpid in the program took it.
+            Err(_) => ProcessExit::Unknown,
         };
         let pidfd = {
             let mut state = self.inner.state.borrow_mut();
-            state.child = None;
+            state.running = false;
             state.exit = Some(exit);
             if let Some(timer) = state.poll_timer.take() {
                 let _ = timer.cancel();

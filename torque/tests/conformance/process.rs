@@ -356,6 +356,39 @@ fn a_child_that_exits_before_run_is_still_reported(kind: BackendKind) {
     assert_eq!(*seen.ended.borrow(), Some(ProcessExit::Done));
 }
 
+fn uid_and_gid_are_set_where_permitted(kind: BackendKind) {
+    let r = reactor(kind);
+    let (protocol, seen) = recorder();
+    let options = ProcessOptions { uid: Some(65534), gid: Some(65534), ..ProcessOptions::default() };
+    // SAFETY (test): geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    match r.spawn_process(protocol, "sh", &sh("id -u; id -g"), options) {
+        Ok(_p) => {
+            assert!(root, "only root may change its uid");
+            iterate_until(&r, || seen.ended.borrow().is_some());
+            assert_eq!(seen.text(1), "65534\n65534\n");
+        }
+        Err(e) => {
+            assert!(!root, "root may change its uid: {e}");
+            assert!(e.to_string().contains("not permitted"), "{e}");
+        }
+    }
+}
+
+fn a_dropped_handle_loses_nothing(kind: BackendKind) {
+    // Twisted programs often ignore spawnProcess's result: the child must still
+    // be read, reaped and reported.
+    let r = reactor(kind);
+    for reaping in [Reaping::Auto, Reaping::Poll] {
+        let (protocol, seen) = recorder();
+        let options = ProcessOptions { reaping, ..ProcessOptions::default() };
+        drop(r.spawn_process(protocol, "sh", &sh("sleep 0.1; echo still here"), options).unwrap());
+        iterate_until(&r, || seen.ended.borrow().is_some());
+        assert_eq!(seen.text(1), "still here\n");
+        assert_eq!(*seen.ended.borrow(), Some(ProcessExit::Done));
+    }
+}
+
 crate::backend_tests!(
     echo_through_cat,
     echo_through_cat_reaped_by_polling,
@@ -372,4 +405,6 @@ crate::backend_tests!(
     environment_and_directory_are_set,
     start_errors_name_the_program_and_cause,
     a_child_that_exits_before_run_is_still_reported,
+    a_dropped_handle_loses_nothing,
+    uid_and_gid_are_set_where_permitted,
 );
