@@ -15,6 +15,7 @@ use crate::logging::{self, LogFormat};
 use crate::pidfile::PidFile;
 use crate::service::{MultiService, Service, StreamService, run_services};
 use crate::services::portforward::{PortForward, Target};
+use crate::services::procmon::{Monitored, ProcessMonitor, Timing};
 use crate::services::{Chargen, Daytime, Discard, Echo};
 use crate::web::{WebConfig, WebServer};
 
@@ -62,6 +63,8 @@ pub enum Command {
     Chargen(ListenArgs<8019>),
     /// Relay each connection to another host and port, both ways
     Portforward(PortforwardArgs),
+    /// Keep commands running: restart them when they exit, log their output (Twisted's procmon)
+    Procmon(ProcmonArgs),
     /// Print the reactor backends in this build and what each supports
     Reactors,
 }
@@ -130,6 +133,60 @@ pub struct PortforwardArgs {
     pub connect_timeout: Duration,
 }
 
+/// `torque procmon` options.
+#[derive(Debug, Args)]
+pub struct ProcmonArgs {
+    /// A command to keep running, as NAME=COMMAND (run by /bin/sh -c) (repeatable)
+    #[arg(long = "process", value_name = "NAME=COMMAND")]
+    pub process: Vec<String>,
+    /// Delay before the first restart; it doubles while the command keeps dying quickly
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub min_restart_delay: Duration,
+    /// Longest delay between restarts
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub max_restart_delay: Duration,
+    /// A run at least this long resets the delay
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    pub threshold: Duration,
+    /// On stop, time between SIGTERM and SIGKILL
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub kill_time: Duration,
+    /// A command to keep running, as program and arguments (after `--`)
+    #[arg(trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+fn procmon_service(args: ProcmonArgs) -> Result<ProcessMonitor, Box<dyn Error>> {
+    let mut commands = Vec::new();
+    if let Some(program) = args.command.first() {
+        let name = std::path::Path::new(program)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| program.clone());
+        commands.push(Monitored { name, argv: args.command.clone() });
+    }
+    for text in &args.process {
+        let Some((name, command)) = text.split_once('=').filter(|(n, c)| !n.is_empty() && !c.is_empty())
+        else {
+            return Err(format!("bad --process {text:?}: expected NAME=COMMAND").into());
+        };
+        let argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), command.to_owned()];
+        commands.push(Monitored { name: name.to_owned(), argv });
+    }
+    if commands.is_empty() {
+        return Err(
+            "procmon needs a command: torque procmon -- PROGRAM ARGS…, or --process NAME=COMMAND".into()
+        );
+    }
+    let timing = Timing {
+        min_delay: args.min_restart_delay,
+        max_delay: args.max_restart_delay.max(args.min_restart_delay),
+        threshold: args.threshold,
+        kill_time: args.kill_time,
+    };
+    Ok(ProcessMonitor::new(commands, timing))
+}
+
 fn parse_endpoints(
     given: &[String],
     default_port: u16,
@@ -152,7 +209,7 @@ pub fn main() -> ExitCode {
         Err(e) if e.kind() == clap::error::ErrorKind::InvalidSubcommand => {
             let given = e.get(clap::error::ContextKind::InvalidSubcommand).map(ToString::to_string);
             eprintln!(
-                "torque: unknown service {:?}; services: web, echo, discard, daytime, chargen, portforward, reactors",
+                "torque: unknown service {:?}; services: web, echo, discard, daytime, chargen, portforward, procmon, reactors",
                 given.unwrap_or_default()
             );
             return ExitCode::from(2);
@@ -202,6 +259,7 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
             let factory = PortForward::new(&reactor, args.to, args.connect_timeout);
             services.add(StreamService::new("portforward", endpoints, factory));
         }
+        Command::Procmon(args) => services.add(procmon_service(args)?),
         Command::Reactors => unreachable!("handled above"),
     }
     let pid_file = cli.pid_file.as_deref().map(PidFile::create).transpose()?;

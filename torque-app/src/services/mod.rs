@@ -6,9 +6,11 @@
 //! - [`Daytime`]: writes once and closes;
 //! - [`Chargen`]: an endless pull producer, so a slow reader costs no memory;
 //! - [`portforward`]: two connections relaying both ways with backpressure and
-//!   half-close.
+//!   half-close;
+//! - [`procmon`]: child processes kept running (Twisted's procmon).
 
 pub mod portforward;
+pub mod procmon;
 
 use std::cell::RefCell;
 use std::rc::Rc;

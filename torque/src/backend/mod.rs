@@ -206,7 +206,7 @@ const CORE_FEATURES: Features = Features {
     tcp: Support::Yes,
     tls: Support::Yes,
     udp: Support::Yes,
-    processes: Support::Planned,
+    processes: Support::Yes,
 };
 
 const EPOLL_INFO: BackendInfo = BackendInfo {
