@@ -10,7 +10,7 @@ use std::rc::Rc;
 use std::sync::Mutex;
 
 use torque::BackendKind;
-use torque::process::{ProcessExit, ProcessOptions, ProcessProtocol, ProcessTransport};
+use torque::process::{ProcessExit, ProcessOptions, ProcessProtocol, ProcessTransport, Reaping};
 
 use support::{iterate_until, reactor};
 
@@ -111,7 +111,63 @@ fn ignored_and_blocked_signals_are_reset_in_the_child(kind: BackendKind) {
     );
 }
 
+static SIGCHLD_SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+extern "C" fn count_sigchld(_sig: libc::c_int) {
+    SIGCHLD_SEEN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+}
+
+fn sigchld_reaping_chains_to_the_previous_handler_and_restores_it(kind: BackendKind) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let r = reactor(kind);
+    // SAFETY (test): install a plain counting handler as "the program's own".
+    let mine = count_sigchld as *const () as libc::sighandler_t;
+    unsafe { libc::signal(libc::SIGCHLD, mine) };
+    SIGCHLD_SEEN.store(0, std::sync::atomic::Ordering::SeqCst);
+    let fds = open_fds();
+    let mut children = Vec::new();
+    for _ in 0..50 {
+        let ended = Rc::new(Cell::new(None));
+        let options = ProcessOptions { reaping: Reaping::Sigchld, ..ProcessOptions::default() };
+        let child = r.spawn_process(Ended(ended.clone()), "true", &[], options).unwrap();
+        children.push((child, ended));
+    }
+    iterate_until(&r, || children.iter().all(|(_, e)| e.get() == Some(ProcessExit::Done)));
+    drop(children);
+    // One more pass: with no child left, SIGCHLD goes back to its owner.
+    r.iterate(std::time::Duration::ZERO).unwrap();
+    assert!(SIGCHLD_SEEN.load(std::sync::atomic::Ordering::SeqCst) > 0, "the previous handler still ran");
+    // SAFETY (test): read the current disposition, then restore the default.
+    let now = unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old);
+        libc::signal(libc::SIGCHLD, libc::SIG_DFL);
+        old.sa_sigaction
+    };
+    assert_eq!(now, mine, "the program's handler is back");
+    assert_eq!(open_fds(), fds, "no fd leaked");
+    assert_eq!(zombies_of_this_process(), 0);
+}
+
+fn a_thousand_sigchld_reaped_children_leave_no_zombie(kind: BackendKind) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let r = reactor(kind);
+    let mut live = Vec::new();
+    for i in 0..1000 {
+        let ended = Rc::new(Cell::new(None));
+        let options = ProcessOptions { reaping: Reaping::Sigchld, ..ProcessOptions::default() };
+        live.push((r.spawn_process(Ended(ended.clone()), "true", &[], options).unwrap(), ended));
+        if live.len() == 20 || i == 999 {
+            iterate_until(&r, || live.iter().all(|(_, e)| e.get().is_some()));
+            live.clear();
+        }
+    }
+    assert_eq!(zombies_of_this_process(), 0, "no zombie left");
+}
+
 backend_tests!(
     a_thousand_children_leave_no_zombie_and_no_fd,
-    ignored_and_blocked_signals_are_reset_in_the_child
+    ignored_and_blocked_signals_are_reset_in_the_child,
+    sigchld_reaping_chains_to_the_previous_handler_and_restores_it,
+    a_thousand_sigchld_reaped_children_leave_no_zombie,
 );

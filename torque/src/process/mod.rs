@@ -10,10 +10,11 @@
 //! and [`process_ended`](ProcessProtocol::process_ended) once it is reaped *and*
 //! every pipe is closed, each exactly once.
 //!
-//! Reaping never uses `waitpid(-1)` or a SIGCHLD handler: on Linux each child has
-//! a pidfd the reactor watches (so it works with the reactor on any thread and
-//! beside any other library's children); without pidfds the reactor checks its
-//! own children with `waitpid(pid, WNOHANG)` on a short timer.
+//! Reaping never uses `waitpid(-1)`: on Linux each child has a pidfd the reactor
+//! watches (no signal handler, so it works with the reactor on any thread and
+//! beside any other library's children); without pidfds a SIGCHLD handler,
+//! chained to whatever handler was there before, wakes the reactor, which checks
+//! only its own children with `waitpid(pid, WNOHANG)`.
 //!
 //! ```no_run
 //! use torque::process::{ProcessExit, ProcessOptions, ProcessProtocol, ProcessTransport};
@@ -137,12 +138,13 @@ impl Default for WindowSize {
 /// How a child's exit is noticed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Reaping {
-    /// A pidfd where the kernel has them (Linux 5.3+), else polling.
+    /// A pidfd where the kernel has them (Linux 5.3+), else SIGCHLD.
     #[default]
     Auto,
-    /// `waitpid(pid, WNOHANG)` for this child on a 20 ms timer (no pidfd, no
-    /// signal handler).
-    Poll,
+    /// A SIGCHLD handler (installed while such children run, chained to the
+    /// previous handler) wakes the reactor, which then checks its own children
+    /// with `waitpid(pid, WNOHANG)` — never `waitpid(-1)`.
+    Sigchld,
 }
 
 /// How to start a child process. The default inherits the environment and

@@ -6,7 +6,7 @@
 //! `state` never across user code.
 //!
 //! Lifetime: a running child keeps itself alive — its pipes' protocols and its
-//! reaper hold the process strongly — so dropping every `ProcessTransport`
+//! reaper (the pidfd handler or the SIGCHLD watcher) hold the process strongly — so dropping every `ProcessTransport`
 //! (as Twisted programs drop `spawnProcess`'s result) loses nothing. The cycle
 //! through the open pipes ends as each pipe closes, and the reaper's when the
 //! child is reaped.
@@ -25,16 +25,12 @@ use super::{ChildFd, ProcessError, ProcessExit, ProcessOptions, ProcessProtocol,
 use crate::net::stream::PipeEnd;
 use crate::net::{DisconnectReason, Producer, Protocol, Transport};
 use crate::sys::process as sys;
-use crate::{DelayedCall, FdHandler, LostReason, Reactor, WeakReactor};
-
-/// How often a child without a pidfd is checked.
-const POLL_INTERVAL: Duration = Duration::from_millis(20);
+use crate::{FdHandler, LostReason, Reactor, WeakReactor};
 
 struct State {
     /// Cleared once reaped (the pid may then belong to someone else).
     running: bool,
     pidfd: Option<OwnedFd>,
-    poll_timer: Option<DelayedCall>,
     /// Open pipes by child fd number.
     pipes: Vec<(i32, Transport)>,
     exit: Option<ProcessExit>,
@@ -180,7 +176,7 @@ fn spawn(
     drop(child_ends);
     let pidfd = match options.reaping {
         Reaping::Auto => sys::pidfd_open(pid).ok(),
-        Reaping::Poll => None,
+        Reaping::Sigchld => None,
     };
     let inner = Rc::new(Inner {
         reactor: reactor.downgrade(),
@@ -189,7 +185,6 @@ fn spawn(
         state: RefCell::new(State {
             running: true,
             pidfd: None,
-            poll_timer: None,
             pipes: Vec::new(),
             exit: None,
             exited_told: false,
@@ -221,7 +216,17 @@ fn spawn(
                 return Err(e.into());
             }
         }
-        None => process.schedule_poll(reactor),
+        None => {
+            let watched = process.clone();
+            let watcher = Box::new(move |r: &Reactor| {
+                watched.try_reap(r);
+                watched.inner.state.borrow().running
+            });
+            if let Err(e) = reactor.watch_child_signals(watcher) {
+                process.kill_after_failed_setup();
+                return Err(e.into());
+            }
+        }
     }
     process.with_protocol(|p, t| p.connection_made(t));
     Ok(process)
@@ -460,19 +465,6 @@ impl ProcessTransport {
         self.inner.protocol.borrow_mut().take();
     }
 
-    fn schedule_poll(&self, reactor: &Reactor) {
-        // Holds the process strongly, like the pidfd reaper, until it is reaped.
-        let process = self.clone();
-        let timer = reactor.call_later(POLL_INTERVAL, move |r| {
-            process.inner.state.borrow_mut().poll_timer = None;
-            process.try_reap(r);
-            if process.inner.state.borrow().running {
-                process.schedule_poll(r);
-            }
-        });
-        self.inner.state.borrow_mut().poll_timer = Some(timer);
-    }
-
     /// `waitpid(pid, WNOHANG)` for this child only.
     fn try_reap(&self, reactor: &Reactor) {
         if !self.inner.state.borrow().running {
@@ -488,9 +480,6 @@ impl ProcessTransport {
             let mut state = self.inner.state.borrow_mut();
             state.running = false;
             state.exit = Some(exit);
-            if let Some(timer) = state.poll_timer.take() {
-                let _ = timer.cancel();
-            }
             state.pidfd.take()
         };
         if let Some(pidfd) = pidfd {

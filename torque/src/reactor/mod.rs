@@ -48,7 +48,7 @@ use std::time::Duration;
 
 use crate::backend::{BackendInfo, Event, Events, Interest, Poller};
 use crate::error::ReactorError;
-use crate::sys::signal::SignalGuard;
+use crate::sys::signal::{ChildSignalGuard, SignalGuard};
 use fdset::{BackendOp, FdRegistry};
 pub(crate) use tasks::TaskId;
 use tasks::{ReadyList, Tasks};
@@ -97,6 +97,9 @@ pub(crate) struct Inner {
     next_result_id: Cell<u64>,
     handle_signals: bool,
     signals: RefCell<Option<SignalGuard>>,
+    /// SIGCHLD watching for children without a pidfd: the registration and a
+    /// check per child, run after each SIGCHLD until it returns `false`.
+    child_signals: RefCell<Option<(ChildSignalGuard, Vec<ChildWatcher>)>>,
     /// Called for a stop signal that arrives while already stopping.
     repeated_signal: RefCell<Option<SignalHook>>,
     /// Inside `run()`.
@@ -116,6 +119,9 @@ pub(crate) struct Inner {
 
 /// What runs for a stop signal that arrives while already stopping.
 type SignalHook = Rc<dyn Fn(&Reactor, i32)>;
+
+/// A check run after each SIGCHLD; `false` once it no longer needs to run.
+pub(crate) type ChildWatcher = Box<dyn FnMut(&Reactor) -> bool>;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -225,6 +231,7 @@ impl Reactor {
                 next_result_id: Cell::new(0),
                 handle_signals,
                 signals: RefCell::new(None),
+                child_signals: RefCell::new(None),
                 repeated_signal: RefCell::new(None),
                 in_run: Cell::new(false),
                 started: Cell::new(false),
@@ -793,6 +800,7 @@ impl Reactor {
         let waited = self.inner.backend.borrow_mut().wait(&mut events, timeout);
         // Step 3: dispatch.
         self.check_signals();
+        self.check_child_signals();
         if let Err(e) = waited {
             *self.inner.events.borrow_mut() = events;
             return Err(ReactorError::Os(e));
@@ -870,6 +878,53 @@ impl Reactor {
         // Two cover a socket read plus TLS plaintext; more would only hold memory.
         if spare.len() < 2 {
             spare.push(buffer);
+        }
+    }
+
+    /// Runs `watcher` after every SIGCHLD (and once at the end of this pass, for
+    /// a child that ended before the handler was in place) until it returns
+    /// `false`. The process-wide handler is installed while any watcher lives and
+    /// chains to the one it replaced.
+    pub(crate) fn watch_child_signals(&self, watcher: ChildWatcher) -> Result<(), ReactorError> {
+        {
+            let mut slot = self.inner.child_signals.borrow_mut();
+            match slot.as_mut() {
+                Some((_, watchers)) => watchers.push(watcher),
+                None => {
+                    let guard = ChildSignalGuard::install(Arc::clone(&self.inner.threads.waker))
+                        .map_err(ReactorError::Os)?;
+                    *slot = Some((guard, vec![watcher]));
+                }
+            }
+        }
+        self.at_end_of_pass(|r| r.run_child_watchers());
+        Ok(())
+    }
+
+    fn check_child_signals(&self) {
+        let arrived =
+            self.inner.child_signals.borrow().as_ref().is_some_and(|(guard, _)| guard.take_pending());
+        if arrived {
+            self.run_child_watchers();
+        }
+    }
+
+    fn run_child_watchers(&self) {
+        // Taken out so a watcher may add others (or spawn) while it runs.
+        let mut watchers = match self.inner.child_signals.borrow_mut().as_mut() {
+            Some((_, watchers)) => std::mem::take(watchers),
+            None => return,
+        };
+        watchers.retain_mut(|watch| watch(self));
+        let mut slot = self.inner.child_signals.borrow_mut();
+        if let Some((_, added)) = slot.as_mut() {
+            watchers.append(added);
+            if watchers.is_empty() {
+                // No child waits: give SIGCHLD back to its previous owner.
+                *slot = None;
+            } else {
+                *added = watchers;
+            }
         }
     }
 

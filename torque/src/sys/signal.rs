@@ -158,3 +158,129 @@ impl Drop for SignalGuard {
         }
     }
 }
+
+// ----- SIGCHLD, for children without a pidfd -----
+
+/// Reactors waiting for SIGCHLD (their own table: SIGCHLD never stops a reactor).
+static CHILD_SLOT_TABLE: [Slot; SLOTS] = [FREE_SLOT; SLOTS];
+
+/// The disposition SIGCHLD had before ours, called after ours (so a program's
+/// or another library's own child handling keeps working), with its flags.
+static PREVIOUS_CHILD_HANDLER: AtomicUsize = AtomicUsize::new(0);
+static PREVIOUS_CHILD_FLAGS: AtomicUsize = AtomicUsize::new(0);
+
+struct ChildInstalled {
+    users: usize,
+    previous: Option<libc::sigaction>,
+}
+
+static CHILD_INSTALLED: Mutex<ChildInstalled> = Mutex::new(ChildInstalled { users: 0, previous: None });
+
+extern "C" fn on_sigchld(sig: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    // SAFETY: as in `on_signal`: errno is saved and restored.
+    let saved_errno = unsafe { *errno_location() };
+    HANDLERS_RUNNING.fetch_add(1, Ordering::SeqCst);
+    for slot in &CHILD_SLOT_TABLE {
+        let target = slot.target.load(Ordering::SeqCst);
+        if target != FREE {
+            slot.pending.fetch_or(1, Ordering::SeqCst);
+            let fd = (target & 0xffff_ffff) as u32 as i32;
+            super::waker::raw_wake(fd, target & EVENTFD_BIT != 0);
+        }
+    }
+    let previous = PREVIOUS_CHILD_HANDLER.load(Ordering::SeqCst);
+    if previous != libc::SIG_DFL && previous != libc::SIG_IGN && previous != 0 {
+        let flags = PREVIOUS_CHILD_FLAGS.load(Ordering::SeqCst) as libc::c_int;
+        // SAFETY: `previous` is the handler address sigaction reported, called
+        // with the signature its SA_SIGINFO flag says it has.
+        unsafe {
+            if flags & libc::SA_SIGINFO != 0 {
+                let handler: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    std::mem::transmute(previous);
+                handler(sig, info, context);
+            } else {
+                let handler: extern "C" fn(libc::c_int) = std::mem::transmute(previous);
+                handler(sig);
+            }
+        }
+    }
+    HANDLERS_RUNNING.fetch_sub(1, Ordering::SeqCst);
+    // SAFETY: see above.
+    unsafe { *errno_location() = saved_errno };
+}
+
+/// A reactor's registration for SIGCHLD; dropping it unregisters (and the last
+/// one restores the previous disposition).
+pub(crate) struct ChildSignalGuard {
+    slot: usize,
+    _waker: Arc<Waker>,
+}
+
+impl std::fmt::Debug for ChildSignalGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChildSignalGuard").field("slot", &self.slot).finish()
+    }
+}
+
+impl ChildSignalGuard {
+    /// Claims a slot that wakes `waker` on SIGCHLD, installing the process
+    /// handler (chained to the previous one) if this is the first.
+    pub(crate) fn install(waker: Arc<Waker>) -> io::Result<ChildSignalGuard> {
+        let mut installed = CHILD_INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = CHILD_SLOT_TABLE
+            .iter()
+            .position(|s| s.target.load(Ordering::SeqCst) == FREE)
+            .ok_or_else(|| io::Error::other("too many reactors wait for SIGCHLD at once (64)"))?;
+        let fd = u64::from(waker.write_fd() as u32);
+        let target = fd | if waker.is_eventfd() { EVENTFD_BIT } else { 0 };
+        CHILD_SLOT_TABLE[slot].pending.store(0, Ordering::SeqCst);
+        CHILD_SLOT_TABLE[slot].target.store(target, Ordering::SeqCst);
+        if installed.users == 0 {
+            // SAFETY: zeroed sigactions are valid "no flags, empty mask" values.
+            let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+            action.sa_sigaction = on_sigchld as *const () as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART | libc::SA_SIGINFO | libc::SA_NOCLDSTOP;
+            // SAFETY: sa_mask is a valid sigset_t to initialise.
+            unsafe { libc::sigemptyset(&mut action.sa_mask) };
+            // SAFETY: as above.
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            // SAFETY: reading the current disposition into a valid sigaction.
+            super::cvt(unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) })?;
+            PREVIOUS_CHILD_HANDLER.store(old.sa_sigaction, Ordering::SeqCst);
+            PREVIOUS_CHILD_FLAGS.store(old.sa_flags as usize, Ordering::SeqCst);
+            // SAFETY: both pointers are to valid sigaction values.
+            if let Err(e) =
+                super::cvt(unsafe { libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut()) })
+            {
+                CHILD_SLOT_TABLE[slot].target.store(FREE, Ordering::SeqCst);
+                return Err(e);
+            }
+            installed.previous = Some(old);
+        }
+        installed.users += 1;
+        Ok(ChildSignalGuard { slot, _waker: waker })
+    }
+
+    /// Whether SIGCHLD arrived since the last call, clearing it.
+    pub(crate) fn take_pending(&self) -> bool {
+        CHILD_SLOT_TABLE[self.slot].pending.swap(0, Ordering::AcqRel) != 0
+    }
+}
+
+impl Drop for ChildSignalGuard {
+    fn drop(&mut self) {
+        let mut installed = CHILD_INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+        CHILD_SLOT_TABLE[self.slot].target.store(FREE, Ordering::SeqCst);
+        // As for stop signals: no handler may still be writing to our waker.
+        while HANDLERS_RUNNING.load(Ordering::SeqCst) != 0 {
+            std::thread::yield_now();
+        }
+        installed.users -= 1;
+        if installed.users == 0 {
+            if let Some(old) = installed.previous.take() {
+                // SAFETY: `old` was filled by a successful sigaction call.
+                unsafe { libc::sigaction(libc::SIGCHLD, &old, std::ptr::null_mut()) };
+            }
+        }
+    }
+}

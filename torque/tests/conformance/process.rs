@@ -83,8 +83,8 @@ fn echo_through_cat(kind: BackendKind) {
     echo_through_cat_with(kind, Reaping::Auto);
 }
 
-fn echo_through_cat_reaped_by_polling(kind: BackendKind) {
-    echo_through_cat_with(kind, Reaping::Poll);
+fn echo_through_cat_reaped_on_sigchld(kind: BackendKind) {
+    echo_through_cat_with(kind, Reaping::Sigchld);
 }
 
 fn echo_through_cat_with(kind: BackendKind, reaping: Reaping) {
@@ -379,7 +379,7 @@ fn a_dropped_handle_loses_nothing(kind: BackendKind) {
     // Twisted programs often ignore spawnProcess's result: the child must still
     // be read, reaped and reported.
     let r = reactor(kind);
-    for reaping in [Reaping::Auto, Reaping::Poll] {
+    for reaping in [Reaping::Auto, Reaping::Sigchld] {
         let (protocol, seen) = recorder();
         let options = ProcessOptions { reaping, ..ProcessOptions::default() };
         drop(r.spawn_process(protocol, "sh", &sh("sleep 0.1; echo still here"), options).unwrap());
@@ -391,7 +391,7 @@ fn a_dropped_handle_loses_nothing(kind: BackendKind) {
 
 crate::backend_tests!(
     echo_through_cat,
-    echo_through_cat_reaped_by_polling,
+    echo_through_cat_reaped_on_sigchld,
     a_hundred_mib_of_output_arrives_whole,
     stdin_applies_backpressure,
     wc_counts_everything,
