@@ -102,6 +102,29 @@ fn sigterm_stops_the_children_then_torque(backend: &str) {
     assert!(!is_alive(sleeper[0]) && !is_alive(stubborn[0]), "no child outlives torque");
 }
 
+fn a_child_whose_grandchild_keeps_its_output_open_is_still_restarted(backend: &str) {
+    // The child exits at once; a background grandchild holds stdout for a while.
+    // Restarts follow the child's exit, not the end of its pipes.
+    let mut server = Server::start(
+        backend,
+        &[
+            "procmon",
+            "--min-restart-delay",
+            "50ms",
+            "--threshold",
+            "10s",
+            "--process",
+            "forker=sleep 2 & echo tick; exit 0",
+        ],
+        0,
+    );
+    wait_for_log(&server, |log| {
+        log.matches("\"tick\"").count() >= 3 || log.matches("message\":\"tick").count() >= 3
+    });
+    server.signal(Signal::TERM);
+    assert_eq!(server.wait().code(), Some(0));
+}
+
 fn a_missing_command_is_a_one_line_error(backend: &str) {
     let out =
         std::process::Command::new(support::binary()).args(["-r", backend, "procmon"]).output().unwrap();
@@ -119,4 +142,5 @@ backend_tests!(
     a_crashing_command_is_restarted_with_back_off,
     sigterm_stops_the_children_then_torque,
     a_missing_command_is_a_one_line_error,
+    a_child_whose_grandchild_keeps_its_output_open_is_still_restarted,
 );

@@ -64,8 +64,8 @@ struct Shared {
     timing: Timing,
     slots: HashMap<String, Slot>,
     stopping: bool,
-    /// Fired once every child has ended after a stop.
-    stopped: Option<Resolver<()>>,
+    /// Fired once every child has exited after a stop (one per stop call).
+    stopped: Vec<Resolver<()>>,
 }
 
 /// The process monitor service.
@@ -133,9 +133,13 @@ impl ProcessProtocol for Child {
     fn child_data_received(&mut self, _p: &ProcessTransport, fd: i32, data: &[u8]) {
         self.log_lines(fd, data);
     }
-    fn process_ended(&mut self, exit: ProcessExit) {
+    // Restarts and stops follow the child's exit, not the end of its pipes: a
+    // grandchild may keep those open long after.
+    fn process_exited(&mut self, exit: ProcessExit) {
+        child_exited(&self.shared, &self.name, exit);
+    }
+    fn process_ended(&mut self, _exit: ProcessExit) {
         self.flush();
-        child_ended(&self.shared, &self.name, exit);
     }
 }
 
@@ -150,11 +154,10 @@ fn start(shared: &Rc<RefCell<Shared>>, name: &str) {
     };
     let child = Child { name: name.to_owned(), partial: [Vec::new(), Vec::new()], shared: Rc::clone(shared) };
     let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
-    // No stdin: the command reads end of file.
-    let mut options = ProcessOptions::default();
-    options.child_fds.remove(&0);
-    match reactor.spawn_process(child, &argv[0], &args, options) {
+    match reactor.spawn_process(child, &argv[0], &args, ProcessOptions::default()) {
         Ok(process) => {
+            // Nothing to say: the command reads end of file.
+            process.close_stdin();
             tracing::info!(target: "torque::procmon", process = name, pid = process.pid(), "started");
             let mut s = shared.borrow_mut();
             if let Some(slot) = s.slots.get_mut(name) {
@@ -169,7 +172,7 @@ fn start(shared: &Rc<RefCell<Shared>>, name: &str) {
     }
 }
 
-fn child_ended(shared: &Rc<RefCell<Shared>>, name: &str, exit: ProcessExit) {
+fn child_exited(shared: &Rc<RefCell<Shared>>, name: &str, exit: ProcessExit) {
     let (stopping, all_ended) = {
         let mut s = shared.borrow_mut();
         let now = s.reactor.now();
@@ -191,8 +194,8 @@ fn child_ended(shared: &Rc<RefCell<Shared>>, name: &str, exit: ProcessExit) {
     tracing::info!(target: "torque::procmon", process = name, "{exit}");
     if stopping {
         if all_ended {
-            let resolver = shared.borrow_mut().stopped.take();
-            if let Some(resolver) = resolver {
+            let resolvers = std::mem::take(&mut shared.borrow_mut().stopped);
+            for resolver in resolvers {
                 let _ = resolver.callback(());
             }
         }
@@ -255,7 +258,7 @@ impl Service for ProcessMonitor {
             timing,
             slots,
             stopping: false,
-            stopped: None,
+            stopped: Vec::new(),
         }));
         for monitored in &self.commands {
             start(&shared, &monitored.name);
@@ -265,8 +268,18 @@ impl Service for ProcessMonitor {
     }
 
     fn stop_service(&mut self, reactor: &Reactor, _grace: Duration) -> Deferred<()> {
-        let Some(shared) = self.shared.take() else { return Deferred::succeed(()) };
+        let Some(shared) = self.shared.clone() else { return Deferred::succeed(()) };
         let (done, resolver) = Deferred::pending();
+        if shared.borrow().stopping {
+            // Already stopping: this Deferred fires with the first one.
+            let running = shared.borrow().slots.values().any(|slot| slot.running.is_some());
+            if running {
+                shared.borrow_mut().stopped.push(resolver);
+            } else {
+                let _ = resolver.callback(());
+            }
+            return done;
+        }
         let running: Vec<(String, ProcessTransport)> = {
             let mut s = shared.borrow_mut();
             s.stopping = true;
@@ -284,7 +297,7 @@ impl Service for ProcessMonitor {
             let _ = resolver.callback(());
             return done;
         }
-        shared.borrow_mut().stopped = Some(resolver);
+        shared.borrow_mut().stopped.push(resolver);
         let kill_time = shared.borrow().timing.kill_time;
         for (name, process) in running {
             tracing::info!(target: "torque::procmon", process = %name, pid = process.pid(), "stopping (SIGTERM)");

@@ -31,8 +31,14 @@ struct State {
     /// Cleared once reaped (the pid may then belong to someone else).
     running: bool,
     pidfd: Option<OwnedFd>,
-    /// Open pipes by child fd number.
-    pipes: Vec<(i32, Transport)>,
+    /// Open pipes by child fd number, with their direction.
+    pipes: Vec<(i32, Transport, PipeEnd)>,
+    /// Events for a protocol that was busy further up the stack (a nested
+    /// `iterate`), in order; delivered on a later timer step.
+    queued: Vec<Queued>,
+    delivery_scheduled: bool,
+    /// Pipes paused while events were queued, resumed once delivered.
+    paused_for_queue: Vec<i32>,
     exit: Option<ProcessExit>,
     exited_told: bool,
     ended_told: bool,
@@ -74,9 +80,14 @@ struct ChildPipe {
 }
 
 impl Protocol for ChildPipe {
-    fn data_received(&mut self, _transport: &Transport, data: &[u8]) {
+    fn data_received(&mut self, transport: &Transport, data: &[u8]) {
         let process = ProcessTransport { inner: Rc::clone(&self.process) };
-        process.with_protocol(|p, t| p.child_data_received(t, self.data_fd, data));
+        if process.can_deliver_now() {
+            // The usual case: straight from the read buffer, no copy.
+            process.with_protocol(|p, t| p.child_data_received(t, self.data_fd, data));
+        } else {
+            process.deliver(Queued::Data(self.data_fd, data.to_vec()), Some((self.fd, transport)));
+        }
     }
     fn read_connection_lost(&mut self, transport: &Transport) {
         transport.lose_connection();
@@ -95,7 +106,22 @@ impl FdHandler for Reaper {
     fn readable(&mut self, reactor: &Reactor) {
         ProcessTransport { inner: Rc::clone(&self.process) }.try_reap(reactor);
     }
-    fn connection_lost(&mut self, _reactor: &Reactor, _reason: LostReason) {}
+    fn connection_lost(&mut self, reactor: &Reactor, _reason: LostReason) {
+        // The reactor shut down (or the pidfd was closed): keep reaping on
+        // SIGCHLD, so a later `run()` still reports the child.
+        let process = ProcessTransport { inner: Rc::clone(&self.process) };
+        process.inner.state.borrow_mut().pidfd = None;
+        process.try_reap(reactor);
+        if process.inner.state.borrow().running {
+            let _ = process.watch_sigchld(reactor);
+        }
+    }
+}
+
+/// A process-protocol event held while the protocol was busy.
+enum Queued {
+    Data(i32, Vec<u8>),
+    Closed(i32),
 }
 
 impl Reactor {
@@ -172,6 +198,7 @@ fn spawn(
     for (_, fd, _) in &parent_ends {
         crate::sys::set_nonblocking(fd.as_raw_fd()).map_err(exec_error)?;
     }
+    sys::ignore_sigpipe_once();
     let pid = start_child(program, args, &options, map)?;
     drop(child_ends);
     let pidfd = match options.reaping {
@@ -186,6 +213,9 @@ fn spawn(
             running: true,
             pidfd: None,
             pipes: Vec::new(),
+            queued: Vec::new(),
+            delivery_scheduled: false,
+            paused_for_queue: Vec::new(),
             exit: None,
             exited_told: false,
             ended_told: false,
@@ -199,7 +229,7 @@ fn spawn(
         let data_fd = if end == PipeEnd::Pty { 1 } else { fd };
         let shim = ChildPipe { fd, data_fd, process: Rc::clone(&process.inner) };
         match Transport::start_pipe(reactor, end_fd, end, Box::new(shim), None) {
-            Ok(transport) => process.inner.state.borrow_mut().pipes.push((fd, transport)),
+            Ok(transport) => process.inner.state.borrow_mut().pipes.push((fd, transport, end)),
             Err(e) => {
                 process.kill_after_failed_setup();
                 return Err(e.into());
@@ -211,18 +241,17 @@ fn spawn(
             let raw = pidfd.as_raw_fd();
             process.inner.state.borrow_mut().pidfd = Some(pidfd);
             let reaper = Rc::new(RefCell::new(Reaper { process: Rc::clone(&process.inner) }));
-            if let Err(e) = reactor.add_reader(raw, reaper) {
-                process.kill_after_failed_setup();
-                return Err(e.into());
+            if reactor.add_reader(raw, reaper).is_err() {
+                // select cannot watch a high fd: SIGCHLD instead.
+                process.inner.state.borrow_mut().pidfd = None;
+                if let Err(e) = process.watch_sigchld(reactor) {
+                    process.kill_after_failed_setup();
+                    return Err(e.into());
+                }
             }
         }
         None => {
-            let watched = process.clone();
-            let watcher = Box::new(move |r: &Reactor| {
-                watched.try_reap(r);
-                watched.inner.state.borrow().running
-            });
-            if let Err(e) = reactor.watch_child_signals(watcher) {
+            if let Err(e) = process.watch_sigchld(reactor) {
                 process.kill_after_failed_setup();
                 return Err(e.into());
             }
@@ -249,43 +278,35 @@ fn start_child(
             reason: format!("{what} contains a NUL byte"),
         };
         let c = |text: &[u8], what: &str| CString::new(text).map_err(|_| bad(what));
-        let program_c = c(program.as_bytes(), "the program name")?;
-        let mut argv = vec![program_c.clone()];
+        let argv0 = c(program.as_bytes(), "the program name")?;
+        let mut argv = vec![argv0];
         for arg in args {
             argv.push(c(arg.as_bytes(), "an argument")?);
         }
-        let env = match (options.clear_env, options.env.is_empty()) {
-            (false, true) => None,
-            _ => {
-                let mut vars: Vec<(OsString, OsString)> =
-                    if options.clear_env { Vec::new() } else { std::env::vars_os().collect() };
-                for (key, value) in &options.env {
-                    vars.retain(|(k, _)| k != key);
-                    if let Some(value) = value {
-                        vars.push((key.clone(), value.clone()));
-                    }
-                }
-                let mut list = Vec::with_capacity(vars.len());
-                for (key, value) in vars {
-                    let mut entry = key.into_vec();
-                    entry.push(b'=');
-                    entry.extend_from_slice(value.as_bytes());
-                    list.push(c(&entry, "an environment variable")?);
-                }
-                Some(list)
+        let mut vars: Vec<(OsString, OsString)> =
+            if options.clear_env { Vec::new() } else { std::env::vars_os().collect() };
+        for (key, value) in &options.env {
+            vars.retain(|(k, _)| k != key);
+            if let Some(value) = value {
+                vars.push((key.clone(), value.clone()));
             }
-        };
+        }
+        // Looked up in the child's PATH, as the fork path (std) does.
+        let path = vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
+        let program_c = sys::find_program(program, path).map_err(exec_error)?;
+        let mut env = Vec::with_capacity(vars.len());
+        for (key, value) in vars {
+            let mut entry = key.into_vec();
+            entry.push(b'=');
+            entry.extend_from_slice(value.as_bytes());
+            env.push(c(&entry, "an environment variable")?);
+        }
         let cwd = match &options.cwd {
             Some(dir) => Some(c(dir.as_os_str().as_bytes(), "the working directory")?),
             None => None,
         };
-        let request = sys::SpawnRequest {
-            program: &program_c,
-            args: &argv,
-            env: env.as_deref(),
-            cwd: cwd.as_deref(),
-            map: &map,
-        };
+        let request =
+            sys::SpawnRequest { program: &program_c, args: &argv, env: &env, cwd: cwd.as_deref(), map: &map };
         return sys::posix_spawn(&request).map_err(exec_error);
     }
     let mut command = Command::new(program);
@@ -379,7 +400,7 @@ impl ProcessTransport {
     /// (`pause_producing` on an output pipe). A PTY is fd 0.
     pub fn child_transport(&self, fd: i32) -> Option<Transport> {
         let state = self.inner.state.borrow();
-        state.pipes.iter().find(|(n, _)| *n == fd).map(|(_, t)| t.clone())
+        state.pipes.iter().find(|(n, _, _)| *n == fd).map(|(_, t, _)| t.clone())
     }
 
     /// Registers a producer for stdin (see `Transport::register_producer`).
@@ -400,21 +421,22 @@ impl ProcessTransport {
     /// [`resume_producing`](ProcessTransport::resume_producing); the child
     /// blocks once its pipe fills.
     pub fn pause_producing(&self) {
-        for t in self.pipes_of(|end| end != 0) {
+        for t in self.output_pipes() {
             t.pause_producing();
         }
     }
 
     /// Resumes reading after `pause_producing`.
     pub fn resume_producing(&self) {
-        for t in self.pipes_of(|end| end != 0) {
+        for t in self.output_pipes() {
             t.resume_producing();
         }
     }
 
-    fn pipes_of(&self, keep: impl Fn(i32) -> bool) -> Vec<Transport> {
+    /// The pipes the child writes to (and a PTY).
+    fn output_pipes(&self) -> Vec<Transport> {
         let state = self.inner.state.borrow();
-        state.pipes.iter().filter(|(fd, _)| keep(*fd)).map(|(_, t)| t.clone()).collect()
+        state.pipes.iter().filter(|(_, _, end)| *end != PipeEnd::Write).map(|(_, t, _)| t.clone()).collect()
     }
 
     /// Sends signal `signal` (a number, or see [`signal_named`](Self::signal_named)).
@@ -459,10 +481,88 @@ impl ProcessTransport {
             sys::kill_and_reap(self.inner.pid);
         }
         let pipes = std::mem::take(&mut self.inner.state.borrow_mut().pipes);
-        for (_, t) in pipes {
+        for (_, t, _) in pipes {
             t.abort_connection();
         }
         self.inner.protocol.borrow_mut().take();
+    }
+
+    /// Reaps this child after each SIGCHLD (no pidfd).
+    fn watch_sigchld(&self, reactor: &Reactor) -> Result<(), crate::ReactorError> {
+        let watched = self.clone();
+        reactor.watch_child_signals(Box::new(move |r: &Reactor| {
+            watched.try_reap(r);
+            watched.inner.state.borrow().running
+        }))
+    }
+
+    /// Gives the protocol one event now, or — while it is busy further up the
+    /// stack — queues it (pausing the pipe it came from) for a later step.
+    /// Events already queued go first, so the order never changes.
+    fn deliver(&self, event: Queued, from: Option<(i32, &Transport)>) {
+        if self.can_deliver_now() {
+            match event {
+                Queued::Data(fd, data) => self.with_protocol(|p, t| p.child_data_received(t, fd, &data)),
+                Queued::Closed(fd) => self.with_protocol(|p, t| p.child_connection_lost(t, fd)),
+            }
+            return;
+        }
+        let schedule = {
+            let mut state = self.inner.state.borrow_mut();
+            if let Some((fd, transport)) = from {
+                transport.pause_producing();
+                if !state.paused_for_queue.contains(&fd) {
+                    state.paused_for_queue.push(fd);
+                }
+            }
+            state.queued.push(event);
+            !std::mem::replace(&mut state.delivery_scheduled, true)
+        };
+        if schedule {
+            if let Some(reactor) = self.inner.reactor.upgrade() {
+                let this = self.clone();
+                reactor.call_later(Duration::ZERO, move |r| this.deliver_queued(r));
+            }
+        }
+    }
+
+    fn deliver_queued(&self, reactor: &Reactor) {
+        if self.inner.protocol.try_borrow_mut().is_err() {
+            let this = self.clone();
+            reactor.call_later(Duration::ZERO, move |r| this.deliver_queued(r));
+            return;
+        }
+        loop {
+            let next = {
+                let mut state = self.inner.state.borrow_mut();
+                if state.queued.is_empty() {
+                    state.delivery_scheduled = false;
+                    None
+                } else {
+                    Some(state.queued.remove(0))
+                }
+            };
+            match next {
+                Some(Queued::Data(fd, data)) => {
+                    self.with_protocol(|p, t| p.child_data_received(t, fd, &data))
+                }
+                Some(Queued::Closed(fd)) => self.with_protocol(|p, t| p.child_connection_lost(t, fd)),
+                None => break,
+            }
+        }
+        let paused = std::mem::take(&mut self.inner.state.borrow_mut().paused_for_queue);
+        for fd in paused {
+            if let Some(t) = self.child_transport(fd) {
+                t.resume_producing();
+            }
+        }
+        self.maybe_ended(reactor);
+    }
+
+    /// Whether an event can go to the protocol now: it is not running further
+    /// up the stack and nothing is queued ahead.
+    fn can_deliver_now(&self) -> bool {
+        self.inner.protocol.try_borrow_mut().is_ok() && self.inner.state.borrow().queued.is_empty()
     }
 
     /// `waitpid(pid, WNOHANG)` for this child only.
@@ -509,8 +609,8 @@ impl ProcessTransport {
     }
 
     fn pipe_closed(&self, fd: i32) {
-        self.inner.state.borrow_mut().pipes.retain(|(n, _)| *n != fd);
-        self.with_protocol(|p, t| p.child_connection_lost(t, fd));
+        self.inner.state.borrow_mut().pipes.retain(|(n, _, _)| *n != fd);
+        self.deliver(Queued::Closed(fd), None);
         if let Some(reactor) = self.inner.reactor.upgrade() {
             self.maybe_ended(&reactor);
         }
@@ -519,7 +619,7 @@ impl ProcessTransport {
     fn maybe_ended(&self, reactor: &Reactor) {
         let exit = {
             let mut state = self.inner.state.borrow_mut();
-            if !state.exited_told || !state.pipes.is_empty() || state.ended_told {
+            if !state.exited_told || !state.pipes.is_empty() || !state.queued.is_empty() || state.ended_told {
                 return;
             }
             if self.inner.protocol.try_borrow_mut().is_err() {

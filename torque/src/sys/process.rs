@@ -89,6 +89,17 @@ pub(crate) struct ChildSetup {
 pub(crate) fn spawn(command: &mut Command, setup: ChildSetup) -> io::Result<Child> {
     let ChildSetup { map, controlling_tty } = setup;
     let highest = map.iter().map(|&(target, _)| target).max().unwrap_or(-1);
+    // std reports a failed exec through a pipe it opens on the lowest free fds;
+    // if those were targets, our dup2 would overwrite it and a failed exec would
+    // look like success. Fill every free number up to the highest target first.
+    let mut placeholders = Vec::new();
+    loop {
+        let null = std::fs::File::open("/dev/null")?;
+        if null.as_raw_fd() > highest {
+            break;
+        }
+        placeholders.push(null);
+    }
     let mut scratch: Vec<RawFd> = vec![-1; map.len()];
     command.stdin(Stdio::inherit()).stdout(Stdio::inherit()).stderr(Stdio::inherit());
     let child_setup = move || -> io::Result<()> {
@@ -140,7 +151,59 @@ pub(crate) fn spawn(command: &mut Command, setup: ChildSetup) -> io::Result<Chil
     // SAFETY: `child_setup` makes only async-signal-safe calls and does not
     // allocate, as `pre_exec` requires.
     unsafe { command.pre_exec(child_setup) };
-    command.spawn()
+    let child = command.spawn();
+    drop(placeholders);
+    child
+}
+
+/// Writing to a pipe whose reader has gone raises SIGPIPE, which kills a
+/// process by default (sockets avoid it with MSG_NOSIGNAL; pipes cannot). Rust
+/// programs ignore it already; for any other host, the first spawn sets it to
+/// ignored if it is still the default, and the write reports EPIPE instead.
+pub(crate) fn ignore_sigpipe_once() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: reading and (if default) replacing SIGPIPE's disposition.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0
+                && old.sa_sigaction == libc::SIG_DFL
+            {
+                libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+            }
+        }
+    });
+}
+
+/// Finds `program` as `execvp` would, in `path` (the child's `PATH`; the
+/// default search path when unset): a name with a `/` is used as it is.
+pub(crate) fn find_program(program: &str, path: Option<&std::ffi::OsStr>) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |bytes: &[u8]| {
+        std::ffi::CString::new(bytes).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    };
+    if program.contains('/') {
+        return c(program.as_bytes());
+    }
+    let path = path.map(OsStrExt::as_bytes).unwrap_or(b"/bin:/usr/bin");
+    let mut denied = false;
+    for dir in path.split(|b| *b == b':') {
+        let dir = if dir.is_empty() { &b"."[..] } else { dir };
+        let mut candidate = dir.to_vec();
+        candidate.push(b'/');
+        candidate.extend_from_slice(program.as_bytes());
+        let candidate = c(&candidate)?;
+        let Ok(meta) = std::fs::metadata(std::ffi::OsStr::from_bytes(candidate.as_bytes())) else { continue };
+        if !meta.is_file() {
+            continue;
+        }
+        // SAFETY: access reads a valid NUL-terminated path.
+        if unsafe { libc::access(candidate.as_ptr(), libc::X_OK) } == 0 {
+            return Ok(candidate);
+        }
+        denied = true;
+    }
+    Err(io::Error::from_raw_os_error(if denied { libc::EACCES } else { libc::ENOENT }))
 }
 
 /// Marks every fd from `first` up close-on-exec (in the child, before exec).
@@ -208,23 +271,20 @@ pub(crate) fn kill_and_reap(pid: u32) {
 pub(crate) struct SpawnRequest<'a> {
     pub(crate) program: &'a std::ffi::CStr,
     pub(crate) args: &'a [std::ffi::CString],
-    /// `None`: this process's environment.
-    pub(crate) env: Option<&'a [std::ffi::CString]>,
+    /// The child's whole environment.
+    pub(crate) env: &'a [std::ffi::CString],
     pub(crate) cwd: Option<&'a std::ffi::CStr>,
     /// `(target, source)` pairs, as for [`ChildSetup`].
     pub(crate) map: &'a [(RawFd, RawFd)],
 }
 
-/// Starts a child with `posix_spawnp` (glibc: a vfork-style clone, much cheaper
+/// Starts a child with `posix_spawn` (glibc: a vfork-style clone, much cheaper
 /// than `fork` for a large parent): the fd map, every signal at its default and
 /// none blocked, every other fd closed. Returns the pid; a program that cannot
 /// be run is the error (glibc reports exec failures).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 pub(crate) fn posix_spawn(request: &SpawnRequest<'_>) -> io::Result<u32> {
     use std::mem::MaybeUninit;
-    unsafe extern "C" {
-        static environ: *const *mut libc::c_char;
-    }
     let highest = request.map.iter().map(|&(target, _)| target).max().unwrap_or(-1);
     // A source numbered at or below the highest target could be overwritten by
     // an earlier dup2 in the child: move it above every target first (in the
@@ -280,26 +340,23 @@ pub(crate) fn posix_spawn(request: &SpawnRequest<'_>) -> io::Result<u32> {
             let mut argv: Vec<*mut libc::c_char> =
                 request.args.iter().map(|a| a.as_ptr() as *mut libc::c_char).collect();
             argv.push(std::ptr::null_mut());
-            let envp_storage: Vec<*mut libc::c_char>;
-            let envp = match request.env {
-                Some(env) => {
-                    envp_storage = env
-                        .iter()
-                        .map(|e| e.as_ptr() as *mut libc::c_char)
-                        .chain(std::iter::once(std::ptr::null_mut()))
-                        .collect();
-                    envp_storage.as_ptr()
-                }
-                None => environ,
-            };
+            // Built from a copy (std::env reads under std's lock): `environ`
+            // itself could change under another thread's `set_var`.
+            let envp: Vec<*mut libc::c_char> = request
+                .env
+                .iter()
+                .map(|e| e.as_ptr() as *mut libc::c_char)
+                .chain(std::iter::once(std::ptr::null_mut()))
+                .collect();
             let mut pid: libc::pid_t = 0;
-            check(libc::posix_spawnp(
+            // The program was found in the child's PATH already (`find_program`).
+            check(libc::posix_spawn(
                 &mut pid,
                 request.program.as_ptr(),
                 actions,
                 attr,
                 argv.as_ptr(),
-                envp,
+                envp.as_ptr(),
             ))?;
             Ok(pid as u32)
         })();

@@ -356,6 +356,109 @@ fn a_child_that_exits_before_run_is_still_reported(kind: BackendKind) {
     assert_eq!(*seen.ended.borrow(), Some(ProcessExit::Done));
 }
 
+/// Runs nested passes inside its first `child_data_received`.
+struct NestedProtocol {
+    reactor: torque::Reactor,
+    seen: Rc<Seen>,
+    nested: bool,
+}
+
+impl ProcessProtocol for NestedProtocol {
+    fn child_data_received(&mut self, _p: &ProcessTransport, fd: i32, data: &[u8]) {
+        self.seen.by_fd.borrow_mut().push((fd, data.to_vec()));
+        if !std::mem::replace(&mut self.nested, true) {
+            for _ in 0..20 {
+                self.reactor.iterate(Duration::from_millis(5)).unwrap();
+            }
+        }
+    }
+    fn child_connection_lost(&mut self, _p: &ProcessTransport, fd: i32) {
+        self.seen.closed.borrow_mut().push(fd);
+    }
+    fn process_ended(&mut self, exit: ProcessExit) {
+        *self.seen.ended.borrow_mut() = Some(exit);
+    }
+}
+
+fn output_arriving_during_a_nested_pass_is_kept_in_order(kind: BackendKind) {
+    let r = reactor(kind);
+    let seen = Rc::new(Seen::default());
+    let protocol = NestedProtocol { reactor: r.clone(), seen: seen.clone(), nested: false };
+    let script = "echo first; sleep 0.05; for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done";
+    let _p = r.spawn_process(protocol, "sh", &sh(script), ProcessOptions::default()).unwrap();
+    iterate_until(&r, || seen.ended.borrow().is_some());
+    assert_eq!(seen.text(1), "first\nout1\nout2\nout3\nout4\nout5\n");
+    assert_eq!(seen.text(2), "err1\nerr2\nerr3\nerr4\nerr5\n");
+    let mut closed = seen.closed.borrow().clone();
+    closed.sort();
+    assert_eq!(closed, [0, 1, 2]);
+}
+
+fn half_closing_stdin_closes_the_pipe(kind: BackendKind) {
+    let r = reactor(kind);
+    let (protocol, seen) = recorder();
+    let p = r.spawn_process(protocol, "cat", &[], ProcessOptions::default()).unwrap();
+    p.write(b"bye\n");
+    // A pipe has no half-close: this closes it, and cat sees end of file.
+    p.child_transport(0).unwrap().lose_write_connection();
+    iterate_until(&r, || seen.ended.borrow().is_some());
+    assert_eq!(seen.text(1), "bye\n");
+}
+
+fn a_pty_child_can_be_paused(kind: BackendKind) {
+    let r = reactor(kind);
+    let (protocol, seen) = recorder();
+    let p = r
+        .spawn_process(
+            protocol,
+            "sh",
+            &sh("echo from-the-pty"),
+            ProcessOptions::default().pty(WindowSize::default()),
+        )
+        .unwrap();
+    p.pause_producing();
+    for _ in 0..10 {
+        r.iterate(Duration::from_millis(10)).unwrap();
+    }
+    assert!(seen.text(1).is_empty(), "nothing is read while paused");
+    p.resume_producing();
+    iterate_until(&r, || seen.ended.borrow().is_some());
+    assert!(seen.text(1).contains("from-the-pty"));
+}
+
+fn the_program_is_found_in_the_childs_path(kind: BackendKind) {
+    let r = reactor(kind);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("torque-hello");
+    std::fs::write(&script, "#!/bin/sh\necho \"found in the child's PATH\"\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (protocol, seen) = recorder();
+    let path = format!("{}:/usr/bin:/bin", dir.path().display());
+    let _p =
+        r.spawn_process(protocol, "torque-hello", &[], ProcessOptions::default().env("PATH", path)).unwrap();
+    iterate_until(&r, || seen.ended.borrow().is_some());
+    assert_eq!(
+        seen.text(1),
+        "found in the child's PATH\n",
+        "stderr {:?} exit {:?}",
+        seen.text(2),
+        seen.ended.borrow()
+    );
+}
+
+fn a_child_outliving_a_stop_is_reported_on_the_next_run(kind: BackendKind) {
+    let r = reactor(kind);
+    let (protocol, seen) = recorder();
+    let _p = r.spawn_process(protocol, "sleep", &["0.3"], ProcessOptions::default()).unwrap();
+    r.call_later(Duration::from_millis(10), |r| {
+        let _ = r.stop();
+    });
+    r.run().unwrap();
+    assert!(seen.exited.borrow().is_none(), "still running when the reactor stopped");
+    iterate_until(&r, || seen.exited.borrow().is_some());
+    assert_eq!(*seen.exited.borrow(), Some(ProcessExit::Done));
+}
+
 fn uid_and_gid_are_set_where_permitted(kind: BackendKind) {
     let r = reactor(kind);
     let (protocol, seen) = recorder();
@@ -407,4 +510,9 @@ crate::backend_tests!(
     a_child_that_exits_before_run_is_still_reported,
     a_dropped_handle_loses_nothing,
     uid_and_gid_are_set_where_permitted,
+    output_arriving_during_a_nested_pass_is_kept_in_order,
+    half_closing_stdin_closes_the_pipe,
+    a_pty_child_can_be_paused,
+    the_program_is_found_in_the_childs_path,
+    a_child_outliving_a_stop_is_reported_on_the_next_run,
 );

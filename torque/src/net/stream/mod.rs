@@ -792,6 +792,12 @@ impl Transport {
         if self.conn.tls_on.get() && !self.tls_close_notify_flushed() {
             return; // comes back here once the close_notify is on its way
         }
+        if self.conn.pipe.is_some() {
+            // A pipe has no half-close: its reader sees end of file only when
+            // the fd closes.
+            self.close_now(DisconnectReason::Done);
+            return;
+        }
         let read_shut = {
             let mut state = self.conn.state.borrow_mut();
             if state.write_shut || state.disconnected {
@@ -802,10 +808,7 @@ impl Transport {
             state.read_shut
         };
         if let Some(socket) = self.conn.socket.borrow().as_ref() {
-            // (A pipe has no half-close; its transports close instead.)
-            if self.conn.pipe.is_none() {
-                let _ = socket.shutdown(Shutdown::Write);
-            }
+            let _ = socket.shutdown(Shutdown::Write);
         }
         if let Some(pipe) = &self.conn.memory {
             pipe.write_shut.set(true);
