@@ -283,30 +283,42 @@ fn start_child(
         for arg in args {
             argv.push(c(arg.as_bytes(), "an argument")?);
         }
-        let mut vars: Vec<(OsString, OsString)> =
-            if options.clear_env { Vec::new() } else { std::env::vars_os().collect() };
-        for (key, value) in &options.env {
-            vars.retain(|(k, _)| k != key);
-            if let Some(value) = value {
-                vars.push((key.clone(), value.clone()));
+        // Unchanged environment: the child gets this process's, and glibc finds
+        // the program in PATH (the same PATH the child has). Changed: a copy,
+        // with the program found in the child's PATH, as std does.
+        let (program_c, env) = if !options.clear_env && options.env.is_empty() {
+            (c(program.as_bytes(), "the program name")?, None)
+        } else {
+            let mut vars: Vec<(OsString, OsString)> =
+                if options.clear_env { Vec::new() } else { std::env::vars_os().collect() };
+            for (key, value) in &options.env {
+                vars.retain(|(k, _)| k != key);
+                if let Some(value) = value {
+                    vars.push((key.clone(), value.clone()));
+                }
             }
-        }
-        // Looked up in the child's PATH, as the fork path (std) does.
-        let path = vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
-        let program_c = sys::find_program(program, path).map_err(exec_error)?;
-        let mut env = Vec::with_capacity(vars.len());
-        for (key, value) in vars {
-            let mut entry = key.into_vec();
-            entry.push(b'=');
-            entry.extend_from_slice(value.as_bytes());
-            env.push(c(&entry, "an environment variable")?);
-        }
+            let path = vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
+            let program_c = sys::find_program(program, path).map_err(exec_error)?;
+            let mut env = Vec::with_capacity(vars.len());
+            for (key, value) in vars {
+                let mut entry = key.into_vec();
+                entry.push(b'=');
+                entry.extend_from_slice(value.as_bytes());
+                env.push(c(&entry, "an environment variable")?);
+            }
+            (program_c, Some(env))
+        };
         let cwd = match &options.cwd {
             Some(dir) => Some(c(dir.as_os_str().as_bytes(), "the working directory")?),
             None => None,
         };
-        let request =
-            sys::SpawnRequest { program: &program_c, args: &argv, env: &env, cwd: cwd.as_deref(), map: &map };
+        let request = sys::SpawnRequest {
+            program: &program_c,
+            args: &argv,
+            env: env.as_deref(),
+            cwd: cwd.as_deref(),
+            map: &map,
+        };
         return sys::posix_spawn(&request).map_err(exec_error);
     }
     let mut command = Command::new(program);

@@ -271,8 +271,9 @@ pub(crate) fn kill_and_reap(pid: u32) {
 pub(crate) struct SpawnRequest<'a> {
     pub(crate) program: &'a std::ffi::CStr,
     pub(crate) args: &'a [std::ffi::CString],
-    /// The child's whole environment.
-    pub(crate) env: &'a [std::ffi::CString],
+    /// The child's whole environment, with `program` already a path; `None`:
+    /// this process's environment, `program` searched in its `PATH`.
+    pub(crate) env: Option<&'a [std::ffi::CString]>,
     pub(crate) cwd: Option<&'a std::ffi::CStr>,
     /// `(target, source)` pairs, as for [`ChildSetup`].
     pub(crate) map: &'a [(RawFd, RawFd)],
@@ -340,24 +341,40 @@ pub(crate) fn posix_spawn(request: &SpawnRequest<'_>) -> io::Result<u32> {
             let mut argv: Vec<*mut libc::c_char> =
                 request.args.iter().map(|a| a.as_ptr() as *mut libc::c_char).collect();
             argv.push(std::ptr::null_mut());
-            // Built from a copy (std::env reads under std's lock): `environ`
-            // itself could change under another thread's `set_var`.
-            let envp: Vec<*mut libc::c_char> = request
-                .env
-                .iter()
-                .map(|e| e.as_ptr() as *mut libc::c_char)
-                .chain(std::iter::once(std::ptr::null_mut()))
-                .collect();
             let mut pid: libc::pid_t = 0;
-            // The program was found in the child's PATH already (`find_program`).
-            check(libc::posix_spawn(
-                &mut pid,
-                request.program.as_ptr(),
-                actions,
-                attr,
-                argv.as_ptr(),
-                envp.as_ptr(),
-            ))?;
+            match request.env {
+                Some(env) => {
+                    let envp: Vec<*mut libc::c_char> = env
+                        .iter()
+                        .map(|e| e.as_ptr() as *mut libc::c_char)
+                        .chain(std::iter::once(std::ptr::null_mut()))
+                        .collect();
+                    check(libc::posix_spawn(
+                        &mut pid,
+                        request.program.as_ptr(),
+                        actions,
+                        attr,
+                        argv.as_ptr(),
+                        envp.as_ptr(),
+                    ))?;
+                }
+                None => {
+                    // As std does for an unchanged environment. (Changing it
+                    // while another thread reads it is `set_var`'s documented
+                    // hazard: it is `unsafe` for that reason.)
+                    unsafe extern "C" {
+                        static environ: *const *mut libc::c_char;
+                    }
+                    check(libc::posix_spawnp(
+                        &mut pid,
+                        request.program.as_ptr(),
+                        actions,
+                        attr,
+                        argv.as_ptr(),
+                        environ,
+                    ))?;
+                }
+            }
             Ok(pid as u32)
         })();
         libc::posix_spawnattr_destroy(attr.as_mut_ptr());
