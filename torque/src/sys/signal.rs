@@ -77,6 +77,19 @@ unsafe fn errno_location() -> *mut libc::c_int {
     unsafe { libc::__error() }
 }
 
+/// Points a free slot of `table` at `waker` (the caller holds the install lock).
+fn claim_slot(table: &[Slot; SLOTS], waker: &Waker, full: &str) -> io::Result<usize> {
+    let slot = table
+        .iter()
+        .position(|s| s.target.load(Ordering::SeqCst) == FREE)
+        .ok_or_else(|| io::Error::other(full.to_owned()))?;
+    let fd = u64::from(waker.write_fd() as u32);
+    let target = fd | if waker.is_eventfd() { EVENTFD_BIT } else { 0 };
+    table[slot].pending.store(0, Ordering::SeqCst);
+    table[slot].target.store(target, Ordering::SeqCst);
+    Ok(slot)
+}
+
 /// A reactor's registration for stop signals; dropping it unregisters.
 pub(crate) struct SignalGuard {
     slot: usize,
@@ -95,14 +108,7 @@ impl SignalGuard {
     /// handler if this is the first listener.
     pub(crate) fn install(waker: Arc<Waker>) -> io::Result<SignalGuard> {
         let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = SLOT_TABLE
-            .iter()
-            .position(|s| s.target.load(Ordering::SeqCst) == FREE)
-            .ok_or_else(|| io::Error::other("too many reactors handle signals at once (64)"))?;
-        let fd = u64::from(waker.write_fd() as u32);
-        let target = fd | if waker.is_eventfd() { EVENTFD_BIT } else { 0 };
-        SLOT_TABLE[slot].pending.store(0, Ordering::SeqCst);
-        SLOT_TABLE[slot].target.store(target, Ordering::SeqCst);
+        let slot = claim_slot(&SLOT_TABLE, &waker, "too many reactors handle signals at once (64)")?;
         if installed.users == 0 {
             let mut previous = Vec::new();
             for sig in STOP_SIGNALS {
@@ -227,14 +233,7 @@ impl ChildSignalGuard {
     /// handler (chained to the previous one) if this is the first.
     pub(crate) fn install(waker: Arc<Waker>) -> io::Result<ChildSignalGuard> {
         let mut installed = CHILD_INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = CHILD_SLOT_TABLE
-            .iter()
-            .position(|s| s.target.load(Ordering::SeqCst) == FREE)
-            .ok_or_else(|| io::Error::other("too many reactors wait for SIGCHLD at once (64)"))?;
-        let fd = u64::from(waker.write_fd() as u32);
-        let target = fd | if waker.is_eventfd() { EVENTFD_BIT } else { 0 };
-        CHILD_SLOT_TABLE[slot].pending.store(0, Ordering::SeqCst);
-        CHILD_SLOT_TABLE[slot].target.store(target, Ordering::SeqCst);
+        let slot = claim_slot(&CHILD_SLOT_TABLE, &waker, "too many reactors wait for SIGCHLD at once (64)")?;
         if installed.users == 0 {
             // SAFETY: zeroed sigactions are valid "no flags, empty mask" values.
             let mut action: libc::sigaction = unsafe { std::mem::zeroed() };

@@ -300,14 +300,7 @@ impl Transport {
         let is_unix = !matches!(local, Address::Ip(_));
         let endpoint = Endpoint { socket: Some(socket), memory: None, fd, is_unix, pipe: None };
         let conn = Connection::new(reactor, endpoint, local, peer, protocol, on_closed);
-        let handler = Rc::new(RefCell::new(StreamHandler { conn: Rc::clone(&conn) }));
-        *conn.handler.borrow_mut() = Some(Rc::clone(&handler));
-        let transport = Transport { conn };
-        if let Err(e) = reactor.add_reader(fd, handler) {
-            transport.conn.handler.borrow_mut().take();
-            transport.conn.socket.borrow_mut().take();
-            return Err(e);
-        }
+        let transport = Transport::register(reactor, conn)?;
         before_made(&transport);
         transport.with_protocol(|p, t| p.connection_made(t));
         Ok(transport)
@@ -358,15 +351,23 @@ impl Transport {
             protocol,
             on_closed,
         );
+        let transport = Transport::register(reactor, conn)?;
+        transport.with_protocol(|p, t| p.connection_made(t));
+        Ok(transport)
+    }
+
+    /// Gives a new connection its handler and watches its fd for reading; on
+    /// failure the fd is closed and nothing stays registered.
+    fn register(reactor: &Reactor, conn: Rc<Connection>) -> Result<Transport, crate::ReactorError> {
         let handler = Rc::new(RefCell::new(StreamHandler { conn: Rc::clone(&conn) }));
         *conn.handler.borrow_mut() = Some(Rc::clone(&handler));
+        let fd = conn.fd;
         let transport = Transport { conn };
-        if let Err(e) = reactor.add_reader(raw, handler) {
+        if let Err(e) = reactor.add_reader(fd, handler) {
             transport.conn.handler.borrow_mut().take();
             transport.conn.socket.borrow_mut().take();
             return Err(e);
         }
-        transport.with_protocol(|p, t| p.connection_made(t));
         Ok(transport)
     }
 
