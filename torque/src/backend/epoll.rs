@@ -5,7 +5,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BackendInfo, BackendKind, Event, Events, Interest, Poller, Token};
+use super::{BackendInfo, BackendKind, Event, Events, Interest, Poller, Token, WaitSet};
 use crate::error::ReactorError;
 use crate::sys::{cvt, timeout_millis, waker::Waker};
 
@@ -15,7 +15,9 @@ const WAKER_DATA: u64 = u64::MAX;
 const BATCH: usize = 1024;
 
 pub(crate) struct EpollPoller {
-    epfd: OwnedFd,
+    /// Shared with wait sets on helper threads (`epoll_ctl` and `epoll_wait` may
+    /// run on different threads at once).
+    epfd: Arc<OwnedFd>,
     waker: Arc<Waker>,
     buffer: Vec<libc::epoll_event>,
 }
@@ -37,7 +39,7 @@ impl EpollPoller {
         let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) }).map_err(ReactorError::Os)?;
         // SAFETY: the fd was just created and nothing else owns it.
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let poller = EpollPoller { epfd, waker, buffer: Vec::with_capacity(BATCH) };
+        let poller = EpollPoller { epfd: Arc::new(epfd), waker, buffer: Vec::with_capacity(BATCH) };
         let waker_fd = poller.waker.read_fd();
         poller
             .ctl(libc::EPOLL_CTL_ADD, waker_fd, WAKER_DATA, libc::EPOLLIN as u32)
@@ -128,5 +130,23 @@ impl Poller for EpollPoller {
 
     fn watch_fd(&self) -> RawFd {
         self.epfd.as_raw_fd()
+    }
+
+    fn wait_set(&self) -> Box<dyn WaitSet> {
+        Box::new(EpollPoller {
+            epfd: Arc::clone(&self.epfd),
+            waker: Arc::clone(&self.waker),
+            buffer: Vec::with_capacity(BATCH),
+        })
+    }
+
+    fn wait_set_is_live(&self) -> bool {
+        true
+    }
+}
+
+impl WaitSet for EpollPoller {
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        Poller::wait(self, events, timeout)
     }
 }

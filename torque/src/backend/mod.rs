@@ -124,6 +124,22 @@ pub trait Poller: Send {
     /// An fd another event loop can watch for readability: the epoll fd itself (ready
     /// whenever an event is pending), or for select and poll the waker's fd.
     fn watch_fd(&self) -> RawFd;
+    /// A wait that can run on another thread (`Reactor::interleave`): a copy of
+    /// the interest set (select, poll), or a second handle on the kernel's
+    /// (epoll).
+    fn wait_set(&self) -> Box<dyn WaitSet>;
+    /// Whether a [`wait_set`](Poller::wait_set) sees later registrations by
+    /// itself (epoll: they go to the kernel object it shares). A copy does not:
+    /// the interleaving reactor then wakes the wait and sends a fresh one.
+    fn wait_set_is_live(&self) -> bool {
+        false
+    }
+}
+
+/// A blocking wait detached from its [`Poller`], to run on a helper thread.
+pub trait WaitSet: Send {
+    /// As [`Poller::wait`].
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()>;
 }
 
 /// The backends Torque knows, in order of preference.

@@ -6,9 +6,10 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BackendInfo, BackendKind, Event, Events, Interest, Poller, Token};
+use super::{BackendInfo, BackendKind, Event, Events, Interest, Poller, Token, WaitSet};
 use crate::sys::{cvt, timeout_millis, waker::Waker};
 
+#[derive(Clone)]
 pub(crate) struct PollPoller {
     waker: Arc<Waker>,
     /// Entry 0 is the waker; the rest are registrations.
@@ -121,5 +122,15 @@ impl Poller for PollPoller {
 
     fn watch_fd(&self) -> RawFd {
         self.waker.read_fd()
+    }
+
+    fn wait_set(&self) -> Box<dyn WaitSet> {
+        Box::new(self.clone())
+    }
+}
+
+impl WaitSet for PollPoller {
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        Poller::wait(self, events, timeout)
     }
 }

@@ -7,7 +7,7 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BackendInfo, BackendKind, Event, Events, Interest, Poller, Token};
+use super::{BackendInfo, BackendKind, Event, Events, Interest, Poller, Token, WaitSet};
 use crate::sys::{cvt, fd_is_open, waker::Waker};
 
 /// A safe wrapper over `fd_set` that only ever touches fds below `FD_SETSIZE`.
@@ -43,6 +43,7 @@ struct Registration {
     interest: Interest,
 }
 
+#[derive(Clone)]
 pub(crate) struct SelectPoller {
     waker: Arc<Waker>,
     /// Indexed by fd; `None` when not registered.
@@ -193,5 +194,15 @@ impl Poller for SelectPoller {
 
     fn watch_fd(&self) -> RawFd {
         self.waker.read_fd()
+    }
+
+    fn wait_set(&self) -> Box<dyn WaitSet> {
+        Box::new(self.clone())
+    }
+}
+
+impl WaitSet for SelectPoller {
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        Poller::wait(self, events, timeout)
     }
 }

@@ -24,6 +24,7 @@
 mod builder;
 mod clock;
 mod fdset;
+mod interleave;
 mod tasks;
 mod threads;
 mod timers;
@@ -104,6 +105,10 @@ pub(crate) struct Inner {
     repeated_signal: RefCell<Option<SignalHook>>,
     /// Inside `run()`.
     in_run: Cell<bool>,
+    /// `interleave`'s link to its helper thread.
+    interleaved: RefCell<Option<interleave::Interleaved>>,
+    /// An interleaved wait is running on the helper thread.
+    wait_in_flight: Cell<bool>,
     /// The loop in `run()` keeps going while set; cleared by shutdown and `crash()`.
     started: Cell<bool>,
     /// Twisted's `running`: from startup's `during` phase to shutdown's.
@@ -234,6 +239,8 @@ impl Reactor {
                 child_signals: RefCell::new(None),
                 repeated_signal: RefCell::new(None),
                 in_run: Cell::new(false),
+                interleaved: RefCell::new(None),
+                wait_in_flight: Cell::new(false),
                 started: Cell::new(false),
                 running: Cell::new(false),
                 stopping: Cell::new(false),
@@ -312,6 +319,7 @@ impl Reactor {
         }
         inner.stopping.set(true);
         inner.shutdown_pending.set(true);
+        self.note_change();
         Ok(())
     }
 
@@ -324,6 +332,7 @@ impl Reactor {
         inner.running.set(false);
         inner.stopping.set(false);
         inner.shutdown_pending.set(false);
+        self.note_change();
     }
 
     /// Whether the reactor is running: from startup's `during` phase until
@@ -335,6 +344,11 @@ impl Reactor {
     /// Runs one pass, waiting at most `max_wait` for events. Works whether or not the
     /// reactor is running, and from inside callbacks.
     pub fn iterate(&self, max_wait: Duration) -> Result<(), ReactorError> {
+        if self.is_interleaved() {
+            // The wait belongs to the helper thread; a second one would split
+            // the events between two waiters.
+            return Err(ReactorError::AlreadyRunning);
+        }
         self.pass(Some(max_wait))
     }
 
@@ -509,6 +523,7 @@ impl Reactor {
         let inner = &self.inner;
         let deadline = inner.clock.now().saturating_add(delay);
         let entry = inner.timers.borrow_mut().schedule(deadline, f, &inner.live_timers);
+        self.note_change();
         DelayedCall { entry, reactor: Rc::downgrade(&self.inner) }
     }
 
@@ -613,7 +628,15 @@ impl Reactor {
             BackendOp::Deregister(fd) => (fd, backend.deregister(fd)),
             BackendOp::Nothing => return Ok(()),
         };
-        result.map_err(|source| ReactorError::Register { fd, backend: backend.info().name, source })
+        drop(backend);
+        if result.is_ok() {
+            self.note_change();
+        }
+        result.map_err(|source| ReactorError::Register {
+            fd,
+            backend: self.inner.backend.borrow().info().name,
+            source,
+        })
     }
 
     /// Stops reading `fd`. Removing what is not registered does nothing.
@@ -798,11 +821,22 @@ impl Reactor {
         // pass started from a callback uses a buffer of its own.
         let mut events = std::mem::take(&mut *self.inner.events.borrow_mut());
         let waited = self.inner.backend.borrow_mut().wait(&mut events, timeout);
-        // Step 3: dispatch.
+        let result = self.dispatch_after_wait(waited, &mut events);
+        *self.inner.events.borrow_mut() = events;
+        result
+    }
+
+    /// Step 3, after a wait here or on the interleave helper: dispatch the
+    /// events, then timers, thread calls, tasks, end-of-pass work and a pending
+    /// shutdown.
+    fn dispatch_after_wait(
+        &self,
+        waited: std::io::Result<()>,
+        events: &mut Events,
+    ) -> Result<(), ReactorError> {
         self.check_signals();
         self.check_child_signals();
         if let Err(e) = waited {
-            *self.inner.events.borrow_mut() = events;
             return Err(ReactorError::Os(e));
         }
         for i in 0..events.len() {
@@ -811,7 +845,6 @@ impl Reactor {
             }
         }
         events.clear();
-        *self.inner.events.borrow_mut() = events;
         self.run_due_timers();
         self.run_thread_calls();
         tasks::run_ready(&self.inner.tasks, &self.inner.ready);
@@ -845,6 +878,7 @@ impl Reactor {
     /// notifications, so `connection_lost` never runs inside the call that caused it.
     pub(crate) fn at_end_of_pass(&self, f: impl FnOnce(&Reactor) + 'static) {
         self.inner.end_of_pass.borrow_mut().push(Box::new(f));
+        self.note_change();
     }
 
     fn run_end_of_pass(&self) {

@@ -231,6 +231,7 @@ impl DelayedCall {
         let Some(inner) = self.reactor.upgrade() else { return Ok(()) };
         let deadline = inner.clock.now().saturating_add(delay);
         inner.timers.borrow_mut().reschedule(&self.entry, deadline, &inner.live_timers);
+        inner.wake_interleaved_wait();
         Ok(())
     }
 
@@ -240,6 +241,7 @@ impl DelayedCall {
         let Some(inner) = self.reactor.upgrade() else { return Ok(()) };
         let deadline = self.entry.deadline.get().saturating_add(extra);
         inner.timers.borrow_mut().reschedule(&self.entry, deadline, &inner.live_timers);
+        inner.wake_interleaved_wait();
         Ok(())
     }
 

@@ -7,6 +7,7 @@ mod tlskit;
 
 mod defer;
 mod fdset;
+mod interleave;
 mod lifecycle;
 mod memory;
 mod process;
