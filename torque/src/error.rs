@@ -48,6 +48,17 @@ pub enum ReactorError {
     /// An fd number that cannot be valid (negative).
     #[error("invalid file descriptor {0}")]
     InvalidFd(RawFd),
+    /// [`Reactor::watch_fd`](crate::Reactor::watch_fd) on a backend whose
+    /// interest set lives in user memory (select, poll), so no single fd stands
+    /// for it.
+    #[error(
+        "the {backend} backend has no single fd another loop can watch (epoll has one); \
+         use Reactor::interleave, or call iterate(Duration::ZERO) from the other loop's timer"
+    )]
+    NoWatchFd {
+        /// The backend's name.
+        backend: &'static str,
+    },
     /// An operating-system call failed.
     #[error("operating system error: {0}")]
     Os(#[source] io::Error),

@@ -95,7 +95,7 @@ pub mod tls;
 pub use backend::{BackendInfo, BackendKind, Features, Support};
 pub use error::{DelayedCallError, ReactorError};
 pub use reactor::{
-    Clock, DelayedCall, FdHandler, FdHandlerRef, IntoTriggerOutcome, LostReason, MonotonicClock,
+    Clock, DelayedCall, Embedded, FdHandler, FdHandlerRef, GuiCall, IntoTriggerOutcome, LostReason, MonotonicClock,
     PendingTrigger, Phase, REACTOR_ENV, Reactor, ReactorBuilder, ReactorHandle, SystemEvent, ThreadPanic,
     TriggerId, TriggerOutcome, WeakReactor,
 };

@@ -128,8 +128,8 @@ impl Poller for EpollPoller {
         &self.waker
     }
 
-    fn watch_fd(&self) -> RawFd {
-        self.epfd.as_raw_fd()
+    fn watch_fd(&self) -> Option<RawFd> {
+        Some(self.epfd.as_raw_fd())
     }
 
     fn wait_set(&self) -> Box<dyn WaitSet> {

@@ -121,9 +121,10 @@ pub trait Poller: Send {
     fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()>;
     /// The waker that interrupts [`wait`](Poller::wait) from any thread.
     fn waker(&self) -> &Arc<Waker>;
-    /// An fd another event loop can watch for readability: the epoll fd itself (ready
-    /// whenever an event is pending), or for select and poll the waker's fd.
-    fn watch_fd(&self) -> RawFd;
+    /// An fd another event loop can watch for readability: the epoll fd itself
+    /// (ready whenever an event is pending). `None` where the interest set lives
+    /// in user memory (select, poll).
+    fn watch_fd(&self) -> Option<RawFd>;
     /// A wait that can run on another thread (`Reactor::interleave`): a copy of
     /// the interest set (select, poll), or a second handle on the kernel's
     /// (epoll).

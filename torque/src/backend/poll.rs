@@ -120,8 +120,8 @@ impl Poller for PollPoller {
         &self.waker
     }
 
-    fn watch_fd(&self) -> RawFd {
-        self.waker.read_fd()
+    fn watch_fd(&self) -> Option<RawFd> {
+        None
     }
 
     fn wait_set(&self) -> Box<dyn WaitSet> {

@@ -15,10 +15,11 @@ use std::cell::RefCell;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use super::{Inner, Reactor, SystemEvent, WeakReactor};
+use super::threads::ThreadShared;
+use super::{Inner, Reactor, WeakReactor};
 use crate::ReactorError;
 use crate::backend::{Events, WaitSet};
 
@@ -66,7 +67,7 @@ impl Reactor {
     /// exits and [`is_interleaved`](Reactor::is_interleaved) is false.
     ///
     /// ```
-    /// use std::sync::mpsc;
+    /// use std::sync::{Arc, mpsc};
     /// use std::time::Duration;
     ///
     /// let reactor = torque::Reactor::builder().handle_signals(false).build()?;
@@ -91,9 +92,10 @@ impl Reactor {
         }
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (requests, receive) = mpsc::channel::<Request>();
+        let shared = Arc::clone(&inner.threads);
         let helper = std::thread::Builder::new()
             .name("torque-interleave".into())
-            .spawn(move || helper_loop(id, receive, waker))
+            .spawn(move || helper_loop(id, receive, &shared, waker))
             .map_err(ReactorError::Os)?;
         REACTORS.with(|all| all.borrow_mut().push((id, self.downgrade())));
         *inner.interleaved.borrow_mut() = Some(Interleaved {
@@ -103,11 +105,7 @@ impl Reactor {
             sent_live_set: false,
             spare_events: Events::default(),
         });
-        inner.in_run.set(true);
-        inner.started.set(true);
-        inner.stopping.set(false);
-        inner.shutdown_pending.set(false);
-        self.fire_system_event(SystemEvent::Startup);
+        self.begin_run();
         self.next_wait_or_finish();
         Ok(())
     }
@@ -175,8 +173,7 @@ impl Reactor {
             REACTORS.with(|all| all.borrow_mut().retain(|(id, _)| *id != link.id));
         }
         self.inner.wait_in_flight.set(false);
-        self.run_end_of_pass();
-        self.inner.in_run.set(false);
+        self.end_run();
     }
 }
 
@@ -199,9 +196,9 @@ impl Interleaved {
 }
 
 /// The helper thread: wait, hand the batch to the GUI thread, repeat until the
-/// reactor drops its sender. A panicking wait becomes an error batch, never a
-/// silent stop.
-fn helper_loop(id: u64, requests: mpsc::Receiver<Request>, waker: impl Fn(GuiCall)) {
+/// reactor drops its sender (or was dropped itself: `closed`). A panicking wait
+/// becomes an error batch, never a silent stop.
+fn helper_loop(id: u64, requests: mpsc::Receiver<Request>, shared: &ThreadShared, waker: impl Fn(GuiCall)) {
     let mut current: Option<Box<dyn WaitSet>> = None;
     while let Ok(Request { set, timeout, mut events }) = requests.recv() {
         if let Some(set) = set {
@@ -215,6 +212,9 @@ fn helper_loop(id: u64, requests: mpsc::Receiver<Request>, waker: impl Fn(GuiCal
             }
             None => Err(io::Error::other("no wait set")),
         };
+        if shared.closed.load(Ordering::Acquire) {
+            return;
+        }
         waker(Box::new(move || deliver(id, result, events)));
     }
 }

@@ -24,6 +24,7 @@
 mod builder;
 mod clock;
 mod fdset;
+mod embed;
 mod interleave;
 mod tasks;
 mod threads;
@@ -32,6 +33,8 @@ mod triggers;
 
 pub use builder::{REACTOR_ENV, ReactorBuilder};
 pub use clock::{Clock, MonotonicClock};
+pub use embed::Embedded;
+pub use interleave::GuiCall;
 pub use fdset::{FdHandler, FdHandlerRef, LostReason};
 pub use threads::ReactorHandle;
 pub use timers::DelayedCall;
@@ -130,6 +133,12 @@ pub(crate) type ChildWatcher = Box<dyn FnMut(&Reactor) -> bool>;
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        if self.interleaved.get_mut().take().is_some() {
+            // Dropped while interleaved (never stopped): the helper sees `closed`
+            // once its wait returns, and this wake makes that now.
+            self.threads.closed.store(true, Ordering::Release);
+            self.threads.waker.wake();
+        }
         // Spawned futures are dropped (cancelled) with the reactor.
         let futures = self.tasks.get_mut().drain();
         drop(futures);
@@ -279,6 +288,24 @@ impl Reactor {
         if inner.in_run.get() {
             return Err(ReactorError::AlreadyRunning);
         }
+        self.begin_run();
+        let mut result = Ok(());
+        while inner.started.get() {
+            if let Err(e) = self.pass(None) {
+                tracing::error!(error = %e, "the backend's wait failed; the reactor stops");
+                self.crash();
+                result = Err(e);
+            }
+        }
+        self.end_run();
+        result
+    }
+
+    /// The start of every kind of run (`run`, `interleave`, `embed`): marks the
+    /// reactor running, installs the stop-signal handlers and fires startup.
+    /// The caller has checked that no run is active.
+    fn begin_run(&self) {
+        let inner = &self.inner;
         inner.in_run.set(true);
         inner.started.set(true);
         inner.stopping.set(false);
@@ -290,19 +317,21 @@ impl Reactor {
             }
         }
         self.fire_system_event(SystemEvent::Startup);
-        let mut result = Ok(());
-        while inner.started.get() {
-            if let Err(e) = self.pass(None) {
-                tracing::error!(error = %e, "the backend's wait failed; the reactor stops");
-                self.crash();
-                result = Err(e);
-            }
-        }
+    }
+
+    /// The end of every kind of run, once `started` is false.
+    fn end_run(&self) {
         // Anything the after-shutdown triggers queued for the end of the pass.
         self.run_end_of_pass();
-        drop(inner.signals.borrow_mut().take());
-        inner.in_run.set(false);
-        result
+        drop(self.inner.signals.borrow_mut().take());
+        self.inner.in_run.set(false);
+    }
+
+    /// Whether a run (`run()`, `interleave`, `embed`) is active and has not yet
+    /// been ended by `stop()`'s shutdown or by `crash()`. A foreign loop driving
+    /// the reactor quits once this turns false.
+    pub fn is_started(&self) -> bool {
+        self.inner.in_run.get() && self.inner.started.get()
     }
 
     /// Asks a running reactor to shut down. The shutdown event fires at the end of
@@ -342,11 +371,12 @@ impl Reactor {
     }
 
     /// Runs one pass, waiting at most `max_wait` for events. Works whether or not the
-    /// reactor is running, and from inside callbacks.
+    /// reactor is running, and from inside callbacks (also inside an interleaved
+    /// batch). Between interleaved batches it is [`ReactorError::AlreadyRunning`]:
+    /// the helper thread's wait is in flight, and a second waiter would split the
+    /// events.
     pub fn iterate(&self, max_wait: Duration) -> Result<(), ReactorError> {
-        if self.is_interleaved() {
-            // The wait belongs to the helper thread; a second one would split
-            // the events between two waiters.
+        if self.inner.wait_in_flight.get() {
             return Err(ReactorError::AlreadyRunning);
         }
         self.pass(Some(max_wait))
@@ -680,13 +710,26 @@ impl Reactor {
         self.inner.fds.borrow().fds_with(false)
     }
 
-    /// An fd another event loop can watch to know this reactor has work: for epoll
-    /// the epoll fd itself (readable whenever any registered fd is ready); for select
-    /// and poll the waker's fd (readable after a wake-up from another thread).
-    /// Watch it, and call [`iterate`](Reactor::iterate) with a zero wait when it is
-    /// readable or [`timeout`](Reactor::timeout) has passed.
-    pub fn watch_fd(&self) -> RawFd {
-        self.inner.backend.borrow().watch_fd()
+    /// An fd another event loop can watch to know this reactor has work: the
+    /// epoll fd itself, readable whenever a registered fd is ready or another
+    /// thread woke the reactor. Watch it, and call
+    /// [`iterate`](Reactor::iterate) with a zero wait when it is readable or
+    /// [`timeout`](Reactor::timeout) has passed (see [`embed`](Reactor::embed)).
+    ///
+    /// select and poll keep their interest set in user memory, so no single fd
+    /// stands for it: [`ReactorError::NoWatchFd`]. Use
+    /// [`interleave`](Reactor::interleave) with them, or call `iterate` from the
+    /// other loop's timer.
+    pub fn watch_fd(&self) -> Result<RawFd, ReactorError> {
+        let backend = self.inner.backend.borrow();
+        backend.watch_fd().ok_or(ReactorError::NoWatchFd { backend: backend.info().name })
+    }
+
+    /// Wakes the reactor's current or next wait (Twisted's `wakeUp`): the pass
+    /// ends early and runs whatever is due. Other threads use
+    /// [`ReactorHandle::wake`].
+    pub fn wake_up(&self) {
+        self.inner.threads.waker.wake();
     }
 
     fn dispatch_event(&self, event: Event) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use torque::{BackendKind, Phase, ReactorError, SystemEvent};
 
-use crate::support::{Log, fake_reactor, reactor};
+use crate::support::{foreign_loop, Log, fake_reactor, reactor, run, step};
 
 fn stop_fires_shutdown_phases(kind: BackendKind) {
     let r = reactor(kind);
@@ -22,7 +22,7 @@ fn stop_fires_shutdown_phases(kind: BackendKind) {
         l.push(format!("started running={}", r.is_running()));
         r.stop().unwrap();
     });
-    r.run().unwrap();
+    run(&r).unwrap();
     assert_eq!(
         log.take(),
         ["started running=true", "before running=true", "during running=false", "after running=false"]
@@ -39,7 +39,7 @@ fn stop_when_not_running_is_an_error(kind: BackendKind) {
         r.stop().unwrap();
         s.set(Some(matches!(r.stop(), Err(ReactorError::NotRunning))));
     });
-    r.run().unwrap();
+    run(&r).unwrap();
     assert_eq!(second.get(), Some(true), "a second stop() while stopping is NotRunning");
     assert!(matches!(r.stop(), Err(ReactorError::NotRunning)));
 }
@@ -52,7 +52,7 @@ fn run_inside_run_is_an_error_and_the_outer_loop_goes_on(kind: BackendKind) {
         n.set(Some(matches!(r.run(), Err(ReactorError::AlreadyRunning))));
         r.call_later(Duration::from_millis(1), |r| r.stop().unwrap());
     });
-    r.run().unwrap();
+    run(&r).unwrap();
     assert_eq!(nested.get(), Some(true));
 }
 
@@ -67,7 +67,7 @@ fn shutdown_happens_on_a_later_pass_not_inside_stop(kind: BackendKind) {
         r.stop().unwrap();
         seen2.set(Some((s.get(), r.is_running())));
     });
-    r.run().unwrap();
+    run(&r).unwrap();
     assert_eq!(seen.get(), Some((false, true)), "stop() returned before shutdown began");
     assert!(shutdown_ran.get(), "run() returned after the shutdown triggers");
 }
@@ -82,7 +82,7 @@ fn run_after_crash_works(kind: BackendKind) {
         l.push("first run");
         r.crash();
     });
-    r.run().unwrap();
+    run(&r).unwrap();
     assert_eq!(log.take(), ["first run"], "crash skips shutdown");
     assert!(!r.is_running());
     let l = log.clone();
@@ -90,7 +90,7 @@ fn run_after_crash_works(kind: BackendKind) {
         l.push("second run");
         r.stop().unwrap();
     });
-    r.run().unwrap();
+    run(&r).unwrap();
     assert_eq!(log.take(), ["second run", "shutdown"]);
 }
 
@@ -103,7 +103,7 @@ fn run_after_stop_restarts(kind: BackendKind) {
         l.push("run 1");
         r.stop().unwrap();
     });
-    r.run().unwrap();
+    run(&r).unwrap();
     let l = log.clone();
     r.add_system_event_trigger(Phase::During, SystemEvent::Startup, move |_| l.push("startup 2"));
     let l = log.clone();
@@ -111,7 +111,7 @@ fn run_after_stop_restarts(kind: BackendKind) {
         l.push(format!("run 2 running={}", r.is_running()));
         r.call_later(Duration::ZERO, |r| r.stop().unwrap());
     });
-    r.run().unwrap();
+    run(&r).unwrap();
     assert_eq!(log.take(), ["run 1", "startup 2", "run 2 running=true"]);
 }
 
@@ -125,7 +125,7 @@ fn call_when_running_while_running_calls_now(kind: BackendKind) {
         l.push("after inner");
         r.stop().unwrap();
     });
-    r.run().unwrap();
+    run(&r).unwrap();
     assert_eq!(log.take(), ["inner", "after inner"]);
 }
 
@@ -134,12 +134,13 @@ fn iterate_works_without_run(kind: BackendKind) {
     let fired = Rc::new(Cell::new(false));
     let f = fired.clone();
     r.call_later(Duration::from_secs(5), move |_| f.set(true));
-    r.iterate(Duration::ZERO).unwrap();
+    step(&r, Duration::ZERO).unwrap();
     assert!(!fired.get());
     clock.advance(Duration::from_secs(5));
-    r.iterate(Duration::ZERO).unwrap();
+    step(&r, Duration::ZERO).unwrap();
     assert!(fired.get());
-    assert!(!r.is_running());
+    // Plain `iterate` does not start the reactor; a foreign loop's run does.
+    assert_eq!(r.is_running(), foreign_loop());
 }
 
 fn iterate_inside_a_callback_is_allowed(kind: BackendKind) {
@@ -152,7 +153,7 @@ fn iterate_inside_a_callback_is_allowed(kind: BackendKind) {
         r.iterate(Duration::ZERO).unwrap();
         l.push("outer timer done");
     });
-    r.iterate(Duration::ZERO).unwrap();
+    step(&r, Duration::ZERO).unwrap();
     assert_eq!(log.take(), ["inner timer", "outer timer done"]);
 }
 
@@ -166,7 +167,7 @@ fn is_running_phases_during_startup(kind: BackendKind) {
         });
     }
     r.call_when_running(|r| r.stop().unwrap());
-    r.run().unwrap();
+    run(&r).unwrap();
     assert_eq!(log.take(), ["before false", "after true"]);
 }
 
@@ -183,11 +184,11 @@ fn a_before_startup_trigger_may_stop_the_reactor(kind: BackendKind) {
     r.call_when_running(move |_| l.push("running"));
     let l = log.clone();
     r.add_system_event_trigger(Phase::During, SystemEvent::Shutdown, move |_| l.push("shutdown"));
-    r.run().unwrap();
+    run(&r).unwrap();
     assert_eq!(log.take(), ["stop: true", "running", "shutdown"]);
 }
 
-crate::backend_tests!(
+crate::driven_tests!(
     a_before_startup_trigger_may_stop_the_reactor,
     stop_fires_shutdown_phases,
     stop_when_not_running_is_an_error,

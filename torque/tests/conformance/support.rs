@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use torque::testing::FakeClock;
-use torque::{BackendKind, FdHandler, LostReason, Reactor};
+use torque::{BackendKind, Embedded, FdHandler, GuiCall, LostReason, Reactor, ReactorError};
 
 /// How long one test may take before it counts as hung.
 pub const HARD_TIMEOUT: Duration = Duration::from_secs(60);
@@ -33,13 +33,234 @@ macro_rules! backend_tests {
     };
 }
 
+/// Instantiates each listed test once per backend driven by `run()` /
+/// `iterate()` ([`backend_tests!`]) and once per backend interleaved into a
+/// channel-driven foreign loop on the test thread (`interleaved::epoll::name`, …)
+/// and once per backend embedded in a thread-less loop (`embedded::…`).
+/// Tests written for it drive their reactor through [`run`], [`step`], [`spin`]
+/// and [`iterate_until`], so the same body runs either way.
+#[macro_export]
+macro_rules! driven_tests {
+    ($($name:ident),* $(,)?) => {
+        $crate::backend_tests!($($name),*);
+        mod interleaved {
+            #[cfg(target_os = "linux")]
+            mod epoll {
+                $( #[test] fn $name() { $crate::support::run_interleaved(torque::BackendKind::Epoll, super::super::$name) } )*
+            }
+            mod poll {
+                $( #[test] fn $name() { $crate::support::run_interleaved(torque::BackendKind::Poll, super::super::$name) } )*
+            }
+            mod select {
+                $( #[test] fn $name() { $crate::support::run_interleaved(torque::BackendKind::Select, super::super::$name) } )*
+            }
+        }
+        mod embedded {
+            #[cfg(target_os = "linux")]
+            mod epoll {
+                $( #[test] fn $name() { $crate::support::run_embedded(torque::BackendKind::Epoll, super::super::$name) } )*
+            }
+            mod poll {
+                $( #[test] fn $name() { $crate::support::run_embedded(torque::BackendKind::Poll, super::super::$name) } )*
+            }
+            mod select {
+                $( #[test] fn $name() { $crate::support::run_embedded(torque::BackendKind::Select, super::super::$name) } )*
+            }
+        }
+    };
+}
+
+/// How a case drives its reactor: the test thread's stand-in for a real
+/// program's main loop.
+pub trait Driver {
+    /// `reactor.run()`, or the same run with another loop in charge.
+    fn run(&self, reactor: &Reactor) -> Result<(), ReactorError>;
+    /// One pass waiting at most `max_wait` (`reactor.iterate(max_wait)`). With
+    /// a zero wait it must dispatch whatever is ready *now*, as `iterate` does.
+    fn step(&self, reactor: &Reactor, max_wait: Duration) -> Result<(), ReactorError>;
+    /// The driving's name, for messages.
+    fn name(&self) -> &'static str;
+}
+
+/// `run()` and `iterate()` themselves.
+pub struct PlainDriver;
+
+impl Driver for PlainDriver {
+    fn run(&self, reactor: &Reactor) -> Result<(), ReactorError> {
+        reactor.run()
+    }
+    fn step(&self, reactor: &Reactor, max_wait: Duration) -> Result<(), ReactorError> {
+        reactor.iterate(max_wait)
+    }
+    fn name(&self) -> &'static str {
+        "plain"
+    }
+}
+
+/// `Reactor::interleave` into a channel that the test thread drains: the
+/// threaded-select path a GUI program uses, with a channel as its loop.
+pub struct InterleavedDriver {
+    sender: mpsc::Sender<GuiCall>,
+    calls: mpsc::Receiver<GuiCall>,
+}
+
+impl InterleavedDriver {
+    pub fn new() -> InterleavedDriver {
+        let (sender, calls) = mpsc::channel();
+        InterleavedDriver { sender, calls }
+    }
+
+    fn ensure_interleaved(&self, reactor: &Reactor) -> Result<(), ReactorError> {
+        if !reactor.is_interleaved() {
+            let sender = self.sender.clone();
+            reactor.interleave(move |call| {
+                let _ = sender.send(call);
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs the next batch the helper sends, waiting at most `limit`.
+    fn run_next_batch(&self, limit: Duration) -> bool {
+        match self.calls.recv_timeout(limit) {
+            Ok(call) => {
+                call();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+impl Driver for InterleavedDriver {
+    fn run(&self, reactor: &Reactor) -> Result<(), ReactorError> {
+        self.ensure_interleaved(reactor)?;
+        let start = std::time::Instant::now();
+        while reactor.is_interleaved() {
+            assert!(start.elapsed() < Duration::from_secs(30), "interleaved run did not end within 30 s");
+            self.run_next_batch(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+    fn step(&self, reactor: &Reactor, max_wait: Duration) -> Result<(), ReactorError> {
+        self.ensure_interleaved(reactor)?;
+        if max_wait.is_zero() {
+            // The helper's wait returns at once with whatever is ready (the
+            // sets are level-triggered), so the batch holds it all.
+            reactor.wake_up();
+            assert!(self.run_next_batch(Duration::from_secs(30)), "no interleaved batch within 30 s");
+        } else {
+            self.run_next_batch(max_wait);
+        }
+        Ok(())
+    }
+    fn name(&self) -> &'static str {
+        "interleaved"
+    }
+}
+
+/// `Reactor::embed` driven by a loop on the test thread with no helper thread:
+/// on epoll it polls the reactor's fd (how calloop or libuv embed a loop); on
+/// select and poll, which have no such fd, it dispatches from a short timer
+/// (Twisted's Tk support).
+#[derive(Default)]
+pub struct EmbeddedDriver {
+    runs: RefCell<Vec<Embedded>>,
+}
+
+impl EmbeddedDriver {
+    fn ensure_embedded(&self, reactor: &Reactor) -> Result<(), ReactorError> {
+        // A finished run ends here, so `run` may be called again afterwards.
+        self.runs.borrow_mut().retain(|run| !run.is_finished());
+        if !reactor.is_started() {
+            let run = reactor.embed()?;
+            self.runs.borrow_mut().push(run);
+        }
+        Ok(())
+    }
+}
+
+impl Driver for EmbeddedDriver {
+    fn run(&self, reactor: &Reactor) -> Result<(), ReactorError> {
+        self.ensure_embedded(reactor)?;
+        let start = std::time::Instant::now();
+        while reactor.is_started() {
+            assert!(start.elapsed() < Duration::from_secs(30), "embedded run did not end within 30 s");
+            self.step(reactor, Duration::from_millis(100))?;
+        }
+        self.runs.borrow_mut().retain(|run| !run.is_finished());
+        Ok(())
+    }
+    fn step(&self, reactor: &Reactor, max_wait: Duration) -> Result<(), ReactorError> {
+        self.ensure_embedded(reactor)?;
+        let wait = reactor.timeout().map_or(max_wait, |t| t.min(max_wait));
+        match reactor.watch_fd() {
+            Ok(fd) => {
+                let mut watched = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+                let millis = wait.as_millis().min(i32::MAX as u128) as i32;
+                // SAFETY (test): one valid pollfd.
+                unsafe { libc::poll(&mut watched, 1, millis) };
+            }
+            Err(ReactorError::NoWatchFd { .. }) => {
+                std::thread::sleep(wait.min(Duration::from_millis(1)));
+            }
+            Err(e) => return Err(e),
+        }
+        reactor.iterate(Duration::ZERO)
+    }
+    fn name(&self) -> &'static str {
+        "embedded"
+    }
+}
+
+thread_local! {
+    static DRIVER: RefCell<Rc<dyn Driver>> = RefCell::new(Rc::new(PlainDriver));
+}
+
+/// The driver of this test thread.
+pub fn driver() -> Rc<dyn Driver> {
+    DRIVER.with(|d| d.borrow().clone())
+}
+
+/// Whether this case runs interleaved (or otherwise under a foreign loop), for
+/// the few assertions that differ.
+pub fn foreign_loop() -> bool {
+    driver().name() != "plain"
+}
+
+/// Runs `reactor` to completion with this thread's driver.
+pub fn run(reactor: &Reactor) -> Result<(), ReactorError> {
+    driver().run(reactor)
+}
+
+/// One pass with this thread's driver.
+pub fn step(reactor: &Reactor, max_wait: Duration) -> Result<(), ReactorError> {
+    driver().step(reactor, max_wait)
+}
+
+/// As [`run_case`], interleaved.
+pub fn run_interleaved(kind: BackendKind, case: fn(BackendKind)) {
+    run_case_with(kind, || Rc::new(InterleavedDriver::new()), case)
+}
+
+/// As [`run_case`], embedded in a thread-less loop.
+pub fn run_embedded(kind: BackendKind, case: fn(BackendKind)) {
+    run_case_with(kind, || Rc::new(EmbeddedDriver::default()), case)
+}
+
 /// Runs `case` on a fresh thread (the reactor need not be on the main thread) and
 /// fails the test if it does not finish within [`HARD_TIMEOUT`].
 pub fn run_case(kind: BackendKind, case: fn(BackendKind)) {
+    run_case_with(kind, || Rc::new(PlainDriver), case)
+}
+
+/// As [`run_case`], with `driver` (made on the case's thread) driving.
+pub fn run_case_with(kind: BackendKind, driver: fn() -> Rc<dyn Driver>, case: fn(BackendKind)) {
     let (done_tx, done_rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(format!("case-{kind}"))
         .spawn(move || {
+            DRIVER.with(|d| *d.borrow_mut() = driver());
             case(kind);
             let _ = done_tx.send(());
         })
@@ -174,7 +395,7 @@ impl FdHandler for Handler {
 /// Iterates with a zero wait `n` times.
 pub fn spin(reactor: &Reactor, n: usize) {
     for _ in 0..n {
-        reactor.iterate(Duration::ZERO).expect("iterate");
+        step(reactor, Duration::ZERO).expect("iterate");
     }
 }
 
@@ -185,7 +406,7 @@ pub fn iterate_until(reactor: &Reactor, mut done: impl FnMut() -> bool) {
     let start = std::time::Instant::now();
     while !done() {
         assert!(start.elapsed() < Duration::from_secs(30), "condition not reached within 30 s");
-        reactor.iterate(Duration::from_millis(50)).expect("iterate");
+        step(reactor, Duration::from_millis(50)).expect("iterate");
     }
 }
 

@@ -8,7 +8,7 @@ use torque::BackendKind;
 use torque::net::{ConnectOptions, ListenOptions, NetError, Producer, Transport, factory_fn};
 
 use crate::netkit::{Echo, Queue, Recorder, echo_server, server_with};
-use crate::support::{fake_reactor, iterate_until, reactor, spin};
+use crate::support::{fake_reactor, iterate_until, reactor, run, spin, step};
 
 fn client_options() -> ConnectOptions {
     ConnectOptions { timeout: Some(Duration::from_secs(10)), bind_address: None }
@@ -300,7 +300,7 @@ fn a_large_transfer_arrives_intact_with_backpressure(kind: BackendKind) {
     let start = std::time::Instant::now();
     while client_seen.lost_count.get() == 0 {
         assert!(start.elapsed() < Duration::from_secs(50), "transfer stalled at {} bytes", received.get());
-        r.iterate(Duration::from_millis(50)).unwrap();
+        step(&r, Duration::from_millis(50)).unwrap();
     }
     assert_eq!(received.get(), TOTAL);
     assert!(!corrupt.get(), "every byte matches");
@@ -320,7 +320,7 @@ fn a_paused_transport_stops_reading_until_resumed(kind: BackendKind) {
     r.connect_tcp("127.0.0.1", number, factory, client_options());
     iterate_until(&r, || server_seen.made.get());
     spin(&r, 5);
-    r.iterate(Duration::from_millis(20)).unwrap();
+    step(&r, Duration::from_millis(20)).unwrap();
     assert_eq!(server_seen.data_len(), 0, "nothing is read while paused");
     server_seen.transport().resume_producing();
     iterate_until(&r, || server_seen.data_len() == 19);
@@ -355,7 +355,7 @@ fn data_waiting_while_paused_arrives_after_resume_then_the_close(kind: BackendKi
     r.connect_tcp("127.0.0.1", number, factory, client_options());
     iterate_until(&r, || outcomes.len() == 1);
     for _ in 0..5 {
-        r.iterate(Duration::from_millis(5)).unwrap();
+        step(&r, Duration::from_millis(5)).unwrap();
     }
     assert_eq!(server_seen.data_len(), 0);
     assert_eq!(server_seen.lost_count.get(), 0);
@@ -594,7 +594,7 @@ fn shutdown_closes_connections_and_ports_with_notice(kind: BackendKind) {
         }
     }
     r.call_when_running(move |r| stop_when_up(r, s, c));
-    r.run().unwrap();
+    run(&r).unwrap();
     assert_eq!(server_seen.lost_count.get(), 1);
     assert_eq!(client_seen.lost_count.get(), 1);
     assert!(server_seen.lost_kind().unwrap().contains("reactor shut down"));
@@ -663,7 +663,7 @@ fn a_connect_timeout_fires_on_the_reactor_clock(kind: BackendKind) {
     assert_eq!(outcomes.snapshot()[1], "timeout");
     // Whenever the resolver answers, the abandoned attempt must not connect.
     for _ in 0..10 {
-        r.iterate(Duration::from_millis(20)).unwrap();
+        step(&r, Duration::from_millis(20)).unwrap();
     }
     assert!(!seen.made.get(), "a late resolver result is ignored");
 }
@@ -680,7 +680,7 @@ fn a_connector_can_stop_and_connect_again(kind: BackendKind) {
     iterate_until(&r, || outcomes.len() == 2);
     assert_eq!(outcomes.snapshot()[1], "cancelled");
     for _ in 0..5 {
-        r.iterate(Duration::from_millis(10)).unwrap();
+        step(&r, Duration::from_millis(10)).unwrap();
     }
     assert!(!first_seen.made.get(), "the cancelled attempt never connects");
     // The next attempt gets `first` (the factory hands protocols out in order).
@@ -754,7 +754,7 @@ fn a_thousand_simultaneous_connections(kind: BackendKind) {
     }
 }
 
-crate::backend_tests!(
+crate::driven_tests!(
     echo_round_trip_and_clean_close,
     a_refused_connection_reaches_the_client_factory,
     connection_lost_never_runs_inside_lose_or_abort,

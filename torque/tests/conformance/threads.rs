@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use torque::{BackendKind, Reactor};
 
-use crate::support::{iterate_until, reactor, spin};
+use crate::support::{iterate_until, reactor, run, spin};
 
 fn a_thread_call_wakes_a_sleeping_reactor(kind: BackendKind) {
     let r = reactor(kind);
@@ -18,7 +18,7 @@ fn a_thread_call_wakes_a_sleeping_reactor(kind: BackendKind) {
         handle.call_from_thread(|r| r.stop().unwrap());
     });
     // No timers, no fds: only the waker can end this wait.
-    r.run().unwrap();
+    run(&r).unwrap();
     worker.join().unwrap();
 }
 
@@ -81,7 +81,7 @@ fn call_in_thread_runs_off_the_reactor_thread(kind: BackendKind) {
             r.crash();
         });
     });
-    r.run().unwrap();
+    run(&r).unwrap();
     assert_eq!(RAN_ELSEWHERE.with(Cell::get), Some(true));
 }
 
@@ -145,7 +145,7 @@ fn the_pool_stops_at_shutdown_and_restarts_lazily(kind: BackendKind) {
         f.fetch_add(1, Ordering::SeqCst);
     });
     r.call_when_running(|r| r.stop().unwrap());
-    r.run().unwrap();
+    run(&r).unwrap();
     // Shutdown joined the workers, so the queued job has finished.
     assert_eq!(finished.load(Ordering::SeqCst), 1);
     let got = Rc::new(Cell::new(None));
@@ -221,14 +221,14 @@ fn wakes_are_never_lost_under_contention(kind: BackendKind) {
         })
         .collect();
     // No timers and no fds: only the waker ends each wait.
-    r.run().unwrap();
+    run(&r).unwrap();
     for p in producers {
         p.join().unwrap();
     }
     assert_eq!(SEEN.with(Cell::get), PRODUCERS * CALLS);
 }
 
-crate::backend_tests!(
+crate::driven_tests!(
     wakes_are_never_lost_under_contention,
     a_thread_call_wakes_a_sleeping_reactor,
     calls_from_one_thread_run_in_order,

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use torque::{BackendKind, DelayedCall, DelayedCallError};
 
-use crate::support::{Log, fake_reactor, reactor, spin};
+use crate::support::{Log, fake_reactor, reactor, run, spin, step};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -125,7 +125,7 @@ fn a_call_absurdly_far_in_the_future_does_not_break_the_wait(kind: BackendKind) 
     assert_eq!(far.time(), Duration::MAX);
     assert!(r.timeout().unwrap() > Duration::from_secs(1 << 40));
     let start = Instant::now();
-    r.iterate(Duration::from_millis(5)).unwrap();
+    step(&r, Duration::from_millis(5)).unwrap();
     // Generous bound: the wait must honour the 5 ms cap, not sleep for years.
     assert!(start.elapsed() < Duration::from_secs(30));
     let stopped = Rc::new(Cell::new(false));
@@ -136,7 +136,7 @@ fn a_call_absurdly_far_in_the_future_does_not_break_the_wait(kind: BackendKind) 
             r.stop().unwrap();
         });
     });
-    r.run().unwrap();
+    run(&r).unwrap();
     assert!(stopped.get());
     assert!(far.active() && far2.active());
 }
@@ -227,11 +227,11 @@ fn a_real_clock_timer_fires_after_its_delay(kind: BackendKind) {
         f.set(Some(start.elapsed()));
         r.stop().unwrap();
     });
-    r.run().unwrap();
+    run(&r).unwrap();
     assert!(fired_at.get().unwrap() >= Duration::from_millis(20));
 }
 
-crate::backend_tests!(
+crate::driven_tests!(
     a_call_runs_at_its_deadline_not_before,
     equal_deadlines_run_in_scheduling_order,
     cancel_and_reset_errors_follow_twisted,

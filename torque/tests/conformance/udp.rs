@@ -331,7 +331,7 @@ fn adopted_datagram_sockets_and_endpoint_strings(kind: BackendKind) {
     assert!(r.adopt_datagram_port(std::os::fd::OwnedFd::from(stream), p, 512).is_err());
 }
 
-crate::backend_tests!(
+crate::driven_tests!(
     a_client_writes_from_its_start_hook_and_the_server_echoes,
     connected_ports_write_only_to_their_peer,
     ipv6_datagrams_work,

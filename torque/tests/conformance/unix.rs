@@ -133,7 +133,7 @@ fn abstract_names_work_without_files(kind: BackendKind) {
 #[cfg(not(target_os = "linux"))]
 fn abstract_names_work_without_files(_kind: BackendKind) {}
 
-crate::backend_tests!(
+crate::driven_tests!(
     echo_over_a_unix_path_with_mode_and_cleanup,
     a_stale_socket_file_is_replaced_and_a_live_one_is_not_stolen,
     a_missing_socket_is_refused,
