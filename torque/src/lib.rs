@@ -95,9 +95,9 @@ pub mod tls;
 pub use backend::{BackendInfo, BackendKind, Features, Support};
 pub use error::{DelayedCallError, ReactorError};
 pub use reactor::{
-    Clock, DelayedCall, Embedded, FdHandler, FdHandlerRef, GuiCall, IntoTriggerOutcome, LostReason, MonotonicClock,
-    PendingTrigger, Phase, REACTOR_ENV, Reactor, ReactorBuilder, ReactorHandle, SystemEvent, ThreadPanic,
-    TriggerId, TriggerOutcome, WeakReactor,
+    Clock, DelayedCall, Embedded, FdHandler, FdHandlerRef, GuiCall, IntoTriggerOutcome, LostReason,
+    MonotonicClock, PendingTrigger, Phase, REACTOR_ENV, Reactor, ReactorBuilder, ReactorHandle, SystemEvent,
+    ThreadPanic, TriggerId, TriggerOutcome, WeakReactor,
 };
 
 /// The README's code blocks, compiled as doctests so they stay true.

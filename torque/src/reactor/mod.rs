@@ -23,8 +23,8 @@
 
 mod builder;
 mod clock;
-mod fdset;
 mod embed;
+mod fdset;
 mod interleave;
 mod tasks;
 mod threads;
@@ -34,8 +34,8 @@ mod triggers;
 pub use builder::{REACTOR_ENV, ReactorBuilder};
 pub use clock::{Clock, MonotonicClock};
 pub use embed::Embedded;
-pub use interleave::GuiCall;
 pub use fdset::{FdHandler, FdHandlerRef, LostReason};
+pub use interleave::GuiCall;
 pub use threads::ReactorHandle;
 pub use timers::DelayedCall;
 pub use triggers::{IntoTriggerOutcome, PendingTrigger, Phase, SystemEvent, TriggerId, TriggerOutcome};
@@ -1037,6 +1037,16 @@ impl Reactor {
         self.inner.fds.borrow().len()
     }
 }
+
+/// Reactors compare by identity: two handles are equal when they drive the
+/// same loop.
+impl PartialEq for Reactor {
+    fn eq(&self, other: &Reactor) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Reactor {}
 
 impl std::fmt::Debug for Reactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

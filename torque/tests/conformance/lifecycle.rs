@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use torque::{BackendKind, Phase, ReactorError, SystemEvent};
 
-use crate::support::{foreign_loop, Log, fake_reactor, reactor, run, step};
+use crate::support::{Log, fake_reactor, foreign_loop, reactor, run, step};
 
 fn stop_fires_shutdown_phases(kind: BackendKind) {
     let r = reactor(kind);

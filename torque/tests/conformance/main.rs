@@ -19,3 +19,41 @@ mod tls;
 mod triggers;
 mod udp;
 mod unix;
+
+/// Instantiates each listed test once per backend driven by `run()` /
+/// `iterate()` ([`backend_tests!`](crate::backend_tests)) and once per backend interleaved into a
+/// channel-driven foreign loop on the test thread (`interleaved::epoll::name`, …)
+/// and once per backend embedded in a thread-less loop (`embedded::…`).
+/// Tests written for it drive their reactor through `support::{run, step, spin,
+/// iterate_until}`, so the same body runs every way. (`torque-glib` includes
+/// these modules and defines this macro for its GLib-driven reactor.)
+#[macro_export]
+macro_rules! driven_tests {
+    ($($name:ident),* $(,)?) => {
+        $crate::backend_tests!($($name),*);
+        mod interleaved {
+            #[cfg(target_os = "linux")]
+            mod epoll {
+                $( #[test] fn $name() { $crate::support::run_interleaved(torque::BackendKind::Epoll, super::super::$name) } )*
+            }
+            mod poll {
+                $( #[test] fn $name() { $crate::support::run_interleaved(torque::BackendKind::Poll, super::super::$name) } )*
+            }
+            mod select {
+                $( #[test] fn $name() { $crate::support::run_interleaved(torque::BackendKind::Select, super::super::$name) } )*
+            }
+        }
+        mod embedded {
+            #[cfg(target_os = "linux")]
+            mod epoll {
+                $( #[test] fn $name() { $crate::support::run_embedded(torque::BackendKind::Epoll, super::super::$name) } )*
+            }
+            mod poll {
+                $( #[test] fn $name() { $crate::support::run_embedded(torque::BackendKind::Poll, super::super::$name) } )*
+            }
+            mod select {
+                $( #[test] fn $name() { $crate::support::run_embedded(torque::BackendKind::Select, super::super::$name) } )*
+            }
+        }
+    };
+}

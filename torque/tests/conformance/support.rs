@@ -33,43 +33,6 @@ macro_rules! backend_tests {
     };
 }
 
-/// Instantiates each listed test once per backend driven by `run()` /
-/// `iterate()` ([`backend_tests!`]) and once per backend interleaved into a
-/// channel-driven foreign loop on the test thread (`interleaved::epoll::name`, …)
-/// and once per backend embedded in a thread-less loop (`embedded::…`).
-/// Tests written for it drive their reactor through [`run`], [`step`], [`spin`]
-/// and [`iterate_until`], so the same body runs either way.
-#[macro_export]
-macro_rules! driven_tests {
-    ($($name:ident),* $(,)?) => {
-        $crate::backend_tests!($($name),*);
-        mod interleaved {
-            #[cfg(target_os = "linux")]
-            mod epoll {
-                $( #[test] fn $name() { $crate::support::run_interleaved(torque::BackendKind::Epoll, super::super::$name) } )*
-            }
-            mod poll {
-                $( #[test] fn $name() { $crate::support::run_interleaved(torque::BackendKind::Poll, super::super::$name) } )*
-            }
-            mod select {
-                $( #[test] fn $name() { $crate::support::run_interleaved(torque::BackendKind::Select, super::super::$name) } )*
-            }
-        }
-        mod embedded {
-            #[cfg(target_os = "linux")]
-            mod epoll {
-                $( #[test] fn $name() { $crate::support::run_embedded(torque::BackendKind::Epoll, super::super::$name) } )*
-            }
-            mod poll {
-                $( #[test] fn $name() { $crate::support::run_embedded(torque::BackendKind::Poll, super::super::$name) } )*
-            }
-            mod select {
-                $( #[test] fn $name() { $crate::support::run_embedded(torque::BackendKind::Select, super::super::$name) } )*
-            }
-        }
-    };
-}
-
 /// How a case drives its reactor: the test thread's stand-in for a real
 /// program's main loop.
 pub trait Driver {

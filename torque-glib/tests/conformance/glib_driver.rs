@@ -1,0 +1,76 @@
+//! The conformance suite's driver for the GLib-driven reactor: each case gets
+//! its own GLib main context (pushed as its thread's default), `run` is
+//! `torque_glib::run`, and a step is one iteration of that context.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+use torque::{BackendKind, Reactor, ReactorError};
+use torque_glib::GlibRun;
+
+use crate::support::{Driver, run_case_with};
+
+pub struct GlibDriver {
+    context: glib::MainContext,
+    runs: RefCell<Vec<GlibRun>>,
+}
+
+impl GlibDriver {
+    fn new() -> GlibDriver {
+        let context = glib::MainContext::new();
+        // The case's thread is new and ends with the case: the context stays
+        // its default for the whole case.
+        std::mem::forget(context.acquire().expect("a new context is free"));
+        GlibDriver { context, runs: RefCell::new(Vec::new()) }
+    }
+
+    fn ensure_attached(&self, reactor: &Reactor) -> Result<(), ReactorError> {
+        self.runs.borrow_mut().retain(|run| !run.is_finished());
+        if !reactor.is_started() {
+            let run = torque_glib::attach(reactor, &self.context)?;
+            self.runs.borrow_mut().push(run);
+        }
+        Ok(())
+    }
+}
+
+impl Driver for GlibDriver {
+    fn run(&self, reactor: &Reactor) -> Result<(), ReactorError> {
+        self.runs.borrow_mut().retain(|run| !run.is_finished());
+        if reactor.is_started() {
+            // Already attached by a step: iterate until it finishes.
+            while reactor.is_started() {
+                self.context.iteration(true);
+            }
+            self.runs.borrow_mut().retain(|run| !run.is_finished());
+            return Ok(());
+        }
+        self.context.with_thread_default(|| torque_glib::run(reactor)).expect("push the context")
+    }
+
+    fn step(&self, reactor: &Reactor, max_wait: Duration) -> Result<(), ReactorError> {
+        self.ensure_attached(reactor)?;
+        if max_wait.is_zero() {
+            self.context.iteration(false);
+        } else {
+            // Bound the blocking iteration by a GLib timeout of our own.
+            let timeout = glib::timeout_source_new(max_wait, None, glib::Priority::DEFAULT, || {
+                glib::ControlFlow::Break
+            });
+            timeout.attach(Some(&self.context));
+            self.context.iteration(true);
+            timeout.destroy();
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &'static str {
+        "glib"
+    }
+}
+
+/// Runs `case` on epoll under GLib, on a fresh thread with a hard timeout.
+pub fn run_case(case: fn(BackendKind)) {
+    run_case_with(BackendKind::Epoll, || Rc::new(GlibDriver::new()), case)
+}
