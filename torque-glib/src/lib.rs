@@ -130,6 +130,22 @@ thread_local! {
 /// and an application that quits by itself (`app.quit()`) stops the reactor
 /// first, running its shutdown triggers before `app.run()` returns.
 ///
+/// ```
+/// use gio::prelude::*;
+/// use std::time::Duration;
+///
+/// let reactor = torque_glib::reactor()?;
+/// let app = gio::Application::new(Some("org.example.Service"), gio::ApplicationFlags::NON_UNIQUE);
+/// app.connect_activate(|_| {});
+/// torque_glib::register_application(&reactor, &app)?;
+/// reactor.call_when_running(|r| {
+///     r.call_later(Duration::from_millis(10), |r| r.stop().unwrap());
+/// });
+/// app.run_with_args(&[] as &[&str]); // returns once the reactor has stopped
+/// assert!(!reactor.is_started());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// Errors: [`ReactorError::AlreadyRunning`] if the reactor is running,
 /// [`ReactorError::NoWatchFd`] on a backend other than epoll, and
 /// [`RegisterError::AlreadyRegistered`] for a second application.

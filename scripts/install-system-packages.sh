@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs the Debian/Ubuntu packages the tests need, if any are missing (a
+# no-op otherwise). Runs apt-get as root, or through sudo.
+#   curl, openssl, ca-certificates: the HTTP(S) client and TLS peers of the
+#     interop tests, and the system trust store TLS clients verify against;
+#   pkg-config, libgtk-4-dev, libx11-xcb-dev: build torque-glib (GLib, GIO) and
+#     the GUI demos (GTK 4; winit's X11 backend);
+#   xvfb, xauth: xvfb-run, the X server the GUI demos' self-tests draw on;
+#   libxkbcommon-x11-0, libxcursor1, libxrandr2, libxi6: loaded by winit at run time.
+set -euo pipefail
+
+PACKAGES=(
+    curl openssl ca-certificates
+    pkg-config libgtk-4-dev libx11-xcb-dev
+    xvfb xauth
+    libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
+)
+
+missing=()
+for package in "${PACKAGES[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+[ "${#missing[@]}" -eq 0 ] && exit 0
+
+echo "installing system packages: ${missing[*]}"
+as_root=()
+if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "need root (or sudo) to install: ${missing[*]}" >&2; exit 1; }
+    as_root=(sudo)
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${as_root[@]}" apt-get update -qq
+"${as_root[@]}" apt-get install -y -qq "${missing[@]}"

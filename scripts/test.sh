@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The test command: installs the system packages the tests need (if missing),
+# then runs every test in the workspace — the conformance suite on every
+# backend, interleaved, embedded and GLib-driven; the interop tests; and the
+# GUI demos' self-tests under Xvfb.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-system-packages.sh
+cargo test --workspace "$@"
