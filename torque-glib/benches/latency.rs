@@ -4,8 +4,8 @@
 //!
 //! - `run()`: the reactor's own loop (epoll), the baseline;
 //! - `glib-driven`: `torque_glib`'s source, GLib's loop doing the waiting;
-//! - `interleave + MainContext::invoke`: `Reactor::interleave` on each backend
-//!   with GLib's `invoke` as the GUI waker (the threaded path a GTK program
+//! - `interleave + idle_add_once`: `Reactor::interleave` on each backend with
+//!   `glib::idle_add_once` as the GUI waker (the threaded path a GTK program
 //!   would use with select or poll).
 //!
 //! `cargo bench -p torque-glib --bench latency` (`-- --samples N`).
@@ -22,7 +22,7 @@ use torque::{BackendKind, Reactor};
 enum Mode {
     Run,
     GlibDriven,
-    InterleaveInvoke,
+    InterleaveIdle,
 }
 
 /// Returns latencies in ns, sorted.
@@ -42,9 +42,12 @@ fn measure_mode(kind: BackendKind, mode: Mode, samples: usize) -> Vec<u64> {
             }
             drop(run);
         }
-        Mode::InterleaveInvoke => {
-            let invoker = context.clone();
-            reactor.interleave(move |call| invoker.invoke(call)).unwrap();
+        Mode::InterleaveIdle => {
+            reactor
+                .interleave(|call| {
+                    glib::idle_add_once(call);
+                })
+                .unwrap();
             while !done() {
                 context.iteration(true);
             }
@@ -74,10 +77,10 @@ fn main() {
         m - base_median
     );
     for &kind in BackendKind::all() {
-        let inter = measure_mode(kind, Mode::InterleaveInvoke, samples);
+        let inter = measure_mode(kind, Mode::InterleaveIdle, samples);
         let m = percentile(&inter, 0.5);
         println!(
-            "| interleave + MainContext::invoke | {kind} | {m:.1} | {:.1} | {:.1} |",
+            "| interleave + idle_add_once | {kind} | {m:.1} | {:.1} | {:.1} |",
             percentile(&inter, 0.99),
             m - base_median
         );

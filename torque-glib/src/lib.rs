@@ -22,13 +22,14 @@
 //! });
 //! // Runs the thread-default GLib main context until the reactor has stopped.
 //! torque_glib::run(&reactor)?;
-//! # Ok::<(), torque::ReactorError>(())
+//! # Ok::<(), torque_glib::Error>(())
 //! ```
 //!
 //! With a `gtk::Application` (or any `gio::Application`), call
 //! [`register_application`] and then `app.run()`.
 
 use std::cell::RefCell;
+use std::marker::PhantomData;
 use std::rc::Rc;
 
 use gio::prelude::*;
@@ -43,11 +44,33 @@ pub fn reactor() -> Result<Reactor, ReactorError> {
     Reactor::builder().backend(BackendKind::Epoll).handle_signals(false).build()
 }
 
+/// Why a GLib-driven run could not start, or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// From the reactor: not epoll (`NoWatchFd`), already running, or a pass
+    /// that failed (the reactor then stopped).
+    #[error(transparent)]
+    Reactor(#[from] ReactorError),
+    /// Another thread owns the main context; GLib dispatches a context on its
+    /// owner's thread only, and the reactor must stay on this one.
+    #[error("the GLib main context is owned by another thread; attach on the thread that runs it")]
+    ContextOwnedElsewhere,
+    /// The reactor already has an application (Twisted: "Can't register more
+    /// than one application instance").
+    #[error("this reactor is already registered with an application")]
+    AlreadyRegistered,
+}
+
 /// A reactor run attached to a GLib main context; see [`attach`]. Dropping it
-/// detaches the reactor; a run that had not finished ends as `crash()` ends it.
+/// detaches the reactor and ends a run that had not finished, as `crash()`
+/// does (at once, or after the pass if dropped inside one). It is `!Send`: the
+/// reactor lives on this thread.
 #[derive(Debug)]
+#[must_use = "dropping the run detaches the reactor at once"]
 pub struct GlibRun {
     source: glib::Source,
+    context: glib::MainContext,
+    _not_send: PhantomData<*const ()>,
 }
 
 /// Starts a run of `reactor` driven by `context`'s main loop: startup triggers
@@ -57,44 +80,79 @@ pub struct GlibRun {
 /// `run()`; when its shutdown has run, the source removes itself and
 /// [`GlibRun::is_finished`] turns true.
 ///
+/// This thread becomes (or stays) the context's owner for the life of the
+/// returned [`GlibRun`], so GLib dispatches the reactor nowhere else.
+///
 /// Errors: [`ReactorError::AlreadyRunning`] if the reactor is running,
-/// [`ReactorError::NoWatchFd`] on a backend other than epoll.
-pub fn attach(reactor: &Reactor, context: &glib::MainContext) -> Result<GlibRun, ReactorError> {
+/// [`ReactorError::NoWatchFd`] on a backend other than epoll,
+/// [`Error::ContextOwnedElsewhere`] if another thread owns `context`.
+///
+/// A nested GLib main loop run from inside a Torque callback does not run the
+/// reactor (GLib does not re-enter a source that is dispatching); for a nested
+/// pass, call `reactor.iterate` there.
+pub fn attach(reactor: &Reactor, context: &glib::MainContext) -> Result<GlibRun, Error> {
     let fd = reactor.watch_fd()?;
-    let run = reactor.embed()?;
-    Ok(GlibRun { source: source::attach(run, fd, context) })
+    if !source::acquire(context) {
+        return Err(Error::ContextOwnedElsewhere);
+    }
+    let run = match reactor.embed() {
+        Ok(run) => run,
+        Err(e) => {
+            source::release(context);
+            return Err(e.into());
+        }
+    };
+    Ok(GlibRun { source: source::attach(run, fd, context), context: context.clone(), _not_send: PhantomData })
 }
 
 impl GlibRun {
     /// Whether the run has ended (`stop()`'s shutdown has run, or `crash()`).
     pub fn is_finished(&self) -> bool {
-        source::with_state(&self.source, |state| state.run.as_ref().is_none_or(|run| run.is_finished()))
+        source::with_state(&self.source, |state| {
+            state.finished || state.run.as_ref().is_some_and(|run| run.is_finished())
+        })
     }
 
     /// Runs `f` on the GLib thread once the run has finished (at once if it
-    /// has): where a program quits its main loop or application.
+    /// has): where a program quits its main loop or application. Replaces an
+    /// earlier `f` not yet run.
     pub fn on_finished(&self, f: impl FnOnce() + 'static) {
         if self.is_finished() {
             f();
-        } else {
-            source::with_state(&self.source, |state| state.on_finished = Some(Box::new(f)));
+            return;
         }
+        let earlier = source::with_state(&self.source, |state| state.on_finished.replace(Box::new(f)));
+        drop(earlier); // outside the state's borrow: its Drop may be user code
+    }
+
+    /// The error that ended the run, if a pass failed (the reactor stopped).
+    pub fn take_error(&self) -> Option<ReactorError> {
+        source::with_state(&self.source, |state| state.error.take())
     }
 }
 
 impl Drop for GlibRun {
     fn drop(&mut self) {
         self.source.destroy();
-        // Ends an unfinished run now, not whenever GLib lets go of the source.
-        let run = source::with_state(&self.source, |state| state.run.take());
+        // Ends an unfinished run now, not whenever GLib lets go of the source
+        // (inside a pass the run is out of the cell; the pass ends it).
+        let run = source::with_state(&self.source, |state| {
+            let run = state.run.take();
+            state.finished |= run.is_some();
+            run
+        });
         drop(run);
+        source::release(&self.context);
     }
 }
 
 /// Runs `reactor` under a GLib main loop on the thread-default main context
 /// until it has stopped (the GLib-driven counterpart of `Reactor::run`).
 /// GTK widgets and other GLib sources on the context run meanwhile.
-pub fn run(reactor: &Reactor) -> Result<(), ReactorError> {
+///
+/// Errors: as [`attach`], and a pass that failed ([`Error::Reactor`]; the
+/// reactor has stopped).
+pub fn run(reactor: &Reactor) -> Result<(), Error> {
     let context = glib::MainContext::ref_thread_default();
     let run = attach(reactor, &context)?;
     let main_loop = glib::MainLoop::new(Some(&context), false);
@@ -103,19 +161,10 @@ pub fn run(reactor: &Reactor) -> Result<(), ReactorError> {
     if !run.is_finished() {
         main_loop.run();
     }
-    Ok(())
-}
-
-/// Why [`register_application`] refused.
-#[derive(Debug, thiserror::Error)]
-pub enum RegisterError {
-    /// The reactor cannot be driven by GLib (not epoll), or is already running.
-    #[error(transparent)]
-    Reactor(#[from] ReactorError),
-    /// The reactor already has an application (Twisted: "Can't register more
-    /// than one application instance").
-    #[error("this reactor is already registered with an application")]
-    AlreadyRegistered,
+    match run.take_error() {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
 }
 
 thread_local! {
@@ -124,7 +173,8 @@ thread_local! {
 }
 
 /// Makes `app` drive `reactor` (Twisted's `registerGApplication`): when the
-/// application starts, the reactor starts on the application's main context
+/// application starts, the reactor starts on GLib's default main context (the
+/// one `g_application_run` iterates)
 /// and holds the application (a windowless `gio::Application` keeps running);
 /// `reactor.stop()` runs the shutdown triggers and then quits the application;
 /// and an application that quits by itself (`app.quit()`) stops the reactor
@@ -148,11 +198,11 @@ thread_local! {
 ///
 /// Errors: [`ReactorError::AlreadyRunning`] if the reactor is running,
 /// [`ReactorError::NoWatchFd`] on a backend other than epoll, and
-/// [`RegisterError::AlreadyRegistered`] for a second application.
-pub fn register_application(
-    reactor: &Reactor,
-    app: &impl IsA<gio::Application>,
-) -> Result<(), RegisterError> {
+/// [`Error::AlreadyRegistered`] for a second application. A failure to start
+/// when the application starts (the reactor was started meanwhile, or another
+/// thread owns the default context) is logged and printed, and the
+/// application quits.
+pub fn register_application(reactor: &Reactor, app: &impl IsA<gio::Application>) -> Result<(), Error> {
     if reactor.is_started() {
         return Err(ReactorError::AlreadyRunning.into());
     }
@@ -167,15 +217,14 @@ pub fn register_application(
         false
     });
     if registered {
-        return Err(RegisterError::AlreadyRegistered);
+        return Err(Error::AlreadyRegistered);
     }
     let app = app.as_ref().clone();
     let slot: Rc<RefCell<Option<(GlibRun, gio::ApplicationHoldGuard)>>> = Rc::default();
 
     let (r, s) = (reactor.clone(), Rc::clone(&slot));
     app.connect_startup(move |app| {
-        let context = glib::MainContext::ref_thread_default();
-        match attach(&r, &context) {
+        match attach(&r, &glib::MainContext::default()) {
             Ok(run) => {
                 let weak_app = app.downgrade();
                 let s2 = Rc::clone(&s);
@@ -193,7 +242,9 @@ pub fn register_application(
                 }
             }
             Err(e) => {
+                // No caller to return it to: make sure it is seen.
                 tracing::error!(error = %e, "cannot start the reactor with the application");
+                eprintln!("torque-glib: cannot start the reactor with the application: {e}");
                 app.quit();
             }
         }
@@ -206,7 +257,7 @@ pub fn register_application(
             // The application quit first: run the reactor's shutdown on this
             // context before `app.run()` returns.
             let _ = r.stop();
-            let context = glib::MainContext::ref_thread_default();
+            let context = glib::MainContext::default();
             while s.borrow().as_ref().is_some_and(|(run, _)| !run.is_finished()) {
                 context.iteration(true);
             }

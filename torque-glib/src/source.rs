@@ -16,14 +16,20 @@ use std::os::fd::RawFd;
 use std::ptr;
 use std::time::Duration;
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
 use glib::ffi;
 use glib::translate::{FromGlibPtrFull, ToGlibPtr};
-use torque::Embedded;
+use torque::{Embedded, ReactorError};
 
 /// What the source owns besides GLib's header.
 pub(crate) struct State {
-    /// The run; taken (ending it) once the reactor has finished.
+    /// The run; out of the cell while a pass runs, and gone once it ended.
     pub(crate) run: Option<Embedded>,
+    /// The run has ended (and `run` was dropped).
+    pub(crate) finished: bool,
+    /// Why a pass failed (the reactor then crashed), for `torque_glib::run`.
+    pub(crate) error: Option<ReactorError>,
     /// Called once, on the GLib thread, when the run has finished.
     pub(crate) on_finished: Option<Box<dyn FnOnce()>>,
 }
@@ -60,14 +66,32 @@ pub(crate) fn attach(run: Embedded, fd: RawFd, context: &glib::MainContext) -> g
     unsafe {
         let raw = ffi::g_source_new(ptr::addr_of!(FUNCS).cast_mut(), size);
         let this = raw.cast::<ReactorSource>();
-        ptr::addr_of_mut!((*this).state)
-            .write(ManuallyDrop::new(RefCell::new(State { run: Some(run), on_finished: None })));
+        ptr::addr_of_mut!((*this).state).write(ManuallyDrop::new(RefCell::new(State {
+            run: Some(run),
+            finished: false,
+            error: None,
+            on_finished: None,
+        })));
         let tag = ffi::g_source_add_unix_fd(raw, fd, ffi::G_IO_IN);
         ptr::addr_of_mut!((*this).fd_tag).write(tag);
         ffi::g_source_set_name(raw, c"torque reactor".as_ptr());
         ffi::g_source_attach(raw, context.to_glib_none().0);
         glib::Source::from_glib_full(raw)
     }
+}
+
+/// Makes this thread the owner of `context` (recursively), as GLib requires
+/// of the thread that dispatches it; `false` if another thread owns it.
+pub(crate) fn acquire(context: &glib::MainContext) -> bool {
+    // SAFETY: a valid context pointer; acquiring has no other precondition.
+    unsafe { ffi::g_main_context_acquire(context.to_glib_none().0) != ffi::GFALSE }
+}
+
+/// Undoes one [`acquire`] that returned `true`.
+pub(crate) fn release(context: &glib::MainContext) {
+    // SAFETY: a valid context pointer, acquired by this thread (the caller's
+    // contract: one release per successful acquire).
+    unsafe { ffi::g_main_context_release(context.to_glib_none().0) }
 }
 
 /// Runs `f` with the state of `source` (one of ours).
@@ -99,15 +123,17 @@ fn timeout_millis(timeout: Option<Duration>) -> c_int {
     }
 }
 
-/// Whether the run has finished (or was taken), and else its timeout.
+/// The run's timeout, or `Err` once it has finished (dispatch then ends it).
 fn poll_state(state: &RefCell<State>) -> Result<Option<Duration>, ()> {
     match state.try_borrow() {
         Ok(state) => match state.run.as_ref() {
             Some(run) if !run.is_finished() => Ok(run.timeout()),
-            _ => Err(()),
+            Some(_) => Err(()),
+            // Out of the cell: our own pass is running (GLib does not recurse
+            // into a busy source), or the run is over.
+            None if state.finished => Err(()),
+            None => Ok(None),
         },
-        // Our own dispatch is running (a nested GLib loop inside a Torque
-        // callback): not ready; GLib does not recurse into a busy source.
         Err(_) => Ok(None),
     }
 }
@@ -149,38 +175,65 @@ unsafe extern "C" fn dispatch(
     _data: ffi::gpointer,
 ) -> ffi::gboolean {
     // SAFETY: GLib calls this only on our sources, holding a reference while it
-    // runs, so the state outlives this call even if a callback destroys it.
+    // runs, so the state outlives this call even if a callback destroys the
+    // source; `attach` acquired the context, so this is the owning thread.
     let state = unsafe { state_of(source) };
+    // Unwinding out of an `extern "C"` function aborts: user code that can
+    // run here (end-of-pass work, `on_finished`) must not unwind through it.
+    let keep = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: as above; `source` is live for this call.
+        dispatch_pass(state, || unsafe { ffi::g_source_is_destroyed(source) != ffi::GFALSE })
+    }));
+    match keep {
+        Ok(true) => ffi::GTRUE,
+        Ok(false) => ffi::GFALSE,
+        Err(payload) => {
+            tracing::error!(panic = ?payload.downcast_ref::<&str>(), "a callback panicked in the GLib source");
+            ffi::GTRUE
+        }
+    }
+}
+
+/// One pass; whether the source should stay.
+fn dispatch_pass(state: &RefCell<State>, destroyed: impl Fn() -> bool) -> bool {
     // The run is taken out while it runs: user code inside the pass may drop
-    // the `GlibRun` (which only destroys the source) or start another GLib loop.
+    // the `GlibRun` (which destroys the source) or reach the state again.
     let Some(run) = state.try_borrow_mut().ok().and_then(|mut s| s.run.take()) else {
-        return ffi::GFALSE;
+        return !state.try_borrow().is_ok_and(|s| s.finished);
     };
-    if !run.is_finished()
-        && let Err(e) = run.dispatch()
-    {
+    let passed = if run.is_finished() { Ok(()) } else { run.dispatch() };
+    if let Err(e) = passed {
         tracing::error!(error = %e, "the reactor's pass failed under GLib; the reactor stops");
         run.reactor().crash();
+        state.borrow_mut().error = Some(e);
     }
-    if !run.is_finished() {
+    if !run.is_finished() && !destroyed() {
         state.borrow_mut().run = Some(run);
-        return ffi::GTRUE;
+        return true;
     }
-    // Finished: end the run (end-of-pass work, in_run cleared) before anyone
-    // hears of it, then tell the owner (which quits its loop).
+    // Finished, or the `GlibRun` was dropped during the pass: end the run
+    // (end-of-pass work, in_run cleared; an unfinished one as `crash()`)
+    // before anyone hears of it, then tell the owner (which quits its loop).
     drop(run);
-    let on_finished = state.borrow_mut().on_finished.take();
+    let on_finished = {
+        let mut state = state.borrow_mut();
+        state.finished = true;
+        state.on_finished.take()
+    };
     if let Some(f) = on_finished {
         f();
     }
-    ffi::GFALSE
+    false
 }
 
 unsafe extern "C" fn finalize(source: *mut ffi::GSource) {
     // SAFETY: GLib calls finalize once, after the last reference is gone, so
     // nothing else can reach the state; it was initialised in `attach`.
-    unsafe {
-        let this = source.cast::<ReactorSource>();
-        ManuallyDrop::drop(&mut (*this).state);
+    let state = unsafe { &mut (*source.cast::<ReactorSource>()).state };
+    // Dropping an unfinished run runs end-of-pass work: no unwinding into GLib.
+    // SAFETY: see above; nothing uses the state after this.
+    let dropped = catch_unwind(AssertUnwindSafe(|| unsafe { ManuallyDrop::drop(state) }));
+    if dropped.is_err() {
+        tracing::error!("a callback panicked while the GLib source was finalized");
     }
 }

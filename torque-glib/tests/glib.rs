@@ -122,11 +122,11 @@ fn backends_glib_cannot_watch_are_refused_with_a_clear_error() {
     for kind in [BackendKind::Poll, BackendKind::Select] {
         let reactor = Reactor::builder().backend(kind).handle_signals(false).build().unwrap();
         let err = torque_glib::attach(&reactor, &glib::MainContext::new()).unwrap_err();
-        assert!(matches!(err, ReactorError::NoWatchFd { .. }), "{err}");
+        assert!(matches!(err, torque_glib::Error::Reactor(ReactorError::NoWatchFd { .. })), "{err}");
         assert!(!reactor.is_started(), "a refused attach starts nothing");
         let app = gio::Application::new(None, gio::ApplicationFlags::NON_UNIQUE);
         let err = torque_glib::register_application(&reactor, &app).unwrap_err();
-        assert!(matches!(err, torque_glib::RegisterError::Reactor(ReactorError::NoWatchFd { .. })), "{err}");
+        assert!(matches!(err, torque_glib::Error::Reactor(ReactorError::NoWatchFd { .. })), "{err}");
     }
 }
 
@@ -135,7 +135,10 @@ fn a_running_reactor_cannot_be_attached_twice() {
     on_own_context(|context| {
         let reactor = torque_glib::reactor().unwrap();
         let run = torque_glib::attach(&reactor, context).unwrap();
-        assert!(matches!(torque_glib::attach(&reactor, context), Err(ReactorError::AlreadyRunning)));
+        assert!(matches!(
+            torque_glib::attach(&reactor, context),
+            Err(torque_glib::Error::Reactor(ReactorError::AlreadyRunning))
+        ));
         assert!(matches!(reactor.run(), Err(ReactorError::AlreadyRunning)));
         // Dropping the run ends it (as crash does); the reactor can run again.
         drop(run);
@@ -174,7 +177,7 @@ fn reactor_stop_quits_the_application() {
     let second = application();
     assert!(matches!(
         torque_glib::register_application(&reactor, &second),
-        Err(torque_glib::RegisterError::AlreadyRegistered)
+        Err(torque_glib::Error::AlreadyRegistered)
     ));
     let started = Rc::new(Cell::new(false));
     let s = started.clone();
@@ -216,4 +219,72 @@ fn quitting_the_application_stops_the_reactor_cleanly() {
     app.run_with_args(&[] as &[&str]);
     assert_eq!(*log.borrow(), ["before shutdown", "slow trigger done", "after shutdown"]);
     assert!(!reactor.is_started(), "the reactor stopped before app.run() returned");
+}
+
+/// `crash()` from a GLib callback (not inside a Torque pass) must still end
+/// `torque_glib::run`, without the shutdown triggers.
+#[test]
+fn crash_from_a_glib_callback_ends_the_run() {
+    on_default_context(|context| {
+        let reactor = torque_glib::reactor().unwrap();
+        let log = shutdown_log(&reactor);
+        let r = reactor.clone();
+        glib::timeout_add_local_once(Duration::from_millis(10), move || r.crash());
+        let _guard = guard(context);
+        torque_glib::run(&reactor).unwrap();
+        assert!(log.borrow().is_empty(), "crash skips the shutdown triggers");
+        assert!(!reactor.is_started());
+    });
+}
+
+/// Dropping the `GlibRun` from inside a Torque callback ends the run after
+/// that pass (as `crash()`), so the reactor can run again at once.
+#[test]
+fn a_glib_run_dropped_inside_a_callback_ends_the_run() {
+    on_own_context(|context| {
+        let reactor = torque_glib::reactor().unwrap();
+        let slot: Rc<RefCell<Option<torque_glib::GlibRun>>> = Rc::default();
+        *slot.borrow_mut() = Some(torque_glib::attach(&reactor, context).unwrap());
+        let s = slot.clone();
+        let finished_inside = Rc::new(Cell::new(None));
+        let f = finished_inside.clone();
+        reactor.call_later(Duration::from_millis(5), move |_| {
+            let run = s.borrow_mut().take().unwrap();
+            f.set(Some(run.is_finished()));
+            drop(run);
+        });
+        let _guard = guard(context);
+        let start = std::time::Instant::now();
+        while reactor.is_started() {
+            assert!(start.elapsed() < Duration::from_secs(20), "the dropped run did not end");
+            context.iteration(true);
+        }
+        assert_eq!(finished_inside.get(), Some(false), "inside a pass the run is not finished");
+        reactor.call_later(Duration::ZERO, |r| r.stop().unwrap());
+        torque_glib::run(&reactor).unwrap();
+    });
+}
+
+/// GLib dispatches a context on its owner's thread only: attaching where
+/// another thread owns the context is refused, not silently run elsewhere.
+#[test]
+fn attaching_to_a_context_another_thread_owns_is_refused() {
+    let context = glib::MainContext::new();
+    let (owned_tx, owned_rx) = std::sync::mpsc::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let other = context.clone();
+    let owner = std::thread::spawn(move || {
+        let _owner = other.acquire().expect("a new context is free");
+        owned_tx.send(()).unwrap();
+        let _ = release_rx.recv();
+    });
+    owned_rx.recv().unwrap();
+    let reactor = torque_glib::reactor().unwrap();
+    let err = torque_glib::attach(&reactor, &context).unwrap_err();
+    assert!(matches!(err, torque_glib::Error::ContextOwnedElsewhere), "{err}");
+    assert!(!reactor.is_started(), "nothing started");
+    release_tx.send(()).unwrap();
+    owner.join().unwrap();
+    let run = torque_glib::attach(&reactor, &context).expect("free again");
+    drop(run);
 }

@@ -240,10 +240,10 @@ impl App {
             event_loop.exit();
             return;
         }
-        if std::mem::take(&mut ui.dirty)
-            && let Some(surface) = &self.surface
-        {
-            surface.window.request_redraw();
+        if std::mem::take(&mut ui.dirty) {
+            if let Some(surface) = &self.surface {
+                surface.window.request_redraw();
+            }
         }
     }
 
@@ -267,24 +267,31 @@ impl App {
         let (w, h) = (width.get() as usize, height.get() as usize);
         let mut ui = self.ui.borrow_mut();
         draw(&mut buffer, w, h, &ui);
-        if self.self_test && ui.screenshot_due {
-            ui.screenshot_due = false;
-            let path = torque_demos::screenshot_path("winit-chat");
-            match save_png(&buffer, w, h, &path) {
-                Ok(()) => {
-                    println!("winit-chat self-test passed; screenshot: {}", path.display());
-                    ui.outcome = Some(true);
-                }
-                Err(e) => {
-                    eprintln!("winit-chat self-test: the line was drawn, but the screenshot failed: {e}");
-                    ui.outcome = Some(false);
-                }
-            }
-            let _ = self.reactor.stop();
-        }
-        if let Err(e) = buffer.present() {
+        // The frame as drawn, kept if the self-test's line is in it.
+        let frame = (self.self_test && std::mem::take(&mut ui.screenshot_due)).then(|| buffer.to_vec());
+        let presented = buffer.present();
+        if let Err(e) = &presented {
             eprintln!("winit-chat: cannot present the frame: {e}");
         }
+        let Some(frame) = frame else { return };
+        // Passed only once the frame holding the line reached the window.
+        let path = torque_demos::screenshot_path("winit-chat");
+        match presented
+            .map_err(|e| e.to_string())
+            .and_then(|()| save_png(&frame, w, h, &path).map_err(|e| e.to_string()))
+        {
+            Ok(()) => {
+                println!("winit-chat self-test passed; screenshot: {}", path.display());
+                ui.outcome = Some(true);
+            }
+            Err(e) => {
+                eprintln!(
+                    "winit-chat self-test: the line was drawn, but the frame was not shown or saved: {e}"
+                );
+                ui.outcome = Some(false);
+            }
+        }
+        let _ = self.reactor.stop();
     }
 }
 

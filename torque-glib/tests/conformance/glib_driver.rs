@@ -28,7 +28,7 @@ impl GlibDriver {
     fn ensure_attached(&self, reactor: &Reactor) -> Result<(), ReactorError> {
         self.runs.borrow_mut().retain(|run| !run.is_finished());
         if !reactor.is_started() {
-            let run = torque_glib::attach(reactor, &self.context)?;
+            let run = torque_glib::attach(reactor, &self.context).map_err(reactor_error)?;
             self.runs.borrow_mut().push(run);
         }
         Ok(())
@@ -46,7 +46,10 @@ impl Driver for GlibDriver {
             self.runs.borrow_mut().retain(|run| !run.is_finished());
             return Ok(());
         }
-        self.context.with_thread_default(|| torque_glib::run(reactor)).expect("push the context")
+        self.context
+            .with_thread_default(|| torque_glib::run(reactor))
+            .expect("push the context")
+            .map_err(reactor_error)
     }
 
     fn step(&self, reactor: &Reactor, max_wait: Duration) -> Result<(), ReactorError> {
@@ -67,6 +70,14 @@ impl Driver for GlibDriver {
 
     fn name(&self) -> &'static str {
         "glib"
+    }
+}
+
+/// The suite speaks `ReactorError`; GLib-only errors cannot happen here.
+fn reactor_error(error: torque_glib::Error) -> ReactorError {
+    match error {
+        torque_glib::Error::Reactor(e) => e,
+        other => panic!("{other}"),
     }
 }
 

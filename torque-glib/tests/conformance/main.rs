@@ -17,8 +17,6 @@ mod tcp;
 mod threads;
 #[path = "../../../torque/tests/conformance/timers.rs"]
 mod timers;
-#[path = "../../../torque/tests/conformance/triggers.rs"]
-mod triggers;
 #[path = "../../../torque/tests/conformance/udp.rs"]
 mod udp;
 #[path = "../../../torque/tests/conformance/unix.rs"]

@@ -13,6 +13,7 @@ use crate::ReactorError;
 /// A run of the reactor that another loop drives; see [`Reactor::embed`].
 /// Dropping it before the run finished ends the run as [`Reactor::crash`] does.
 #[derive(Debug)]
+#[must_use = "dropping the run ends it at once (as crash() does)"]
 pub struct Embedded {
     reactor: Reactor,
 }

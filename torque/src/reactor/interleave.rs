@@ -56,8 +56,11 @@ impl Reactor {
     /// Runs the reactor inside another event loop (Twisted's
     /// `threadedselectreactor.interleave`). `waker` is called on a helper thread
     /// with a closure that must run on *this* thread, soon: pass it to
-    /// `glib::MainContext::invoke`, a winit `EventLoopProxy`, fltk's `awake`, or
-    /// a channel your loop drains. Every event, timer, thread call and task then
+    /// `glib::idle_add_once`, a winit `EventLoopProxy`, fltk's `awake`, or a
+    /// channel your loop drains. The hand-off must always queue: a waker that
+    /// runs the closure at once on the calling (helper) thread — as
+    /// `glib::MainContext::invoke` does when no thread owns the context — is
+    /// refused with a logged error, and the reactor stalls. Every event, timer, thread call and task then
     /// runs on this thread, inside those closures; protocol code stays
     /// single-threaded.
     ///
@@ -95,7 +98,7 @@ impl Reactor {
         let shared = Arc::clone(&inner.threads);
         let helper = std::thread::Builder::new()
             .name("torque-interleave".into())
-            .spawn(move || helper_loop(id, receive, &shared, waker))
+            .spawn(move || helper_loop(id, receive, shared, waker))
             .map_err(ReactorError::Os)?;
         REACTORS.with(|all| all.borrow_mut().push((id, self.downgrade())));
         *inner.interleaved.borrow_mut() = Some(Interleaved {
@@ -186,6 +189,11 @@ impl Inner {
 }
 
 impl Interleaved {
+    /// Forgets this link's thread-local entry (the reactor is being dropped).
+    pub(crate) fn forget(&self) {
+        let _ = REACTORS.try_with(|all| all.borrow_mut().retain(|(id, _)| *id != self.id));
+    }
+
     fn take_events(&mut self) -> Events {
         std::mem::take(&mut self.spare_events)
     }
@@ -198,7 +206,12 @@ impl Interleaved {
 /// The helper thread: wait, hand the batch to the GUI thread, repeat until the
 /// reactor drops its sender (or was dropped itself: `closed`). A panicking wait
 /// becomes an error batch, never a silent stop.
-fn helper_loop(id: u64, requests: mpsc::Receiver<Request>, shared: &ThreadShared, waker: impl Fn(GuiCall)) {
+fn helper_loop(
+    id: u64,
+    requests: mpsc::Receiver<Request>,
+    shared: Arc<ThreadShared>,
+    waker: impl Fn(GuiCall),
+) {
     let mut current: Option<Box<dyn WaitSet>> = None;
     while let Ok(Request { set, timeout, mut events }) = requests.recv() {
         if let Some(set) = set {
@@ -215,7 +228,22 @@ fn helper_loop(id: u64, requests: mpsc::Receiver<Request>, shared: &ThreadShared
         if shared.closed.load(Ordering::Acquire) {
             return;
         }
-        waker(Box::new(move || deliver(id, result, events)));
+        let shared = Arc::clone(&shared);
+        let helper = std::thread::current().id();
+        waker(Box::new(move || {
+            if shared.closed.load(Ordering::Acquire) {
+                return; // the reactor was dropped meanwhile
+            }
+            if std::thread::current().id() == helper {
+                tracing::error!(
+                    "the interleave waker ran a batch at once on the helper thread; it must hand it to the \
+                     reactor's thread (glib::MainContext::invoke does this when no thread owns the context: \
+                     use glib::idle_add_once or MainContext::spawn); the reactor is stuck"
+                );
+                return;
+            }
+            deliver(id, result, events)
+        }));
     }
 }
 
@@ -226,7 +254,8 @@ fn deliver(id: u64, result: io::Result<()>, events: Events) {
     match reactor {
         Some(reactor) => reactor.interleaved_batch(result, events),
         None => tracing::error!(
-            "an interleaved batch ran on a thread without its reactor (the waker must run it on the reactor's thread)"
+            "an interleaved batch ran on a thread without its reactor (the waker must run it on the thread \
+             that called interleave); the reactor is stuck"
         ),
     }
 }

@@ -133,9 +133,10 @@ pub(crate) type ChildWatcher = Box<dyn FnMut(&Reactor) -> bool>;
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if self.interleaved.get_mut().take().is_some() {
+        if let Some(link) = self.interleaved.get_mut().take() {
             // Dropped while interleaved (never stopped): the helper sees `closed`
             // once its wait returns, and this wake makes that now.
+            link.forget();
             self.threads.closed.store(true, Ordering::Release);
             self.threads.waker.wake();
         }

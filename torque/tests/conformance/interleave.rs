@@ -175,7 +175,72 @@ fn crash_ends_the_interleaving_without_shutdown(kind: BackendKind) {
     assert!(shut.get());
 }
 
+/// A reactor dropped while interleaved (never stopped) must not leave its
+/// helper blocked in a wait forever: the helper exits, dropping the waker (and
+/// with it the channel's sender).
+fn a_dropped_interleaved_reactor_ends_its_helper(kind: BackendKind) {
+    let r = reactor(kind);
+    let foreign = Foreign::start(&r);
+    foreign.run_until(|| r.is_running());
+    drop(r);
+    let start = Instant::now();
+    loop {
+        match foreign.calls.recv_timeout(Duration::from_millis(100)) {
+            Ok(call) => call(), // a batch of the dropped reactor: ignored
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                assert!(start.elapsed() < Duration::from_secs(30), "the helper thread outlived its reactor");
+            }
+        }
+    }
+}
+
+/// Between batches the helper's wait is in flight: a second waiter would split
+/// the events, so `iterate` is refused. Inside a batch it is a nested pass.
+fn iterate_is_refused_between_batches_and_allowed_inside_one(kind: BackendKind) {
+    let r = reactor(kind);
+    let foreign = Foreign::start(&r);
+    assert!(matches!(r.iterate(Duration::ZERO), Err(torque::ReactorError::AlreadyRunning)));
+    assert!(matches!(r.run(), Err(torque::ReactorError::AlreadyRunning)));
+    let nested = Rc::new(RefCell::new(None));
+    let (n, inner_ran) = (nested.clone(), Rc::new(Cell::new(false)));
+    let i = inner_ran.clone();
+    r.call_later(Duration::ZERO, move |r| {
+        let i = i.clone();
+        r.call_later(Duration::ZERO, move |_| i.set(true));
+        *n.borrow_mut() = Some(r.iterate(Duration::ZERO).is_ok());
+    });
+    foreign.run_until(|| nested.borrow().is_some());
+    assert_eq!(*nested.borrow(), Some(true), "a nested pass inside a batch works");
+    assert!(inner_ran.get(), "and runs what is due");
+    r.stop().unwrap();
+    foreign.run_until(|| !r.is_interleaved());
+}
+
+/// `embed()`: dropping the run before it finished ends it as `crash()` does
+/// (no shutdown triggers), and the reactor can run again.
+fn an_embedded_run_dropped_early_ends_like_crash(kind: BackendKind) {
+    let r = reactor(kind);
+    let shut = Rc::new(Cell::new(0));
+    let s = shut.clone();
+    r.add_system_event_trigger(Phase::During, SystemEvent::Shutdown, move |_| s.set(s.get() + 1));
+    let run = r.embed().unwrap();
+    assert!(r.is_running());
+    assert!(matches!(r.embed(), Err(torque::ReactorError::AlreadyRunning)));
+    assert!(matches!(r.run(), Err(torque::ReactorError::AlreadyRunning)));
+    run.dispatch().unwrap();
+    drop(run);
+    assert!(!r.is_started() && !r.is_running());
+    assert_eq!(shut.get(), 0, "dropping is a crash: no shutdown");
+    r.call_later(Duration::ZERO, |r| r.stop().unwrap());
+    r.run().unwrap();
+    assert_eq!(shut.get(), 1);
+}
+
 crate::backend_tests!(
+    a_dropped_interleaved_reactor_ends_its_helper,
+    iterate_is_refused_between_batches_and_allowed_inside_one,
+    an_embedded_run_dropped_early_ends_like_crash,
     startup_timers_and_shutdown_run_on_the_foreign_thread,
     tcp_echo_runs_on_the_foreign_thread,
     a_reader_added_between_batches_reaches_the_wait,

@@ -109,7 +109,7 @@ fn events_are_independent_and_named_events_match_strings(kind: BackendKind) {
     assert_eq!(SystemEvent::from("shutdown"), SystemEvent::Shutdown);
 }
 
-crate::driven_tests!(
+crate::backend_tests!(
     phases_run_in_order_fifo_within_a_phase,
     removing_a_trigger_twice_is_an_error,
     a_trigger_removed_by_an_earlier_one_does_not_run,
