@@ -32,28 +32,12 @@ macro_rules! driven_tests {
     ($($name:ident),* $(,)?) => {
         $crate::backend_tests!($($name),*);
         mod interleaved {
-            #[cfg(target_os = "linux")]
-            mod epoll {
-                $( #[test] fn $name() { $crate::support::run_interleaved(torque::BackendKind::Epoll, super::super::$name) } )*
-            }
-            mod poll {
-                $( #[test] fn $name() { $crate::support::run_interleaved(torque::BackendKind::Poll, super::super::$name) } )*
-            }
-            mod select {
-                $( #[test] fn $name() { $crate::support::run_interleaved(torque::BackendKind::Select, super::super::$name) } )*
-            }
+            use super::*;
+            $crate::backend_tests!(@with run_interleaved; $($name),*);
         }
         mod embedded {
-            #[cfg(target_os = "linux")]
-            mod epoll {
-                $( #[test] fn $name() { $crate::support::run_embedded(torque::BackendKind::Epoll, super::super::$name) } )*
-            }
-            mod poll {
-                $( #[test] fn $name() { $crate::support::run_embedded(torque::BackendKind::Poll, super::super::$name) } )*
-            }
-            mod select {
-                $( #[test] fn $name() { $crate::support::run_embedded(torque::BackendKind::Select, super::super::$name) } )*
-            }
+            use super::*;
+            $crate::backend_tests!(@with run_embedded; $($name),*);
         }
     };
 }

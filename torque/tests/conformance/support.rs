@@ -17,18 +17,23 @@ pub const HARD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Instantiates each listed test function (`fn(BackendKind)`) once per backend, as
 /// `epoll::name`, `poll::name`, `select::name`. Backends not compiled in are skipped.
+/// `@with RUNNER;` picks the `support` function that runs each case (default
+/// `run_case`; `driven_tests!` passes `run_interleaved` and `run_embedded`).
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
+        $crate::backend_tests!(@with run_case; $($name),*);
+    };
+    (@with $runner:ident; $($name:ident),* $(,)?) => {
         #[cfg(target_os = "linux")]
         mod epoll {
-            $( #[test] fn $name() { $crate::support::run_case(torque::BackendKind::Epoll, super::$name) } )*
+            $( #[test] fn $name() { $crate::support::$runner(torque::BackendKind::Epoll, super::$name) } )*
         }
         mod poll {
-            $( #[test] fn $name() { $crate::support::run_case(torque::BackendKind::Poll, super::$name) } )*
+            $( #[test] fn $name() { $crate::support::$runner(torque::BackendKind::Poll, super::$name) } )*
         }
         mod select {
-            $( #[test] fn $name() { $crate::support::run_case(torque::BackendKind::Select, super::$name) } )*
+            $( #[test] fn $name() { $crate::support::$runner(torque::BackendKind::Select, super::$name) } )*
         }
     };
 }
