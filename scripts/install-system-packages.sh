@@ -1,20 +1,46 @@
 #!/usr/bin/env bash
-# Installs the Debian/Ubuntu packages the tests need, if any are missing (a
-# no-op otherwise). Runs apt-get as root, or through sudo.
+# Installs the Debian/Ubuntu packages a job needs, if any are missing (a no-op
+# otherwise). Runs apt-get as root, or through sudo.
+#
+# Usage: scripts/install-system-packages.sh [GROUP…]   (default: tests)
+#
+# tests (scripts/test.sh):
 #   curl, openssl, ca-certificates: the HTTP(S) client and TLS peers of the
 #     interop tests, and the system trust store TLS clients verify against;
 #   pkg-config, libgtk-4-dev, libx11-xcb-dev: build torque-glib (GLib, GIO) and
 #     the GUI demos (GTK 4; winit's X11 backend);
 #   xvfb, xauth: xvfb-run, the X server the GUI demos' self-tests draw on;
 #   libxkbcommon-x11-0, libxcursor1, libxrandr2, libxi6: loaded by winit at run time.
+# platforms (scripts/check-platforms.sh):
+#   rustc-web, cargo-web, rust-web-src, rust-web-clippy: Debian's Rust 1.96
+#     with the standard library's sources, to build std for FreeBSD and macOS
+#     (-Zbuild-std) and run clippy there;
+#   clang: compiles ring's C code for the Apple targets.
 set -euo pipefail
 
-PACKAGES=(
-    curl openssl ca-certificates
-    pkg-config libgtk-4-dev libx11-xcb-dev
-    xvfb xauth
-    libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
-)
+groups=("$@")
+[ "${#groups[@]}" -gt 0 ] || groups=(tests)
+
+PACKAGES=()
+for group in "${groups[@]}"; do
+    case "$group" in
+        tests)
+            PACKAGES+=(
+                curl openssl ca-certificates
+                pkg-config libgtk-4-dev libx11-xcb-dev
+                xvfb xauth
+                libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
+            )
+            ;;
+        platforms)
+            PACKAGES+=(rustc-web cargo-web rust-web-src rust-web-clippy clang)
+            ;;
+        *)
+            echo "unknown package group: $group (tests, platforms)" >&2
+            exit 2
+            ;;
+    esac
+done
 
 missing=()
 for package in "${PACKAGES[@]}"; do

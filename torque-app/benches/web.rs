@@ -66,7 +66,7 @@ fn cpu_split(pid: u32) -> (Duration, Duration) {
 
 /// A server under test.
 struct Peer {
-    name: &'static str,
+    name: String,
     command: Vec<String>,
 }
 
@@ -94,7 +94,7 @@ impl Peer {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", self.name));
-        wait_listening(port, &mut child, self.name);
+        wait_listening(port, &mut child, &self.name);
         Running { child, port }
     }
 }
@@ -225,19 +225,28 @@ fn main() {
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     };
-    let peers = [
-        Peer { name: "torque web (epoll)", command: torque_args(&["-r", "epoll"]) },
+    // Every backend of this build but select (FD_SETSIZE), the default one
+    // also without its file cache.
+    let default = torque::BackendKind::platform_default().name();
+    let mut peers: Vec<Peer> = torque::BackendKind::all()
+        .iter()
+        .filter(|k| k.info().fd_limit.is_none())
+        .map(|k| Peer { name: format!("torque web ({k})"), command: torque_args(&["-r", k.name()]) })
+        .collect();
+    peers.insert(
+        1,
         Peer {
-            name: "torque web (epoll, --cache-ttl 0)",
-            command: torque_args(&["-r", "epoll", "--cache-ttl", "0s"]),
+            name: format!("torque web ({default}, --cache-ttl 0)"),
+            command: torque_args(&["-r", default, "--cache-ttl", "0s"]),
         },
-        Peer { name: "torque web (poll)", command: torque_args(&["-r", "poll"]) },
+    );
+    peers.extend([
         Peer {
-            name: "hyper 1 + tokio (current thread)",
+            name: "hyper 1 + tokio (current thread)".into(),
             command: vec![hyper.display().to_string(), "127.0.0.1:{port}".into()],
         },
         Peer {
-            name: "nginx 1 worker",
+            name: "nginx 1 worker".into(),
             command: vec![
                 "nginx".into(),
                 "-c".into(),
@@ -246,10 +255,11 @@ fn main() {
                 "stderr".into(),
             ],
         },
-    ];
+    ]);
     // nginx reads its port from the config: one port per peer, fixed up front.
     let ports: Vec<u16> = peers.iter().map(|_| free_port()).collect();
-    let nginx_text = std::fs::read_to_string(&nginx).unwrap().replace("{port}", &ports[4].to_string());
+    let nginx_port = ports[peers.len() - 1]; // nginx is the last peer
+    let nginx_text = std::fs::read_to_string(&nginx).unwrap().replace("{port}", &nginx_port.to_string());
     std::fs::write(&nginx, nginx_text).unwrap();
 
     let small = env_number("TORQUE_BENCH_SMALL", 1) != 0;
@@ -277,8 +287,8 @@ fn main() {
             }
         }
     }
-    let hyper_index = 3;
-    let nginx_index = 4;
+    let nginx_index = peers.len() - 1;
+    let hyper_index = nginx_index - 1;
     if small {
         small_table(&peers, &results, rounds, seconds, hyper_index, nginx_index);
     }
@@ -332,7 +342,7 @@ fn large_table(peers: &[Peer], ports: &[u16], root: &Path, rounds: u64, nginx_in
     eprintln!("\nwriting a 1 GiB file…");
     large_file(root);
     let copying = Peer {
-        name: "torque web (epoll, --no-sendfile)",
+        name: format!("{} --no-sendfile", peers[0].name),
         command: peers[0].command.iter().cloned().chain(["--no-sendfile".to_owned()]).collect(),
     };
     let large_peers = [(0, &peers[0]), (1, &copying), (nginx_index, &peers[nginx_index])];

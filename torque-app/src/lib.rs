@@ -5,15 +5,18 @@
 //! - [`web`]: the static HTTP/1.1 file server behind `torque web`;
 //! - [`services`]: echo, discard, daytime, chargen and port forwarding;
 //! - [`cli`]: argument parsing and running a service on a chosen reactor;
-//! - [`reactors`], [`logging`], [`pidfile`]: the rest of the command.
+//! - [`reactors`], [`logging`], [`pidfile`]: the rest of the command;
+//! - [`platform`]: the few calls that differ between operating systems.
 //!
 //! Run `torque --help`, or see the README's tour.
 
 #![warn(missing_docs, missing_debug_implementations)]
+#![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod logging;
 pub mod pidfile;
+pub mod platform;
 pub mod reactors;
 pub mod service;
 pub mod services;

@@ -138,9 +138,13 @@ fn a_missing_command_is_a_one_line_error(backend: &str) {
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected NAME=COMMAND"));
 }
 
-backend_tests!(
-    a_crashing_command_is_restarted_with_back_off,
-    sigterm_stops_the_children_then_torque,
-    a_missing_command_is_a_one_line_error,
-    a_child_whose_grandchild_keeps_its_output_open_is_still_restarted,
-);
+app_main! {
+    per_backend {
+        [Processes] {
+            a_crashing_command_is_restarted_with_back_off,
+            sigterm_stops_the_children_then_torque,
+            a_missing_command_is_a_one_line_error,
+            a_child_whose_grandchild_keeps_its_output_open_is_still_restarted,
+        }
+    }
+}

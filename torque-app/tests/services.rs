@@ -155,41 +155,77 @@ fn sigterm_stops_cleanly_with_pid_file(backend: &str) {
     assert!(log.contains(&format!("reactor=\"{backend}\"")), "{log}");
 }
 
-backend_tests!(
-    echo_round_trips_with_backpressure,
-    discard_and_daytime,
-    chargen_streams_without_growing,
-    portforward_relays_both_ways,
-    sigterm_stops_cleanly_with_pid_file,
-);
+app_main! {
+    per_backend {
+        [Tcp] {
+            echo_round_trips_with_backpressure,
+            discard_and_daytime,
+            chargen_streams_without_growing,
+            portforward_relays_both_ways,
+            sigterm_stops_cleanly_with_pid_file,
+        }
+    }
+    once {
+        reactors_table_lists_every_backend,
+        the_readme_shows_the_reactor_table,
+        errors_are_one_clear_line,
+        help_reads_well,
+    }
+}
 
 fn run(args: &[&str]) -> std::process::Output {
     Command::new(binary()).args(args).env_remove("TORQUE_REACTOR").output().unwrap()
 }
 
-#[test]
 fn reactors_table_lists_every_backend() {
     let out = run(&["reactors"]);
     assert!(out.status.success());
     let table = String::from_utf8(out.stdout).unwrap();
     let header = table.lines().next().unwrap();
-    for column in ["status", "scheduling", "threads", "tcp", "tls", "udp", "processes", "platforms"] {
+    for column in ["here", "status", "scheduling", "threads", "tcp", "tls", "udp", "processes", "fd-sets"] {
         assert!(header.contains(column), "{header}");
     }
-    for kind in torque::BackendKind::all() {
-        let row = table.lines().find(|l| l.starts_with(kind.name())).unwrap();
+    for &kind in torque::BackendKind::known() {
         let info = kind.info();
-        assert!(row.contains(info.status) && row.contains(info.platforms), "{row}");
+        let row = table.lines().find(|l| l.starts_with(kind.name())).unwrap();
+        let here = if kind.is_available() { " yes " } else { " no " };
+        assert!(row.contains(&info.status.to_string()) && row.contains(here), "{row}");
+        let line = table.lines().rev().find(|l| l.starts_with(kind.name())).unwrap();
+        assert!(line.contains(info.summary) && line.contains(info.platforms), "{line}");
     }
 }
 
-#[test]
+/// The README's reactor table is `torque reactors`, as run on Linux.
+fn the_readme_shows_the_reactor_table() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let out = run(&["reactors"]);
+    let table = String::from_utf8(out.stdout).unwrap();
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("$ torque reactors\n{table}```")),
+        "the README's reactor table differs from `torque reactors`; replace it with:\n{table}"
+    );
+}
+
 fn errors_are_one_clear_line() {
-    let out = run(&["-r", "kqueue", "echo"]);
+    let out = run(&["-r", "iocp-ish", "echo"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("\"kqueue\"") && err.contains("epoll, poll, select"), "{err}");
+    let here: Vec<&str> = torque::BackendKind::all().iter().map(|k| k.name()).collect();
+    assert!(err.contains("\"iocp-ish\"") && err.contains(&here.join(", ")), "{err}");
+
+    // A backend Torque has, but not on this platform, says so.
+    let elsewhere = torque::BackendKind::known().iter().find(|k| !k.is_available());
+    if let Some(kind) = elsewhere {
+        let out = run(&["-r", kind.name(), "echo"]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(kind.name()) && err.contains("not available on this platform"), "{err}");
+    }
 
     let out = run(&["gopher"]);
     assert_eq!(out.status.code(), Some(2));
@@ -215,7 +251,6 @@ fn errors_are_one_clear_line() {
     assert!(err.contains(&endpoint), "{err}");
 }
 
-#[test]
 fn help_reads_well() {
     let out = run(&["--help"]);
     let help = String::from_utf8(out.stdout).unwrap();

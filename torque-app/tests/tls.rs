@@ -206,9 +206,13 @@ fn a_bad_certificate_path_is_a_one_line_error(backend: &str) {
     assert!(err.contains("cannot read /nonexistent/key.pem"), "{err}");
 }
 
-backend_tests!(
-    curl_serves_https_from_torque_web,
-    openssl_s_client_talks_to_torque_echo,
-    torque_client_talks_to_openssl_s_server,
-    a_bad_certificate_path_is_a_one_line_error,
-);
+app_main! {
+    per_backend {
+        [Tcp, Tls] {
+            curl_serves_https_from_torque_web,
+            openssl_s_client_talks_to_torque_echo,
+            torque_client_talks_to_openssl_s_server,
+            a_bad_certificate_path_is_a_one_line_error,
+        }
+    }
+}

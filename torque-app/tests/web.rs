@@ -485,20 +485,26 @@ fn serves_over_a_unix_socket(backend: &str) {
     assert_eq!(stdout(&out), "Hello, world\n");
 }
 
-backend_tests!(
-    serves_over_a_unix_socket,
-    get_and_head,
-    keep_alive_and_pipelining,
-    conditional_requests,
-    byte_ranges,
-    directories,
-    no_escape_from_root,
-    malformed_requests,
-    slow_and_idle_clients_are_cut_off,
-    connection_cap,
-    large_files_stream,
-    closing_downloads_complete_and_free_their_slot,
-    pipelining_without_reading_is_bounded,
-    sigterm_finishes_in_flight_requests,
-    second_signal_exits_at_once,
-);
+app_main! {
+    per_backend {
+        [UnixSockets] {
+            serves_over_a_unix_socket,
+        }
+        [Tcp] {
+            get_and_head,
+            keep_alive_and_pipelining,
+            conditional_requests,
+            byte_ranges,
+            directories,
+            no_escape_from_root,
+            malformed_requests,
+            slow_and_idle_clients_are_cut_off,
+            connection_cap,
+            large_files_stream,
+            closing_downloads_complete_and_free_their_slot,
+            pipelining_without_reading_is_bounded,
+            sigterm_finishes_in_flight_requests,
+            second_signal_exits_at_once,
+        }
+    }
+}

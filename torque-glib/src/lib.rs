@@ -2,16 +2,16 @@
 //! `gtk3reactor`): GLib does the waiting, so GTK widgets and Torque protocols
 //! live on one thread with no helper thread.
 //!
-//! The reactor's fds reach GLib as *one* fd, the epoll fd, which is readable
-//! whenever any of them is ready; its timers reach GLib through the source's
-//! `prepare` step, which GLib runs before every poll, so a timer scheduled or
-//! moved earlier from any callback shortens the very next wait. Why one fd and
-//! not a GLib source per Torque fd: GLib then polls one fd however many
-//! connections are open, and adding or removing a Torque reader costs an
-//! `epoll_ctl` and no GLib call. select and poll have no such fd, so this crate
-//! needs epoll ([`reactor`] builds one); other backends get
-//! [`torque::ReactorError::NoWatchFd`] — use [`torque::Reactor::interleave`]
-//! with them.
+//! The reactor's fds reach GLib as *one* fd, the backend's own (the epoll or
+//! kqueue fd), which is readable whenever any of them is ready; its timers
+//! reach GLib through the source's `prepare` step, which GLib runs before every
+//! poll, so a timer scheduled or moved earlier from any callback shortens the
+//! very next wait. Why one fd and not a GLib source per Torque fd: GLib then
+//! polls one fd however many connections are open, and adding or removing a
+//! Torque reader costs no GLib call. select and poll have no such fd
+//! ([`torque::Capability::WatchFd`]), so this crate needs a backend that has
+//! one ([`reactor`] picks it); others get [`torque::ReactorError::Unsupported`]
+//! — use [`torque::Reactor::interleave`] with them.
 //!
 //! ```
 //! use std::time::Duration;
@@ -33,22 +33,28 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 
 use gio::prelude::*;
-use torque::{BackendKind, Reactor, ReactorError};
+use torque::{BackendKind, Capability, Reactor, ReactorError};
 
 mod source;
 
-/// A reactor on the backend GLib can watch (epoll), leaving SIGINT and SIGTERM
-/// to the application. Use [`torque::Reactor::builder`] for other settings; the
-/// backend must be epoll.
+/// A reactor on the best backend GLib can watch (one with
+/// [`Capability::WatchFd`]: epoll on Linux, kqueue on macOS and the BSDs),
+/// leaving SIGINT and SIGTERM to the application. Use
+/// [`torque::Reactor::builder`] for other settings, with such a backend.
 pub fn reactor() -> Result<Reactor, ReactorError> {
-    Reactor::builder().backend(BackendKind::Epoll).handle_signals(false).build()
+    let best = BackendKind::platform_default();
+    let kind = BackendKind::all().iter().copied().find(|k| k.info().supports(Capability::WatchFd));
+    let kind =
+        kind.ok_or(ReactorError::Unsupported { backend: best.name(), capability: Capability::WatchFd })?;
+    Reactor::builder().backend(kind).handle_signals(false).build()
 }
 
 /// Why a GLib-driven run could not start, or failed.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// From the reactor: not epoll (`NoWatchFd`), already running, or a pass
-    /// that failed (the reactor then stopped).
+    /// From the reactor: a backend without a watch fd (`Unsupported`),
+    /// already running, or a pass that failed (the reactor then stopped).
     #[error(transparent)]
     Reactor(#[from] ReactorError),
     /// Another thread owns the main context; GLib dispatches a context on its
@@ -84,8 +90,8 @@ pub struct GlibRun {
 /// returned [`GlibRun`], so GLib dispatches the reactor nowhere else.
 ///
 /// Errors: [`ReactorError::AlreadyRunning`] if the reactor is running,
-/// [`ReactorError::NoWatchFd`] on a backend other than epoll,
-/// [`Error::ContextOwnedElsewhere`] if another thread owns `context`.
+/// [`ReactorError::Unsupported`] on a backend without a watch fd (select,
+/// poll), [`Error::ContextOwnedElsewhere`] if another thread owns `context`.
 ///
 /// A nested GLib main loop run from inside a Torque callback does not run the
 /// reactor (GLib does not re-enter a source that is dispatching); for a nested
@@ -197,7 +203,7 @@ thread_local! {
 /// ```
 ///
 /// Errors: [`ReactorError::AlreadyRunning`] if the reactor is running,
-/// [`ReactorError::NoWatchFd`] on a backend other than epoll, and
+/// [`ReactorError::Unsupported`] on a backend without a watch fd, and
 /// [`Error::AlreadyRegistered`] for a second application. A failure to start
 /// when the application starts (the reactor was started meanwhile, or another
 /// thread owns the default context) is logged and printed, and the

@@ -3,8 +3,8 @@
 //!
 //! GLib's main loop asks every source, before each poll, how long it may sleep
 //! (`prepare`), polls the fds the sources added, then asks which are ready
-//! (`check`) and dispatches them. This source adds one fd, the reactor's epoll
-//! fd (readable whenever a registered fd is ready or another thread woke the
+//! (`check`) and dispatches them. This source adds one fd, the reactor's watch
+//! fd (epoll's or kqueue's) (readable whenever a registered fd is ready or another thread woke the
 //! reactor), and answers `prepare` with the reactor's own timeout, so a timer
 //! scheduled or moved earlier by any callback is seen at the next poll: there
 //! is no GLib timeout to re-arm. `dispatch` runs one non-blocking reactor pass.

@@ -12,6 +12,10 @@
 //! the UDP table: 64-byte request-response datagrams against Torque's UDP ports and
 //! tokio's `UdpSocket`, with the server's CPU time per round trip.
 
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::pin_to_cpu;
+
 use std::collections::HashMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
@@ -20,19 +24,20 @@ use std::time::{Duration, Instant};
 
 const ROWS: [(usize, usize); 6] = [(1, 64), (1, 4096), (64, 64), (64, 4096), (1000, 64), (1000, 4096)];
 const IDLE_CONNECTIONS: usize = 10_000;
-const SERVERS: [&str; 5] = ["torque-epoll", "torque-poll", "torque-select", "tokio", "mio"];
-
-fn pin_to_cpu(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET and sched_setaffinity get valid
-    // pointers to it. Failure (one CPU only) just leaves the process unpinned.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
+/// The servers compared: Torque on every backend of this build, tokio, and a
+/// raw mio loop.
+fn servers() -> Vec<String> {
+    let torque = torque::BackendKind::all().iter().map(|k| format!("torque-{k}"));
+    torque.chain(["tokio".to_owned(), "mio".to_owned()]).collect()
 }
 
 // ----- servers (child process) -----
+
+/// The fd limit of a `torque-BACKEND` server's backend.
+fn fd_limit(kind: &str) -> Option<usize> {
+    let backend: torque::BackendKind = kind.strip_prefix("torque-")?.parse().ok()?;
+    backend.info().fd_limit
+}
 
 fn run_server(kind: &str) -> io::Result<()> {
     pin_to_cpu(0);
@@ -461,7 +466,8 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(2.0);
-    let only: Vec<&String> = args.iter().skip(1).filter(|a| SERVERS.contains(&a.as_str())).collect();
+    let servers = servers();
+    let only: Vec<&String> = args.iter().skip(1).filter(|a| servers.contains(a)).collect();
     pin_to_cpu(1);
     println!("Echo benchmark: server pinned to CPU 0, load generator (mio) on CPU 1; {secs} s per row.");
     println!(
@@ -469,7 +475,7 @@ fn main() {
     );
     let udp_only = args.iter().any(|a| a == "udp");
     let mut table: Vec<(String, Vec<String>, String)> = Vec::new();
-    for kind in SERVERS {
+    for kind in servers.iter().map(String::as_str) {
         if udp_only {
             break;
         }
@@ -492,8 +498,8 @@ fn main() {
         let memory = match Server::start(kind).and_then(|server| idle_memory(&server, IDLE_CONNECTIONS)) {
             Ok(kib) => format!("{:.2} KiB", kib),
             // The server closes connections it cannot watch; say why plainly.
-            Err(_) if kind == "torque-select" => {
-                "n/a: select watches fds below FD_SETSIZE (1024) only".to_owned()
+            Err(_) if fd_limit(kind).is_some() => {
+                format!("n/a: {kind} watches fds below {} only", fd_limit(kind).unwrap_or_default())
             }
             Err(e) => format!("n/a ({e})"),
         };
@@ -505,7 +511,11 @@ fn main() {
         println!("servers run round-robin, 5 rounds, median per server:\n");
         println!("| server | datagrams/s (round trips) | server CPU per round trip |");
         println!("|---|---:|---:|");
-        let kinds = ["udp-torque-epoll", "udp-torque-poll", "udp-torque-select", "udp-tokio"];
+        let kinds: Vec<String> = torque::BackendKind::all()
+            .iter()
+            .map(|k| format!("udp-torque-{k}"))
+            .chain(["udp-tokio".to_owned()])
+            .collect();
         let mut samples: Vec<Vec<(f64, f64)>> = vec![Vec::new(); kinds.len()];
         let mut failures: Vec<Option<String>> = vec![None; kinds.len()];
         for _round in 0..5 {

@@ -18,7 +18,7 @@
 //!   fit the 20,000-fd limit; the active one is a pipe.
 
 use std::cell::Cell;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -182,25 +182,37 @@ fn threads(contender: Contender) -> Result<Duration, String> {
 
 // ----- idle fds -----
 
-fn eventfd() -> OwnedFd {
-    // SAFETY: eventfd has no pointer arguments; the result is checked.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    assert!(fd >= 0, "eventfd: {}", std::io::Error::last_os_error());
-    // SAFETY: a fresh fd owned by nobody else.
-    unsafe { OwnedFd::from_raw_fd(fd) }
+/// An fd that never becomes readable: an eventfd on Linux, elsewhere a pipe's
+/// read end whose write end is kept (in `keep`) so it never sees end of file.
+fn idle_fd(keep: &mut Vec<OwnedFd>) -> OwnedFd {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = keep;
+        // SAFETY: eventfd has no pointer arguments; the result is checked.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        assert!(fd >= 0, "eventfd: {}", std::io::Error::last_os_error());
+        // SAFETY: a fresh fd owned by nobody else.
+        unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let (read, write) = torque::fd::pipe().expect("pipe");
+        keep.push(write);
+        read
+    }
 }
 
 struct Idle;
 impl FdHandler for Idle {}
 
 struct Reader {
-    fd: RawFd,
+    fd: OwnedFd,
     seen: Rc<Cell<usize>>,
 }
 impl FdHandler for Reader {
     fn readable(&mut self, _: &Reactor) {
         let mut buf = [0u8; 64];
-        if let Ok(n) = torque::fd::read(self.fd, &mut buf) {
+        if let Ok(n) = torque::fd::read(&self.fd, &mut buf) {
             self.seen.set(self.seen.get() + n);
         }
     }
@@ -216,21 +228,21 @@ fn idle_fds(contender: Contender, idle: usize) -> Result<Duration, String> {
         Contender::Torque(kind) => Some(reactor(kind)),
         Contender::Tokio => None,
     };
-    let idle_fds: Vec<OwnedFd> = (0..idle).map(|_| eventfd()).collect();
+    let mut write_ends = Vec::new();
+    let idle_fds: Vec<OwnedFd> = (0..idle).map(|_| idle_fd(&mut write_ends)).collect();
     let (read_end, write_end) = torque::fd::pipe().expect("pipe");
-    let (rfd, wfd) = (read_end.as_raw_fd(), write_end.as_raw_fd());
     match (contender, torque_reactor) {
         (Contender::Torque(_), Some(r)) => {
             let idle_handler = Rc::new(std::cell::RefCell::new(Idle));
             for fd in &idle_fds {
-                r.add_reader(fd.as_raw_fd(), idle_handler.clone()).map_err(|e| format!("n/a: {e}"))?;
+                r.add_reader(fd, idle_handler.clone()).map_err(|e| format!("n/a: {e}"))?;
             }
             let seen = Rc::new(Cell::new(0));
-            let reader = Rc::new(std::cell::RefCell::new(Reader { fd: rfd, seen: seen.clone() }));
-            r.add_reader(rfd, reader).map_err(|e| format!("n/a: {e}"))?;
+            let reader = Rc::new(std::cell::RefCell::new(Reader { fd: read_end, seen: seen.clone() }));
+            r.add_reader(&reader.borrow().fd, reader.clone()).map_err(|e| format!("n/a: {e}"))?;
             let start = Instant::now();
             for k in 1..=ROUND_TRIPS {
-                torque::fd::write(wfd, b"x").expect("write");
+                torque::fd::write(&write_end, b"x").expect("write");
                 while seen.get() < k {
                     r.iterate(Duration::from_secs(1)).expect("iterate");
                 }
@@ -249,14 +261,14 @@ fn idle_fds(contender: Contender, idle: usize) -> Result<Duration, String> {
                 let reader = AsyncFd::with_interest(read_end, Interest::READABLE).expect("register pipe");
                 let start = Instant::now();
                 for _ in 0..ROUND_TRIPS {
-                    torque::fd::write(wfd, b"x").expect("write");
+                    torque::fd::write(&write_end, b"x").expect("write");
                     // Read until WouldBlock, as edge-triggered tokio code must: that
                     // clears tokio's cached readiness, so the next trip really waits.
                     let mut got = 0;
                     loop {
                         let mut guard = reader.readable().await.expect("readable");
                         let mut buf = [0u8; 64];
-                        match guard.try_io(|fd| torque::fd::read(fd.as_raw_fd(), &mut buf)) {
+                        match guard.try_io(|fd| torque::fd::read(fd, &mut buf)) {
                             Ok(Ok(n)) => got += n,
                             Ok(Err(e)) => panic!("read: {e}"),
                             Err(_would_block) if got > 0 => break,

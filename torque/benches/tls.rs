@@ -15,6 +15,10 @@
 //! which the servers take turns. The generator is usually the bottleneck on two
 //! cores, so CPU per operation is the figure that separates the servers.
 
+#[path = "common/cpu.rs"]
+mod cpu;
+use cpu::pin_to_cpu;
+
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,20 +29,13 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-const SERVERS: [&str; 2] = ["torque-epoll", "tokio-rustls"];
+/// Torque on this platform's default backend, and tokio-rustls.
+fn servers() -> [String; 2] {
+    [format!("torque-{}", torque::BackendKind::platform_default()), "tokio-rustls".to_owned()]
+}
 const HANDSHAKE_CLIENTS: usize = 16;
 const BULK_CONNECTIONS: usize = 64;
 const MESSAGE: usize = 16 * 1024;
-
-fn pin_to_cpu(cpu: usize) {
-    // SAFETY: a zeroed cpu_set_t is empty; CPU_SET and sched_setaffinity get valid
-    // pointers to it. Failure (one CPU only) just leaves the process unpinned.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
-    }
-}
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
@@ -277,9 +274,10 @@ fn main() {
     println!(
         "TLS 1.3, rustls 0.23 (ring), same ServerConfig for every server; {rounds} rounds × {secs} s, median"
     );
+    let servers = servers();
     let mut results: Vec<(&str, &str, Vec<Sample>)> = Vec::new();
     for workload in ["handshakes", "bulk 64 × 16 KiB"] {
-        for server in SERVERS {
+        for server in &servers {
             results.push((workload, server, Vec::new()));
         }
     }
@@ -308,7 +306,7 @@ fn main() {
             )
         };
         let (base_ops, base_cpu) = row("tokio-rustls");
-        for server in SERVERS {
+        for server in &servers {
             let (ops, cpu) = row(server);
             println!(
                 "| {workload} | {server} | {ops:.0} | {cpu:.2} | {:.2} | {:.2} |",

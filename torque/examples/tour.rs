@@ -8,7 +8,7 @@
 //! ```
 
 use std::cell::RefCell;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -24,10 +24,10 @@ struct LineReader {
 impl FdHandler for LineReader {
     fn readable(&mut self, reactor: &Reactor) {
         let mut chunk = [0u8; 256];
-        match torque::fd::read(self.pipe.as_raw_fd(), &mut chunk) {
+        match torque::fd::read(&self.pipe, &mut chunk) {
             Ok(0) => {
                 println!("[{:>6.1} ms] pipe closed by the writer; stopping", ms(self.started));
-                reactor.remove_reader(self.pipe.as_raw_fd());
+                reactor.remove_reader(&self.pipe);
                 reactor.stop().expect("the reactor is running");
             }
             Ok(n) => {
@@ -83,10 +83,10 @@ fn tour() -> Result<(), Box<dyn std::error::Error>> {
     println!("running on the {} backend (set TORQUE_REACTOR to choose another)", reactor.backend().name);
 
     // A pipe whose read end the reactor watches; a timer chain writes to it.
+    // The handler owns the read end; the reactor borrows it until it is removed.
     let (read_end, write_end) = torque::fd::pipe()?;
-    let fd = read_end.as_raw_fd();
     let reader = Rc::new(RefCell::new(LineReader { pipe: read_end, buffer: Vec::new(), started }));
-    reactor.add_reader(fd, reader)?;
+    reactor.add_reader(&reader.borrow().pipe, reader.clone())?;
 
     let writer = Rc::new(RefCell::new(Some(write_end)));
     for (i, delay_ms) in [10u64, 20, 30].into_iter().enumerate() {
@@ -94,7 +94,7 @@ fn tour() -> Result<(), Box<dyn std::error::Error>> {
         reactor.call_later(Duration::from_millis(delay_ms), move |_| {
             if let Some(w) = writer.borrow().as_ref() {
                 let line = format!("tick {} from a timer\n", i + 1);
-                torque::fd::write(w.as_raw_fd(), line.as_bytes()).expect("pipe write");
+                torque::fd::write(w, line.as_bytes()).expect("pipe write");
             }
         });
     }

@@ -4,6 +4,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 /// Errors from the reactor's lifecycle, backends, triggers and fd registration.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum ReactorError {
     /// `stop()` when the reactor is not running, or already stopping
@@ -21,7 +22,8 @@ pub enum ReactorError {
         /// The names that would have worked, comma-separated.
         available: String,
     },
-    /// A known backend that this platform does not have (epoll outside Linux).
+    /// A known backend that this platform does not have (epoll outside Linux,
+    /// kqueue on Linux).
     #[error(
         "the {name} backend is not available on this platform; available: {}",
         crate::backend::available_names()
@@ -48,16 +50,16 @@ pub enum ReactorError {
     /// An fd number that cannot be valid (negative).
     #[error("invalid file descriptor {0}")]
     InvalidFd(RawFd),
-    /// [`Reactor::watch_fd`](crate::Reactor::watch_fd) on a backend whose
-    /// interest set lives in user memory (select, poll), so no single fd stands
-    /// for it.
-    #[error(
-        "the {backend} backend has no single fd another loop can watch (epoll has one); \
-         use Reactor::interleave, or call iterate(Duration::ZERO) from the other loop's timer"
-    )]
-    NoWatchFd {
+    /// The backend cannot do what was asked: select and poll have no fd
+    /// another loop can watch ([`Capability::WatchFd`](crate::Capability::WatchFd)),
+    /// a completion backend may have no fd sets. [`BackendInfo::supports`](crate::BackendInfo::supports)
+    /// tells beforehand.
+    #[error("the {backend} backend does not support {capability}: {}", capability.instead())]
+    Unsupported {
         /// The backend's name.
         backend: &'static str,
+        /// What it lacks.
+        capability: crate::Capability,
     },
     /// An operating-system call failed.
     #[error("operating system error: {0}")]
@@ -66,6 +68,7 @@ pub enum ReactorError {
 
 /// Errors from a [`DelayedCall`](crate::DelayedCall) (Twisted's `AlreadyCalled` and
 /// `AlreadyCancelled`).
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DelayedCallError {
     /// The call has already run (or is running now).

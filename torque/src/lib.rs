@@ -2,7 +2,8 @@
 //!
 //! Twisted's reactor, rebuilt natively in Rust: one single-threaded event loop with
 //! Twisted's interfaces (lifecycle and system-event triggers, `call_later`, fd sets,
-//! thread calls) over backends chosen at run time: `epoll`, `poll` and `select`.
+//! thread calls) over backends chosen at run time: `epoll` (Linux), `kqueue`
+//! (macOS, BSD), `poll` and `select`.
 //!
 //! ```
 //! use std::time::Duration;
@@ -81,18 +82,26 @@
 //! See `ARCHITECTURE.md` in the repository for the layers and the loop pass.
 
 #![warn(missing_docs, missing_debug_implementations)]
+// `unsafe` lives in `sys/` and `backend/` only (each allows it there), and
+// every block says why it is sound.
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
-pub mod backend;
+#[allow(unsafe_code)]
+mod backend;
 pub mod defer;
 mod error;
 pub mod net;
 pub mod process;
 mod reactor;
-pub(crate) mod sys;
+#[allow(unsafe_code)]
+mod sys;
 pub mod testing;
 pub mod tls;
 
-pub use backend::{BackendInfo, BackendKind, Features, Support};
+pub use backend::{
+    BackendInfo, BackendKind, Capability, ChildExit, Features, IoModel, SignalDelivery, Status, Support, Wake,
+};
 pub use error::{DelayedCallError, ReactorError};
 pub use reactor::{
     Clock, DelayedCall, Embedded, FdHandler, FdHandlerRef, GuiCall, IntoTriggerOutcome, LostReason,
@@ -105,7 +114,29 @@ pub use reactor::{
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-/// Small fd helpers for programs and tests that drive the reactor with raw fds.
+/// Small fd helpers for programs and tests that drive the reactor with their
+/// own descriptors.
 pub mod fd {
-    pub use crate::sys::{pipe, read, set_nonblocking, write};
+    use std::io;
+    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+    /// A non-blocking, close-on-exec pipe: `(read end, write end)`.
+    pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+        crate::sys::pipe()
+    }
+
+    /// `read(2)` into `buf`, retrying on EINTR.
+    pub fn read(fd: impl AsFd, buf: &mut [u8]) -> io::Result<usize> {
+        crate::sys::read(fd.as_fd().as_raw_fd(), buf)
+    }
+
+    /// `write(2)` from `buf`, retrying on EINTR.
+    pub fn write(fd: impl AsFd, buf: &[u8]) -> io::Result<usize> {
+        crate::sys::write(fd.as_fd().as_raw_fd(), buf)
+    }
+
+    /// Puts `fd` in non-blocking mode.
+    pub fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
+        crate::sys::set_nonblocking(fd.as_fd().as_raw_fd())
+    }
 }

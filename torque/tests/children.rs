@@ -165,9 +165,15 @@ fn a_thousand_sigchld_reaped_children_leave_no_zombie(kind: BackendKind) {
     assert_eq!(zombies_of_this_process(), 0, "no zombie left");
 }
 
-backend_tests!(
-    a_thousand_children_leave_no_zombie_and_no_fd,
-    ignored_and_blocked_signals_are_reset_in_the_child,
-    sigchld_reaping_chains_to_the_previous_handler_and_restores_it,
-    a_thousand_sigchld_reaped_children_leave_no_zombie,
-);
+cases! {
+    [Processes] plain {
+        a_thousand_children_leave_no_zombie_and_no_fd,
+        ignored_and_blocked_signals_are_reset_in_the_child,
+        sigchld_reaping_chains_to_the_previous_handler_and_restores_it,
+        a_thousand_sigchld_reaped_children_leave_no_zombie,
+    }
+}
+
+fn main() {
+    support::main(cases(), &[support::PLAIN]);
+}

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use torque::{BackendKind, LostReason};
 
-use support::{Handler, Pipe, iterate_until, reactor};
+use support::{Handler, Pipe, borrowed, iterate_until, reactor};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -27,7 +27,7 @@ fn a_closed_registered_fd_is_dropped_not_spun_on(kind: BackendKind) {
     let handler = Handler::with_lost(Handler::reading(|_| panic!("a closed fd was read")), move |_, why| {
         l.borrow_mut().push(matches!(why, LostReason::FdClosed));
     });
-    r.add_reader(fd, handler).unwrap();
+    r.add_reader(borrowed(fd), handler).unwrap();
     drop(read_end);
     if r.backend().reports_closed_fds {
         iterate_until(&r, || !lost.borrow().is_empty());
@@ -40,7 +40,7 @@ fn a_closed_registered_fd_is_dropped_not_spun_on(kind: BackendKind) {
         r.iterate(Duration::from_millis(30)).unwrap();
         assert!(start.elapsed() >= Duration::from_millis(25), "the wait slept instead of spinning");
         assert!(lost.borrow().is_empty());
-        r.remove_reader(fd);
+        r.remove_reader(borrowed(fd));
         assert!(r.readers().is_empty());
     }
     // The loop keeps working afterwards.
@@ -49,10 +49,10 @@ fn a_closed_registered_fd_is_dropped_not_spun_on(kind: BackendKind) {
     let g = got.clone();
     let fd2 = again.rfd();
     r.add_reader(
-        fd2,
+        borrowed(fd2),
         Handler::reading(move |r| {
             g.set(true);
-            r.remove_reader(fd2);
+            r.remove_reader(borrowed(fd2));
         }),
     )
     .unwrap();
@@ -60,4 +60,12 @@ fn a_closed_registered_fd_is_dropped_not_spun_on(kind: BackendKind) {
     iterate_until(&r, || got.get());
 }
 
-backend_tests!(a_closed_registered_fd_is_dropped_not_spun_on);
+cases! {
+    [FdSets] plain {
+        a_closed_registered_fd_is_dropped_not_spun_on,
+    }
+}
+
+fn main() {
+    support::main(cases(), &[support::PLAIN]);
+}

@@ -87,4 +87,12 @@ fn accepting_survives_fd_exhaustion(kind: BackendKind) {
     assert!(port.is_listening());
 }
 
-backend_tests!(accepting_survives_fd_exhaustion);
+cases! {
+    [Tcp] plain {
+        accepting_survives_fd_exhaustion,
+    }
+}
+
+fn main() {
+    support::main(cases(), &[support::PLAIN]);
+}

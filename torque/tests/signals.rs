@@ -60,4 +60,14 @@ fn signal_handling_can_be_turned_off(kind: BackendKind) {
     assert_eq!(seen.get(), before, "run() left SIGINT alone");
 }
 
-backend_tests!(sigint_stops_gracefully, sigterm_stops_gracefully, signal_handling_can_be_turned_off);
+cases! {
+    [] plain {
+        sigint_stops_gracefully,
+        sigterm_stops_gracefully,
+        signal_handling_can_be_turned_off,
+    }
+}
+
+fn main() {
+    support::main(cases(), &[support::PLAIN]);
+}

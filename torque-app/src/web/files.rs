@@ -132,21 +132,8 @@ impl Root {
     /// the server.
     pub fn open_file(&self, relative: &Path) -> io::Result<File> {
         let relative = if relative.as_os_str().is_empty() { Path::new(".") } else { relative };
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            use rustix::fs::{Mode, OFlags, ResolveFlags};
-            let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
-            let resolve = if self.follow_symlinks_out {
-                ResolveFlags::NO_MAGICLINKS
-            } else {
-                ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS
-            };
-            match rustix::fs::openat2(&self.dir, relative, flags, Mode::empty(), resolve) {
-                Ok(fd) => return Ok(File::from(fd)),
-                // Kernels before 5.6 have no openat2: check by hand below.
-                Err(rustix::io::Errno::NOSYS) => {}
-                Err(e) => return Err(e.into()),
-            }
+        if let Some(file) = crate::platform::open_beneath(&self.dir, relative, self.follow_symlinks_out)? {
+            return Ok(file);
         }
         self.open_checked(relative)
     }

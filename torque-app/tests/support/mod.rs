@@ -12,25 +12,74 @@ use std::time::{Duration, Instant};
 /// Generous bound for anything that should happen "soon" on a loaded machine.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// Generates one test per backend: `name::epoll`, `name::poll`, `name::select`.
+/// One test of the `torque` command, run once per backend compiled in (with
+/// `-r NAME`, passed as the argument) as `name::BACKEND`; on a backend that
+/// lacks one of `needs` the instance asserts its "unsupported" error instead.
+#[derive(Clone, Copy)]
+pub struct AppCase {
+    pub name: &'static str,
+    pub run: fn(&str),
+    pub needs: &'static [torque::Capability],
+}
+
+/// This test binary's `main` (it has `harness = false`): the per-backend
+/// cases in groups by what they need, then tests that run once.
+///
+/// ```ignore
+/// app_main! {
+///     per_backend {
+///         [UnixSockets] { serves_over_a_unix_socket }
+///         [] { get_and_head, byte_ranges }
+///     }
+///     once { help_reads_well }
+/// }
+/// ```
 #[macro_export]
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[test]
-            fn epoll() {
-                super::$name("epoll");
-            }
-            #[test]
-            fn poll() {
-                super::$name("poll");
-            }
-            #[test]
-            fn select() {
-                super::$name("select");
-            }
+macro_rules! app_main {
+    (per_backend { $( [$($need:ident),* $(,)?] { $($name:ident),* $(,)? } )* } $(once { $($single:ident),* $(,)? })?) => {
+        fn main() {
+            let mut cases = Vec::new();
+            $({
+                let needs: &'static [torque::Capability] = &[$(torque::Capability::$need),*];
+                $( cases.push($crate::support::AppCase { name: stringify!($name), run: $name, needs }); )*
+            })*
+            let once: Vec<(&'static str, fn())> = vec![$($( (stringify!($single), $single as fn()) ),*)?];
+            $crate::support::main(cases, once);
         }
-    )*};
+    };
+}
+
+/// Runs the cases on every backend, and the `once` tests, with libtest's
+/// command line (filters, `--list`, `--exact`, `--test-threads`).
+pub fn main(cases: Vec<AppCase>, once: Vec<(&'static str, fn())>) {
+    let mut trials = Vec::new();
+    for case in cases {
+        for &kind in torque::BackendKind::all() {
+            let name = format!("{}::{kind}", case.name);
+            let missing = case.needs.iter().copied().find(|&n| !kind.info().supports(n));
+            trials.push(match missing {
+                Some(need) => libtest_mimic::Trial::test(name, move || {
+                    torque::testing::check_unsupported(kind, need).map_err(Into::into)
+                }),
+                None => libtest_mimic::Trial::test(name, move || outcome(|| (case.run)(kind.name()))),
+            });
+        }
+    }
+    for (name, test) in once {
+        trials.push(libtest_mimic::Trial::test(name, move || outcome(test)));
+    }
+    libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials).exit();
+}
+
+fn outcome(f: impl FnOnce()) -> Result<(), libtest_mimic::Failed> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the test panicked".to_owned())
+            .into()
+    })
 }
 
 /// A running `torque` process, killed when dropped.

@@ -41,7 +41,8 @@ struct Args {
     /// Send a line, wait for it in the window, save a screenshot, exit 0.
     #[arg(long)]
     self_test: bool,
-    /// The reactor backend (select, poll, epoll); interleave works on all.
+    /// The reactor backend (`torque reactors` lists them); interleave works on
+    /// every one here.
     #[arg(long)]
     backend: Option<torque::BackendKind>,
 }

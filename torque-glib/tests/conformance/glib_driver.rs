@@ -6,10 +6,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use torque::{BackendKind, Reactor, ReactorError};
+use torque::{Capability, Reactor, ReactorError};
 use torque_glib::GlibRun;
 
-use crate::support::{Driver, run_case_with};
+use crate::support::{Driver, Mode};
 
 pub struct GlibDriver {
     context: glib::MainContext,
@@ -81,7 +81,6 @@ fn reactor_error(error: torque_glib::Error) -> ReactorError {
     }
 }
 
-/// Runs `case` on epoll under GLib, on a fresh thread with a hard timeout.
-pub fn run_case(case: fn(BackendKind)) {
-    run_case_with(BackendKind::Epoll, || Rc::new(GlibDriver::new()), case)
-}
+/// Driving by GLib: a case needs a backend with a watch fd.
+pub const GLIB: Mode =
+    Mode { name: "glib", needs: &[Capability::WatchFd], driver: || Rc::new(GlibDriver::new()) };

@@ -1,6 +1,7 @@
 //! Torque's conformance suite (core, time, fd sets, threads, TCP, UNIX, UDP) on
-//! the GLib-driven reactor: the same test bodies as `torque/tests/conformance`,
-//! each run with GLib's main loop doing the waiting (`glib::…::name`).
+//! the GLib-driven reactor: the same driven cases as `torque/tests/conformance`,
+//! each run with GLib's main loop doing the waiting (`fdset::glib::epoll::…`),
+//! on every backend; those without a watch fd assert their "unsupported" error.
 
 #[path = "../../../torque/tests/conformance/netkit.rs"]
 mod netkit;
@@ -24,14 +25,16 @@ mod unix;
 
 mod glib_driver;
 
-/// Instantiates each listed test once, on a reactor driven by GLib
-/// (`lifecycle::glib::stop_fires_shutdown_phases`, …). The case's backend is
-/// epoll, the one GLib can watch.
-#[macro_export]
-macro_rules! driven_tests {
-    ($($name:ident),* $(,)?) => {
-        mod glib {
-            $( #[test] fn $name() { $crate::glib_driver::run_case(super::$name) } )*
-        }
-    };
+fn main() {
+    let cases = [
+        fdset::cases(),
+        lifecycle::cases(),
+        tcp::cases(),
+        threads::cases(),
+        timers::cases(),
+        udp::cases(),
+        unix::cases(),
+    ]
+    .concat();
+    support::main(cases, &[glib_driver::GLIB]);
 }

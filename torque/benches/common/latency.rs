@@ -4,7 +4,7 @@
 //! callback has seen it, and the callback records the delay.
 
 use std::cell::RefCell;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::sync::{Arc, atomic::AtomicU64, atomic::Ordering};
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use torque::{FdHandler, LostReason, Reactor};
 
 struct Probe {
-    fd: i32,
+    fd: OwnedFd,
     base: Instant,
     sent_at: Arc<AtomicU64>,
     samples: Rc<RefCell<Vec<u64>>>,
@@ -24,7 +24,7 @@ impl FdHandler for Probe {
     fn readable(&mut self, _r: &Reactor) {
         let now = self.base.elapsed().as_nanos() as u64;
         let mut buf = [0u8; 64];
-        let _ = torque::fd::read(self.fd, &mut buf);
+        let _ = torque::fd::read(&self.fd, &mut buf);
         self.samples.borrow_mut().push(now.saturating_sub(self.sent_at.load(Ordering::SeqCst)));
         let _ = self.ack.send(());
     }
@@ -41,14 +41,19 @@ pub fn measure(reactor: &Reactor, samples: usize, drive: impl FnOnce(&dyn Fn() -
     let sent_at = Arc::new(AtomicU64::new(0));
     let got = Rc::new(RefCell::new(Vec::with_capacity(samples)));
     let (ack_tx, ack_rx) = mpsc::channel();
-    let probe =
-        Probe { fd: ours.as_raw_fd(), base, sent_at: sent_at.clone(), samples: got.clone(), ack: ack_tx };
-    reactor.add_reader(ours.as_raw_fd(), Rc::new(RefCell::new(probe))).unwrap();
+    let probe = Rc::new(RefCell::new(Probe {
+        fd: ours,
+        base,
+        sent_at: sent_at.clone(),
+        samples: got.clone(),
+        ack: ack_tx,
+    }));
+    reactor.add_reader(&probe.borrow().fd, probe.clone()).unwrap();
     let writer = std::thread::spawn(move || {
         for _ in 0..samples {
             std::thread::sleep(Duration::from_micros(200));
             sent_at.store(base.elapsed().as_nanos() as u64, Ordering::SeqCst);
-            torque::fd::write(theirs.as_raw_fd(), b"x").unwrap();
+            torque::fd::write(&theirs, b"x").unwrap();
             if ack_rx.recv_timeout(Duration::from_secs(10)).is_err() {
                 break;
             }
@@ -57,7 +62,7 @@ pub fn measure(reactor: &Reactor, samples: usize, drive: impl FnOnce(&dyn Fn() -
     let done = || got.borrow().len() >= samples;
     drive(&done);
     writer.join().unwrap();
-    reactor.remove_reader(ours.as_raw_fd());
+    reactor.remove_reader(&probe.borrow().fd);
     let mut samples = got.borrow().clone();
     samples.sort_unstable();
     samples

@@ -1,160 +1,71 @@
-//! The readiness interface and its implementations, one file per OS mechanism.
+//! The backends: one file per OS mechanism, each describing itself.
 //!
-//! A backend registers fds under a [`Token`] with an [`Interest`], waits with a timeout
-//! and fills an [`Events`] buffer. All backends are level-triggered, as in Twisted: an
-//! fd that is still readable is reported again on the next wait. Each owns a
-//! [`Waker`] that any thread may trigger and that never surfaces as an event.
+//! [`BackendKind::info`] is the single description of each backend (name,
+//! platforms, status, limits, capabilities); `torque reactors` prints it, the
+//! README's table is its output, and the conformance suite reads it to decide
+//! which cases a backend runs and which must fail with a clear "unsupported"
+//! error.
 //!
-//! [`BackendKind::info`] is the single description of each backend (name, platforms,
-//! limits, features); the README's table repeats it, and the planned `torque
-//! reactors` command is to print it.
+//! Adding a backend: write `backend/NAME.rs` with its `INFO`, an `ENTRY`
+//! (`open` only where the platform has it) and its [`Selector`]; add its
+//! [`BackendKind`] variant and its `ENTRY` to [`BACKENDS`]. Everything else —
+//! `-r NAME`, `TORQUE_REACTOR`, `torque reactors`, every conformance case on
+//! it — follows from that list.
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
 mod epoll;
+mod kqueue;
 mod poll;
 mod select;
+pub(crate) mod selector;
 
 use std::fmt;
-use std::io;
-use std::os::fd::RawFd;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, LazyLock};
 
 use crate::error::ReactorError;
-pub use crate::sys::waker::Waker;
+use crate::sys::waker::Waker;
+pub(crate) use selector::{Change, Event, Events, ForeignWait, Interest, Refused, Selector, Token, WaitSet};
 
-/// Identifies one registration. The reactor packs a slot index and a generation into
-/// it, so an event for a registration that was removed (or whose fd number was
-/// reused) is recognised as stale and dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Token(pub u64);
-
-/// Which readiness a registration asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub struct Interest {
-    /// Report when the fd is readable (or at EOF, or in error).
-    pub read: bool,
-    /// Report when the fd is writable (or in error).
-    pub write: bool,
-}
-
-impl Interest {
-    /// Interest in reads only.
-    pub const READ: Interest = Interest { read: true, write: false };
-    /// Interest in writes only.
-    pub const WRITE: Interest = Interest { read: false, write: true };
-    /// Interest in both.
-    pub const BOTH: Interest = Interest { read: true, write: true };
-
-    /// Whether neither direction is wanted.
-    pub fn is_empty(self) -> bool {
-        !self.read && !self.write
-    }
-}
-
-/// One readiness report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Event {
-    /// The registration's token.
-    pub token: Token,
-    /// Readable, at EOF, or in error: a read will not block.
-    pub readable: bool,
-    /// Writable or in error: a write will not block.
-    pub writable: bool,
-    /// The fd is no longer open (POLLNVAL, or EBADF found by select).
-    pub invalid: bool,
-}
-
-/// A reusable buffer of events, so waiting allocates nothing once warmed up.
-#[derive(Debug, Default)]
-pub struct Events {
-    list: Vec<Event>,
-}
-
-impl Events {
-    /// An empty buffer with room for `capacity` events.
-    pub fn with_capacity(capacity: usize) -> Events {
-        Events { list: Vec::with_capacity(capacity) }
-    }
-    /// Removes all events, keeping the allocation.
-    pub fn clear(&mut self) {
-        self.list.clear();
-    }
-    /// Appends one event.
-    pub fn push(&mut self, event: Event) {
-        self.list.push(event);
-    }
-    /// The number of events.
-    pub fn len(&self) -> usize {
-        self.list.len()
-    }
-    /// Whether there are no events.
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
-    /// The event at `index`.
-    pub fn get(&self, index: usize) -> Option<Event> {
-        self.list.get(index).copied()
-    }
-    /// Iterates over the events.
-    pub fn iter(&self) -> impl Iterator<Item = &Event> {
-        self.list.iter()
-    }
-}
-
-/// The OS readiness mechanism behind a reactor.
-///
-/// Implementations are `Send` so that a later foreign-loop integration can run the
-/// blocking [`wait`](Poller::wait) on a helper thread.
-pub trait Poller: Send {
-    /// This backend's description.
-    fn info(&self) -> &'static BackendInfo;
-    /// Starts watching `fd`.
-    fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
-    /// Changes the token or interest of a watched fd.
-    fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()>;
-    /// Stops watching `fd`. An fd the OS already forgot (closed) is not an error.
-    fn deregister(&mut self, fd: RawFd) -> io::Result<()>;
-    /// Blocks until an fd is ready, the waker fires, or `timeout` passes (`None`:
-    /// forever), then fills `events` (cleared first). EINTR returns with no events.
-    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()>;
-    /// The waker that interrupts [`wait`](Poller::wait) from any thread.
-    fn waker(&self) -> &Arc<Waker>;
-    /// An fd another event loop can watch for readability: the epoll fd itself
-    /// (ready whenever an event is pending). `None` where the interest set lives
-    /// in user memory (select, poll).
-    fn watch_fd(&self) -> Option<RawFd>;
-    /// A wait that can run on another thread (`Reactor::interleave`): a copy of
-    /// the interest set (select, poll), or a second handle on the kernel's
-    /// (epoll).
-    fn wait_set(&self) -> Box<dyn WaitSet>;
-    /// Whether a [`wait_set`](Poller::wait_set) sees later registrations by
-    /// itself (epoll: they go to the kernel object it shares). A copy does not:
-    /// the interleaving reactor then wakes the wait and sends a fresh one.
-    fn wait_set_is_live(&self) -> bool {
-        false
-    }
-}
-
-/// A blocking wait detached from its [`Poller`], to run on a helper thread.
-pub trait WaitSet: Send {
-    /// As [`Poller::wait`].
-    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()>;
-}
-
-/// The backends Torque knows, in order of preference.
+/// The backends Torque has, on any platform; [`BackendKind::all`] lists those
+/// compiled into this build.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BackendKind {
     /// Linux `epoll(7)`: O(ready) per wait.
     Epoll,
+    /// macOS and BSD `kqueue(2)`: O(ready) per wait, changes sent with the wait.
+    Kqueue,
     /// POSIX `poll(2)`: O(registered) per wait, no fd limit.
     Poll,
     /// POSIX `select(2)`: O(highest fd) per wait, fds below `FD_SETSIZE` only.
     Select,
 }
 
-/// Whether a reactor feature works on a backend yet.
+/// How far a backend has been proven.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// Passes the whole conformance suite in CI.
+    Stable,
+    /// Works and is tested, with known gaps.
+    Experimental,
+    /// Compiled for its platforms in CI, with its tests; not run there (no
+    /// such machine in CI yet).
+    CompileChecked,
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(match self {
+            Status::Stable => "stable",
+            Status::Experimental => "experimental",
+            Status::CompileChecked => "compile-checked",
+        })
+    }
+}
+
+/// Whether a reactor feature works on a backend.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Support {
     /// Implemented and covered by the conformance suite.
@@ -163,6 +74,13 @@ pub enum Support {
     Planned,
     /// The mechanism cannot offer it.
     No,
+}
+
+impl Support {
+    /// Whether it works now.
+    pub fn is_yes(self) -> bool {
+        self == Support::Yes
+    }
 }
 
 impl fmt::Display for Support {
@@ -176,103 +94,276 @@ impl fmt::Display for Support {
     }
 }
 
-/// The feature columns of the reactor table in Twisted's "Choosing a Reactor".
+/// Something a program (or a conformance case) may need from a backend.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Capability {
+    /// Timers (`call_later`) and cooperative scheduling.
+    Scheduling,
+    /// `call_from_thread`, `call_in_thread` and the thread pool.
+    Threads,
+    /// TCP stream transports.
+    Tcp,
+    /// TLS over stream transports.
+    Tls,
+    /// UDP and multicast.
+    Udp,
+    /// UNIX stream and datagram sockets (with fd passing).
+    UnixSockets,
+    /// Child processes, with pipes and PTYs.
+    Processes,
+    /// `add_reader` / `add_writer` on any fd (Twisted's `IReactorFDSet`).
+    FdSets,
+    /// One fd another event loop can watch ([`Reactor::watch_fd`](crate::Reactor::watch_fd)):
+    /// what `torque-glib` and `torque-cf` drive.
+    WatchFd,
+    /// [`Reactor::interleave`](crate::Reactor::interleave): the wait on a helper thread.
+    Interleave,
+}
+
+impl Capability {
+    /// Every capability, in table order.
+    pub const ALL: [Capability; 10] = [
+        Capability::Scheduling,
+        Capability::Threads,
+        Capability::Tcp,
+        Capability::Tls,
+        Capability::Udp,
+        Capability::UnixSockets,
+        Capability::Processes,
+        Capability::FdSets,
+        Capability::WatchFd,
+        Capability::Interleave,
+    ];
+
+    /// The short name used in tables (`fd-sets`, `watch-fd`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Scheduling => "scheduling",
+            Capability::Threads => "threads",
+            Capability::Tcp => "tcp",
+            Capability::Tls => "tls",
+            Capability::Udp => "udp",
+            Capability::UnixSockets => "unix",
+            Capability::Processes => "processes",
+            Capability::FdSets => "fd-sets",
+            Capability::WatchFd => "watch-fd",
+            Capability::Interleave => "interleave",
+        }
+    }
+
+    /// What to do instead, for the "unsupported" error.
+    pub(crate) fn instead(self) -> &'static str {
+        match self {
+            Capability::WatchFd => {
+                "use Reactor::interleave, or call iterate(Duration::ZERO) from the other loop's timer"
+            }
+            Capability::FdSets => "use the transports (TCP, UNIX, pipes), which every backend serves",
+            _ => "choose another backend (torque reactors lists them)",
+        }
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// What each [`Capability`] is on a backend.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Features {
     /// Timers (`call_later`) and cooperative scheduling.
     pub scheduling: Support,
     /// `call_from_thread`, `call_in_thread` and the thread pool.
     pub threads: Support,
-    /// TCP and UNIX stream transports.
+    /// TCP stream transports.
     pub tcp: Support,
     /// TLS over stream transports.
     pub tls: Support,
-    /// UDP and UNIX datagram sockets.
+    /// UDP and multicast.
     pub udp: Support,
+    /// UNIX stream and datagram sockets.
+    pub unix_sockets: Support,
     /// Child processes.
     pub processes: Support,
+    /// `add_reader` / `add_writer`.
+    pub fd_sets: Support,
+    /// An fd another loop can watch.
+    pub watch_fd: Support,
+    /// `Reactor::interleave`.
+    pub interleave: Support,
+}
+
+impl Features {
+    /// The support for one capability.
+    pub fn get(&self, capability: Capability) -> Support {
+        match capability {
+            Capability::Scheduling => self.scheduling,
+            Capability::Threads => self.threads,
+            Capability::Tcp => self.tcp,
+            Capability::Tls => self.tls,
+            Capability::Udp => self.udp,
+            Capability::UnixSockets => self.unix_sockets,
+            Capability::Processes => self.processes,
+            Capability::FdSets => self.fd_sets,
+            Capability::WatchFd => self.watch_fd,
+            Capability::Interleave => self.interleave,
+        }
+    }
+}
+
+/// How a backend delivers events.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoModel {
+    /// The OS says an fd is ready; the reactor then reads or writes it.
+    Readiness,
+    /// The OS runs the reads and writes and reports them done (io_uring, IOCP).
+    Completion,
+}
+
+/// How a backend learns that a child process exited.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChildExit {
+    /// A pidfd per child, watched like any fd (Linux 5.3+).
+    Pidfd,
+    /// kqueue's `EVFILT_PROC`: the kernel reports the exit, no signal handler.
+    ProcFilter,
+    /// A SIGCHLD handler (chained to the previous one) wakes the reactor,
+    /// which checks only its own children.
+    Sigchld,
+}
+
+/// How another thread wakes a backend's wait.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// An eventfd (Linux).
+    EventFd,
+    /// A non-blocking pipe.
+    Pipe,
+    /// kqueue's `EVFILT_USER` event: no fd at all.
+    UserEvent,
+}
+
+/// How a backend hears SIGINT and SIGTERM.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SignalDelivery {
+    /// A process-wide handler records the signal and wakes the reactor.
+    Handler,
+    /// The wait reports it (kqueue's `EVFILT_SIGNAL`); the signals are ignored
+    /// while only such reactors listen, so no handler runs.
+    Filter,
 }
 
 /// What a backend is and can do: the one place each backend describes itself.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BackendInfo {
     /// Which backend.
     pub kind: BackendKind,
-    /// The name used by `TORQUE_REACTOR` (and the planned command's `-r`).
+    /// The name used by `-r` and `TORQUE_REACTOR`.
     pub name: &'static str,
     /// One line on what it is.
     pub summary: &'static str,
-    /// Stable or experimental.
-    pub status: &'static str,
+    /// How far it has been proven.
+    pub status: Status,
     /// Platforms it runs on.
     pub platforms: &'static str,
+    /// Readiness or completion.
+    pub io_model: IoModel,
     /// The highest fd number it accepts plus one (select's `FD_SETSIZE`), if limited.
     pub fd_limit: Option<usize>,
     /// How the cost of one wait grows.
     pub wait_cost: &'static str,
     /// Whether a registered fd that is closed is reported (and then dropped with
-    /// `connection_lost`); epoll forgets closed fds silently instead.
+    /// `connection_lost`); epoll and kqueue forget closed fds silently instead.
     pub reports_closed_fds: bool,
-    /// Feature support.
+    /// How child exits are noticed.
+    pub child_exit: ChildExit,
+    /// How another thread wakes the wait.
+    pub wake: Wake,
+    /// How stop signals arrive.
+    pub signals: SignalDelivery,
+    /// What works.
     pub features: Features,
 }
 
-const CORE_FEATURES: Features = Features {
+impl BackendInfo {
+    /// Whether `capability` works on this backend.
+    pub fn supports(&self, capability: Capability) -> bool {
+        self.features.get(capability).is_yes()
+    }
+
+    /// [`ReactorError::Unsupported`] unless `capability` works here.
+    pub(crate) fn require(&self, capability: Capability) -> Result<(), ReactorError> {
+        if self.supports(capability) {
+            Ok(())
+        } else {
+            Err(ReactorError::Unsupported { backend: self.name, capability })
+        }
+    }
+}
+
+/// What every backend Torque ships offers, before its own differences.
+const BASE_FEATURES: Features = Features {
     scheduling: Support::Yes,
     threads: Support::Yes,
     tcp: Support::Yes,
     tls: Support::Yes,
     udp: Support::Yes,
+    unix_sockets: Support::Yes,
     processes: Support::Yes,
+    fd_sets: Support::Yes,
+    watch_fd: Support::Yes,
+    interleave: Support::Yes,
 };
 
-const EPOLL_INFO: BackendInfo = BackendInfo {
-    kind: BackendKind::Epoll,
-    name: "epoll",
-    summary: "Linux epoll(7), level-triggered; the default on Linux",
-    status: "stable",
-    platforms: "Linux",
-    fd_limit: None,
-    wait_cost: "O(ready fds)",
-    reports_closed_fds: false,
-    features: CORE_FEATURES,
-};
+/// The wake of the fd-based backends: an eventfd where there is one.
+const FD_WAKE: Wake = if cfg!(linux_like) { Wake::EventFd } else { Wake::Pipe };
 
-const POLL_INFO: BackendInfo = BackendInfo {
-    kind: BackendKind::Poll,
-    name: "poll",
-    summary: "POSIX poll(2); no fd limit, cost grows with registered fds",
-    status: "stable",
-    platforms: "Linux, macOS, BSD, other POSIX",
-    fd_limit: None,
-    wait_cost: "O(registered fds)",
-    reports_closed_fds: true,
-    features: CORE_FEATURES,
-};
+/// How fd-based backends see children exit: pidfds where there are some.
+const FD_CHILD_EXIT: ChildExit = if cfg!(linux_like) { ChildExit::Pidfd } else { ChildExit::Sigchld };
 
-const SELECT_INFO: BackendInfo = BackendInfo {
-    kind: BackendKind::Select,
-    name: "select",
-    summary: "POSIX select(2); the most portable, fds below FD_SETSIZE only",
-    status: "stable",
-    platforms: "Linux, macOS, BSD, other POSIX",
-    fd_limit: Some(libc::FD_SETSIZE),
-    wait_cost: "O(highest fd)",
-    reports_closed_fds: true,
-    features: CORE_FEATURES,
-};
+/// An opened backend: the readiness selector and its waker.
+pub(crate) struct Opened {
+    pub(crate) selector: Box<dyn Selector>,
+    pub(crate) waker: Arc<Waker>,
+}
+
+/// A backend in [`BACKENDS`]: its description, and how to open it where it
+/// is compiled in.
+pub(crate) struct Entry {
+    info: &'static BackendInfo,
+    open: Option<fn() -> Result<Opened, ReactorError>>,
+}
+
+/// Every backend, best first.
+static BACKENDS: [Entry; 4] = [epoll::ENTRY, kqueue::ENTRY, poll::ENTRY, select::ENTRY];
+
+static AVAILABLE: LazyLock<Vec<BackendKind>> =
+    LazyLock::new(|| BACKENDS.iter().filter(|e| e.open.is_some()).map(|e| e.info.kind).collect());
+
+static KNOWN: LazyLock<Vec<BackendKind>> = LazyLock::new(|| BACKENDS.iter().map(|e| e.info.kind).collect());
 
 impl BackendKind {
     /// Every backend compiled into this build, best first.
     pub fn all() -> &'static [BackendKind] {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            &[BackendKind::Epoll, BackendKind::Poll, BackendKind::Select]
-        }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        {
-            &[BackendKind::Poll, BackendKind::Select]
-        }
+        &AVAILABLE
+    }
+
+    /// Every backend Torque has on any platform (for documentation: see
+    /// [`is_available`](BackendKind::is_available)).
+    pub fn known() -> &'static [BackendKind] {
+        &KNOWN
+    }
+
+    /// Whether this backend is compiled into this build.
+    pub fn is_available(self) -> bool {
+        BackendKind::all().contains(&self)
     }
 
     /// The best backend for this platform.
@@ -280,58 +371,69 @@ impl BackendKind {
         BackendKind::all()[0]
     }
 
-    /// The backend's description.
-    pub fn info(self) -> &'static BackendInfo {
-        match self {
-            BackendKind::Epoll => &EPOLL_INFO,
-            BackendKind::Poll => &POLL_INFO,
-            BackendKind::Select => &SELECT_INFO,
-        }
+    fn entry(self) -> &'static Entry {
+        BACKENDS.iter().find(|e| e.info.kind == self).expect("every BackendKind has its entry in BACKENDS")
     }
 
-    /// The backend's name (`"epoll"`, `"poll"`, `"select"`).
+    /// The backend's description.
+    pub fn info(self) -> &'static BackendInfo {
+        self.entry().info
+    }
+
+    /// The backend's name (`"epoll"`, `"kqueue"`, `"poll"`, `"select"`).
     pub fn name(self) -> &'static str {
         self.info().name
     }
 
     /// Opens this backend.
-    pub fn open(self) -> Result<Box<dyn Poller>, ReactorError> {
-        if !BackendKind::all().contains(&self) {
-            return Err(ReactorError::BackendUnavailable { name: self.name() });
+    pub(crate) fn open(self) -> Result<Opened, ReactorError> {
+        match self.entry().open {
+            Some(open) => open(),
+            None => Err(ReactorError::BackendUnavailable { name: self.name() }),
         }
-        let waker = Arc::new(Waker::new().map_err(ReactorError::Os)?);
-        let poller: Box<dyn Poller> = match self {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            BackendKind::Epoll => Box::new(epoll::EpollPoller::new(waker)?),
-            #[cfg(not(any(target_os = "linux", target_os = "android")))]
-            BackendKind::Epoll => unreachable!("checked against BackendKind::all above"),
-            BackendKind::Poll => Box::new(poll::PollPoller::new(waker)),
-            BackendKind::Select => Box::new(select::SelectPoller::new(waker).map_err(ReactorError::Os)?),
-        };
-        Ok(poller)
     }
 }
 
 impl fmt::Display for BackendKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 
 impl FromStr for BackendKind {
     type Err = ReactorError;
 
-    /// Parses a backend name, case-insensitively; an unknown name is an error that
-    /// lists the backends available here.
+    /// Parses a backend name, case-insensitively. A backend that exists but not
+    /// on this platform, and an unknown name, are errors that list the backends
+    /// available here.
     fn from_str(name: &str) -> Result<BackendKind, ReactorError> {
         let wanted = name.trim().to_ascii_lowercase();
-        BackendKind::all().iter().copied().find(|k| k.name() == wanted).ok_or_else(|| {
-            ReactorError::UnknownBackend { name: name.to_owned(), available: available_names() }
-        })
+        match BackendKind::known().iter().copied().find(|k| k.name() == wanted) {
+            Some(kind) if kind.is_available() => Ok(kind),
+            Some(kind) => Err(ReactorError::BackendUnavailable { name: kind.name() }),
+            None => Err(ReactorError::UnknownBackend { name: name.to_owned(), available: available_names() }),
+        }
     }
 }
 
 /// The names of the compiled-in backends, comma-separated.
 pub(crate) fn available_names() -> String {
     BackendKind::all().iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_its_own_entry() {
+        for entry in &BACKENDS {
+            assert_eq!(entry.info.kind.info(), entry.info, "{}", entry.info.name);
+        }
+        let mut names: Vec<_> = BACKENDS.iter().map(|e| e.info.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), BACKENDS.len(), "names are unique");
+        assert!(!BackendKind::all().is_empty());
+    }
 }

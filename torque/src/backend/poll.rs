@@ -6,11 +6,47 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BackendInfo, BackendKind, Event, Events, Interest, Poller, Token, WaitSet};
+use super::{
+    BackendInfo, BackendKind, Change, Entry, Event, Events, Features, ForeignWait, Interest, IoModel, Opened,
+    Refused, Selector, SignalDelivery, Status, Support, Token,
+};
+use crate::error::ReactorError;
 use crate::sys::{cvt, timeout_millis, waker::Waker};
 
+const INFO: BackendInfo = BackendInfo {
+    kind: BackendKind::Poll,
+    name: "poll",
+    summary: "POSIX poll(2); no fd limit, cost grows with registered fds",
+    status: Status::Stable,
+    platforms: "Linux, macOS, BSD, other POSIX",
+    io_model: IoModel::Readiness,
+    fd_limit: None,
+    wait_cost: "O(registered fds)",
+    reports_closed_fds: true,
+    child_exit: super::FD_CHILD_EXIT,
+    wake: super::FD_WAKE,
+    signals: SignalDelivery::Handler,
+    // The interest set lives in user memory: no single fd stands for it.
+    features: Features { watch_fd: Support::No, ..super::BASE_FEATURES },
+};
+
+pub(super) const ENTRY: Entry = Entry { info: &INFO, open: Some(open) };
+
+fn open() -> Result<Opened, ReactorError> {
+    let waker = Arc::new(Waker::new_fd().map_err(ReactorError::Os)?);
+    let waker_fd = waker.read_fd().ok_or_else(|| ReactorError::Os(io::Error::other("no waker fd")))?;
+    let waker_entry = libc::pollfd { fd: waker_fd, events: libc::POLLIN, revents: 0 };
+    let selector = PollSelector {
+        waker: Arc::clone(&waker),
+        fds: vec![waker_entry],
+        tokens: vec![Token::IGNORED],
+        index_of: Vec::new(),
+    };
+    Ok(Opened { selector: Box::new(selector), waker })
+}
+
 #[derive(Clone)]
-pub(crate) struct PollPoller {
+struct PollSelector {
     waker: Arc<Waker>,
     /// Entry 0 is the waker; the rest are registrations.
     fds: Vec<libc::pollfd>,
@@ -30,28 +66,13 @@ fn poll_events(interest: Interest) -> libc::c_short {
     events
 }
 
-impl PollPoller {
-    pub(crate) fn new(waker: Arc<Waker>) -> PollPoller {
-        let waker_entry = libc::pollfd { fd: waker.read_fd(), events: libc::POLLIN, revents: 0 };
-        PollPoller { waker, fds: vec![waker_entry], tokens: vec![Token(u64::MAX)], index_of: Vec::new() }
-    }
-
+impl PollSelector {
     fn index(&self, fd: RawFd) -> Option<usize> {
         self.index_of.get(usize::try_from(fd).ok()?).copied().filter(|&i| i != usize::MAX)
     }
-}
 
-fn bad_fd() -> io::Error {
-    io::Error::from_raw_os_error(libc::EBADF)
-}
-
-impl Poller for PollPoller {
-    fn info(&self) -> &'static BackendInfo {
-        BackendKind::Poll.info()
-    }
-
-    fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
-        let slot = usize::try_from(fd).map_err(|_| bad_fd())?;
+    fn set(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
+        let slot = usize::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
         if let Some(i) = self.index(fd) {
             self.fds[i].events = poll_events(interest);
             self.tokens[i] = token;
@@ -66,19 +87,30 @@ impl Poller for PollPoller {
         Ok(())
     }
 
-    fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
-        self.register(fd, token, interest)
-    }
-
-    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
-        let Some(i) = self.index(fd) else { return Ok(()) };
+    fn remove(&mut self, fd: RawFd) {
+        let Some(i) = self.index(fd) else { return };
         self.fds.swap_remove(i);
         self.tokens.swap_remove(i);
         self.index_of[fd as usize] = usize::MAX;
         if let Some(moved) = self.fds.get(i) {
             self.index_of[moved.fd as usize] = i;
         }
-        Ok(())
+    }
+}
+
+impl Selector for PollSelector {
+    fn info(&self) -> &'static BackendInfo {
+        &INFO
+    }
+
+    fn apply(&mut self, changes: &[Change], refused: &mut Vec<Refused>) {
+        for change in changes {
+            if change.new.is_empty() {
+                self.remove(change.fd);
+            } else if let Err(e) = self.set(change.fd, change.token, change.new) {
+                refused.push((change.token, e));
+            }
+        }
     }
 
     fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
@@ -101,7 +133,7 @@ impl Poller for PollPoller {
                 continue;
             }
             remaining -= 1;
-            if token.0 == u64::MAX {
+            if token == Token::IGNORED {
                 self.waker.reset();
                 continue;
             }
@@ -116,21 +148,7 @@ impl Poller for PollPoller {
         Ok(())
     }
 
-    fn waker(&self) -> &Arc<Waker> {
-        &self.waker
-    }
-
-    fn watch_fd(&self) -> Option<RawFd> {
-        None
-    }
-
-    fn wait_set(&self) -> Box<dyn WaitSet> {
-        Box::new(self.clone())
-    }
-}
-
-impl WaitSet for PollPoller {
-    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
-        Poller::wait(self, events, timeout)
+    fn foreign_wait(&self) -> Option<ForeignWait> {
+        Some(ForeignWait::Snapshot(Box::new(self.clone())))
     }
 }

@@ -7,8 +7,46 @@ use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BackendInfo, BackendKind, Event, Events, Interest, Poller, Token, WaitSet};
+use super::{
+    BackendInfo, BackendKind, Change, Entry, Event, Events, Features, ForeignWait, Interest, IoModel, Opened,
+    Refused, Selector, SignalDelivery, Status, Support, Token,
+};
+use crate::error::ReactorError;
 use crate::sys::{cvt, fd_is_open, waker::Waker};
+
+const INFO: BackendInfo = BackendInfo {
+    kind: BackendKind::Select,
+    name: "select",
+    summary: "POSIX select(2); the most portable, fds below FD_SETSIZE only",
+    status: Status::Stable,
+    platforms: "Linux, macOS, BSD, other POSIX",
+    io_model: IoModel::Readiness,
+    fd_limit: Some(libc::FD_SETSIZE),
+    wait_cost: "O(highest fd)",
+    reports_closed_fds: true,
+    child_exit: super::FD_CHILD_EXIT,
+    wake: super::FD_WAKE,
+    signals: SignalDelivery::Handler,
+    // The interest set lives in user memory: no single fd stands for it.
+    features: Features { watch_fd: Support::No, ..super::BASE_FEATURES },
+};
+
+pub(super) const ENTRY: Entry = Entry { info: &INFO, open: Some(open) };
+
+fn open() -> Result<Opened, ReactorError> {
+    let waker = Arc::new(Waker::new_fd().map_err(ReactorError::Os)?);
+    let waker_fd = waker.read_fd().ok_or_else(|| ReactorError::Os(io::Error::other("no waker fd")))?;
+    SelectSelector::check(waker_fd).map_err(ReactorError::Os)?;
+    let selector = SelectSelector {
+        waker: Arc::clone(&waker),
+        waker_fd,
+        registrations: Vec::new(),
+        read_set: FdSet::new(),
+        write_set: FdSet::new(),
+        highest_fd: -1,
+    };
+    Ok(Opened { selector: Box::new(selector), waker })
+}
 
 /// A safe wrapper over `fd_set` that only ever touches fds below `FD_SETSIZE`.
 #[derive(Clone, Copy)]
@@ -44,8 +82,9 @@ struct Registration {
 }
 
 #[derive(Clone)]
-pub(crate) struct SelectPoller {
+struct SelectSelector {
     waker: Arc<Waker>,
+    waker_fd: RawFd,
     /// Indexed by fd; `None` when not registered.
     registrations: Vec<Option<Registration>>,
     read_set: FdSet,
@@ -53,18 +92,9 @@ pub(crate) struct SelectPoller {
     highest_fd: RawFd,
 }
 
-impl SelectPoller {
-    pub(crate) fn new(waker: Arc<Waker>) -> io::Result<SelectPoller> {
-        Self::check(waker.read_fd())?;
-        Ok(SelectPoller {
-            waker,
-            registrations: Vec::new(),
-            read_set: FdSet::new(),
-            write_set: FdSet::new(),
-            highest_fd: -1,
-        })
-    }
-
+impl SelectSelector {
+    /// Refuses fds select cannot hold. The reactor checks `fd_limit` before
+    /// queueing a registration, so this is the second line of defence.
     fn check(fd: RawFd) -> io::Result<usize> {
         let limit = libc::FD_SETSIZE;
         match usize::try_from(fd) {
@@ -113,31 +143,30 @@ impl SelectPoller {
     }
 }
 
-impl Poller for SelectPoller {
+impl Selector for SelectSelector {
     fn info(&self) -> &'static BackendInfo {
-        BackendKind::Select.info()
+        &INFO
     }
 
-    fn register(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
-        Self::check(fd)?;
-        self.set(fd, Some(Registration { token, interest }));
-        Ok(())
-    }
-
-    fn reregister(&mut self, fd: RawFd, token: Token, interest: Interest) -> io::Result<()> {
-        self.register(fd, token, interest)
-    }
-
-    fn deregister(&mut self, fd: RawFd) -> io::Result<()> {
-        if Self::check(fd).is_ok() && self.registrations.get(fd as usize).is_some_and(Option::is_some) {
-            self.set(fd, None);
+    fn apply(&mut self, changes: &[Change], refused: &mut Vec<Refused>) {
+        for change in changes {
+            let fd = change.fd;
+            if change.new.is_empty() {
+                if Self::check(fd).is_ok() && self.registrations.get(fd as usize).is_some_and(Option::is_some)
+                {
+                    self.set(fd, None);
+                }
+            } else if let Err(e) = Self::check(fd) {
+                refused.push((change.token, e));
+            } else {
+                self.set(fd, Some(Registration { token: change.token, interest: change.new }));
+            }
         }
-        Ok(())
     }
 
     fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
-        let waker_fd = self.waker.read_fd();
+        let waker_fd = self.waker_fd;
         let mut read = self.read_set;
         let mut write = self.write_set;
         read.insert(waker_fd);
@@ -188,21 +217,7 @@ impl Poller for SelectPoller {
         Ok(())
     }
 
-    fn waker(&self) -> &Arc<Waker> {
-        &self.waker
-    }
-
-    fn watch_fd(&self) -> Option<RawFd> {
-        None
-    }
-
-    fn wait_set(&self) -> Box<dyn WaitSet> {
-        Box::new(self.clone())
-    }
-}
-
-impl WaitSet for SelectPoller {
-    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
-        Poller::wait(self, events, timeout)
+    fn foreign_wait(&self) -> Option<ForeignWait> {
+        Some(ForeignWait::Snapshot(Box::new(self.clone())))
     }
 }

@@ -43,6 +43,7 @@ pub enum StepResult {
 type Step = Box<dyn FnOnce(Outcome) -> StepResult>;
 
 /// Errors from firing a Deferred.
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum DeferredError {
     /// The Deferred was already fired (Twisted's `AlreadyCalledError`).

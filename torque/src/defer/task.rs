@@ -41,6 +41,7 @@ impl LoopResult for Deferred<()> {
 }
 
 /// Errors from starting a [`LoopingCall`].
+#[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum LoopingCallError {
     /// `start` on a loop that is already running.

@@ -21,7 +21,7 @@ impl Reactor {
         factory: impl Into<FactoryRef<F>>,
     ) -> Result<ListeningPort, NetError> {
         let socket = Socket::from(socket);
-        let listening = socket.is_listener().map_err(|e| adopt_error("socket", e))?;
+        let listening = crate::sys::socket::is_listening(&socket).map_err(|e| adopt_error("socket", e))?;
         if !listening {
             return Err(adopt_error(
                 "socket",

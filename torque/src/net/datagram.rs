@@ -19,6 +19,7 @@ use std::rc::Rc;
 use socket2::{SockAddr, Socket};
 
 use super::Address;
+use crate::backend::Interest;
 use crate::defer::Deferred;
 use crate::{FdHandler, LostReason, Reactor, WeakReactor};
 
@@ -52,6 +53,7 @@ pub trait DatagramProtocol {
 }
 
 /// Errors from writing datagrams.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum DatagramError {
     /// The socket's send buffer is full (EAGAIN/ENOBUFS): try again later.
@@ -172,7 +174,7 @@ impl DatagramPort {
         // Only the reactor's registry holds the handler (and through it the port):
         // no cycle, so a port dropped with its reactor frees its socket.
         let handler = Rc::new(RefCell::new(DatagramHandler { port: Rc::clone(&inner) }));
-        if let Err(e) = reactor.add_reader(fd, handler) {
+        if let Err(e) = reactor.watch(fd, handler, Interest::READ) {
             drop(inner.socket.borrow_mut().take());
             if let Some(path) = &inner.unix_path {
                 let _ = std::fs::remove_file(path);
@@ -401,7 +403,7 @@ impl DatagramPort {
         let reactor = self.inner.reactor.upgrade();
         if was_listening {
             if let Some(reactor) = &reactor {
-                reactor.remove_reader(self.inner.fd);
+                reactor.unwatch(self.inner.fd, Interest::READ);
             }
             drop(self.inner.socket.borrow_mut().take());
             if let Some(path) = &self.inner.unix_path {

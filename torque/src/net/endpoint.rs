@@ -23,6 +23,7 @@ use crate::tls::{
 };
 
 /// A malformed endpoint description.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EndpointError {
     /// Nothing was given.

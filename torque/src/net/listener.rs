@@ -12,6 +12,7 @@ use std::rc::Rc;
 use socket2::Socket;
 
 use super::{Address, Factory, FactoryRef, Transport};
+use crate::backend::Interest;
 use crate::defer::Deferred;
 use crate::{FdHandler, LostReason, Reactor, WeakReactor};
 
@@ -70,7 +71,7 @@ impl ListeningPort {
         // Only the reactor's registry holds the handler (and through it the port):
         // no cycle, so a port dropped with its reactor frees its socket.
         let handler = Rc::new(RefCell::new(PortHandler { port: Rc::clone(&inner) }));
-        if let Err(e) = reactor.add_reader(fd, handler) {
+        if let Err(e) = reactor.watch(fd, handler, Interest::READ) {
             // Undo everything: the socket, the spare fd and a socket file we created.
             drop(inner.socket.borrow_mut().take());
             drop(inner.spare.borrow_mut().take());
@@ -103,7 +104,7 @@ impl ListeningPort {
             return deferred;
         };
         let factory = if self.inner.listening.replace(false) {
-            reactor.remove_reader(self.inner.fd);
+            reactor.unwatch(self.inner.fd, Interest::READ);
             drop(self.inner.socket.borrow_mut().take());
             drop(self.inner.spare.borrow_mut().take());
             if let Some(path) = &self.inner.unix_path {

@@ -80,6 +80,7 @@ impl fmt::Display for DisconnectReason {
 }
 
 /// Errors from listening and connecting, each a distinct variant to match on.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
     /// Binding or listening failed (Twisted's `CannotListenError`).

@@ -12,6 +12,8 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::stream::OnClosed;
 use super::{Address, ClientFactory, Factory, FactoryRef, ListeningPort, NetError, Transport};
+use crate::FdHandlerRef;
+use crate::backend::Interest;
 use crate::{DelayedCall, FdHandler, LostReason, Reactor, WeakReactor};
 
 /// Options for [`Reactor::listen_tcp`].
@@ -85,6 +87,7 @@ impl Reactor {
         factory: impl Into<FactoryRef<F>>,
         options: ListenOptions,
     ) -> Result<ListeningPort, NetError> {
+        self.backend().require(crate::Capability::Tcp)?;
         let address = SocketAddr::new(options.interface, port);
         let socket = bind_tcp(address, &options).map_err(|e| listen_error(address, e))?;
         Ok(ListeningPort::start(self, socket, factory.into().erase(), None)?)
@@ -346,7 +349,7 @@ impl Connector {
                 Ok((socket, false)) => {
                     let handler = Rc::new(RefCell::new(ConnectHandler { connector: self.clone(), attempt }));
                     let fd = socket.as_raw_fd();
-                    if let Err(e) = reactor.add_writer(fd, Rc::clone(&handler)) {
+                    if let Err(e) = reactor.watch(fd, Rc::clone(&handler) as FdHandlerRef, Interest::WRITE) {
                         last_error = Some(NetError::Reactor(e));
                         continue;
                     }
@@ -396,7 +399,7 @@ impl Connector {
         }
         let state = std::mem::replace(&mut *self.inner.state.borrow_mut(), ConnectorState::Resolving);
         let ConnectorState::Connecting { socket, handler, rest } = state else { return };
-        reactor.remove_writer(socket.as_raw_fd());
+        reactor.unwatch(socket.as_raw_fd(), Interest::WRITE);
         drop(handler);
         match socket.take_error() {
             Ok(None) => self.established(reactor, socket),
@@ -467,7 +470,7 @@ impl Connector {
         self.cancel_timeout();
         let state = std::mem::replace(&mut *self.inner.state.borrow_mut(), ConnectorState::Disconnected);
         if let ConnectorState::Connecting { socket, handler, .. } = state {
-            reactor.remove_writer(socket.as_raw_fd());
+            reactor.unwatch(socket.as_raw_fd(), Interest::WRITE);
             drop(handler);
             drop(socket);
         }

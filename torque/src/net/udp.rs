@@ -55,8 +55,7 @@ fn udp_socket(address: SocketAddr, reuse: bool) -> std::io::Result<Socket> {
     if reuse {
         // Several listeners may share a multicast group's port.
         socket.set_reuse_address(true)?;
-        #[cfg(any(target_os = "linux", target_os = "android", target_os = "macos", target_os = "freebsd"))]
-        socket.set_reuse_port(true)?;
+        crate::sys::socket::set_reuse_port(&socket)?;
     }
     socket.bind(&address.into())?;
     Ok(socket)
@@ -93,6 +92,7 @@ impl Reactor {
         options: UdpOptions,
         reuse: bool,
     ) -> Result<DatagramPort, NetError> {
+        self.backend().require(crate::Capability::Udp)?;
         let address = SocketAddr::new(options.interface, port);
         let socket = udp_socket(address, reuse).map_err(|e| listen_error(format!("udp:{address}"), e))?;
         Ok(DatagramPort::start(self, socket, protocol, options.max_packet_size, None, None)?)
@@ -106,6 +106,7 @@ impl Reactor {
         protocol: impl DatagramProtocol + 'static,
         options: UnixDatagramOptions,
     ) -> Result<DatagramPort, NetError> {
+        self.backend().require(crate::Capability::UnixSockets)?;
         let err = |e| listen_error(format!("unixgram:{name}"), e);
         let (addr, path) = unix_addr(name).map_err(err)?;
         if let Some(path) = &path {
@@ -136,6 +137,7 @@ impl Reactor {
         bind: Option<&str>,
         max_packet_size: usize,
     ) -> Result<DatagramPort, NetError> {
+        self.backend().require(crate::Capability::UnixSockets)?;
         let err = |e| NetError::Connect { address: format!("unixgram:{name}"), source: e };
         let (peer, _) = unix_addr(name).map_err(err)?;
         let socket = Socket::new(Domain::UNIX, Type::DGRAM, None).map_err(err)?;

@@ -32,18 +32,7 @@ impl Default for UnixListenOptions {
 /// The socket address for `name`: `@name` is abstract (Linux), anything else a path.
 pub(crate) fn unix_addr(name: &str) -> io::Result<(SockAddr, Option<PathBuf>)> {
     if let Some(abstract_name) = name.strip_prefix('@') {
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        {
-            let mut bytes = vec![0u8];
-            bytes.extend_from_slice(abstract_name.as_bytes());
-            let path = <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&bytes);
-            return Ok((SockAddr::unix(path)?, None));
-        }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        {
-            let _ = abstract_name;
-            return Err(io::Error::new(io::ErrorKind::Unsupported, "abstract UNIX sockets need Linux"));
-        }
+        return Ok((crate::sys::socket::abstract_unix_addr(abstract_name)?, None));
     }
     Ok((SockAddr::unix(name)?, Some(PathBuf::from(name))))
 }
@@ -76,6 +65,7 @@ impl Reactor {
         factory: impl Into<FactoryRef<F>>,
         options: UnixListenOptions,
     ) -> Result<ListeningPort, NetError> {
+        self.backend().require(crate::Capability::UnixSockets)?;
         let err = |e| listen_error(format!("unix:{name}"), e);
         let (addr, path) = unix_addr(name).map_err(err)?;
         if let Some(path) = &path {
@@ -101,9 +91,10 @@ impl Reactor {
         factory: impl Into<FactoryRef<F>>,
         options: ConnectOptions,
     ) -> Connector {
-        let target = match unix_addr(name) {
-            Ok((addr, _)) => Target::Unix(addr, name.to_owned()),
-            Err(e) => Target::Invalid(format!("unix:{name}"), e.kind(), e.to_string()),
+        let target = match self.backend().require(crate::Capability::UnixSockets).map(|()| unix_addr(name)) {
+            Ok(Ok((addr, _))) => Target::Unix(addr, name.to_owned()),
+            Ok(Err(e)) => Target::Invalid(format!("unix:{name}"), e.kind(), e.to_string()),
+            Err(e) => Target::Invalid(format!("unix:{name}"), std::io::ErrorKind::Unsupported, e.to_string()),
         };
         let options = ConnectOptions { bind_address: None, ..options };
         Connector::create(self, target, factory.into().erase_client(), options)

@@ -41,8 +41,9 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 pub use transport::ProcessTransport;
 
@@ -110,15 +111,37 @@ impl fmt::Display for ProcessExit {
 }
 
 /// What one child fd is connected to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum ChildFd {
     /// A pipe the child writes and the parent reads (`child_data_received`).
     Read,
     /// A pipe the parent writes and the child reads (stdin is one).
     Write,
-    /// This parent fd, passed through as it is.
-    Inherit(RawFd),
+    /// A parent descriptor, passed through as it is (made by
+    /// [`ChildFd::inherit`], which keeps a duplicate, so the options own what
+    /// they pass).
+    Inherit(Arc<OwnedFd>),
 }
+
+impl ChildFd {
+    /// Passes `fd` to the child: a duplicate is kept in the options (it shares
+    /// the open file, its offset and flags) until they are dropped.
+    pub fn inherit(fd: impl AsFd) -> io::Result<ChildFd> {
+        Ok(ChildFd::Inherit(Arc::new(fd.as_fd().try_clone_to_owned()?)))
+    }
+}
+
+impl PartialEq for ChildFd {
+    fn eq(&self, other: &ChildFd) -> bool {
+        match (self, other) {
+            (ChildFd::Read, ChildFd::Read) | (ChildFd::Write, ChildFd::Write) => true,
+            (ChildFd::Inherit(a), ChildFd::Inherit(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for ChildFd {}
 
 /// A PTY's window size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,9 +159,11 @@ impl Default for WindowSize {
 }
 
 /// How a child's exit is noticed.
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Reaping {
-    /// A pidfd where the kernel has them (Linux 5.3+), else SIGCHLD.
+    /// The backend's own mechanism ([`ChildExit`](crate::ChildExit): a pidfd
+    /// on Linux 5.3+, kqueue's `EVFILT_PROC`), else SIGCHLD.
     #[default]
     Auto,
     /// A SIGCHLD handler (installed while such children run, chained to the
@@ -248,6 +273,7 @@ pub trait ProcessProtocol {
 }
 
 /// A program that could not be started.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
     /// The working directory does not exist or is not a directory.
@@ -282,6 +308,7 @@ pub enum SpawnError {
 }
 
 /// Errors from a process transport's calls.
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {
     /// The child was already reaped: its pid may belong to another process now.

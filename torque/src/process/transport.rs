@@ -1,12 +1,13 @@
 //! A running child: its pipes (stream transports over pipe fds), its reaper
-//! (a pidfd the reactor watches, or a polling timer), and the exactly-once
-//! `process_exited` / `process_ended` bookkeeping.
+//! (the backend's watch on its exit — a pidfd, `EVFILT_PROC` — or a SIGCHLD
+//! watcher), and the exactly-once `process_exited` / `process_ended`
+//! bookkeeping.
 //!
 //! Borrows: `protocol` is borrowed only while a process-protocol callback runs;
 //! `state` never across user code.
 //!
 //! Lifetime: a running child keeps itself alive — its pipes' protocols and its
-//! reaper (the pidfd handler or the SIGCHLD watcher) hold the process strongly — so dropping every `ProcessTransport`
+//! reaper (the exit watch's handler or the SIGCHLD watcher) hold the process strongly — so dropping every `ProcessTransport`
 //! (as Twisted programs drop `spawnProcess`'s result) loses nothing. The cycle
 //! through the open pipes ends as each pipe closes, and the reaper's when the
 //! child is reaped.
@@ -14,8 +15,7 @@
 use std::cell::RefCell;
 use std::ffi::{CString, OsString};
 use std::fmt;
-use std::os::fd::RawFd;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::process::Command;
 use std::rc::Rc;
@@ -24,13 +24,15 @@ use std::time::Duration;
 use super::{ChildFd, ProcessError, ProcessExit, ProcessOptions, ProcessProtocol, Reaping, SpawnError};
 use crate::net::stream::PipeEnd;
 use crate::net::{DisconnectReason, Producer, Protocol, Transport};
+use crate::reactor::ChildWatch;
 use crate::sys::process as sys;
 use crate::{FdHandler, LostReason, Reactor, WeakReactor};
 
 struct State {
     /// Cleared once reaped (the pid may then belong to someone else).
     running: bool,
-    pidfd: Option<OwnedFd>,
+    /// The backend's watch on the child's exit (none: SIGCHLD watches it).
+    watch: Option<ChildWatch>,
     /// Open pipes by child fd number, with their direction.
     pipes: Vec<(i32, Transport, PipeEnd)>,
     /// Events for a protocol that was busy further up the stack (a nested
@@ -97,7 +99,7 @@ impl Protocol for ChildPipe {
     }
 }
 
-/// Watches a child's pidfd.
+/// Hears the child's exit from the backend's watch.
 struct Reaper {
     process: Rc<Inner>,
 }
@@ -107,10 +109,11 @@ impl FdHandler for Reaper {
         ProcessTransport { inner: Rc::clone(&self.process) }.try_reap(reactor);
     }
     fn connection_lost(&mut self, reactor: &Reactor, _reason: LostReason) {
-        // The reactor shut down (or the pidfd was closed): keep reaping on
+        // The reactor shut down (or the watch failed): keep reaping on
         // SIGCHLD, so a later `run()` still reports the child.
         let process = ProcessTransport { inner: Rc::clone(&self.process) };
-        process.inner.state.borrow_mut().pidfd = None;
+        let watch = process.inner.state.borrow_mut().watch.take();
+        drop(watch);
         process.try_reap(reactor);
         if process.inner.state.borrow().running {
             let _ = process.watch_sigchld(reactor);
@@ -148,6 +151,7 @@ fn spawn(
     args: &[&str],
     options: ProcessOptions,
 ) -> Result<ProcessTransport, SpawnError> {
+    reactor.backend().require(crate::Capability::Processes)?;
     let bad = |reason: String| SpawnError::BadOptions { program: program.to_owned(), reason };
     let exec_error = |source| SpawnError::Exec { program: program.to_owned(), source };
     if let Some(dir) = &options.cwd {
@@ -159,7 +163,7 @@ fn spawn(
     let mut parent_ends: Vec<(i32, OwnedFd, PipeEnd)> = Vec::new();
     let mut child_ends: Vec<OwnedFd> = Vec::new();
     let mut map = Vec::new();
-    for (&fd, &what) in &options.child_fds {
+    for (&fd, what) in &options.child_fds {
         if fd < 0 {
             return Err(bad(format!("child fd {fd} is negative")));
         }
@@ -179,12 +183,7 @@ fn spawn(
                 child_ends.push(read);
                 parent_ends.push((fd, write, PipeEnd::Write));
             }
-            ChildFd::Inherit(source) => {
-                if !crate::sys::fd_is_open(source) {
-                    return Err(bad(format!("fd {source}, to pass as child fd {fd}, is not open")));
-                }
-                map.push((fd, source));
-            }
+            ChildFd::Inherit(source) => map.push((fd, source.as_raw_fd())),
         }
     }
     if let Some(size) = options.pty {
@@ -201,17 +200,13 @@ fn spawn(
     sys::ignore_sigpipe_once();
     let pid = start_child(program, args, &options, map)?;
     drop(child_ends);
-    let pidfd = match options.reaping {
-        Reaping::Auto => sys::pidfd_open(pid).ok(),
-        Reaping::Sigchld => None,
-    };
     let inner = Rc::new(Inner {
         reactor: reactor.downgrade(),
         pid,
         program: program.to_owned(),
         state: RefCell::new(State {
             running: true,
-            pidfd: None,
+            watch: None,
             pipes: Vec::new(),
             queued: Vec::new(),
             delivery_scheduled: false,
@@ -236,20 +231,17 @@ fn spawn(
             }
         }
     }
-    match pidfd {
-        Some(pidfd) => {
-            let raw = pidfd.as_raw_fd();
-            process.inner.state.borrow_mut().pidfd = Some(pidfd);
+    let watch = match options.reaping {
+        // The backend's own mechanism, if it has one that works here (select
+        // cannot hold a high pidfd; old kernels have none).
+        Reaping::Auto => {
             let reaper = Rc::new(RefCell::new(Reaper { process: Rc::clone(&process.inner) }));
-            if reactor.add_reader(raw, reaper).is_err() {
-                // select cannot watch a high fd: SIGCHLD instead.
-                process.inner.state.borrow_mut().pidfd = None;
-                if let Err(e) = process.watch_sigchld(reactor) {
-                    process.kill_after_failed_setup();
-                    return Err(e.into());
-                }
-            }
+            reactor.watch_child_exit(pid, reaper).ok()
         }
+        Reaping::Sigchld => None,
+    };
+    match watch {
+        Some(watch) => process.inner.state.borrow_mut().watch = Some(watch),
         None => {
             if let Err(e) = process.watch_sigchld(reactor) {
                 process.kill_after_failed_setup();
@@ -271,8 +263,7 @@ fn start_child(
     map: Vec<(RawFd, RawFd)>,
 ) -> Result<u32, SpawnError> {
     let exec_error = |source| SpawnError::Exec { program: program.to_owned(), source };
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if options.uid.is_none() && options.gid.is_none() && options.pty.is_none() {
+    if sys::HAS_POSIX_SPAWN && options.uid.is_none() && options.gid.is_none() && options.pty.is_none() {
         let bad = |what: &str| SpawnError::BadOptions {
             program: program.to_owned(),
             reason: format!("{what} contains a NUL byte"),
@@ -458,7 +449,7 @@ impl ProcessTransport {
         if !state.running {
             return Err(ProcessError::Exited);
         }
-        let pidfd = state.pidfd.as_ref().map(AsRawFd::as_raw_fd);
+        let pidfd = state.watch.as_ref().and_then(ChildWatch::pidfd);
         sys::send_signal(pidfd, self.inner.pid, signal).map_err(ProcessError::Io)
     }
 
@@ -588,15 +579,14 @@ impl ProcessTransport {
             // ECHILD: another waitpid in the program took it.
             Err(_) => ProcessExit::Unknown,
         };
-        let pidfd = {
+        let watch = {
             let mut state = self.inner.state.borrow_mut();
             state.running = false;
             state.exit = Some(exit);
-            state.pidfd.take()
+            state.watch.take()
         };
-        if let Some(pidfd) = pidfd {
-            reactor.remove_reader(pidfd.as_raw_fd());
-            drop(pidfd);
+        if let Some(watch) = watch {
+            reactor.unwatch_child_exit(watch);
         }
         self.tell_exited(reactor);
     }

@@ -84,8 +84,8 @@ impl ReactorBuilder {
     /// Opens the backend and builds the reactor.
     pub fn build(self) -> Result<Reactor, ReactorError> {
         let kind = self.chosen_backend()?;
-        let poller = kind.open()?;
+        let opened = kind.open()?;
         let clock = self.clock.unwrap_or_else(|| Rc::new(MonotonicClock::new()));
-        Ok(Reactor::from_parts(poller, clock, self.handle_signals, self.thread_pool_size))
+        Ok(Reactor::from_parts(opened, clock, self.handle_signals, self.thread_pool_size))
     }
 }

@@ -27,12 +27,13 @@ impl Reactor {
     /// then (or from an after-shutdown trigger).
     ///
     /// A loop that can watch an fd watches [`watch_fd`](Reactor::watch_fd) (epoll
-    /// only); one that cannot calls [`Embedded::dispatch`] from its own timer.
+    /// and kqueue); one that cannot calls [`Embedded::dispatch`] from its own timer.
     ///
     /// ```
     /// use std::time::Duration;
     ///
-    /// let reactor = torque::Reactor::builder().backend(torque::BackendKind::Epoll).build()?;
+    /// // The platform's default backend (epoll, kqueue) has a watch fd.
+    /// let reactor = torque::Reactor::builder().handle_signals(false).build()?;
     /// let run = reactor.embed()?;
     /// let fd = reactor.watch_fd()?;
     /// reactor.call_later(Duration::from_millis(5), |r| {
@@ -67,6 +68,10 @@ impl Embedded {
     /// [`dispatch`](Embedded::dispatch) even if the watched fd stays quiet: zero
     /// when work is queued, `None` when only an fd event can bring work.
     pub fn timeout(&self) -> Option<Duration> {
+        // The other loop waits next: the backend must have every change.
+        if let Err(e) = self.reactor.apply_changes(None) {
+            tracing::debug!(error = %e, "backend refused a change");
+        }
         self.reactor.timeout()
     }
 

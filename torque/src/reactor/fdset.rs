@@ -12,7 +12,7 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 
 use super::Reactor;
-use crate::backend::{Interest, Token};
+use crate::backend::{Change, Interest, Token};
 
 /// Something the reactor calls when its fd is ready (Twisted's `IReadDescriptor`,
 /// `IWriteDescriptor` and `connectionLost`).
@@ -63,27 +63,49 @@ impl fmt::Display for LostReason {
     }
 }
 
+/// What a registration watches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// An fd, for readiness.
+    Fd(RawFd),
+    /// A child process's exit, through the backend's own mechanism.
+    Child(u32),
+}
+
 struct Slot {
     generation: u32,
-    fd: RawFd,
+    source: Source,
     handler: Option<FdHandlerRef>,
     interest: Interest,
 }
 
-/// What a registry change asks of the backend, applied by the caller.
-pub(crate) enum BackendOp {
-    Register(RawFd, Token, Interest),
-    Reregister(RawFd, Token, Interest),
-    Deregister(RawFd),
-    Nothing,
+/// What the backend was last told about one fd number.
+#[derive(Clone, Copy)]
+struct Applied {
+    token: Token,
+    interest: Interest,
+    /// In `dirty`: wanted and applied may differ.
+    dirty: bool,
 }
 
+const NOT_APPLIED: Applied = Applied { token: Token::IGNORED, interest: Interest::NONE, dirty: false };
+
+/// The handlers, and the registration changes the backend has yet to hear.
+///
+/// Changes are queued, not sent: [`take_changes`](FdRegistry::take_changes)
+/// hands over the net change of each fd touched since the last call, so an fd
+/// whose writer is added and removed in one pass costs the backend nothing,
+/// and one changed five ways costs one call.
 #[derive(Default)]
 pub(crate) struct FdRegistry {
     slots: Vec<Slot>,
     free: Vec<u32>,
     /// fd number → slot index + 1 (0: none).
     by_fd: Vec<u32>,
+    /// fd number → what the backend has.
+    applied: Vec<Applied>,
+    /// fds whose wanted state may differ from what the backend has.
+    dirty: Vec<RawFd>,
 }
 
 fn token(index: u32, generation: u32) -> Token {
@@ -100,42 +122,55 @@ impl FdRegistry {
         token(index, self.slots[index as usize].generation)
     }
 
+    fn live_slot(&self, t: Token) -> Option<&Slot> {
+        let slot = self.slots.get((t.0 & 0xffff_ffff) as usize)?;
+        (u64::from(slot.generation) == t.0 >> 32 && slot.handler.is_some()).then_some(slot)
+    }
+
     /// The live slot a token names, if it is still current.
     pub(crate) fn lookup(&self, t: Token) -> Option<(FdHandlerRef, Interest)> {
-        let slot = self.slots.get((t.0 & 0xffff_ffff) as usize)?;
-        if u64::from(slot.generation) != t.0 >> 32 {
-            return None;
-        }
+        let slot = self.live_slot(t)?;
         Some((slot.handler.clone()?, slot.interest))
     }
 
     /// The current interest of a token's registration (empty if stale).
     pub(crate) fn interest(&self, t: Token) -> Interest {
-        match self.slots.get((t.0 & 0xffff_ffff) as usize) {
-            Some(slot) if u64::from(slot.generation) == t.0 >> 32 && slot.handler.is_some() => slot.interest,
-            _ => Interest::default(),
+        self.live_slot(t).map_or(Interest::NONE, |slot| slot.interest)
+    }
+
+    /// Notes that `fd`'s wanted state changed.
+    fn touch(&mut self, fd: RawFd) {
+        let f = fd as usize;
+        if self.applied.len() <= f {
+            self.applied.resize(f + 1, NOT_APPLIED);
+        }
+        if !std::mem::replace(&mut self.applied[f].dirty, true) {
+            self.dirty.push(fd);
         }
     }
 
-    fn allocate(&mut self, fd: RawFd, handler: FdHandlerRef, interest: Interest) -> u32 {
+    fn allocate(&mut self, source: Source, handler: FdHandlerRef, interest: Interest) -> u32 {
         let index = match self.free.pop() {
             Some(i) => {
                 let slot = &mut self.slots[i as usize];
-                slot.fd = fd;
+                slot.source = source;
                 slot.handler = Some(handler);
                 slot.interest = interest;
                 i
             }
             None => {
-                self.slots.push(Slot { generation: 0, fd, handler: Some(handler), interest });
+                self.slots.push(Slot { generation: 0, source, handler: Some(handler), interest });
                 (self.slots.len() - 1) as u32
             }
         };
-        let f = fd as usize;
-        if self.by_fd.len() <= f {
-            self.by_fd.resize(f + 1, 0);
+        if let Source::Fd(fd) = source {
+            let f = fd as usize;
+            if self.by_fd.len() <= f {
+                self.by_fd.resize(f + 1, 0);
+            }
+            self.by_fd[f] = index + 1;
+            self.touch(fd);
         }
-        self.by_fd[f] = index + 1;
         index
     }
 
@@ -144,21 +179,20 @@ impl FdRegistry {
         let slot = &mut self.slots[index as usize];
         let handler = slot.handler.take();
         slot.generation = slot.generation.wrapping_add(1);
-        slot.interest = Interest::default();
-        if self.by_fd.get(slot.fd as usize) == Some(&(index + 1)) {
-            self.by_fd[slot.fd as usize] = 0;
+        slot.interest = Interest::NONE;
+        if let Source::Fd(fd) = slot.source {
+            if self.by_fd.get(fd as usize) == Some(&(index + 1)) {
+                self.by_fd[fd as usize] = 0;
+            }
+            self.touch(fd);
         }
         self.free.push(index);
         handler
     }
 
-    /// Adds `handler` for `fd` with the directions in `add`.
-    pub(crate) fn add(
-        &mut self,
-        fd: RawFd,
-        handler: FdHandlerRef,
-        add: Interest,
-    ) -> (BackendOp, Option<FdHandlerRef>) {
+    /// Adds `handler` for `fd` with the directions in `add`; returns a handler
+    /// it replaced, to drop outside the borrow.
+    pub(crate) fn add(&mut self, fd: RawFd, handler: FdHandlerRef, add: Interest) -> Option<FdHandlerRef> {
         if let Some(index) = self.slot_of_fd(fd) {
             let same = self.slots[index as usize].handler.as_ref().is_some_and(|h| Rc::ptr_eq(h, &handler));
             if same {
@@ -167,71 +201,96 @@ impl FdRegistry {
                     read: slot.interest.read || add.read,
                     write: slot.interest.write || add.write,
                 };
-                if interest == slot.interest {
-                    return (BackendOp::Nothing, None);
+                if interest != slot.interest {
+                    slot.interest = interest;
+                    self.touch(fd);
                 }
-                slot.interest = interest;
-                return (BackendOp::Reregister(fd, self.token_of(index), interest), None);
+                return None;
             }
             // A different handler takes the fd over: a new registration with a new
             // token, so events fetched for the old one are never delivered to it.
             let old = self.vacate(index);
-            let index = self.allocate(fd, handler, add);
-            return (BackendOp::Reregister(fd, self.token_of(index), add), old);
+            self.allocate(Source::Fd(fd), handler, add);
+            return old;
         }
-        let index = self.allocate(fd, handler, add);
-        (BackendOp::Register(fd, self.token_of(index), add), None)
+        self.allocate(Source::Fd(fd), handler, add);
+        None
     }
 
-    /// Undoes a registration whose backend call failed.
-    pub(crate) fn forget(&mut self, fd: RawFd) -> Option<FdHandlerRef> {
-        let index = self.slot_of_fd(fd)?;
-        self.vacate(index)
+    /// Registers a watch on child `pid`'s exit; returns its token.
+    pub(crate) fn add_child(&mut self, pid: u32, handler: FdHandlerRef) -> Token {
+        let index = self.allocate(Source::Child(pid), handler, Interest::READ);
+        self.token_of(index)
     }
 
     /// Removes the directions in `remove` from `fd`'s registration.
-    pub(crate) fn remove(&mut self, fd: RawFd, remove: Interest) -> (BackendOp, Option<FdHandlerRef>) {
-        let Some(index) = self.slot_of_fd(fd) else { return (BackendOp::Nothing, None) };
+    pub(crate) fn remove(&mut self, fd: RawFd, remove: Interest) -> Option<FdHandlerRef> {
+        let index = self.slot_of_fd(fd)?;
         let slot = &mut self.slots[index as usize];
         let interest = Interest {
             read: slot.interest.read && !remove.read,
             write: slot.interest.write && !remove.write,
         };
         if interest.is_empty() {
-            let old = self.vacate(index);
-            return (BackendOp::Deregister(fd), old);
+            return self.vacate(index);
         }
-        if interest == slot.interest {
-            return (BackendOp::Nothing, None);
+        if interest != slot.interest {
+            slot.interest = interest;
+            self.touch(fd);
         }
-        slot.interest = interest;
-        (BackendOp::Reregister(fd, self.token_of(index), interest), None)
+        None
     }
 
-    /// Removes the registration a token names; returns its fd and handler.
-    pub(crate) fn remove_token(&mut self, t: Token) -> Option<(RawFd, FdHandlerRef)> {
-        let index = (t.0 & 0xffff_ffff) as u32;
-        let slot = self.slots.get(index as usize)?;
-        if u64::from(slot.generation) != t.0 >> 32 || slot.handler.is_none() {
-            return None;
-        }
-        let fd = slot.fd;
-        self.vacate(index).map(|h| (fd, h))
+    /// Removes the registration a token names; returns what it watched and
+    /// its handler.
+    pub(crate) fn remove_token(&mut self, t: Token) -> Option<(Source, FdHandlerRef)> {
+        let source = self.live_slot(t)?.source;
+        self.vacate((t.0 & 0xffff_ffff) as u32).map(|h| (source, h))
     }
 
-    /// Removes every registration; returns `(fd, handler)` pairs in fd order.
-    pub(crate) fn remove_all(&mut self) -> Vec<(RawFd, FdHandlerRef)> {
+    /// Removes every registration; returns what each watched and its handler,
+    /// fds in order, then children.
+    pub(crate) fn remove_all(&mut self) -> Vec<(Source, FdHandlerRef)> {
         let mut removed = Vec::new();
         for i in 0..self.slots.len() {
             if self.slots[i].handler.is_some() {
-                let fd = self.slots[i].fd;
+                let source = self.slots[i].source;
                 if let Some(h) = self.vacate(i as u32) {
-                    removed.push((fd, h));
+                    removed.push((source, h));
                 }
             }
         }
-        removed.sort_by_key(|(fd, _)| *fd);
+        removed.sort_by_key(|(source, _)| match source {
+            Source::Fd(fd) => (0, i64::from(*fd)),
+            Source::Child(pid) => (1, i64::from(*pid)),
+        });
         removed
+    }
+
+    /// Appends the net change of every fd touched since the last call to
+    /// `out`, and records them as applied.
+    pub(crate) fn take_changes(&mut self, out: &mut Vec<Change>) {
+        for fd in self.dirty.drain(..) {
+            let (token, interest) = match self.by_fd.get(fd as usize).and_then(|i| i.checked_sub(1)) {
+                Some(index) => {
+                    (token(index, self.slots[index as usize].generation), self.slots[index as usize].interest)
+                }
+                None => (Token::IGNORED, Interest::NONE),
+            };
+            let applied = &mut self.applied[fd as usize];
+            applied.dirty = false;
+            if applied.interest == interest && (applied.token == token || interest.is_empty()) {
+                continue;
+            }
+            out.push(Change { fd, token, old_token: applied.token, old: applied.interest, new: interest });
+            applied.token = token;
+            applied.interest = interest;
+        }
+    }
+
+    /// Whether changes wait to be applied.
+    pub(crate) fn has_changes(&self) -> bool {
+        !self.dirty.is_empty()
     }
 
     /// The fds registered with the given direction, sorted.
@@ -240,13 +299,16 @@ impl FdRegistry {
             .slots
             .iter()
             .filter(|s| s.handler.is_some() && if read { s.interest.read } else { s.interest.write })
-            .map(|s| s.fd)
+            .filter_map(|s| match s.source {
+                Source::Fd(fd) => Some(fd),
+                Source::Child(_) => None,
+            })
             .collect();
         fds.sort_unstable();
         fds
     }
 
-    /// The number of registered fds.
+    /// The number of registrations.
     pub(crate) fn len(&self) -> usize {
         self.slots.len() - self.free.len()
     }

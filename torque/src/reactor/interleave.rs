@@ -21,7 +21,7 @@ use std::time::Duration;
 use super::threads::ThreadShared;
 use super::{Inner, Reactor, WeakReactor};
 use crate::ReactorError;
-use crate::backend::{Events, WaitSet};
+use crate::backend::{Capability, Events, ForeignWait, WaitSet};
 
 /// What the caller's waker runs on the GUI thread.
 pub type GuiCall = Box<dyn FnOnce() + Send>;
@@ -90,6 +90,7 @@ impl Reactor {
     /// ```
     pub fn interleave(&self, waker: impl Fn(GuiCall) + Send + 'static) -> Result<(), ReactorError> {
         let inner = &self.inner;
+        inner.info.require(Capability::Interleave)?;
         if inner.in_run.get() {
             return Err(ReactorError::AlreadyRunning);
         }
@@ -128,7 +129,7 @@ impl Reactor {
     /// On the GUI thread: one batch from the helper.
     fn interleaved_batch(&self, waited: io::Result<()>, mut events: Events) {
         self.inner.wait_in_flight.set(false);
-        if let Err(e) = self.dispatch_after_wait(waited, &mut events) {
+        if let Err(e) = self.dispatch_after_wait(waited, Vec::new(), &mut events) {
             tracing::error!(error = %e, "the helper thread's wait failed; the reactor stops");
             self.crash();
         }
@@ -145,15 +146,25 @@ impl Reactor {
             return;
         }
         let timeout = self.prepare(None);
-        let (live, set) = {
-            let backend = self.inner.backend.borrow();
-            (backend.wait_set_is_live(), backend.wait_set())
-        };
+        // The helper waits next: the backend must have every change first.
+        if let Err(e) = self.apply_changes(None) {
+            tracing::debug!(error = %e, "backend refused a change");
+        }
+        let need_set = self.inner.interleaved.borrow().as_ref().is_some_and(|link| !link.sent_live_set);
+        // A live set, once sent, sees later changes by itself; a snapshot is
+        // sent afresh each time.
+        let set = if need_set { self.inner.driver.borrow().foreign_wait() } else { None };
         let sent = {
             let mut slot = self.inner.interleaved.borrow_mut();
             let Some(link) = slot.as_mut() else { return };
-            let set = if live && link.sent_live_set { None } else { Some(set) };
-            link.sent_live_set |= live;
+            let set = match set {
+                Some(ForeignWait::Live(set)) => {
+                    link.sent_live_set = true;
+                    Some(set)
+                }
+                Some(ForeignWait::Snapshot(set)) => Some(set),
+                None => None,
+            };
             let events = link.take_events();
             link.requests.as_ref().is_some_and(|tx| tx.send(Request { set, timeout, events }).is_ok())
         };

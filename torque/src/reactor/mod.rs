@@ -22,7 +22,9 @@
 //! running; level-triggering reports it again later).
 
 mod builder;
+mod children;
 mod clock;
+mod driver;
 mod embed;
 mod fdset;
 mod interleave;
@@ -32,6 +34,7 @@ mod timers;
 mod triggers;
 
 pub use builder::{REACTOR_ENV, ReactorBuilder};
+pub(crate) use children::{ChildWatch, ChildWatcher};
 pub use clock::{Clock, MonotonicClock};
 pub use embed::Embedded;
 pub use fdset::{FdHandler, FdHandlerRef, LostReason};
@@ -43,17 +46,20 @@ pub use triggers::{IntoTriggerOutcome, PendingTrigger, Phase, SystemEvent, Trigg
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::backend::{BackendInfo, Event, Events, Interest, Poller};
+use crate::backend::{
+    BackendInfo, Capability, Change, Event, Events, Interest, Opened, Refused, SignalDelivery,
+};
 use crate::error::ReactorError;
-use crate::sys::signal::{ChildSignalGuard, SignalGuard};
-use fdset::{BackendOp, FdRegistry};
+use crate::sys::signal::{ChildSignalGuard, SignalGuard, StopSignalDelivery};
+use driver::Driver;
+use fdset::{FdRegistry, Source};
 pub(crate) use tasks::TaskId;
 use tasks::{ReadyList, Tasks};
 use threads::{ThreadCall, ThreadPool, ThreadShared, lock};
@@ -75,8 +81,16 @@ type EndOfPass = Box<dyn FnOnce(&Reactor)>;
 pub(crate) const READ_BUFFER_SIZE: usize = 64 * 1024;
 
 pub(crate) struct Inner {
-    backend: RefCell<Box<dyn Poller>>,
+    driver: RefCell<Driver>,
+    /// The backend's description (read without borrowing the driver).
+    info: &'static BackendInfo,
     events: RefCell<Events>,
+    /// The spare change list, filled from the registry before each wait.
+    changes: RefCell<Vec<Change>>,
+    /// How many passes are dispatching on this thread (nested `iterate` adds
+    /// one). Registration changes made outside any pass reach the backend at
+    /// once; those made inside one wait for the next wait (or the pass's end).
+    dispatch_depth: Cell<usize>,
     clock: Rc<dyn Clock>,
     timers: RefCell<TimerQueue>,
     live_timers: LiveCount,
@@ -127,9 +141,6 @@ pub(crate) struct Inner {
 
 /// What runs for a stop signal that arrives while already stopping.
 type SignalHook = Rc<dyn Fn(&Reactor, i32)>;
-
-/// A check run after each SIGCHLD; `false` once it no longer needs to run.
-pub(crate) type ChildWatcher = Box<dyn FnMut(&Reactor) -> bool>;
 
 impl Drop for Inner {
     fn drop(&mut self) {
@@ -212,23 +223,22 @@ impl Reactor {
         ReactorBuilder::default()
     }
 
-    fn from_parts(
-        poller: Box<dyn Poller>,
-        clock: Rc<dyn Clock>,
-        handle_signals: bool,
-        pool_size: usize,
-    ) -> Reactor {
-        let ready = Arc::new(ReadyList::new(Arc::clone(poller.waker())));
+    fn from_parts(opened: Opened, clock: Rc<dyn Clock>, handle_signals: bool, pool_size: usize) -> Reactor {
+        let Opened { selector, waker } = opened;
+        let ready = Arc::new(ReadyList::new(Arc::clone(&waker)));
         let threads = Arc::new(ThreadShared {
             queue: Mutex::new(Vec::new()),
             queued: AtomicUsize::new(0),
-            waker: Arc::clone(poller.waker()),
+            waker,
             closed: AtomicBool::new(false),
         });
         Reactor {
             inner: Rc::new(Inner {
-                backend: RefCell::new(poller),
+                info: selector.info(),
+                driver: RefCell::new(Driver::Readiness(selector)),
                 events: RefCell::new(Events::with_capacity(1024)),
+                changes: RefCell::new(Vec::new()),
+                dispatch_depth: Cell::new(0),
                 clock,
                 timers: RefCell::new(TimerQueue::default()),
                 live_timers: Cell::new(0),
@@ -262,7 +272,7 @@ impl Reactor {
 
     /// The backend's description.
     pub fn backend(&self) -> &'static BackendInfo {
-        self.inner.backend.borrow().info()
+        self.inner.info
     }
 
     /// A weak reference to this reactor.
@@ -292,7 +302,8 @@ impl Reactor {
         self.begin_run();
         let mut result = Ok(());
         while inner.started.get() {
-            if let Err(e) = self.pass(None) {
+            // The next pass's wait applies what this one changed.
+            if let Err(e) = self.pass(None, false) {
                 tracing::error!(error = %e, "the backend's wait failed; the reactor stops");
                 self.crash();
                 result = Err(e);
@@ -312,7 +323,11 @@ impl Reactor {
         inner.stopping.set(false);
         inner.shutdown_pending.set(false);
         if inner.handle_signals {
-            match SignalGuard::install(Arc::clone(&inner.threads.waker)) {
+            let delivery = match inner.info.signals {
+                SignalDelivery::Filter => StopSignalDelivery::Native,
+                _ => StopSignalDelivery::Handler,
+            };
+            match SignalGuard::install(Arc::clone(&inner.threads.waker), delivery) {
                 Ok(guard) => *inner.signals.borrow_mut() = Some(guard),
                 Err(e) => tracing::warn!(error = %e, "cannot install SIGINT/SIGTERM handlers"),
             }
@@ -380,7 +395,8 @@ impl Reactor {
         if self.inner.wait_in_flight.get() {
             return Err(ReactorError::AlreadyRunning);
         }
-        self.pass(Some(max_wait))
+        // Another loop may wait on the backend's fd next: apply what changed.
+        self.pass(Some(max_wait), true)
     }
 
     /// Runs `f` once the reactor is running: now if it is, else after startup.
@@ -604,99 +620,143 @@ impl Reactor {
     // ----- fd sets (IReactorFDSet) -----
 
     /// Calls `handler.readable` whenever `fd` is readable. One handler per fd:
-    /// adding a different handler for a registered fd replaces the old one (in both
-    /// directions). The reactor does not own `fd`; remove it before closing it.
+    /// adding a different handler for a registered fd replaces the old one (in
+    /// both directions). The reactor borrows `fd`, it does not own it: remove it
+    /// before closing it.
+    ///
+    /// Outside the loop's passes the backend hears of the change at once, and
+    /// an fd it refuses is an error here. Inside a callback the change waits for
+    /// the pass's end (so an fd changed several times in a pass costs one system
+    /// call, or none); a refusal then reaches the handler's `connection_lost` as
+    /// [`LostReason::Error`]. Backends without fd sets refuse with
+    /// [`ReactorError::Unsupported`].
     pub fn add_reader<H: FdHandler + 'static>(
         &self,
-        fd: RawFd,
+        fd: impl AsFd,
         handler: Rc<RefCell<H>>,
     ) -> Result<(), ReactorError> {
-        self.add_interest(fd, handler, Interest::READ)
+        self.add_reader_ref(fd, handler)
     }
 
     /// Calls `handler.writable` whenever `fd` is writable. See [`add_reader`](Reactor::add_reader).
     pub fn add_writer<H: FdHandler + 'static>(
         &self,
-        fd: RawFd,
+        fd: impl AsFd,
         handler: Rc<RefCell<H>>,
     ) -> Result<(), ReactorError> {
-        self.add_interest(fd, handler, Interest::WRITE)
+        self.add_writer_ref(fd, handler)
     }
 
     /// Like [`add_reader`](Reactor::add_reader), for an already type-erased handler.
-    pub fn add_reader_ref(&self, fd: RawFd, handler: FdHandlerRef) -> Result<(), ReactorError> {
-        self.add_interest(fd, handler, Interest::READ)
+    pub fn add_reader_ref(&self, fd: impl AsFd, handler: FdHandlerRef) -> Result<(), ReactorError> {
+        self.inner.info.require(Capability::FdSets)?;
+        self.watch(fd.as_fd().as_raw_fd(), handler, Interest::READ)
     }
 
     /// Like [`add_writer`](Reactor::add_writer), for an already type-erased handler.
-    pub fn add_writer_ref(&self, fd: RawFd, handler: FdHandlerRef) -> Result<(), ReactorError> {
-        self.add_interest(fd, handler, Interest::WRITE)
-    }
-
-    fn add_interest(&self, fd: RawFd, handler: FdHandlerRef, add: Interest) -> Result<(), ReactorError> {
-        if fd < 0 {
-            return Err(ReactorError::InvalidFd(fd));
-        }
-        let (op, replaced) = self.inner.fds.borrow_mut().add(fd, handler, add);
-        let result = self.apply(op);
-        if result.is_err() {
-            // The backend refused (select: fd too large; epoll: fd closed, or a
-            // regular file): drop the whole registration, in the backend too, so no
-            // half-registered fd is left behind. The caller gets the error.
-            let forgotten = self.inner.fds.borrow_mut().forget(fd);
-            let _ = self.apply(BackendOp::Deregister(fd));
-            drop(forgotten);
-        }
-        drop(replaced);
-        result
-    }
-
-    fn apply(&self, op: BackendOp) -> Result<(), ReactorError> {
-        let mut backend = self.inner.backend.borrow_mut();
-        let (fd, result) = match op {
-            BackendOp::Register(fd, token, interest) => (fd, backend.register(fd, token, interest)),
-            BackendOp::Reregister(fd, token, interest) => (fd, backend.reregister(fd, token, interest)),
-            BackendOp::Deregister(fd) => (fd, backend.deregister(fd)),
-            BackendOp::Nothing => return Ok(()),
-        };
-        drop(backend);
-        if result.is_ok() {
-            self.note_change();
-        }
-        result.map_err(|source| ReactorError::Register {
-            fd,
-            backend: self.inner.backend.borrow().info().name,
-            source,
-        })
+    pub fn add_writer_ref(&self, fd: impl AsFd, handler: FdHandlerRef) -> Result<(), ReactorError> {
+        self.inner.info.require(Capability::FdSets)?;
+        self.watch(fd.as_fd().as_raw_fd(), handler, Interest::WRITE)
     }
 
     /// Stops reading `fd`. Removing what is not registered does nothing.
-    pub fn remove_reader(&self, fd: RawFd) {
-        self.remove_interest(fd, Interest::READ);
+    pub fn remove_reader(&self, fd: impl AsFd) {
+        self.unwatch(fd.as_fd().as_raw_fd(), Interest::READ);
     }
 
     /// Stops writing `fd`. Removing what is not registered does nothing.
-    pub fn remove_writer(&self, fd: RawFd) {
-        self.remove_interest(fd, Interest::WRITE);
+    pub fn remove_writer(&self, fd: impl AsFd) {
+        self.unwatch(fd.as_fd().as_raw_fd(), Interest::WRITE);
     }
 
-    fn remove_interest(&self, fd: RawFd, remove: Interest) {
-        let (op, removed) = self.inner.fds.borrow_mut().remove(fd, remove);
-        if let Err(e) = self.apply(op) {
-            tracing::debug!(error = %e, "backend refused a deregistration");
+    /// Watches `fd` (owned by the caller, a transport or port of this crate)
+    /// for `add`, calling `handler`. See [`add_reader`](Reactor::add_reader).
+    pub(crate) fn watch(&self, fd: RawFd, handler: FdHandlerRef, add: Interest) -> Result<(), ReactorError> {
+        if fd < 0 {
+            return Err(ReactorError::InvalidFd(fd));
         }
+        if let Some(limit) = self.inner.info.fd_limit {
+            if fd as usize >= limit {
+                let source = std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("fd {fd} is not below FD_SETSIZE ({limit}); use the poll or epoll backend"),
+                );
+                return Err(ReactorError::Register { fd, backend: self.inner.info.name, source });
+            }
+        }
+        let replaced = self.inner.fds.borrow_mut().add(fd, handler, add);
+        drop(replaced);
+        self.registry_changed(Some(fd))
+    }
+
+    /// Stops watching `fd` for `remove`.
+    pub(crate) fn unwatch(&self, fd: RawFd, remove: Interest) {
+        let removed = self.inner.fds.borrow_mut().remove(fd, remove);
         drop(removed);
+        if let Err(e) = self.registry_changed(None) {
+            tracing::debug!(error = %e, "backend refused a change");
+        }
+    }
+
+    /// After a registry change: outside a pass, tell the backend now (an
+    /// error for `fd`'s own registration is returned, and it is removed);
+    /// inside one, the next wait or the pass's end will.
+    fn registry_changed(&self, fd: Option<RawFd>) -> Result<(), ReactorError> {
+        self.note_change();
+        if self.inner.dispatch_depth.get() == 0 { self.apply_changes(fd) } else { Ok(()) }
+    }
+
+    /// Applies the queued registration changes now. A refusal drops its
+    /// handler with [`LostReason::Error`], except that of `returning`'s
+    /// registration, which is removed quietly and returned.
+    fn apply_changes(&self, returning: Option<RawFd>) -> Result<(), ReactorError> {
+        if !self.inner.fds.borrow().has_changes() {
+            return Ok(());
+        }
+        let mut changes = std::mem::take(&mut *self.inner.changes.borrow_mut());
+        self.inner.fds.borrow_mut().take_changes(&mut changes);
+        let mut refused = Vec::new();
+        self.inner.driver.borrow_mut().apply(&changes, &mut refused);
+        changes.clear();
+        *self.inner.changes.borrow_mut() = changes;
+        self.handle_refused(refused, returning)
+    }
+
+    /// Removes each refused registration and tells its handler why; the one
+    /// for `returning` (the fd just added) is returned instead.
+    fn handle_refused(&self, refused: Vec<Refused>, returning: Option<RawFd>) -> Result<(), ReactorError> {
+        let mut result = Ok(());
+        for (token, source) in refused {
+            let removed = self.inner.fds.borrow_mut().remove_token(token);
+            let Some((what, handler)) = removed else { continue };
+            match what {
+                Source::Fd(fd) if Some(fd) == returning => {
+                    drop(handler);
+                    result = Err(ReactorError::Register { fd, backend: self.inner.info.name, source });
+                }
+                _ => {
+                    tracing::debug!(error = %source, "the backend refused a registration");
+                    self.deliver_lost(handler, LostReason::Error(source));
+                }
+            }
+        }
+        // The removals' own changes (the backend may still hold a refused
+        // modification) go out with the next batch.
+        result
     }
 
     /// Removes every handler and returns them (Twisted's `removeAll`).
     pub fn remove_all(&self) -> Vec<FdHandlerRef> {
         let removed = self.inner.fds.borrow_mut().remove_all();
         let mut handlers = Vec::with_capacity(removed.len());
-        for (fd, handler) in removed {
-            if let Err(e) = self.apply(BackendOp::Deregister(fd)) {
-                tracing::debug!(error = %e, "backend refused a deregistration");
+        for (source, handler) in removed {
+            if let Source::Child(pid) = source {
+                self.inner.driver.borrow_mut().unwatch_child(pid);
             }
             handlers.push(handler);
+        }
+        if let Err(e) = self.registry_changed(None) {
+            tracing::debug!(error = %e, "backend refused a change");
         }
         handlers
     }
@@ -712,18 +772,20 @@ impl Reactor {
     }
 
     /// An fd another event loop can watch to know this reactor has work: the
-    /// epoll fd itself, readable whenever a registered fd is ready or another
-    /// thread woke the reactor. Watch it, and call
+    /// epoll or kqueue fd itself, readable whenever a registered fd is ready or
+    /// another thread woke the reactor. Watch it, and call
     /// [`iterate`](Reactor::iterate) with a zero wait when it is readable or
     /// [`timeout`](Reactor::timeout) has passed (see [`embed`](Reactor::embed)).
+    /// The reactor owns the fd; it stays open as long as the reactor.
     ///
     /// select and poll keep their interest set in user memory, so no single fd
-    /// stands for it: [`ReactorError::NoWatchFd`]. Use
-    /// [`interleave`](Reactor::interleave) with them, or call `iterate` from the
-    /// other loop's timer.
+    /// stands for it: [`ReactorError::Unsupported`] for
+    /// [`Capability::WatchFd`]. Use [`interleave`](Reactor::interleave) with
+    /// them, or call `iterate` from the other loop's timer.
     pub fn watch_fd(&self) -> Result<RawFd, ReactorError> {
-        let backend = self.inner.backend.borrow();
-        backend.watch_fd().ok_or(ReactorError::NoWatchFd { backend: backend.info().name })
+        self.inner.info.require(Capability::WatchFd)?;
+        let fd = self.inner.driver.borrow().watch_fd();
+        fd.ok_or(ReactorError::Unsupported { backend: self.inner.info.name, capability: Capability::WatchFd })
     }
 
     /// Wakes the reactor's current or next wait (Twisted's `wakeUp`): the pass
@@ -770,8 +832,11 @@ impl Reactor {
     /// Removes the registration behind `event` and tells its handler why.
     fn drop_handler(&self, event: Event, reason: LostReason) {
         let removed = self.inner.fds.borrow_mut().remove_token(event.token);
-        let Some((fd, handler)) = removed else { return };
-        let _ = self.apply(BackendOp::Deregister(fd));
+        let Some((source, handler)) = removed else { return };
+        if let Source::Child(pid) = source {
+            self.inner.driver.borrow_mut().unwatch_child(pid);
+        }
+        let _ = self.registry_changed(None);
         self.deliver_lost(handler, reason);
     }
 
@@ -859,27 +924,44 @@ impl Reactor {
         }
     }
 
-    fn pass(&self, max_wait: Option<Duration>) -> Result<(), ReactorError> {
+    /// One pass: apply queued registration changes and wait (one backend call
+    /// where it can), then dispatch. With `apply_after`, changes made while
+    /// dispatching reach the backend before this returns, for a loop other
+    /// than `run()`'s that waits next.
+    fn pass(&self, max_wait: Option<Duration>, apply_after: bool) -> Result<(), ReactorError> {
         let timeout = self.prepare(max_wait);
-        // Step 2: wait. The event buffer is taken out of its cell so that a nested
-        // pass started from a callback uses a buffer of its own.
+        // Step 2: wait. The event and change buffers are taken out of their
+        // cells so that a nested pass started from a callback uses its own.
         let mut events = std::mem::take(&mut *self.inner.events.borrow_mut());
-        let waited = self.inner.backend.borrow_mut().wait(&mut events, timeout);
-        let result = self.dispatch_after_wait(waited, &mut events);
+        let mut changes = std::mem::take(&mut *self.inner.changes.borrow_mut());
+        self.inner.fds.borrow_mut().take_changes(&mut changes);
+        let mut refused = Vec::new();
+        let waited = self.inner.driver.borrow_mut().wait(&changes, &mut refused, &mut events, timeout);
+        changes.clear();
+        *self.inner.changes.borrow_mut() = changes;
+        let result = self.dispatch_after_wait(waited, refused, &mut events);
         *self.inner.events.borrow_mut() = events;
+        if apply_after {
+            self.apply_changes(None)?;
+        }
         result
     }
 
-    /// Step 3, after a wait here or on the interleave helper: dispatch the
-    /// events, then timers, thread calls, tasks, end-of-pass work and a pending
-    /// shutdown.
+    /// Step 3, after a wait here or on the interleave helper: drop refused
+    /// registrations, dispatch the events, then timers, thread calls, tasks,
+    /// end-of-pass work and a pending shutdown.
     fn dispatch_after_wait(
         &self,
         waited: std::io::Result<()>,
+        refused: Vec<Refused>,
         events: &mut Events,
     ) -> Result<(), ReactorError> {
-        self.check_signals();
+        let depth = &self.inner.dispatch_depth;
+        depth.set(depth.get() + 1);
+        let _leave = DepthGuard(depth);
+        self.check_signals(events.take_signals());
         self.check_child_signals();
+        let _ = self.handle_refused(refused, None);
         if let Err(e) = waited {
             return Err(ReactorError::Os(e));
         }
@@ -959,56 +1041,11 @@ impl Reactor {
         }
     }
 
-    /// Runs `watcher` after every SIGCHLD (and once at the end of this pass, for
-    /// a child that ended before the handler was in place) until it returns
-    /// `false`. The process-wide handler is installed while any watcher lives and
-    /// chains to the one it replaced.
-    pub(crate) fn watch_child_signals(&self, watcher: ChildWatcher) -> Result<(), ReactorError> {
-        {
-            let mut slot = self.inner.child_signals.borrow_mut();
-            match slot.as_mut() {
-                Some((_, watchers)) => watchers.push(watcher),
-                None => {
-                    let guard = ChildSignalGuard::install(Arc::clone(&self.inner.threads.waker))
-                        .map_err(ReactorError::Os)?;
-                    *slot = Some((guard, vec![watcher]));
-                }
-            }
-        }
-        self.at_end_of_pass(|r| r.run_child_watchers());
-        Ok(())
-    }
-
-    fn check_child_signals(&self) {
-        let arrived =
-            self.inner.child_signals.borrow().as_ref().is_some_and(|(guard, _)| guard.take_pending());
-        if arrived {
-            self.run_child_watchers();
-        }
-    }
-
-    fn run_child_watchers(&self) {
-        // Taken out so a watcher may add others (or spawn) while it runs.
-        let mut watchers = match self.inner.child_signals.borrow_mut().as_mut() {
-            Some((_, watchers)) => std::mem::take(watchers),
-            None => return,
-        };
-        watchers.retain_mut(|watch| watch(self));
-        let mut slot = self.inner.child_signals.borrow_mut();
-        if let Some((_, added)) = slot.as_mut() {
-            watchers.append(added);
-            if watchers.is_empty() {
-                // No child waits: give SIGCHLD back to its previous owner.
-                *slot = None;
-            } else {
-                *added = watchers;
-            }
-        }
-    }
-
-    fn check_signals(&self) {
+    /// Stop signals: those our handler recorded, and `native` ones the
+    /// backend's wait reported itself (kqueue), while this run handles them.
+    fn check_signals(&self, native: u64) {
         let pending = match self.inner.signals.borrow().as_ref() {
-            Some(guard) => guard.take_pending(),
+            Some(guard) => guard.take_pending() | native,
             None => return,
         };
         if pending == 0 {
@@ -1057,5 +1094,14 @@ impl std::fmt::Debug for Reactor {
             .field("fds", &self.registered_fds())
             .field("timers", &self.inner.live_timers.get())
             .finish()
+    }
+}
+
+/// Leaves a dispatching pass (also when a callback unwinds through it).
+struct DepthGuard<'a>(&'a Cell<usize>);
+
+impl Drop for DepthGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() - 1);
     }
 }

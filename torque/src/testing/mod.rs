@@ -30,7 +30,9 @@
 mod clock;
 mod memory;
 mod recording;
+mod unsupported;
 
 pub use clock::FakeClock;
 pub use memory::{Loopback, MemoryTransport};
 pub use recording::{RecordedConnect, RecordedListen, RecordingReactor};
+pub use unsupported::check_unsupported;

@@ -124,6 +124,7 @@ fn incompatible(why: &PeerIncompatible) -> String {
 
 /// A TLS configuration that cannot be built: unreadable or malformed PEM, a key
 /// that does not match its certificate, an empty root set, …
+#[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum TlsConfigError {
     /// A file could not be read.

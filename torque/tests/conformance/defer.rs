@@ -340,21 +340,23 @@ fn a_task_woken_from_a_nested_pass_is_not_lost(kind: BackendKind) {
     iterate_until(&r, || done.get());
 }
 
-crate::backend_tests!(
-    a_looping_call_restarted_from_inside_itself_runs_once_per_interval,
-    defer_later_with_a_panicking_function_fails,
-    a_crash_abandons_a_waiting_shutdown,
-    a_task_woken_from_a_nested_pass_is_not_lost,
-    a_looping_call_runs_on_its_interval_and_stops,
-    with_count_reports_skipped_intervals,
-    a_failing_call_stops_the_loop_and_fails_its_deferred,
-    a_call_returning_a_deferred_holds_the_next_one,
-    a_cooperator_interleaves_iterators_without_starving_timers,
-    spawned_futures_run_and_fire_their_deferred,
-    cancelling_a_spawned_task_drops_its_future,
-    a_panicking_task_fails_its_deferred,
-    callbacks_and_await_mix_with_threads,
-    a_timeout_cancels_a_slow_deferred,
-    shutdown_waits_for_a_before_trigger_deferred,
-    startup_waits_too_and_failures_do_not_block,
-);
+crate::cases! {
+    [] plain {
+        a_looping_call_restarted_from_inside_itself_runs_once_per_interval,
+        defer_later_with_a_panicking_function_fails,
+        a_crash_abandons_a_waiting_shutdown,
+        a_task_woken_from_a_nested_pass_is_not_lost,
+        a_looping_call_runs_on_its_interval_and_stops,
+        with_count_reports_skipped_intervals,
+        a_failing_call_stops_the_loop_and_fails_its_deferred,
+        a_call_returning_a_deferred_holds_the_next_one,
+        a_cooperator_interleaves_iterators_without_starving_timers,
+        spawned_futures_run_and_fire_their_deferred,
+        cancelling_a_spawned_task_drops_its_future,
+        a_panicking_task_fails_its_deferred,
+        callbacks_and_await_mix_with_threads,
+        a_timeout_cancels_a_slow_deferred,
+        shutdown_waits_for_a_before_trigger_deferred,
+        startup_waits_too_and_failures_do_not_block,
+    }
+}

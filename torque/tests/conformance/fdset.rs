@@ -5,16 +5,16 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
-use torque::{BackendKind, LostReason, ReactorError};
+use torque::{BackendKind, LostReason};
 
-use crate::support::{Handler, Log, Pipe, drain, iterate_until, reactor, run, spin};
+use crate::support::{Handler, Log, Pipe, borrowed, drain, iterate_until, reactor, run, spin};
 
 fn a_readable_pipe_reaches_its_reader(kind: BackendKind) {
     let r = reactor(kind);
     let pipe = Pipe::new();
     let got = Rc::new(RefCell::new(Vec::new()));
     let (g, fd) = (got.clone(), pipe.rfd());
-    r.add_reader(fd, Handler::reading(move |_| g.borrow_mut().extend(drain(fd)))).unwrap();
+    r.add_reader(borrowed(fd), Handler::reading(move |_| g.borrow_mut().extend(drain(fd)))).unwrap();
     assert_eq!(r.readers(), [fd]);
     assert!(r.writers().is_empty());
     spin(&r, 2);
@@ -22,7 +22,7 @@ fn a_readable_pipe_reaches_its_reader(kind: BackendKind) {
     pipe.send(b"hello");
     iterate_until(&r, || !got.borrow().is_empty());
     assert_eq!(&*got.borrow(), b"hello");
-    r.remove_reader(fd);
+    r.remove_reader(borrowed(fd));
     assert!(r.readers().is_empty());
 }
 
@@ -32,11 +32,11 @@ fn a_writer_is_called_until_removed(kind: BackendKind) {
     let calls = Rc::new(Cell::new(0));
     let (c, fd) = (calls.clone(), pipe.wfd());
     r.add_writer(
-        fd,
+        borrowed(fd),
         Handler::writing(move |r| {
             c.set(c.get() + 1);
             if c.get() == 3 {
-                r.remove_writer(fd);
+                r.remove_writer(borrowed(fd));
             }
         }),
     )
@@ -52,7 +52,7 @@ fn level_triggered_unread_data_is_reported_again(kind: BackendKind) {
     let pipe = Pipe::new();
     let calls = Rc::new(Cell::new(0));
     let c = calls.clone();
-    r.add_reader(pipe.rfd(), Handler::reading(move |_| c.set(c.get() + 1))).unwrap();
+    r.add_reader(pipe.reader(), Handler::reading(move |_| c.set(c.get() + 1))).unwrap();
     pipe.send(b"x");
     spin(&r, 3);
     assert_eq!(calls.get(), 3);
@@ -69,16 +69,16 @@ fn one_handler_may_read_and_write_the_same_fd(kind: BackendKind) {
         on_read: Some(Box::new(move |r| {
             l1.push("read");
             drain(fd);
-            r.remove_reader(fd);
+            r.remove_reader(borrowed(fd));
         })),
         on_write: Some(Box::new(move |r| {
             l2.push("write");
-            r.remove_writer(fd);
+            r.remove_writer(borrowed(fd));
         })),
         on_lost: None,
     }));
-    r.add_reader(fd, handler.clone()).unwrap();
-    r.add_writer(fd, handler).unwrap();
+    r.add_reader(borrowed(fd), handler.clone()).unwrap();
+    r.add_writer(borrowed(fd), handler).unwrap();
     std::io::Write::write_all(&mut &b, b"ping").unwrap();
     iterate_until(&r, || log.len() == 2);
     let mut seen = log.take();
@@ -93,10 +93,10 @@ fn a_handler_removing_itself_gets_no_more_events(kind: BackendKind) {
     let calls = Rc::new(Cell::new(0));
     let (c, fd) = (calls.clone(), pipe.rfd());
     r.add_reader(
-        fd,
+        borrowed(fd),
         Handler::reading(move |r| {
             c.set(c.get() + 1);
-            r.remove_reader(fd);
+            r.remove_reader(borrowed(fd));
         }),
     )
     .unwrap();
@@ -115,11 +115,11 @@ fn a_handler_removed_earlier_in_the_pass_gets_nothing(kind: BackendKind) {
     for (i, fd) in fds.into_iter().enumerate() {
         let (l, other) = (log.clone(), fds[1 - i]);
         r.add_reader(
-            fd,
+            borrowed(fd),
             Handler::reading(move |r| {
                 l.push(format!("fd{i}"));
-                r.remove_reader(other);
-                r.remove_reader(fd);
+                r.remove_reader(borrowed(other));
+                r.remove_reader(borrowed(fd));
             }),
         )
         .unwrap();
@@ -147,7 +147,7 @@ fn an_fd_closed_and_reused_in_one_pass_never_gets_the_old_event(kind: BackendKin
         let other = pipes[1 - i].clone();
         let (l, sw, rep) = (log.clone(), swapped.clone(), replacement.clone());
         r.add_reader(
-            fd,
+            borrowed(fd),
             Handler::reading(move |r| {
                 if sw.get() {
                     l.push(format!("old handler {i} after swap"));
@@ -156,7 +156,7 @@ fn an_fd_closed_and_reused_in_one_pass_never_gets_the_old_event(kind: BackendKin
                 sw.set(true);
                 l.push(format!("handler {i}"));
                 drain(fd);
-                r.remove_reader(fd);
+                r.remove_reader(borrowed(fd));
                 // Put a new pipe's read end at the other pipe's fd number without
                 // removing the old registration first (dup2 closes the old file and
                 // reuses the number atomically, so no other thread can grab it).
@@ -173,10 +173,10 @@ fn an_fd_closed_and_reused_in_one_pass_never_gets_the_old_event(kind: BackendKin
                 let fresh = Pipe { r: fresh_read, w: fresh.w };
                 let l2 = l.clone();
                 r.add_reader(
-                    number,
+                    borrowed(number),
                     Handler::reading(move |r| {
                         l2.push(format!("new handler got {:?}", String::from_utf8_lossy(&drain(number))));
-                        r.remove_reader(number);
+                        r.remove_reader(borrowed(number));
                     }),
                 )
                 .unwrap();
@@ -202,12 +202,12 @@ fn adding_another_handler_for_an_fd_replaces_the_first(kind: BackendKind) {
     let pipe = Pipe::new();
     let log = Log::default();
     let (l1, l2, fd) = (log.clone(), log.clone(), pipe.rfd());
-    r.add_reader(fd, Handler::reading(move |_| l1.push("first"))).unwrap();
+    r.add_reader(borrowed(fd), Handler::reading(move |_| l1.push("first"))).unwrap();
     r.add_reader(
-        fd,
+        borrowed(fd),
         Handler::reading(move |r| {
             l2.push("second");
-            r.remove_reader(fd);
+            r.remove_reader(borrowed(fd));
         }),
     )
     .unwrap();
@@ -222,8 +222,8 @@ fn remove_all_returns_every_handler(kind: BackendKind) {
     let (p1, p2) = (Pipe::new(), Pipe::new());
     let calls = Rc::new(Cell::new(0));
     let c = calls.clone();
-    r.add_reader(p1.rfd(), Handler::reading(|_| {})).unwrap();
-    r.add_writer(p2.wfd(), Handler::writing(move |_| c.set(c.get() + 1))).unwrap();
+    r.add_reader(p1.reader(), Handler::reading(|_| {})).unwrap();
+    r.add_writer(p2.writer(), Handler::writing(move |_| c.set(c.get() + 1))).unwrap();
     assert_eq!(r.registered_fds(), 2);
     assert_eq!(r.remove_all().len(), 2);
     assert!(r.readers().is_empty() && r.writers().is_empty());
@@ -239,12 +239,12 @@ fn a_peer_hangup_reads_as_end_of_file(kind: BackendKind) {
     let eof = Rc::new(Cell::new(false));
     let (e, fd) = (eof.clone(), read_end.as_raw_fd());
     r.add_reader(
-        fd,
+        borrowed(fd),
         Handler::reading(move |r| {
             let mut buf = [0u8; 16];
-            if torque::fd::read(fd, &mut buf).unwrap() == 0 {
+            if torque::fd::read(borrowed(fd), &mut buf).unwrap() == 0 {
                 e.set(true);
-                r.remove_reader(fd);
+                r.remove_reader(borrowed(fd));
             }
         }),
     )
@@ -262,7 +262,7 @@ fn a_panicking_handler_is_dropped_with_connection_lost(kind: BackendKind) {
         Handler::with_lost(Handler::reading(|_| panic!("handler panicked on purpose")), move |_, why| {
             *l.borrow_mut() = Some(why.to_string());
         });
-    r.add_reader(pipe.rfd(), handler).unwrap();
+    r.add_reader(pipe.reader(), handler).unwrap();
     pipe.send(b"x");
     let logs = crate::support::capture_logs(|| iterate_until(&r, || lost.borrow().is_some()));
     assert!(lost.borrow().as_ref().unwrap().contains("handler panicked on purpose"));
@@ -279,16 +279,48 @@ fn shutdown_tells_registered_handlers_they_are_lost(kind: BackendKind) {
     let handler = Handler::with_lost(Handler::reading(|_| {}), move |r, reason| {
         *w.borrow_mut() = Some((matches!(reason, LostReason::Shutdown), r.is_running()));
     });
-    r.add_reader(pipe.rfd(), handler).unwrap();
+    r.add_reader(pipe.reader(), handler).unwrap();
     r.call_when_running(|r| r.stop().unwrap());
     run(&r).unwrap();
     assert_eq!(*why.borrow(), Some((true, false)));
     assert!(r.readers().is_empty());
 }
 
-fn a_negative_fd_is_refused(kind: BackendKind) {
+/// Changes made inside a callback reach the backend as one net change at the
+/// pass's end: a writer added and removed again never fires, a reader replaced
+/// twice serves only the last handler, and nothing is left registered.
+fn changes_within_a_pass_apply_as_their_net_effect(kind: BackendKind) {
     let r = reactor(kind);
-    assert!(matches!(r.add_reader(-1, Handler::reading(|_| {})), Err(ReactorError::InvalidFd(-1))));
+    let (trigger, watched) = (Pipe::new(), Pipe::new());
+    let log = Log::default();
+    let (l, t, w, wr) = (log.clone(), trigger.rfd(), watched.wfd(), watched.rfd());
+    r.add_reader(
+        trigger.reader(),
+        Handler::reading(move |r| {
+            drain(t);
+            // A writer that comes and goes within the pass: net nothing.
+            let l2 = l.clone();
+            r.add_writer(borrowed(w), Handler::writing(move |_| l2.push("writer"))).unwrap();
+            r.remove_writer(borrowed(w));
+            // A reader replaced twice: only the last is registered.
+            for name in ["first", "second", "third"] {
+                let l3 = l.clone();
+                r.add_reader(borrowed(wr), Handler::reading(move |_| l3.push(name))).unwrap();
+            }
+            r.remove_reader(borrowed(t));
+        }),
+    )
+    .unwrap();
+    trigger.send(b"go");
+    iterate_until(&r, || r.readers() == [wr]);
+    spin(&r, 3);
+    assert!(log.snapshot().is_empty(), "nothing fired: {:?}", log.snapshot());
+    assert!(r.writers().is_empty());
+    watched.send(b"x");
+    iterate_until(&r, || !log.snapshot().is_empty());
+    assert_eq!(log.take()[0], "third");
+    r.remove_reader(watched.reader());
+    assert_eq!(r.registered_fds(), 0);
 }
 
 /// select's fd_set holds fds below FD_SETSIZE; it must refuse larger ones with a
@@ -304,10 +336,10 @@ fn fds_beyond_the_backends_limit_are_refused_clearly(kind: BackendKind) {
     let got = Rc::new(Cell::new(false));
     let g = got.clone();
     let result = r.add_reader(
-        high,
+        borrowed(high),
         Handler::reading(move |r| {
             g.set(true);
-            r.remove_reader(high);
+            r.remove_reader(borrowed(high));
         }),
     );
     match r.backend().fd_limit {
@@ -328,6 +360,8 @@ fn fds_beyond_the_backends_limit_are_refused_clearly(kind: BackendKind) {
 }
 
 /// Another loop can watch `watch_fd()` to learn the reactor has work (epoll).
+/// Another loop can watch `watch_fd()` to learn the reactor has work (epoll,
+/// kqueue; backends without one answer "unsupported", checked by the harness).
 fn the_watch_fd_signals_pending_work(kind: BackendKind) {
     let r = reactor(kind);
     let pipe = Pipe::new();
@@ -336,23 +370,17 @@ fn the_watch_fd_signals_pending_work(kind: BackendKind) {
         // SAFETY (test): one valid pollfd.
         unsafe { libc::poll(&mut p, 1, 1000) == 1 }
     };
-    match kind {
-        BackendKind::Epoll => {
-            r.add_reader(pipe.rfd(), Handler::reading(|_| {})).unwrap();
-            pipe.send(b"x");
-            assert!(ready(r.watch_fd().unwrap()), "the epoll fd is readable when an fd is ready");
-        }
-        _ => {
-            // select and poll have no single fd for their interest set: a clear
-            // error that names the way out, not an fd that misses socket events.
-            let err = r.watch_fd().unwrap_err();
-            assert!(
-                matches!(err, torque::ReactorError::NoWatchFd { backend } if backend == kind.info().name),
-                "{err}"
-            );
-            assert!(err.to_string().contains("interleave"), "{err}");
-        }
-    }
+    r.add_reader(pipe.reader(), Handler::reading(|_| {})).unwrap();
+    let fd = r.watch_fd().unwrap();
+    assert!(!ready_now(fd), "nothing is pending yet");
+    pipe.send(b"x");
+    assert!(ready(fd), "the watch fd is readable when an fd is ready");
+}
+
+fn ready_now(fd: RawFd) -> bool {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY (test): one valid pollfd.
+    unsafe { libc::poll(&mut p, 1, 0) == 1 }
 }
 
 fn a_handler_may_iterate_the_reactor_reentrantly(kind: BackendKind) {
@@ -361,25 +389,25 @@ fn a_handler_may_iterate_the_reactor_reentrantly(kind: BackendKind) {
     let log = Log::default();
     let (l, fd1, p2_write) = (log.clone(), p1.rfd(), p2.wfd());
     r.add_reader(
-        fd1,
+        borrowed(fd1),
         Handler::reading(move |r| {
             l.push("outer");
             // fd1 is still readable: the nested pass must skip this busy handler and
             // serve fd2, which becomes readable only now.
-            torque::fd::write(p2_write, b"2").unwrap();
+            torque::fd::write(borrowed(p2_write), b"2").unwrap();
             r.iterate(Duration::from_millis(10)).unwrap();
             drain(fd1);
-            r.remove_reader(fd1);
+            r.remove_reader(borrowed(fd1));
         }),
     )
     .unwrap();
     let (l, fd2) = (log.clone(), p2.rfd());
     r.add_reader(
-        fd2,
+        borrowed(fd2),
         Handler::reading(move |r| {
             drain(fd2);
             l.push("inner");
-            r.remove_reader(fd2);
+            r.remove_reader(borrowed(fd2));
         }),
     )
     .unwrap();
@@ -403,28 +431,32 @@ fn a_busy_handler_still_hears_of_the_shutdown(kind: BackendKind) {
         }),
         move |_, why| l.set(matches!(why, LostReason::Shutdown)),
     );
-    r.add_reader(fd, handler).unwrap();
+    r.add_reader(borrowed(fd), handler).unwrap();
     pipe.send(b"x");
     run(&r).unwrap();
     assert!(lost.get());
 }
 
-crate::driven_tests!(
-    a_readable_pipe_reaches_its_reader,
-    a_writer_is_called_until_removed,
-    level_triggered_unread_data_is_reported_again,
-    one_handler_may_read_and_write_the_same_fd,
-    a_handler_removing_itself_gets_no_more_events,
-    a_handler_removed_earlier_in_the_pass_gets_nothing,
-    an_fd_closed_and_reused_in_one_pass_never_gets_the_old_event,
-    adding_another_handler_for_an_fd_replaces_the_first,
-    remove_all_returns_every_handler,
-    a_peer_hangup_reads_as_end_of_file,
-    a_panicking_handler_is_dropped_with_connection_lost,
-    shutdown_tells_registered_handlers_they_are_lost,
-    a_negative_fd_is_refused,
-    fds_beyond_the_backends_limit_are_refused_clearly,
-    the_watch_fd_signals_pending_work,
-    a_handler_may_iterate_the_reactor_reentrantly,
-    a_busy_handler_still_hears_of_the_shutdown,
-);
+crate::cases! {
+    [FdSets] driven {
+        a_readable_pipe_reaches_its_reader,
+        a_writer_is_called_until_removed,
+        level_triggered_unread_data_is_reported_again,
+        one_handler_may_read_and_write_the_same_fd,
+        a_handler_removing_itself_gets_no_more_events,
+        a_handler_removed_earlier_in_the_pass_gets_nothing,
+        an_fd_closed_and_reused_in_one_pass_never_gets_the_old_event,
+        adding_another_handler_for_an_fd_replaces_the_first,
+        remove_all_returns_every_handler,
+        a_peer_hangup_reads_as_end_of_file,
+        a_panicking_handler_is_dropped_with_connection_lost,
+        shutdown_tells_registered_handlers_they_are_lost,
+        changes_within_a_pass_apply_as_their_net_effect,
+        fds_beyond_the_backends_limit_are_refused_clearly,
+        a_handler_may_iterate_the_reactor_reentrantly,
+        a_busy_handler_still_hears_of_the_shutdown,
+    }
+    [FdSets, WatchFd] driven {
+        the_watch_fd_signals_pending_work,
+    }
+}

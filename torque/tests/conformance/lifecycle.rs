@@ -188,16 +188,18 @@ fn a_before_startup_trigger_may_stop_the_reactor(kind: BackendKind) {
     assert_eq!(log.take(), ["stop: true", "running", "shutdown"]);
 }
 
-crate::driven_tests!(
-    a_before_startup_trigger_may_stop_the_reactor,
-    stop_fires_shutdown_phases,
-    stop_when_not_running_is_an_error,
-    run_inside_run_is_an_error_and_the_outer_loop_goes_on,
-    shutdown_happens_on_a_later_pass_not_inside_stop,
-    run_after_crash_works,
-    run_after_stop_restarts,
-    call_when_running_while_running_calls_now,
-    iterate_works_without_run,
-    iterate_inside_a_callback_is_allowed,
-    is_running_phases_during_startup,
-);
+crate::cases! {
+    [] driven {
+        a_before_startup_trigger_may_stop_the_reactor,
+        stop_fires_shutdown_phases,
+        stop_when_not_running_is_an_error,
+        run_inside_run_is_an_error_and_the_outer_loop_goes_on,
+        shutdown_happens_on_a_later_pass_not_inside_stop,
+        run_after_crash_works,
+        run_after_stop_restarts,
+        call_when_running_while_running_calls_now,
+        iterate_works_without_run,
+        iterate_inside_a_callback_is_allowed,
+        is_running_phases_during_startup,
+    }
+}

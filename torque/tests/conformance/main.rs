@@ -1,5 +1,9 @@
-//! The conformance suite: every behaviour test is written once and instantiated for
-//! every backend compiled in (`lifecycle::epoll::stop_fires_shutdown_phases`, …).
+//! The conformance suite: every behaviour test is written once, declares what it
+//! needs of a backend, and is instantiated for every backend compiled in
+//! (`lifecycle::epoll::stop_fires_shutdown_phases`, …); driven cases also run
+//! interleaved (`lifecycle::interleaved::epoll::…`) and embedded
+//! (`lifecycle::embedded::epoll::…`). A backend that lacks a need asserts its
+//! "unsupported" error instead. `torque-glib` runs the driven cases under GLib.
 
 mod netkit;
 mod support;
@@ -20,24 +24,23 @@ mod triggers;
 mod udp;
 mod unix;
 
-/// Instantiates each listed test once per backend driven by `run()` /
-/// `iterate()` ([`backend_tests!`](crate::backend_tests)) and once per backend interleaved into a
-/// channel-driven foreign loop on the test thread (`interleaved::epoll::name`, …)
-/// and once per backend embedded in a thread-less loop (`embedded::…`).
-/// Tests written for it drive their reactor through `support::{run, step, spin,
-/// iterate_until}`, so the same body runs every way. (`torque-glib` includes
-/// these modules and defines this macro for its GLib-driven reactor.)
-#[macro_export]
-macro_rules! driven_tests {
-    ($($name:ident),* $(,)?) => {
-        $crate::backend_tests!($($name),*);
-        mod interleaved {
-            use super::*;
-            $crate::backend_tests!(@with run_interleaved; $($name),*);
-        }
-        mod embedded {
-            use super::*;
-            $crate::backend_tests!(@with run_embedded; $($name),*);
-        }
-    };
+fn main() {
+    let cases = [
+        defer::cases(),
+        fdset::cases(),
+        interleave::cases(),
+        lifecycle::cases(),
+        memory::cases(),
+        process::cases(),
+        protocols::cases(),
+        tcp::cases(),
+        threads::cases(),
+        timers::cases(),
+        tls::cases(),
+        triggers::cases(),
+        udp::cases(),
+        unix::cases(),
+    ]
+    .concat();
+    support::main(cases, &[support::PLAIN, support::INTERLEAVED, support::EMBEDDED]);
 }

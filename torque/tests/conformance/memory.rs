@@ -244,14 +244,16 @@ fn recorded_connects_report_failure_and_loss_to_the_factory(kind: BackendKind) {
     assert!(outcomes.snapshot().last().unwrap().starts_with("lost: lost:"), "{:?}", outcomes.snapshot());
 }
 
-crate::backend_tests!(
-    a_recording_reactor_captures_listens_and_connects,
-    recorded_connects_report_failure_and_loss_to_the_factory,
-    a_memory_transport_records_writes_and_plays_the_peer,
-    peer_close_and_reset_reach_the_protocol,
-    a_paused_memory_transport_holds_data_until_resumed,
-    a_pull_producer_works_in_memory,
-    end_of_file_waits_behind_held_data,
-    an_endless_pull_producer_gets_one_ask_per_pass,
-    a_loopback_joins_two_protocols_step_by_step,
-);
+crate::cases! {
+    [] plain {
+        a_recording_reactor_captures_listens_and_connects,
+        recorded_connects_report_failure_and_loss_to_the_factory,
+        a_memory_transport_records_writes_and_plays_the_peer,
+        peer_close_and_reset_reach_the_protocol,
+        a_paused_memory_transport_holds_data_until_resumed,
+        a_pull_producer_works_in_memory,
+        end_of_file_waits_behind_held_data,
+        an_endless_pull_producer_gets_one_ask_per_pass,
+        a_loopback_joins_two_protocols_step_by_step,
+    }
+}

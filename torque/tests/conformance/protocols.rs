@@ -197,11 +197,15 @@ fn an_endpoint_connection_arrives_as_a_deferred_transport(kind: BackendKind) {
     assert_eq!(*outcome.borrow(), Some(true));
 }
 
-crate::backend_tests!(
-    an_endpoint_connection_arrives_as_a_deferred_transport,
-    a_line_receiver_splits_lines_and_drops_abusers,
-    a_line_without_a_delimiter_cannot_grow_forever,
-    a_reconnecting_factory_backs_off_and_resets,
-    endpoint_strings_listen_and_connect,
-    adopted_ports_and_connections_are_served,
-);
+crate::cases! {
+    [Tcp, UnixSockets] plain {
+        an_endpoint_connection_arrives_as_a_deferred_transport,
+        adopted_ports_and_connections_are_served,
+    }
+    [Tcp] plain {
+        a_line_receiver_splits_lines_and_drops_abusers,
+        a_line_without_a_delimiter_cannot_grow_forever,
+        a_reconnecting_factory_backs_off_and_resets,
+        endpoint_strings_listen_and_connect,
+    }
+}

@@ -1,41 +1,158 @@
-//! Shared helpers for the conformance suite: per-backend instantiation with a hard
-//! timeout, reactors with a fake clock, pipes and closure-based fd handlers.
+//! Shared helpers for the conformance suite: the harness that runs each case
+//! on every backend (and way of driving) that can do what it needs, reactors
+//! with a fake clock, pipes and closure-based fd handlers.
 
 #![allow(dead_code)] // shared by several test binaries, each using a part
 
 use std::cell::RefCell;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use torque::testing::FakeClock;
-use torque::{BackendKind, Embedded, FdHandler, GuiCall, LostReason, Reactor, ReactorError};
+use torque::{BackendKind, Capability, Embedded, FdHandler, GuiCall, LostReason, Reactor, ReactorError};
 
 /// How long one test may take before it counts as hung.
 pub const HARD_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Instantiates each listed test function (`fn(BackendKind)`) once per backend, as
-/// `epoll::name`, `poll::name`, `select::name`. Backends not compiled in are skipped.
-/// `@with RUNNER;` picks the `support` function that runs each case (default
-/// `run_case`; `driven_tests!` passes `run_interleaved` and `run_embedded`).
+/// One behaviour test, written once: run on every backend in
+/// [`BackendKind::all`] that has what it needs (and, if `driven`, in every
+/// way of driving the reactor). On a backend that lacks a need, its instance
+/// asserts that backend's clear "unsupported" error instead.
+#[derive(Clone, Copy)]
+pub struct Case {
+    /// The module, as `module_path!()` gives it.
+    pub module: &'static str,
+    pub name: &'static str,
+    pub run: fn(BackendKind),
+    /// What the case uses that a backend might not offer.
+    pub needs: &'static [Capability],
+    /// Drives its reactor only through `support::{run, step, spin,
+    /// iterate_until}`, so it also runs interleaved, embedded and under GLib.
+    pub driven: bool,
+}
+
+/// Declares a module's cases in groups, each with what it needs and whether it
+/// is driven (see [`Case`]), and makes the module's `cases()`:
+///
+/// ```ignore
+/// crate::cases! {
+///     [FdSets] driven { a_reader_reads, a_writer_writes }
+///     [FdSets, WatchFd] plain { the_watch_fd_is_readable }
+/// }
+/// ```
 #[macro_export]
-macro_rules! backend_tests {
-    ($($name:ident),* $(,)?) => {
-        $crate::backend_tests!(@with run_case; $($name),*);
+macro_rules! cases {
+    ($( [$($need:ident),* $(,)?] $mode:ident { $($name:ident),* $(,)? } )*) => {
+        /// This module's cases.
+        pub fn cases() -> Vec<$crate::support::Case> {
+            let mut all = Vec::new();
+            $({
+                let needs: &'static [torque::Capability] = &[$(torque::Capability::$need),*];
+                let driven = $crate::cases!(@driven $mode);
+                $( all.push($crate::support::Case {
+                    module: module_path!(),
+                    name: stringify!($name),
+                    run: $name,
+                    needs,
+                    driven,
+                }); )*
+            })*
+            all
+        }
     };
-    (@with $runner:ident; $($name:ident),* $(,)?) => {
-        #[cfg(target_os = "linux")]
-        mod epoll {
-            $( #[test] fn $name() { $crate::support::$runner(torque::BackendKind::Epoll, super::$name) } )*
+    (@driven plain) => { false };
+    (@driven driven) => { true };
+}
+
+/// A way of driving the reactor that cases run under.
+#[derive(Clone, Copy)]
+pub struct Mode {
+    /// The name's segment in test names (`interleaved::epoll::…`); empty for
+    /// `run()` itself.
+    pub name: &'static str,
+    /// What the backend must offer for this mode.
+    pub needs: &'static [Capability],
+    /// Makes the case thread's driver.
+    pub driver: fn() -> Rc<dyn Driver>,
+}
+
+/// `run()` and `iterate()` themselves; every case runs this way.
+pub const PLAIN: Mode = Mode { name: "", needs: &[], driver: || Rc::new(PlainDriver) };
+/// Interleaved into a channel loop on the test thread.
+pub const INTERLEAVED: Mode = Mode {
+    name: "interleaved",
+    needs: &[Capability::Interleave],
+    driver: || Rc::new(InterleavedDriver::new()),
+};
+/// Embedded in a thread-less loop: poll(2) on the watch fd, or a 1 ms timer.
+pub const EMBEDDED: Mode =
+    Mode { name: "embedded", needs: &[], driver: || Rc::new(EmbeddedDriver::default()) };
+
+/// The test instances of `cases`: each case on every backend compiled in,
+/// in `PLAIN` mode and (driven cases) in the other `modes` given. Names are
+/// `module::[mode::]backend::case`.
+pub fn trials(cases: Vec<Case>, modes: &[Mode]) -> Vec<libtest_mimic::Trial> {
+    let mut trials = Vec::new();
+    for case in cases {
+        let module = case.module.split_once("::").map_or(case.module, |(_, rest)| rest);
+        for &mode in modes {
+            if !mode.name.is_empty() && !case.driven {
+                continue;
+            }
+            for &kind in BackendKind::all() {
+                let prefix = if mode.name.is_empty() { String::new() } else { format!("{}::", mode.name) };
+                let name = format!("{module}::{prefix}{kind}::{}", case.name);
+                let missing =
+                    case.needs.iter().chain(mode.needs).copied().find(|&n| !kind.info().supports(n));
+                let trial = match missing {
+                    Some(need) => libtest_mimic::Trial::test(name, move || {
+                        torque::testing::check_unsupported(kind, need).map_err(Into::into)
+                    }),
+                    None => libtest_mimic::Trial::test(name, move || {
+                        outcome(|| run_case_with(kind, mode.driver, case.run))
+                    }),
+                };
+                trials.push(trial);
+            }
         }
-        mod poll {
-            $( #[test] fn $name() { $crate::support::$runner(torque::BackendKind::Poll, super::$name) } )*
+    }
+    trials
+}
+
+/// Runs `cases` in `modes` as this test binary's `main` (it has
+/// `harness = false`): filters, `--list`, `--exact` and `--test-threads` work
+/// as with the built-in harness.
+pub fn main(cases: Vec<Case>, modes: &[Mode]) {
+    // This harness cannot capture output: keep the panics cases cause on
+    // purpose (to test that the reactor survives them) out of the log.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        if !message.contains("on purpose") {
+            report(info);
         }
-        mod select {
-            $( #[test] fn $name() { $crate::support::$runner(torque::BackendKind::Select, super::$name) } )*
-        }
-    };
+    }));
+    let args = libtest_mimic::Arguments::from_args();
+    libtest_mimic::run(&args, trials(cases, modes)).exit();
+}
+
+/// Runs `f`, turning a panic into the test's failure message.
+pub fn outcome(f: impl FnOnce()) -> Result<(), libtest_mimic::Failed> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the test panicked".to_owned());
+        message.into()
+    })
 }
 
 /// How a case drives its reactor: the test thread's stand-in for a real
@@ -171,7 +288,7 @@ impl Driver for EmbeddedDriver {
                 unsafe { libc::poll(&mut watched, 1, millis) };
                 reactor.iterate(Duration::ZERO)
             }
-            Err(ReactorError::NoWatchFd { .. }) => {
+            Err(ReactorError::Unsupported { capability: Capability::WatchFd, .. }) => {
                 // Tk-style: no fd to watch, so a 1 ms timer, then one pass.
                 let wait = reactor.timeout().map_or(max_wait, |t| t.min(max_wait));
                 std::thread::sleep(wait.min(Duration::from_millis(1)));
@@ -208,16 +325,6 @@ pub fn run(reactor: &Reactor) -> Result<(), ReactorError> {
 /// One pass with this thread's driver.
 pub fn step(reactor: &Reactor, max_wait: Duration) -> Result<(), ReactorError> {
     driver().step(reactor, max_wait)
-}
-
-/// As [`run_case`], interleaved.
-pub fn run_interleaved(kind: BackendKind, case: fn(BackendKind)) {
-    run_case_with(kind, || Rc::new(InterleavedDriver::new()), case)
-}
-
-/// As [`run_case`], embedded in a thread-less loop.
-pub fn run_embedded(kind: BackendKind, case: fn(BackendKind)) {
-    run_case_with(kind, || Rc::new(EmbeddedDriver::default()), case)
 }
 
 /// Runs `case` on a fresh thread (the reactor need not be on the main thread) and
@@ -296,15 +403,32 @@ impl Pipe {
         let (r, w) = torque::fd::pipe().expect("pipe");
         Pipe { r, w }
     }
+    /// The read end, to register.
+    pub fn reader(&self) -> BorrowedFd<'_> {
+        self.r.as_fd()
+    }
+    /// The write end, to register.
+    pub fn writer(&self) -> BorrowedFd<'_> {
+        self.w.as_fd()
+    }
+    /// The read end's number (for `readers()`, and for closures that read it).
     pub fn rfd(&self) -> RawFd {
         self.r.as_raw_fd()
     }
+    /// The write end's number.
     pub fn wfd(&self) -> RawFd {
         self.w.as_raw_fd()
     }
     pub fn send(&self, data: &[u8]) {
-        torque::fd::write(self.wfd(), data).expect("write to pipe");
+        torque::fd::write(&self.w, data).expect("write to pipe");
     }
+}
+
+/// A registered fd's number, borrowed for the fd-set calls of a handler that
+/// only knows the number (the test keeps the fd open while it is registered).
+pub fn borrowed(fd: RawFd) -> BorrowedFd<'static> {
+    // SAFETY (test): every caller keeps `fd` open while the reactor may use it.
+    unsafe { BorrowedFd::borrow_raw(fd) }
 }
 
 /// Reads whatever is available from `fd` (empty at EOF or when nothing is there).
@@ -312,7 +436,7 @@ pub fn drain(fd: RawFd) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
-        match torque::fd::read(fd, &mut buf) {
+        match torque::fd::read(borrowed(fd), &mut buf) {
             Ok(0) | Err(_) => return out,
             Ok(n) => out.extend_from_slice(&buf[..n]),
         }

@@ -228,15 +228,17 @@ fn wakes_are_never_lost_under_contention(kind: BackendKind) {
     assert_eq!(SEEN.with(Cell::get), PRODUCERS * CALLS);
 }
 
-crate::driven_tests!(
-    wakes_are_never_lost_under_contention,
-    a_thread_call_wakes_a_sleeping_reactor,
-    calls_from_one_thread_run_in_order,
-    a_call_made_inside_a_thread_call_runs_on_a_later_pass,
-    calls_after_the_reactor_is_gone_are_dropped,
-    call_in_thread_runs_off_the_reactor_thread,
-    run_in_thread_delivers_results_and_panics_on_the_reactor_thread,
-    the_pool_respects_its_suggested_size,
-    the_pool_stops_at_shutdown_and_restarts_lazily,
-    thread_calls_under_load_all_arrive,
-);
+crate::cases! {
+    [] driven {
+        wakes_are_never_lost_under_contention,
+        a_thread_call_wakes_a_sleeping_reactor,
+        calls_from_one_thread_run_in_order,
+        a_call_made_inside_a_thread_call_runs_on_a_later_pass,
+        calls_after_the_reactor_is_gone_are_dropped,
+        call_in_thread_runs_off_the_reactor_thread,
+        run_in_thread_delivers_results_and_panics_on_the_reactor_thread,
+        the_pool_respects_its_suggested_size,
+        the_pool_stops_at_shutdown_and_restarts_lazily,
+        thread_calls_under_load_all_arrive,
+    }
+}

@@ -231,19 +231,21 @@ fn a_real_clock_timer_fires_after_its_delay(kind: BackendKind) {
     assert!(fired_at.get().unwrap() >= Duration::from_millis(20));
 }
 
-crate::driven_tests!(
-    a_call_runs_at_its_deadline_not_before,
-    equal_deadlines_run_in_scheduling_order,
-    cancel_and_reset_errors_follow_twisted,
-    cancel_from_inside_the_call_itself_is_already_called,
-    reset_and_delay_move_the_deadline,
-    a_zero_delay_call_from_a_timed_call_waits_a_pass,
-    a_call_absurdly_far_in_the_future_does_not_break_the_wait,
-    delayed_calls_lists_pending_calls_in_time_order,
-    seconds_reads_the_injected_clock,
-    a_timer_can_cancel_another_due_in_the_same_pass,
-    a_panicking_call_is_logged_and_the_rest_run,
-    cancelling_drops_the_closure_and_its_captures,
-    many_cancelled_timers_do_not_accumulate,
-    a_real_clock_timer_fires_after_its_delay,
-);
+crate::cases! {
+    [] driven {
+        a_call_runs_at_its_deadline_not_before,
+        equal_deadlines_run_in_scheduling_order,
+        cancel_and_reset_errors_follow_twisted,
+        cancel_from_inside_the_call_itself_is_already_called,
+        reset_and_delay_move_the_deadline,
+        a_zero_delay_call_from_a_timed_call_waits_a_pass,
+        a_call_absurdly_far_in_the_future_does_not_break_the_wait,
+        delayed_calls_lists_pending_calls_in_time_order,
+        seconds_reads_the_injected_clock,
+        a_timer_can_cancel_another_due_in_the_same_pass,
+        a_panicking_call_is_logged_and_the_rest_run,
+        cancelling_drops_the_closure_and_its_captures,
+        many_cancelled_timers_do_not_accumulate,
+        a_real_clock_timer_fires_after_its_delay,
+    }
+}

@@ -691,35 +691,41 @@ fn a_memory_client_may_write_and_close_before_the_handshake(kind: BackendKind) {
     assert_eq!(seen.lost_kind().as_deref(), Some("done"));
 }
 
-crate::backend_tests!(
-    handshake_echo_and_clean_close,
-    a_plain_connection_has_no_tls_info,
-    an_unknown_issuer_is_refused_by_default_and_named,
-    the_system_trust_store_does_not_trust_a_private_ca,
-    a_name_mismatch_is_refused,
-    an_expired_certificate_is_refused,
-    no_shared_protocol_version_is_named,
-    no_shared_application_protocol_is_named,
-    alpn_picks_the_servers_preference,
-    sni_selects_the_certificate,
-    an_unknown_sni_name_without_a_default_is_refused,
-    mutual_tls_verifies_the_client,
-    mutual_tls_refuses_a_client_without_a_certificate,
-    mutual_tls_refuses_a_client_from_another_ca,
-    a_silent_peer_hits_the_handshake_timeout,
-    a_completed_handshake_cancels_the_timeout,
-    closing_without_close_notify_is_a_truncation,
-    abort_sends_no_close_notify,
-    half_close_in_tls13,
-    sessions_are_resumed_with_the_same_client_config,
-    starttls_with_the_acceptor_as_tls_server,
-    starttls_with_the_acceptor_as_tls_client,
-    tls_over_unix_sockets,
-    a_256_mib_transfer_arrives_intact_with_backpressure,
-    a_paused_tls_reader_gets_everything_after_resuming,
-    tls_runs_over_the_memory_transport,
-    nothing_is_delivered_after_an_abort_in_handshake_completed,
-    a_paused_protocol_hears_a_bare_close_notify,
-    a_nested_pass_inside_data_received_neither_hangs_nor_loses_data,
-    a_memory_client_may_write_and_close_before_the_handshake,
-);
+crate::cases! {
+    [Tcp, Tls] plain {
+        handshake_echo_and_clean_close,
+        a_plain_connection_has_no_tls_info,
+        an_unknown_issuer_is_refused_by_default_and_named,
+        the_system_trust_store_does_not_trust_a_private_ca,
+        a_name_mismatch_is_refused,
+        an_expired_certificate_is_refused,
+        no_shared_protocol_version_is_named,
+        no_shared_application_protocol_is_named,
+        alpn_picks_the_servers_preference,
+        sni_selects_the_certificate,
+        an_unknown_sni_name_without_a_default_is_refused,
+        mutual_tls_verifies_the_client,
+        mutual_tls_refuses_a_client_without_a_certificate,
+        mutual_tls_refuses_a_client_from_another_ca,
+        a_silent_peer_hits_the_handshake_timeout,
+        a_completed_handshake_cancels_the_timeout,
+        closing_without_close_notify_is_a_truncation,
+        abort_sends_no_close_notify,
+        half_close_in_tls13,
+        sessions_are_resumed_with_the_same_client_config,
+        starttls_with_the_acceptor_as_tls_server,
+        starttls_with_the_acceptor_as_tls_client,
+        a_256_mib_transfer_arrives_intact_with_backpressure,
+        a_paused_tls_reader_gets_everything_after_resuming,
+        nothing_is_delivered_after_an_abort_in_handshake_completed,
+        a_paused_protocol_hears_a_bare_close_notify,
+        a_nested_pass_inside_data_received_neither_hangs_nor_loses_data,
+        a_memory_client_may_write_and_close_before_the_handshake,
+    }
+    [UnixSockets, Tls] plain {
+        tls_over_unix_sockets,
+    }
+    [Tls] plain {
+        tls_runs_over_the_memory_transport,
+    }
+}

@@ -109,12 +109,14 @@ fn events_are_independent_and_named_events_match_strings(kind: BackendKind) {
     assert_eq!(SystemEvent::from("shutdown"), SystemEvent::Shutdown);
 }
 
-crate::backend_tests!(
-    phases_run_in_order_fifo_within_a_phase,
-    removing_a_trigger_twice_is_an_error,
-    a_trigger_removed_by_an_earlier_one_does_not_run,
-    failing_and_panicking_triggers_are_logged_and_the_rest_run,
-    a_trigger_runs_once_and_then_cannot_be_removed,
-    a_trigger_added_during_firing_to_a_later_phase_runs,
-    events_are_independent_and_named_events_match_strings,
-);
+crate::cases! {
+    [] plain {
+        phases_run_in_order_fifo_within_a_phase,
+        removing_a_trigger_twice_is_an_error,
+        a_trigger_removed_by_an_earlier_one_does_not_run,
+        failing_and_panicking_triggers_are_logged_and_the_rest_run,
+        a_trigger_runs_once_and_then_cannot_be_removed,
+        a_trigger_added_during_firing_to_a_later_phase_runs,
+        events_are_independent_and_named_events_match_strings,
+    }
+}

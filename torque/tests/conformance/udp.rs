@@ -331,17 +331,23 @@ fn adopted_datagram_sockets_and_endpoint_strings(kind: BackendKind) {
     assert!(r.adopt_datagram_port(std::os::fd::OwnedFd::from(stream), p, 512).is_err());
 }
 
-crate::driven_tests!(
-    a_client_writes_from_its_start_hook_and_the_server_echoes,
-    connected_ports_write_only_to_their_peer,
-    ipv6_datagrams_work,
-    an_icmp_refusal_reaches_a_connected_port,
-    a_protocol_may_stop_its_own_port_from_datagram_received,
-    a_64_kib_datagram_arrives_whole_and_oversized_ones_are_reported,
-    one_busy_port_is_read_in_bounded_batches,
-    broadcast_can_be_switched,
-    two_multicast_listeners_on_one_group_both_receive,
-    unix_datagram_sockets_talk_both_ways,
-    abstract_unix_datagram_names_work,
-    adopted_datagram_sockets_and_endpoint_strings,
-);
+crate::cases! {
+    [Udp] driven {
+        a_client_writes_from_its_start_hook_and_the_server_echoes,
+        connected_ports_write_only_to_their_peer,
+        ipv6_datagrams_work,
+        an_icmp_refusal_reaches_a_connected_port,
+        a_protocol_may_stop_its_own_port_from_datagram_received,
+        a_64_kib_datagram_arrives_whole_and_oversized_ones_are_reported,
+        one_busy_port_is_read_in_bounded_batches,
+        broadcast_can_be_switched,
+        two_multicast_listeners_on_one_group_both_receive,
+    }
+    [UnixSockets] driven {
+        unix_datagram_sockets_talk_both_ways,
+        abstract_unix_datagram_names_work,
+    }
+    [Udp, UnixSockets] driven {
+        adopted_datagram_sockets_and_endpoint_strings,
+    }
+}

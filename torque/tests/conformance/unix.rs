@@ -133,11 +133,13 @@ fn abstract_names_work_without_files(kind: BackendKind) {
 #[cfg(not(target_os = "linux"))]
 fn abstract_names_work_without_files(_kind: BackendKind) {}
 
-crate::driven_tests!(
-    echo_over_a_unix_path_with_mode_and_cleanup,
-    a_stale_socket_file_is_replaced_and_a_live_one_is_not_stolen,
-    a_missing_socket_is_refused,
-    an_impossible_socket_name_fails_through_the_factory,
-    file_descriptors_and_credentials_pass_over_unix_sockets,
-    abstract_names_work_without_files,
-);
+crate::cases! {
+    [UnixSockets] driven {
+        echo_over_a_unix_path_with_mode_and_cleanup,
+        a_stale_socket_file_is_replaced_and_a_live_one_is_not_stolen,
+        a_missing_socket_is_refused,
+        an_impossible_socket_name_fails_through_the_factory,
+        file_descriptors_and_credentials_pass_over_unix_sockets,
+        abstract_names_work_without_files,
+    }
+}

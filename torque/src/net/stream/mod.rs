@@ -23,6 +23,8 @@ use std::rc::Rc;
 use socket2::Socket;
 
 use super::{Address, DisconnectReason, Protocol};
+use crate::backend::Interest;
+use crate::sys::socket::SEND_FLAGS;
 use crate::sys::unix_socket::{self, MAX_FDS_PER_MESSAGE, PeerCredentials};
 use crate::{FdHandler, LostReason, Reactor, WeakReactor};
 
@@ -30,11 +32,6 @@ use crate::{FdHandler, LostReason, Reactor, WeakReactor};
 const DEFAULT_HIGH_WATER: usize = 512 * 1024;
 /// Size at or below which a paused streaming producer is resumed.
 const DEFAULT_LOW_WATER: usize = 128 * 1024;
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-const SEND_FLAGS: libc::c_int = 0;
 
 /// Something that produces data for a transport (Twisted's `IPushProducer` /
 /// `IPullProducer`).
@@ -265,7 +262,6 @@ fn would_block(e: &io::Error) -> bool {
 }
 
 /// Whether a `sendfile` error came from the connection rather than the file.
-#[cfg(any(target_os = "linux", target_os = "android"))]
 fn is_connection_error(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -298,6 +294,9 @@ impl Transport {
         let peer = socket.peer_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
         let fd = socket.as_raw_fd();
         let is_unix = !matches!(local, Address::Ip(_));
+        if let Err(e) = crate::sys::socket::prepare_stream(&socket) {
+            tracing::debug!(error = %e, "cannot set the socket's options");
+        }
         let endpoint = Endpoint { socket: Some(socket), memory: None, fd, is_unix, pipe: None };
         let conn = Connection::new(reactor, endpoint, local, peer, protocol, on_closed);
         let transport = Transport::register(reactor, conn)?;
@@ -363,7 +362,7 @@ impl Transport {
         *conn.handler.borrow_mut() = Some(Rc::clone(&handler));
         let fd = conn.fd;
         let transport = Transport { conn };
-        if let Err(e) = reactor.add_reader(fd, handler) {
+        if let Err(e) = reactor.watch(fd, handler, Interest::READ) {
             transport.conn.handler.borrow_mut().take();
             transport.conn.socket.borrow_mut().take();
             return Err(e);
@@ -559,7 +558,7 @@ impl Transport {
             Ok(0) => self.read_eof(reactor),
             Ok(_) => {
                 self.conn.state.borrow_mut().reader_parked = true;
-                reactor.remove_reader(self.conn.fd);
+                reactor.unwatch(self.conn.fd, Interest::READ);
             }
             Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => self.close_now(DisconnectReason::Lost(e)),
@@ -582,7 +581,7 @@ impl Transport {
             state.read_shut = true;
             state.write_shut
         };
-        reactor.remove_reader(self.conn.fd);
+        reactor.unwatch(self.conn.fd, Interest::READ);
         if write_shut {
             // Both directions are finished: the connection is done.
             self.close_now(DisconnectReason::Done);
@@ -700,7 +699,9 @@ impl Transport {
             return Ok(());
         }
         if let (Some(reactor), Some(handler)) = (self.reactor(), self.handler()) {
-            reactor.add_writer(self.conn.fd, handler).map_err(|e| io::Error::other(e.to_string()))?;
+            reactor
+                .watch(self.conn.fd, handler, Interest::WRITE)
+                .map_err(|e| io::Error::other(e.to_string()))?;
         }
         Ok(())
     }
@@ -754,7 +755,7 @@ impl Transport {
             self.maybe_resume_producer();
             return;
         }
-        reactor.remove_writer(self.conn.fd);
+        reactor.unwatch(self.conn.fd, Interest::WRITE);
         self.buffer_drained(reactor);
     }
 
@@ -839,7 +840,7 @@ impl Transport {
         // A TLS handshake in progress must go on reading to finish.
         if !self.tls_handshaking() {
             if let Some(reactor) = self.reactor() {
-                reactor.remove_reader(self.conn.fd);
+                reactor.unwatch(self.conn.fd, Interest::READ);
             }
         }
         // With a producer registered, the close waits for it to unregister.
@@ -887,8 +888,7 @@ impl Transport {
         };
         let reactor = self.reactor();
         if let Some(reactor) = &reactor {
-            reactor.remove_reader(self.conn.fd);
-            reactor.remove_writer(self.conn.fd);
+            reactor.unwatch(self.conn.fd, Interest::BOTH);
         }
         // The fd is deregistered above, so closing it cannot leave a stale
         // registration; the handler's Rc cycle is broken here too.
@@ -965,10 +965,9 @@ impl Transport {
                 && self.conn.socket.borrow().is_some()
                 && !self.conn.tls_on.get()
         };
-        #[cfg(any(target_os = "linux", target_os = "android"))]
         if direct {
             loop {
-                match crate::sys::sendfile(self.conn.fd, file.as_raw_fd(), offset, len) {
+                match crate::sys::socket::sendfile(self.conn.fd, file.as_raw_fd(), offset, len) {
                     Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
                     Ok(n) => {
                         self.conn.state.borrow_mut().bytes_sent += n as u64;
@@ -982,12 +981,14 @@ impl Transport {
                         return Ok(0);
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    // This file or socket cannot be spliced: copy instead.
+                    // This file or socket cannot be spliced, or the platform's
+                    // sendfile is not used: copy instead.
                     Err(e)
-                        if matches!(
-                            e.raw_os_error(),
-                            Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
-                        ) =>
+                        if e.kind() == io::ErrorKind::Unsupported
+                            || matches!(
+                                e.raw_os_error(),
+                                Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+                            ) =>
                     {
                         break;
                     }
@@ -999,8 +1000,6 @@ impl Transport {
                 }
             }
         }
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        let _ = direct;
         let mut chunk = vec![0; len.min(64 * 1024)];
         let n = std::os::unix::fs::FileExt::read_at(file, &mut chunk, offset)?;
         if n == 0 {
@@ -1214,7 +1213,7 @@ impl Transport {
             }
         }
         if let (Some(reactor), Some(handler)) = (self.reactor(), self.handler()) {
-            if let Err(e) = reactor.add_reader(self.conn.fd, handler) {
+            if let Err(e) = reactor.watch(self.conn.fd, handler, Interest::READ) {
                 self.close_now(DisconnectReason::Lost(io::Error::other(e.to_string())));
             }
         }
@@ -1298,8 +1297,7 @@ impl Transport {
     /// nothing to do, `Ok`.
     pub fn set_tcp_cork(&self, enabled: bool) -> io::Result<()> {
         match (self.conn.socket.borrow().as_ref(), &self.conn.local) {
-            #[cfg(any(target_os = "linux", target_os = "android"))]
-            (Some(socket), Address::Ip(_)) => socket.set_tcp_cork(enabled),
+            (Some(socket), Address::Ip(_)) => crate::sys::socket::set_tcp_cork(socket, enabled),
             (Some(_), _) => Ok(()),
             (None, _) if self.conn.memory.is_some() && !self.is_disconnected() => Ok(()),
             (None, _) => Err(io::Error::from(io::ErrorKind::NotConnected)),

@@ -14,6 +14,7 @@ use std::rc::{Rc, Weak};
 use rustls::pki_types::{CertificateDer, ServerName};
 
 use super::{Connection, DisconnectReason, Transport};
+use crate::backend::Interest;
 use crate::tls::{TlsClientConfig, TlsError, TlsInfo, TlsServerConfig, TlsVersion};
 use crate::{DelayedCall, Reactor};
 
@@ -342,7 +343,7 @@ impl Transport {
             pipe.write_shut.set(true);
         }
         if let Some(handler) = self.handler() {
-            if reactor.add_reader(self.conn.fd, handler).is_err() {
+            if reactor.watch(self.conn.fd, handler, Interest::READ).is_err() {
                 return false;
             }
         }
@@ -451,7 +452,7 @@ impl Transport {
             (!std::mem::replace(&mut stage.retry_scheduled, true), hold)
         };
         if hold_reader {
-            reactor.remove_reader(self.conn.fd);
+            reactor.unwatch(self.conn.fd, Interest::READ);
         }
         if schedule {
             let this = self.clone();
@@ -470,7 +471,7 @@ impl Transport {
                 };
                 if watch {
                     if let Some(handler) = this.handler() {
-                        let _ = r.add_reader(this.conn.fd, handler);
+                        let _ = r.watch(this.conn.fd, handler, Interest::READ);
                     }
                 }
             });
@@ -499,7 +500,7 @@ impl Transport {
     /// The socket reached end of file: deliver what is decrypted, then report a
     /// truncation unless the peer sent close_notify first.
     pub(super) fn tls_raw_eof(&self, reactor: &Reactor) {
-        reactor.remove_reader(self.conn.fd);
+        reactor.unwatch(self.conn.fd, Interest::READ);
         let (already_ended, lingering) = {
             let mut tls = self.conn.tls.borrow_mut();
             let Some(stage) = tls.as_mut() else { return };

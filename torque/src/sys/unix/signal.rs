@@ -1,30 +1,33 @@
 //! Process-wide signal handling for running reactors.
 //!
 //! A signal handler may only do async-signal-safe work, so ours records the signal in a
-//! per-reactor atomic bitmask and writes to that reactor's waker fd. The reactor reads
+//! per-reactor atomic bitmask and wakes that reactor's waker. The reactor reads
 //! and clears its bitmask at the top of each pass. Slots are a fixed static array, so
 //! the handler never takes a lock or allocates. The previous disposition is saved when
 //! the first reactor installs the handler and restored when the last one leaves, so a
 //! program's own handlers come back after `run()` returns.
+//!
+//! A kqueue reactor hears stop signals through `EVFILT_SIGNAL` instead, which
+//! records a signal whatever its disposition: while only such reactors listen,
+//! SIGINT and SIGTERM are set to `SIG_IGN` (so they do not kill the process)
+//! and no handler runs at all.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::waker::Waker;
+use super::waker::{NO_TARGET, SignalTarget, Waker, raw_wake};
 
 /// The signals a reactor turns into a graceful stop.
 pub(crate) const STOP_SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
 
 const SLOTS: usize = 64;
 /// A slot's `target` when no reactor holds it.
-const FREE: u64 = u64::MAX;
-/// Bit of `target` marking an eventfd (8-byte writes) rather than a pipe.
-const EVENTFD_BIT: u64 = 1 << 32;
+const FREE: SignalTarget = NO_TARGET;
 
 struct Slot {
-    /// The waker's write fd (low 32 bits) and `EVENTFD_BIT`, in one atomic so the
-    /// handler can never pair one reactor's fd with another's write length.
+    /// The waker's signal target (fd and how to write to it), in one atomic so
+    /// the handler can never pair one reactor's fd with another's write length.
     target: AtomicU64,
     /// Bit `n` set means signal `n` arrived since the reactor last looked.
     pending: AtomicU64,
@@ -39,13 +42,25 @@ static SLOT_TABLE: [Slot; SLOTS] = [FREE_SLOT; SLOTS];
 /// with it the fd) may be closed.
 static HANDLERS_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
-/// Saved dispositions while at least one reactor listens, with the listener count.
+/// How a reactor learns of a stop signal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StopSignalDelivery {
+    /// Our handler sets the reactor's bits and wakes its waker.
+    Handler,
+    /// The backend's wait reports the signal itself (kqueue's `EVFILT_SIGNAL`);
+    /// the signals only need to not kill the process.
+    Native,
+}
+
+/// Saved dispositions while at least one reactor listens, with the listener counts.
 struct Installed {
-    users: usize,
+    handler_users: usize,
+    native_users: usize,
     previous: Vec<(libc::c_int, libc::sigaction)>,
 }
 
-static INSTALLED: Mutex<Installed> = Mutex::new(Installed { users: 0, previous: Vec::new() });
+static INSTALLED: Mutex<Installed> =
+    Mutex::new(Installed { handler_users: 0, native_users: 0, previous: Vec::new() });
 
 extern "C" fn on_signal(sig: libc::c_int) {
     // SAFETY: errno is thread-local; saving and restoring it keeps the interrupted
@@ -56,8 +71,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
         let target = slot.target.load(Ordering::SeqCst);
         if target != FREE && (0..64).contains(&sig) {
             slot.pending.fetch_or(1 << sig, Ordering::SeqCst);
-            let fd = (target & 0xffff_ffff) as u32 as i32;
-            super::waker::raw_wake(fd, target & EVENTFD_BIT != 0);
+            raw_wake(target);
         }
     }
     HANDLERS_RUNNING.fetch_sub(1, Ordering::SeqCst);
@@ -65,16 +79,22 @@ extern "C" fn on_signal(sig: libc::c_int) {
     unsafe { *errno_location() = saved_errno };
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(linux_like)]
 unsafe fn errno_location() -> *mut libc::c_int {
     // SAFETY: always returns a valid pointer to this thread's errno.
     unsafe { libc::__errno_location() }
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(any(apple, target_os = "freebsd", target_os = "dragonfly"))]
 unsafe fn errno_location() -> *mut libc::c_int {
     // SAFETY: always returns a valid pointer to this thread's errno.
     unsafe { libc::__error() }
+}
+
+#[cfg(any(target_os = "netbsd", target_os = "openbsd"))]
+unsafe fn errno_location() -> *mut libc::c_int {
+    // SAFETY: always returns a valid pointer to this thread's errno.
+    unsafe { libc::__errno() }
 }
 
 /// Points a free slot of `table` at `waker` (the caller holds the install lock).
@@ -83,16 +103,27 @@ fn claim_slot(table: &[Slot; SLOTS], waker: &Waker, full: &str) -> io::Result<us
         .iter()
         .position(|s| s.target.load(Ordering::SeqCst) == FREE)
         .ok_or_else(|| io::Error::other(full.to_owned()))?;
-    let fd = u64::from(waker.write_fd() as u32);
-    let target = fd | if waker.is_eventfd() { EVENTFD_BIT } else { 0 };
     table[slot].pending.store(0, Ordering::SeqCst);
-    table[slot].target.store(target, Ordering::SeqCst);
+    table[slot].target.store(waker.signal_target(), Ordering::SeqCst);
     Ok(slot)
+}
+
+/// Frees `slot` of `table` and waits until no handler can still be waking its
+/// target (the caller holds the install lock).
+fn release_slot(table: &[Slot; SLOTS], slot: usize) {
+    table[slot].target.store(FREE, Ordering::SeqCst);
+    // A handler that loaded our target before the store above is counted here
+    // (SeqCst orders its increment before its load); wait for it to finish
+    // writing before the waker, and so the fd, may be released.
+    while HANDLERS_RUNNING.load(Ordering::SeqCst) != 0 {
+        std::thread::yield_now();
+    }
 }
 
 /// A reactor's registration for stop signals; dropping it unregisters.
 pub(crate) struct SignalGuard {
-    slot: usize,
+    /// The handler's slot (`None` with native delivery).
+    slot: Option<usize>,
     /// Keeps the waker's fd open for as long as a handler may write to it.
     _waker: Arc<Waker>,
 }
@@ -103,40 +134,81 @@ impl std::fmt::Debug for SignalGuard {
     }
 }
 
-impl SignalGuard {
-    /// Claims a slot that wakes `waker` on SIGINT/SIGTERM, installing the process
-    /// handler if this is the first listener.
-    pub(crate) fn install(waker: Arc<Waker>) -> io::Result<SignalGuard> {
-        let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = claim_slot(&SLOT_TABLE, &waker, "too many reactors handle signals at once (64)")?;
-        if installed.users == 0 {
-            let mut previous = Vec::new();
-            for sig in STOP_SIGNALS {
-                // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value.
-                let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-                action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-                action.sa_flags = libc::SA_RESTART;
-                // SAFETY: sa_mask is a valid sigset_t to initialise.
-                unsafe { libc::sigemptyset(&mut action.sa_mask) };
-                // SAFETY: as above; `old` receives the previous disposition.
-                let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-                // SAFETY: both pointers are to valid sigaction values.
-                if let Err(e) = super::cvt(unsafe { libc::sigaction(sig, &action, &mut old) }) {
-                    restore(&previous);
-                    SLOT_TABLE[slot].target.store(FREE, Ordering::SeqCst);
-                    return Err(e);
-                }
-                previous.push((sig, old));
+/// Sets SIGINT and SIGTERM to what the listeners need: our handler if any
+/// reactor relies on it, else ignored (native listeners only), else what they
+/// were before the first listener came.
+fn apply_dispositions(installed: &mut Installed) -> io::Result<()> {
+    if installed.handler_users + installed.native_users == 0 {
+        restore(&std::mem::take(&mut installed.previous));
+        return Ok(());
+    }
+    let save = installed.previous.is_empty();
+    for sig in STOP_SIGNALS {
+        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value.
+        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+        action.sa_sigaction = if installed.handler_users > 0 {
+            on_signal as *const () as libc::sighandler_t
+        } else {
+            libc::SIG_IGN
+        };
+        action.sa_flags = libc::SA_RESTART;
+        // SAFETY: sa_mask is a valid sigset_t to initialise.
+        unsafe { libc::sigemptyset(&mut action.sa_mask) };
+        // SAFETY: as above; `old` receives the previous disposition.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: both pointers are to valid sigaction values.
+        if let Err(e) = super::cvt(unsafe { libc::sigaction(sig, &action, &mut old) }) {
+            if save {
+                restore(&std::mem::take(&mut installed.previous));
             }
-            installed.previous = previous;
+            return Err(e);
         }
-        installed.users += 1;
+        if save {
+            installed.previous.push((sig, old));
+        }
+    }
+    Ok(())
+}
+
+impl SignalGuard {
+    /// Registers a reactor for SIGINT/SIGTERM, delivered as `delivery` says
+    /// (through a slot that wakes `waker`, or natively by its backend), and
+    /// sets the process's dispositions accordingly.
+    pub(crate) fn install(waker: Arc<Waker>, delivery: StopSignalDelivery) -> io::Result<SignalGuard> {
+        let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = match delivery {
+            StopSignalDelivery::Handler => {
+                installed.handler_users += 1;
+                Some(claim_slot(&SLOT_TABLE, &waker, "too many reactors handle signals at once (64)"))
+            }
+            StopSignalDelivery::Native => {
+                installed.native_users += 1;
+                None
+            }
+        };
+        let (slot, failed) = match slot {
+            Some(Err(e)) => (None, Some(e)),
+            Some(Ok(slot)) => (Some(slot), apply_dispositions(&mut installed).err()),
+            None => (None, apply_dispositions(&mut installed).err()),
+        };
+        if let Some(e) = failed {
+            if let Some(slot) = slot {
+                release_slot(&SLOT_TABLE, slot);
+            }
+            match delivery {
+                StopSignalDelivery::Handler => installed.handler_users -= 1,
+                StopSignalDelivery::Native => installed.native_users -= 1,
+            }
+            let _ = apply_dispositions(&mut installed);
+            return Err(e);
+        }
         Ok(SignalGuard { slot, _waker: waker })
     }
 
-    /// The stop signals received since the last call, clearing them.
+    /// The stop signals our handler received since the last call, clearing them
+    /// (always none with native delivery).
     pub(crate) fn take_pending(&self) -> u64 {
-        SLOT_TABLE[self.slot].pending.swap(0, Ordering::AcqRel)
+        self.slot.map_or(0, |slot| SLOT_TABLE[slot].pending.swap(0, Ordering::AcqRel))
     }
 }
 
@@ -150,17 +222,15 @@ fn restore(previous: &[(libc::c_int, libc::sigaction)]) {
 impl Drop for SignalGuard {
     fn drop(&mut self) {
         let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
-        SLOT_TABLE[self.slot].target.store(FREE, Ordering::SeqCst);
-        // A handler that loaded our target before the store above is counted here
-        // (SeqCst orders its increment before its load); wait for it to finish
-        // writing before the waker, and so the fd, may be released.
-        while HANDLERS_RUNNING.load(Ordering::SeqCst) != 0 {
-            std::thread::yield_now();
+        match self.slot {
+            Some(slot) => {
+                release_slot(&SLOT_TABLE, slot);
+                installed.handler_users -= 1;
+            }
+            None => installed.native_users -= 1,
         }
-        installed.users -= 1;
-        if installed.users == 0 {
-            let previous = std::mem::take(&mut installed.previous);
-            restore(&previous);
+        if let Err(e) = apply_dispositions(&mut installed) {
+            tracing::warn!(error = %e, "cannot reset SIGINT/SIGTERM dispositions");
         }
     }
 }
@@ -190,8 +260,7 @@ extern "C" fn on_sigchld(sig: libc::c_int, info: *mut libc::siginfo_t, context: 
         let target = slot.target.load(Ordering::SeqCst);
         if target != FREE {
             slot.pending.fetch_or(1, Ordering::SeqCst);
-            let fd = (target & 0xffff_ffff) as u32 as i32;
-            super::waker::raw_wake(fd, target & EVENTFD_BIT != 0);
+            raw_wake(target);
         }
     }
     let previous = PREVIOUS_CHILD_HANDLER.load(Ordering::SeqCst);
@@ -247,10 +316,10 @@ impl ChildSignalGuard {
             super::cvt(unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) })?;
             PREVIOUS_CHILD_HANDLER.store(old.sa_sigaction, Ordering::SeqCst);
             PREVIOUS_CHILD_FLAGS.store(old.sa_flags as usize, Ordering::SeqCst);
-            // SAFETY: both pointers are to valid sigaction values.
-            if let Err(e) =
-                super::cvt(unsafe { libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut()) })
-            {
+            let installed_now =
+                // SAFETY: both pointers are to valid sigaction values.
+                super::cvt(unsafe { libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut()) });
+            if let Err(e) = installed_now {
                 CHILD_SLOT_TABLE[slot].target.store(FREE, Ordering::SeqCst);
                 return Err(e);
             }
@@ -269,11 +338,7 @@ impl ChildSignalGuard {
 impl Drop for ChildSignalGuard {
     fn drop(&mut self) {
         let mut installed = CHILD_INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
-        CHILD_SLOT_TABLE[self.slot].target.store(FREE, Ordering::SeqCst);
-        // As for stop signals: no handler may still be writing to our waker.
-        while HANDLERS_RUNNING.load(Ordering::SeqCst) != 0 {
-            std::thread::yield_now();
-        }
+        release_slot(&CHILD_SLOT_TABLE, self.slot);
         installed.users -= 1;
         if installed.users == 0 {
             if let Some(old) = installed.previous.take() {

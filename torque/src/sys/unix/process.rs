@@ -14,20 +14,20 @@ use super::cvt;
 /// The caller makes its own end non-blocking; the child's end stays blocking,
 /// as programs expect of their stdio.
 pub(crate) fn blocking_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [-1 as RawFd; 2];
-    // SAFETY: `fds` is a valid two-element array for pipe2 to fill.
-    cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    // SAFETY: pipe2 succeeded, so both fds are open and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    super::cloexec_pipe()
 }
 
 /// A PTY pair, `(master, slave)`, both close-on-exec, the window set to
 /// `rows` × `cols`.
 pub(crate) fn open_pty(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
     let (mut master, mut slave) = (-1, -1);
-    let size = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
-    // SAFETY: the out-pointers are valid; a null name buffer and termios are allowed.
-    cvt(unsafe { libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &size) })?;
+    let mut size = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: the out-pointers are valid; a null name buffer and termios are
+    // allowed. (The BSDs declare the last two `*mut`, glibc `*const`: both
+    // coerce from these raw pointers.)
+    cvt(unsafe {
+        libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null_mut(), &raw mut size)
+    })?;
     // SAFETY: openpty succeeded: both fds are open and ours.
     let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
     for fd in [&master, &slave] {
@@ -41,12 +41,12 @@ pub(crate) fn open_pty(rows: u16, cols: u16) -> io::Result<(OwnedFd, OwnedFd)> {
 pub(crate) fn set_window_size(master: RawFd, rows: u16, cols: u16) -> io::Result<()> {
     let size = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
     // SAFETY: TIOCSWINSZ reads a valid winsize.
-    cvt(unsafe { libc::ioctl(master, libc::TIOCSWINSZ, &size) })?;
+    cvt(unsafe { libc::ioctl(master, libc::TIOCSWINSZ as _, &size) })?;
     Ok(())
 }
 
 /// `pidfd_open(2)`: an fd that becomes readable when the process exits.
-#[cfg(target_os = "linux")]
+#[cfg(linux_like)]
 pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     // SAFETY: a plain syscall with integer arguments.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
@@ -55,15 +55,16 @@ pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
-/// No pidfds here.
-#[cfg(not(target_os = "linux"))]
+/// No pidfds here: children are watched with the backend's own mechanism
+/// (kqueue's `EVFILT_PROC`) or SIGCHLD.
+#[cfg(not(linux_like))]
 pub(crate) fn pidfd_open(_pid: u32) -> io::Result<OwnedFd> {
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
 
 /// Sends `signal` through a pidfd (no pid-reuse race) or, without one, by pid.
 pub(crate) fn send_signal(pidfd: Option<RawFd>, pid: u32, signal: i32) -> io::Result<()> {
-    #[cfg(target_os = "linux")]
+    #[cfg(linux_like)]
     if let Some(fd) = pidfd {
         // SAFETY: a plain syscall; a null siginfo means "as kill(2) would".
         let r = unsafe {
@@ -143,7 +144,7 @@ pub(crate) fn spawn(command: &mut Command, setup: ChildSetup) -> io::Result<Chil
             // SAFETY: setsid and TIOCSCTTY take no pointers.
             unsafe {
                 cvt(libc::setsid())?;
-                cvt(libc::ioctl(0, libc::TIOCSCTTY, 0))?;
+                cvt(libc::ioctl(0, libc::TIOCSCTTY as _, 0))?;
             }
         }
         Ok(())
@@ -208,7 +209,7 @@ pub(crate) fn find_program(program: &str, path: Option<&std::ffi::OsStr>) -> io:
 
 /// Marks every fd from `first` up close-on-exec (in the child, before exec).
 fn close_above_on_exec(first: RawFd) {
-    #[cfg(target_os = "linux")]
+    #[cfg(linux_like)]
     {
         const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
         // SAFETY: close_range with integer arguments; it only sets flags here.
@@ -278,6 +279,11 @@ pub(crate) struct SpawnRequest<'a> {
     /// `(target, source)` pairs, as for [`ChildSetup`].
     pub(crate) map: &'a [(RawFd, RawFd)],
 }
+
+/// Whether [`posix_spawn`] is available: glibc's, a vfork-style clone that
+/// reports exec failures and can close every other fd. Elsewhere children
+/// start with `fork` + `exec` ([`spawn`]).
+pub(crate) const HAS_POSIX_SPAWN: bool = cfg!(all(target_os = "linux", target_env = "gnu"));
 
 /// Starts a child with `posix_spawn` (glibc: a vfork-style clone, much cheaper
 /// than `fork` for a large parent): the fd map, every signal at its default and
@@ -382,4 +388,13 @@ pub(crate) fn posix_spawn(request: &SpawnRequest<'_>) -> io::Result<u32> {
         drop(moved);
         result
     }
+}
+
+/// Not available here ([`HAS_POSIX_SPAWN`] is false): children start through
+/// [`spawn`].
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub(crate) fn posix_spawn(request: &SpawnRequest<'_>) -> io::Result<u32> {
+    let SpawnRequest { program, args, env, cwd, map } = request;
+    let _ = (program, args, env, cwd, map);
+    Err(io::Error::from(io::ErrorKind::Unsupported))
 }

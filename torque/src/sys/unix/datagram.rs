@@ -5,21 +5,26 @@ use std::mem::MaybeUninit;
 
 use socket2::{SockAddr, Socket};
 
-/// One `recvfrom` into `buf` (the non-Linux path). On Linux it passes MSG_TRUNC, so a datagram longer
-/// than `buf` returns its real length (the caller sees the truncation instead of
-/// losing the rest silently).
-#[cfg_attr(any(target_os = "linux", target_os = "android"), allow(dead_code))]
+/// One datagram into `buf`, reporting truncation: on Linux `MSG_TRUNC` makes
+/// the kernel return a longer datagram's real length; elsewhere the kernel only
+/// flags the cut, and the length reported is one more than `buf` holds (at
+/// least that long), so the caller still sees the truncation instead of losing
+/// the rest silently.
+#[cfg_attr(linux_like, allow(dead_code))]
 pub(crate) fn recv_from_truncating(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
     // SAFETY: u8 and MaybeUninit<u8> have the same layout and the buffer is
     // initialised; the kernel only writes into it.
     let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(linux_like)]
     {
         socket.recv_from_with_flags(uninit, libc::MSG_TRUNC)
     }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[cfg(not(linux_like))]
     {
-        socket.recv_from(uninit)
+        let len = uninit.len();
+        let mut slices = [socket2::MaybeUninitSlice::new(uninit)];
+        let (n, flags, from) = socket.recv_from_vectored(&mut slices)?;
+        Ok((if flags.is_truncated() { len + 1 } else { n }, from))
     }
 }
 
@@ -37,7 +42,7 @@ pub(crate) const BATCH: usize = 32;
 /// Reads up to `max` datagrams (and at most as many `slot`-byte slots as fit in
 /// `buf`) with one `recvmmsg`, appending them to `out`. Fewer than asked means the
 /// queue is empty, so no extra call is needed to learn that. Errors as `recv`.
-#[cfg(any(target_os = "linux", target_os = "android"))]
+#[cfg(linux_like)]
 pub(crate) fn recv_batch(
     socket: &Socket,
     buf: &mut [u8],
@@ -104,7 +109,7 @@ pub(crate) fn recv_batch(
 }
 
 /// The portable fallback: one `recvfrom`.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(not(linux_like))]
 pub(crate) fn recv_batch(
     socket: &Socket,
     buf: &mut [u8],

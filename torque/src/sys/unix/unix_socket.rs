@@ -19,9 +19,10 @@ pub struct PeerCredentials {
     pub gid: u32,
 }
 
-/// Reads the peer's credentials (Linux: SO_PEERCRED; elsewhere getpeereid).
+/// Reads the peer's credentials: Linux `SO_PEERCRED` (with the pid);
+/// elsewhere `getpeereid`, plus `LOCAL_PEERPID` for the pid on Apple systems.
 pub(crate) fn peer_credentials(fd: RawFd) -> io::Result<PeerCredentials> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[cfg(linux_like)]
     {
         // SAFETY: a zeroed ucred is valid; getsockopt writes at most `len` bytes.
         let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
@@ -38,23 +39,45 @@ pub(crate) fn peer_credentials(fd: RawFd) -> io::Result<PeerCredentials> {
         })?;
         Ok(PeerCredentials { pid: Some(cred.pid), uid: cred.uid, gid: cred.gid })
     }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    #[cfg(not(linux_like))]
     {
         let (mut uid, mut gid) = (0, 0);
         // SAFETY: both out-pointers are valid for the call.
         cvt(unsafe { libc::getpeereid(fd, &mut uid, &mut gid) })?;
-        Ok(PeerCredentials { pid: None, uid, gid })
+        Ok(PeerCredentials { pid: peer_pid(fd), uid, gid })
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-const SEND_FLAGS: libc::c_int = 0;
+/// The peer's pid where the system tells it (`LOCAL_PEERPID`).
+#[cfg(apple)]
+fn peer_pid(fd: RawFd) -> Option<i32> {
+    let mut pid: libc::pid_t = 0;
+    let mut len = std::mem::size_of::<libc::pid_t>() as libc::socklen_t;
+    // SAFETY: `pid` and `len` are valid for writes for the call.
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_LOCAL,
+            libc::LOCAL_PEERPID,
+            (&mut pid as *mut libc::pid_t).cast(),
+            &mut len,
+        )
+    };
+    (r == 0).then_some(pid)
+}
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
+/// The BSDs' `getpeereid` has no pid.
+#[cfg(not(any(linux_like, apple)))]
+fn peer_pid(_fd: RawFd) -> Option<i32> {
+    None
+}
+
+use super::socket::SEND_FLAGS;
+
+/// Descriptors arrive close-on-exec atomically where the system can do it.
+#[cfg(not(apple))]
 const RECV_FLAGS: libc::c_int = libc::MSG_CMSG_CLOEXEC;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
+#[cfg(apple)]
 const RECV_FLAGS: libc::c_int = 0;
 
 /// Control-message space for `MAX_FDS_PER_MESSAGE` descriptors, suitably aligned.
@@ -130,8 +153,8 @@ pub(crate) fn recv_with_fds(socket: RawFd, buf: &mut [u8], fds: &mut Vec<OwnedFd
                 let bytes = (*cmsg).cmsg_len as usize - (data as usize - cmsg as usize);
                 for i in 0..bytes / std::mem::size_of::<RawFd>() {
                     let fd = std::ptr::read_unaligned(data.add(i));
-                    // Linux set close-on-exec atomically (MSG_CMSG_CLOEXEC).
-                    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+                    // Elsewhere MSG_CMSG_CLOEXEC set it atomically.
+                    #[cfg(apple)]
                     libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
                     fds.push(OwnedFd::from_raw_fd(fd));
                 }

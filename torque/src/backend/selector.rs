@@ -1,0 +1,196 @@
+//! The readiness interface every readiness backend implements, split by role:
+//! the registry (changes, applied in batches), the wait, child exits, and the
+//! optional foreign-loop capabilities. The cross-thread wake is the backend's
+//! [`Waker`](crate::sys::waker::Waker), made when the backend opens.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use super::BackendInfo;
+
+/// Identifies one registration. The reactor packs a slot index and a generation into
+/// it, so an event for a registration that was removed (or whose fd number was
+/// reused) is recognised as stale and dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Token(pub(crate) u64);
+
+impl Token {
+    /// The token of changes whose failure means nothing (a removal: the fd may
+    /// have been closed, and the kernel forgot it already).
+    pub(crate) const IGNORED: Token = Token(u64::MAX);
+}
+
+/// Which readiness a registration asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) struct Interest {
+    /// Report when the fd is readable (or at EOF, or in error).
+    pub(crate) read: bool,
+    /// Report when the fd is writable (or in error).
+    pub(crate) write: bool,
+}
+
+impl Interest {
+    /// Interest in reads only.
+    pub(crate) const READ: Interest = Interest { read: true, write: false };
+    /// Interest in writes only.
+    pub(crate) const WRITE: Interest = Interest { read: false, write: true };
+    /// Interest in both.
+    pub(crate) const BOTH: Interest = Interest { read: true, write: true };
+    /// No interest: not registered.
+    pub(crate) const NONE: Interest = Interest { read: false, write: false };
+
+    /// Whether neither direction is wanted.
+    pub(crate) fn is_empty(self) -> bool {
+        !self.read && !self.write
+    }
+}
+
+/// One registration change, from what the backend was last told (`old` under
+/// `old_token`) to what is wanted now (`new` under `token`), for fd `fd`. An
+/// empty `new` removes the fd; an empty `old` adds it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Change {
+    pub(crate) fd: RawFd,
+    pub(crate) token: Token,
+    pub(crate) old_token: Token,
+    pub(crate) old: Interest,
+    pub(crate) new: Interest,
+}
+
+/// A change the OS refused, with why.
+pub(crate) type Refused = (Token, io::Error);
+
+/// One readiness report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Event {
+    /// The registration's token.
+    pub(crate) token: Token,
+    /// Readable, at EOF, or in error: a read will not block. (For a watched
+    /// child: it exited.)
+    pub(crate) readable: bool,
+    /// Writable or in error: a write will not block.
+    pub(crate) writable: bool,
+    /// The fd is no longer open (POLLNVAL, or EBADF found by select).
+    pub(crate) invalid: bool,
+}
+
+/// A reusable buffer of events, so waiting allocates nothing once warmed up.
+#[derive(Debug, Default)]
+pub(crate) struct Events {
+    list: Vec<Event>,
+    /// Signals the backend itself saw (kqueue's `EVFILT_SIGNAL`), bit n for
+    /// signal n.
+    signals: u64,
+}
+
+impl Events {
+    /// An empty buffer with room for `capacity` events.
+    pub(crate) fn with_capacity(capacity: usize) -> Events {
+        Events { list: Vec::with_capacity(capacity), signals: 0 }
+    }
+    /// Removes all events, keeping the allocation.
+    pub(crate) fn clear(&mut self) {
+        self.list.clear();
+        self.signals = 0;
+    }
+    /// Appends one event.
+    pub(crate) fn push(&mut self, event: Event) {
+        self.list.push(event);
+    }
+    /// Records that signal `signal` arrived.
+    #[cfg_attr(not(kqueue), allow(dead_code))]
+    pub(crate) fn push_signal(&mut self, signal: i32) {
+        if (0..64).contains(&signal) {
+            self.signals |= 1 << signal;
+        }
+    }
+    /// The signals recorded, clearing them.
+    pub(crate) fn take_signals(&mut self) -> u64 {
+        std::mem::take(&mut self.signals)
+    }
+    /// The number of events.
+    pub(crate) fn len(&self) -> usize {
+        self.list.len()
+    }
+    /// The event at `index`.
+    pub(crate) fn get(&self, index: usize) -> Option<Event> {
+        self.list.get(index).copied()
+    }
+}
+
+/// A readiness backend. Level-triggered, as in Twisted: an fd that is still
+/// readable is reported again on the next wait. Implementations are `Send` so
+/// that a wait set can run on a helper thread (`Reactor::interleave`).
+pub(crate) trait Selector: Send {
+    /// This backend's description.
+    fn info(&self) -> &'static BackendInfo;
+
+    /// Applies registration changes now, in order. A change the OS refuses is
+    /// reported in `refused` (removals of fds the OS already forgot are not).
+    fn apply(&mut self, changes: &[Change], refused: &mut Vec<Refused>);
+
+    /// Blocks until an fd is ready, the waker fires, or `timeout` passes
+    /// (`None`: forever), then fills `events` (cleared first). EINTR returns
+    /// with no events.
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()>;
+
+    /// Applies `changes`, then waits: a backend whose wait call takes changes
+    /// (kqueue's `kevent`) does both in one system call.
+    fn apply_and_wait(
+        &mut self,
+        changes: &[Change],
+        refused: &mut Vec<Refused>,
+        events: &mut Events,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        self.apply(changes, refused);
+        self.wait(events, timeout)
+    }
+
+    /// Reports child `pid`'s exit as a readable event for `token` (kqueue's
+    /// `EVFILT_PROC`). Backends whose [`ChildExit`](super::ChildExit) is not
+    /// `ProcFilter` refuse with `Unsupported`.
+    fn watch_child(&mut self, pid: u32, token: Token) -> io::Result<()> {
+        let _ = (pid, token);
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
+    /// Stops watching child `pid` (already reaped is not an error).
+    fn unwatch_child(&mut self, pid: u32) {
+        let _ = pid;
+    }
+
+    /// Optional: an fd another event loop can watch for readability, ready
+    /// whenever this backend has events (the epoll or kqueue fd).
+    fn watch_fd(&self) -> Option<RawFd> {
+        None
+    }
+
+    /// Optional: a wait that can run on another thread (`Reactor::interleave`).
+    fn foreign_wait(&self) -> Option<ForeignWait> {
+        None
+    }
+}
+
+/// A blocking wait detached from its [`Selector`], to run on a helper thread.
+pub(crate) trait WaitSet: Send {
+    /// As [`Selector::wait`].
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl<S: Selector> WaitSet for S {
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        Selector::wait(self, events, timeout)
+    }
+}
+
+/// How a backend waits on a helper thread.
+pub(crate) enum ForeignWait {
+    /// A second handle on the kernel's interest set (epoll, kqueue): changes
+    /// applied on the reactor's thread reach a wait already in flight.
+    Live(Box<dyn WaitSet>),
+    /// A copy of an interest set kept in user memory (select, poll): the
+    /// reactor wakes the wait and sends a fresh copy after each change.
+    Snapshot(Box<dyn WaitSet>),
+}

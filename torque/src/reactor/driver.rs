@@ -1,0 +1,67 @@
+//! The reactor's one seam to its backend: an enum of the two ways a backend
+//! can work, so each call is a match, never a dynamic dispatch per event.
+//!
+//! Readiness backends (select, poll, epoll, kqueue) say an fd is ready and the
+//! reactor's handlers do the I/O. Completion backends (io_uring, IOCP) will
+//! run the I/O themselves and own each operation's buffer until the kernel
+//! reports it done; they get their own variant here.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Duration;
+
+use crate::backend::{Change, Events, ForeignWait, Refused, Selector, Token};
+
+/// The backend behind one reactor.
+pub(crate) enum Driver {
+    /// select, poll, epoll, kqueue.
+    Readiness(Box<dyn Selector>),
+}
+
+impl Driver {
+    /// Applies registration changes now (outside a pass, or before another
+    /// loop waits on the backend's fd).
+    pub(crate) fn apply(&mut self, changes: &[Change], refused: &mut Vec<Refused>) {
+        match self {
+            Driver::Readiness(selector) => selector.apply(changes, refused),
+        }
+    }
+
+    /// Applies `changes` and waits for events: one system call where the
+    /// backend allows it.
+    pub(crate) fn wait(
+        &mut self,
+        changes: &[Change],
+        refused: &mut Vec<Refused>,
+        events: &mut Events,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        match self {
+            Driver::Readiness(selector) => selector.apply_and_wait(changes, refused, events, timeout),
+        }
+    }
+
+    pub(crate) fn watch_child(&mut self, pid: u32, token: Token) -> io::Result<()> {
+        match self {
+            Driver::Readiness(selector) => selector.watch_child(pid, token),
+        }
+    }
+
+    pub(crate) fn unwatch_child(&mut self, pid: u32) {
+        match self {
+            Driver::Readiness(selector) => selector.unwatch_child(pid),
+        }
+    }
+
+    pub(crate) fn watch_fd(&self) -> Option<RawFd> {
+        match self {
+            Driver::Readiness(selector) => selector.watch_fd(),
+        }
+    }
+
+    pub(crate) fn foreign_wait(&self) -> Option<ForeignWait> {
+        match self {
+            Driver::Readiness(selector) => selector.foreign_wait(),
+        }
+    }
+}
