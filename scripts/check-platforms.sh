@@ -6,9 +6,10 @@
 #
 # rustup's download server is out of reach here, so the other targets' std is
 # built from source (-Zbuild-std) with Debian's Rust 1.96 (rustc-web,
-# cargo-web, rust-web-src), RUSTC_BOOTSTRAP=1 allowing the unstable flag on a
-# stable compiler. rustup's toolchain stays the default for everything else;
-# this script calls /usr/bin/cargo and /usr/bin/rustc by path.
+# cargo-web, rust-web-src, rust-web-clippy), RUSTC_BOOTSTRAP=1 allowing the
+# unstable flag on a stable compiler. rustup's toolchain stays the default for
+# everything else: only this script puts /usr/bin first on its PATH. Its
+# target directory is target/platforms, apart from rustup's builds.
 #
 # ring (rustls's crypto) compiles C for the target. For the Apple targets that
 # needs clang and one SDK header, TargetConditionals.h: a stand-in is in
@@ -25,7 +26,7 @@ scripts/install-system-packages.sh platforms
 targets=("$@")
 [ "${#targets[@]}" -gt 0 ] || targets=(x86_64-unknown-freebsd aarch64-apple-darwin x86_64-apple-darwin)
 
-export RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
+export PATH="/usr/bin:$PATH" RUSTC_BOOTSTRAP=1 RUSTC=/usr/bin/rustc RUSTDOC=/usr/bin/rustdoc
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/platforms"
 export CARGO_INCREMENTAL=0 CARGO_TERM_COLOR=never
 stub="$PWD/scripts/apple-sdk-stub"
@@ -40,7 +41,7 @@ for target in "${targets[@]}"; do
             ;;
     esac
     echo "== $target: cargo check --all-targets"
-    /usr/bin/cargo check --locked -Zbuild-std --target "$target" "${packages[@]}" --all-targets
+    cargo check --locked -Zbuild-std --target "$target" "${packages[@]}" --all-targets
     echo "== $target: cargo clippy --all-targets -D warnings"
-    /usr/bin/cargo clippy --locked -Zbuild-std --target "$target" "${packages[@]}" --all-targets -- -D warnings
+    cargo clippy --locked -Zbuild-std --target "$target" "${packages[@]}" --all-targets -- -D warnings
 done

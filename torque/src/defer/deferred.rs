@@ -305,9 +305,18 @@ pub struct Resolver<T> {
     _type: PhantomData<fn(T)>,
 }
 
+mod sealed {
+    /// Keeps [`CallbackResult`](super::CallbackResult) to the two kinds the
+    /// chain knows how to run.
+    pub trait Sealed {}
+    impl<V> Sealed for Result<V, super::Failure> {}
+    impl<V> Sealed for super::Deferred<V> {}
+}
+
 /// What a callback may return: `Result<V, Failure>` (any `Error` converts with
 /// `?`), or another `Deferred<V>`, whose result the chain then waits for.
-pub trait CallbackResult {
+/// Sealed: these two are all there is.
+pub trait CallbackResult: sealed::Sealed {
     /// The value type the chain carries on.
     type Value: 'static;
     /// Converts into a chain step result.

@@ -200,12 +200,9 @@ impl DatagramPort {
         let mut budget = READS_PER_EVENT;
         while budget > 0 && self.inner.listening.get() {
             batch.clear();
-            // One recvmmsg batch on Linux; one datagram per call elsewhere.
-            let asked = if cfg!(any(target_os = "linux", target_os = "android")) {
-                (buffer.len() / slot).clamp(1, budget)
-            } else {
-                1
-            };
+            // As many as fit (one recvmmsg on Linux; one datagram per call
+            // where the system reads one at a time).
+            let asked = (buffer.len() / slot).clamp(1, budget).min(crate::sys::datagram::MOST_PER_CALL);
             let received = match self.inner.socket.borrow().as_ref() {
                 Some(socket) => {
                     crate::sys::datagram::recv_batch(socket, &mut buffer, slot, asked, &mut batch)

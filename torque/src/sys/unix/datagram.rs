@@ -39,6 +39,10 @@ pub(crate) struct Received {
 /// Most datagrams one `recvmmsg` may return.
 pub(crate) const BATCH: usize = 32;
 
+/// Most datagrams one [`recv_batch`] call reads: a batch where the system has
+/// `recvmmsg`, else one.
+pub(crate) const MOST_PER_CALL: usize = if cfg!(linux_like) { BATCH } else { 1 };
+
 /// Reads up to `max` datagrams (and at most as many `slot`-byte slots as fit in
 /// `buf`) with one `recvmmsg`, appending them to `out`. Fewer than asked means the
 /// queue is empty, so no extra call is needed to learn that. Errors as `recv`.
