@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use torque::{BackendKind, REACTOR_ENV, Reactor, ReactorError};
+use torque::{BackendKind, Capability, REACTOR_ENV, Reactor, ReactorError, Status, Support};
 
 #[test]
 fn an_unknown_backend_name_lists_the_available_ones() {
@@ -33,6 +33,52 @@ fn every_backend_describes_itself_and_round_trips_its_name() {
 #[test]
 fn the_platform_default_on_linux_is_epoll() {
     assert_eq!(BackendKind::platform_default(), BackendKind::Epoll);
+}
+
+/// Every backend Torque has is described on every platform; the ones not
+/// compiled in say so when asked for, naming those that are.
+#[test]
+fn known_backends_elsewhere_are_described_and_refused_clearly() {
+    let known = BackendKind::known();
+    assert!(known.iter().all(|k| k.info().kind == *k));
+    assert!(BackendKind::all().iter().all(|k| known.contains(k) && k.is_available()));
+    assert!(known.contains(&BackendKind::Kqueue) && known.contains(&BackendKind::Epoll));
+    for &kind in known.iter().filter(|k| !k.is_available()) {
+        let err = kind.name().parse::<BackendKind>().unwrap_err();
+        assert!(matches!(err, ReactorError::BackendUnavailable { name } if name == kind.name()), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("not available on this platform"), "{text}");
+        for here in BackendKind::all() {
+            assert!(text.contains(here.name()), "{text}");
+        }
+        let built = Reactor::builder().backend(kind).build();
+        assert!(matches!(built, Err(ReactorError::BackendUnavailable { .. })), "{built:?}");
+    }
+    // kqueue runs nowhere in CI, and says so.
+    assert_eq!(BackendKind::Kqueue.info().status, Status::CompileChecked);
+}
+
+/// The capability table agrees with the features: select and poll keep their
+/// interest set in user memory, so they have no watch fd, and the error says
+/// what to use instead.
+#[test]
+fn capabilities_match_what_each_backend_does() {
+    for &kind in BackendKind::known() {
+        let info = kind.info();
+        for capability in Capability::ALL {
+            assert_eq!(info.supports(capability), info.features.get(capability) == Support::Yes);
+        }
+    }
+    for kind in [BackendKind::Poll, BackendKind::Select] {
+        assert!(!kind.info().supports(Capability::WatchFd));
+        let reactor = Reactor::builder().backend(kind).handle_signals(false).build().unwrap();
+        let err = reactor.watch_fd().unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(kind.name()) && text.contains("watch-fd") && text.contains("interleave"),
+            "{text}"
+        );
+    }
 }
 
 /// Runs this test binary again with `TORQUE_REACTOR` set and only the reporting test

@@ -313,3 +313,69 @@ impl FdRegistry {
         self.slots.len() - self.free.len()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nothing;
+    impl FdHandler for Nothing {}
+
+    fn handler() -> FdHandlerRef {
+        Rc::new(RefCell::new(Nothing))
+    }
+
+    fn changes(registry: &mut FdRegistry) -> Vec<Change> {
+        let mut out = Vec::new();
+        registry.take_changes(&mut out);
+        out
+    }
+
+    #[test]
+    fn an_fd_added_and_removed_before_the_backend_hears_costs_nothing() {
+        let mut registry = FdRegistry::default();
+        let h = handler();
+        let _ = registry.add(7, h.clone(), Interest::READ);
+        let _ = registry.add(7, h, Interest::WRITE);
+        let _ = registry.remove(7, Interest::BOTH);
+        assert!(changes(&mut registry).is_empty());
+        assert!(!registry.has_changes());
+    }
+
+    #[test]
+    fn several_changes_to_one_fd_are_one_change_of_the_net_effect() {
+        let mut registry = FdRegistry::default();
+        let h = handler();
+        let _ = registry.add(5, h.clone(), Interest::READ);
+        let _ = registry.add(5, h.clone(), Interest::WRITE);
+        let _ = registry.remove(5, Interest::READ);
+        let got = changes(&mut registry);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].fd, got[0].old, got[0].new), (5, Interest::NONE, Interest::WRITE));
+        // A writer added and removed again in a later pass: nothing to tell.
+        let _ = registry.add(5, h.clone(), Interest::READ);
+        let _ = registry.remove(5, Interest::READ);
+        assert!(changes(&mut registry).is_empty());
+        // Removing it all is one removal from what the backend has.
+        let _ = registry.remove(5, Interest::WRITE);
+        let got = changes(&mut registry);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].old, got[0].new), (Interest::WRITE, Interest::NONE));
+    }
+
+    #[test]
+    fn a_new_handler_on_a_reused_fd_number_is_a_change_of_token() {
+        let mut registry = FdRegistry::default();
+        let _ = registry.add(9, handler(), Interest::READ);
+        let first = changes(&mut registry);
+        // Closed and its number reused, in one pass: removed, then added anew.
+        let _ = registry.remove(9, Interest::READ);
+        let _ = registry.add(9, handler(), Interest::READ);
+        let got = changes(&mut registry);
+        assert_eq!(got.len(), 1, "one change for the fd: {got:?}");
+        assert_eq!(got[0].old_token, first[0].token);
+        assert_ne!(got[0].token, first[0].token, "the new registration has a new token");
+        assert!(registry.lookup(first[0].token).is_none(), "the old token is stale");
+        assert!(registry.lookup(got[0].token).is_some());
+    }
+}
