@@ -73,7 +73,6 @@ fn describe(info: &BackendInfo) -> String {
     };
     let signals = match info.signals {
         SignalDelivery::Handler => "handler",
-        SignalDelivery::Filter => "EVFILT_SIGNAL",
         _ => "other",
     };
     let limit = info.fd_limit.map_or(String::new(), |n| format!("; fds below {n} only"));

@@ -40,6 +40,8 @@
 //! [`CfRun::on_finished`] is where the application terminates itself when the
 //! reactor stops (by default the main run loop is stopped).
 
+// Elsewhere the crate is empty, so these docs' links have nothing to resolve to.
+#![cfg_attr(not(target_os = "macos"), allow(rustdoc::broken_intra_doc_links))]
 #![cfg(target_os = "macos")]
 #![warn(missing_docs, missing_debug_implementations)]
 #![deny(unsafe_code)]

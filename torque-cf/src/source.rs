@@ -48,6 +48,10 @@ struct State {
     finished: bool,
     /// The `CfRun` was dropped while a pass ran: end after it.
     detach_after_pass: bool,
+    /// The fd was ready while a pass ran (a nested run loop inside a Torque
+    /// callback): its callback is re-enabled once that pass has finished, not
+    /// before, or the still-readable fd would call back in a loop.
+    fd_waiting: bool,
     /// Why a pass failed.
     error: Option<ReactorError>,
     on_finished: Option<Box<dyn FnOnce()>>,
@@ -101,6 +105,7 @@ pub(crate) fn attach(run: Embedded, fd: RawFd, run_loop: &CFRunLoop) -> Rc<Share
             run: Some(run),
             finished: false,
             detach_after_pass: false,
+            fd_waiting: false,
             error: None,
             on_finished: None,
             objects: None,
@@ -221,10 +226,11 @@ fn finish(shared: &Shared) {
 }
 
 /// One non-blocking pass, unless a pass is already running further up the
-/// stack (a nested run loop inside a Torque callback): then nothing.
-fn dispatch(shared: &Shared) {
+/// stack (a nested run loop inside a Torque callback): then nothing, and
+/// `false`.
+fn dispatch(shared: &Shared) -> bool {
     let run = shared.state.borrow_mut().run.take();
-    let Some(run) = run else { return };
+    let Some(run) = run else { return false };
     let result = catch_unwind(AssertUnwindSafe(|| run.dispatch()));
     let failed = match result {
         Ok(Ok(())) => None,
@@ -236,15 +242,20 @@ fn dispatch(shared: &Shared) {
         run.reactor().crash();
         shared.state.borrow_mut().error = Some(e);
     }
-    let (ended, detach) = {
+    let (ended, detach, fd_waiting) = {
         let mut state = shared.state.borrow_mut();
         let ended = run.is_finished();
         state.run = Some(run);
-        (ended, std::mem::take(&mut state.detach_after_pass))
+        (ended, std::mem::take(&mut state.detach_after_pass), std::mem::take(&mut state.fd_waiting))
     };
     if ended || detach {
         finish(shared);
+    } else if fd_waiting {
+        if let Some(objects) = &shared.state.borrow().objects {
+            objects.fd.enable_callbacks(kCFFileDescriptorReadCallBack);
+        }
     }
+    true
 }
 
 /// Moves the timer's next fire date to the reactor's next deadline. The run
@@ -254,12 +265,14 @@ fn arm_timer(shared: &Shared) {
     let run = shared.state.borrow_mut().run.take();
     let Some(run) = run else { return };
     let timeout = run.timeout();
+    // Crashed from a callback of the run loop's own (outside a pass): end.
+    let ended = run.is_finished();
     let detach = {
         let mut state = shared.state.borrow_mut();
         state.run = Some(run);
         std::mem::take(&mut state.detach_after_pass)
     };
-    if detach {
+    if detach || ended {
         finish(shared);
         return;
     }
@@ -287,8 +300,10 @@ fn guarded(what: &str, body: impl FnOnce()) {
 extern "C" fn fd_ready(fd: CFFileDescriptorRef, _types: CFOptionFlags, info: *mut c_void) {
     guarded("fd", || {
         let shared = shared_of(info);
-        dispatch(&shared);
-        if !shared.is_finished() {
+        if !dispatch(&shared) {
+            // A pass is running further up the stack: it re-enables us.
+            shared.state.borrow_mut().fd_waiting = true;
+        } else if !shared.is_finished() {
             // SAFETY: `fd` is the live CFFileDescriptor this callback belongs
             // to (CF keeps it alive for the call); callbacks are one-shot.
             unsafe { CFFileDescriptorEnableCallBacks(fd, kCFFileDescriptorReadCallBack) };

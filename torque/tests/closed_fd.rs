@@ -60,9 +60,49 @@ fn a_closed_registered_fd_is_dropped_not_spun_on(kind: BackendKind) {
     iterate_until(&r, || got.get());
 }
 
+/// A handler removes its fd and closes it inside a callback (as a transport
+/// does on close) while a duplicate of the fd lives on elsewhere (passed to a
+/// child, sent to another process). The removal must reach the backend before
+/// the close: epoll would otherwise keep the duplicate's open file registered
+/// under the closed number, where nothing can remove it, and return from every
+/// wait at once for its stale, level-triggered readiness.
+fn an_fd_removed_then_closed_in_a_callback_leaves_nothing_behind(kind: BackendKind) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let r = reactor(kind);
+    let pipe = Pipe::new();
+    let Pipe { r: read_end, w: write_end } = pipe;
+    let duplicate = read_end.try_clone().unwrap();
+    let fd = std::os::fd::AsRawFd::as_raw_fd(&read_end);
+    let owned = Rc::new(RefCell::new(Some(read_end)));
+    let o = owned.clone();
+    r.add_reader(
+        borrowed(fd),
+        Handler::reading(move |r| {
+            r.remove_reader(borrowed(fd));
+            drop(o.borrow_mut().take()); // closed at once, as close_now does
+        }),
+    )
+    .unwrap();
+    torque::fd::write(&write_end, b"x").unwrap();
+    iterate_until(&r, || owned.borrow().is_none());
+    assert!(r.readers().is_empty());
+    // The duplicate stays readable; nothing watches it, so waits must wait.
+    let start = std::time::Instant::now();
+    for _ in 0..5 {
+        r.iterate(Duration::from_millis(20)).unwrap();
+    }
+    assert!(
+        start.elapsed() >= Duration::from_millis(80),
+        "the loop returned at once {:?}: a stale registration is still reported",
+        start.elapsed()
+    );
+    drop(duplicate);
+}
+
 cases! {
     [FdSets] plain {
         a_closed_registered_fd_is_dropped_not_spun_on,
+        an_fd_removed_then_closed_in_a_callback_leaves_nothing_behind,
     }
 }
 

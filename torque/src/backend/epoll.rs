@@ -1,6 +1,7 @@
 //! Linux `epoll(7)`, used level-triggered so it behaves like select and poll.
 //! At most one `epoll_ctl` per changed fd per pass: the reactor hands over the
-//! net change of each fd just before the wait.
+//! net change of each fd just before the wait (a removal goes at once, before
+//! its owner can close the fd; see `Reactor::registry_changed`).
 
 use super::{BackendInfo, BackendKind, Entry, IoModel, SignalDelivery, Status, Wake};
 

@@ -1,28 +1,33 @@
 //! macOS and BSD `kqueue(2)`, used level-triggered like the others.
 //!
 //! Registration changes go to the kernel in the same `kevent` call as the wait
-//! (one system call per pass however many fds changed). The cross-thread wake
-//! is an `EVFILT_USER` event, stop signals arrive as `EVFILT_SIGNAL` events
-//! (no handler runs), and a child's exit as an `EVFILT_PROC` event (no
-//! SIGCHLD handler). The kqueue fd itself is pollable, so other loops
-//! (`embed`, `torque-glib`, `torque-cf`) watch it, and a second thread may
-//! wait on it (`interleave`).
+//! (one system call per pass however many fds were added or changed; a
+//! registration that ends is removed at once, while its fd is still open, see
+//! `Reactor::registry_changed`). The cross-thread wake is an `EVFILT_USER`
+//! event (no fd), and a child's exit an `EVFILT_PROC` event (no SIGCHLD
+//! handler). Stop signals come through the same handler as on the other
+//! backends, which triggers the `EVFILT_USER` event: `EVFILT_SIGNAL` would
+//! need the signals ignored, and on macOS it does not see signals sent to one
+//! thread (`raise`, `pthread_kill`), which would then be lost. The kqueue fd
+//! itself is pollable, so other loops (`embed`, `torque-glib`, `torque-cf`)
+//! watch it, and a second thread may wait on it (`interleave`). Built for
+//! 64-bit macOS and FreeBSD.
 
 use super::{BackendInfo, BackendKind, ChildExit, Entry, IoModel, SignalDelivery, Status, Wake};
 
 const INFO: BackendInfo = BackendInfo {
     kind: BackendKind::Kqueue,
     name: "kqueue",
-    summary: "macOS and BSD kqueue(2), level-triggered; the default there",
+    summary: "macOS and FreeBSD kqueue(2), level-triggered; the default there",
     status: Status::CompileChecked,
-    platforms: "macOS, FreeBSD, NetBSD, DragonFly",
+    platforms: "macOS, FreeBSD (64-bit)",
     io_model: IoModel::Readiness,
     fd_limit: None,
     wait_cost: "O(ready fds)",
     reports_closed_fds: false,
     child_exit: ChildExit::ProcFilter,
     wake: Wake::UserEvent,
-    signals: SignalDelivery::Filter,
+    signals: SignalDelivery::Handler,
     features: super::BASE_FEATURES,
 };
 
@@ -41,34 +46,32 @@ mod imp {
     use crate::backend::{BackendInfo, Change, Event, Events, ForeignWait, Opened, Refused, Selector, Token};
     use crate::error::ReactorError;
     use crate::sys::kqueue::{WAKE_IDENT, event, kevent, kqueue, udata};
-    use crate::sys::signal::STOP_SIGNALS;
     use crate::sys::waker::Waker;
 
     /// How many events one wait may return (besides change errors).
     const BATCH: usize = 1024;
 
+    /// The token of the setup entries, whose failure must be seen (removals,
+    /// whose failure means nothing, carry `Token::IGNORED`).
+    const SETUP: Token = Token(u64::MAX - 1);
+
     pub(super) fn open() -> Result<Opened, ReactorError> {
         let kq = Arc::new(kqueue().map_err(ReactorError::Os)?);
         let waker = Arc::new(Waker::new_kqueue_user(Arc::clone(&kq)));
-        let mut setup =
-            vec![event(WAKE_IDENT, libc::EVFILT_USER, libc::EV_ADD | libc::EV_CLEAR, 0, Token::IGNORED.0)];
-        // Recorded whatever the signal's disposition; the reactor looks at
-        // them only while it handles stop signals.
-        for signal in STOP_SIGNALS {
-            setup.push(event(signal as usize, libc::EVFILT_SIGNAL, libc::EV_ADD, 0, Token::IGNORED.0));
-        }
         let mut selector = KqueueSelector {
             kq,
             waker: Arc::clone(&waker),
             changes: Vec::new(),
             buffer: Vec::with_capacity(BATCH),
         };
-        submit_with_receipts(&selector.kq, &mut setup, &mut selector.buffer)
-            .and_then(|refused| match refused.into_iter().next() {
-                Some((_, e)) => Err(e),
-                None => Ok(()),
-            })
-            .map_err(ReactorError::Os)?;
+        // The wake event; a kqueue without it could not be woken, so its
+        // failure fails the open.
+        let mut setup = [event(WAKE_IDENT, libc::EVFILT_USER, libc::EV_ADD | libc::EV_CLEAR, 0, SETUP.0)];
+        match submit_with_receipts(&selector.kq, &mut setup, &mut selector.buffer) {
+            Ok(refused) if refused.is_empty() => {}
+            Ok(mut refused) => return Err(ReactorError::Os(refused.remove(0).1)),
+            Err(e) => return Err(ReactorError::Os(e)),
+        }
         Ok(Opened { selector: Box::new(selector), waker })
     }
 
@@ -113,6 +116,13 @@ mod imp {
         (errno != 0 && token != Token::IGNORED).then(|| (token, io::Error::from_raw_os_error(errno)))
     }
 
+    /// Reports every addition or change in `changes` as refused with `error`.
+    fn refuse_additions(changes: &[Change], error: &io::Error, refused: &mut Vec<Refused>) {
+        for change in changes.iter().filter(|c| !c.new.is_empty()) {
+            refused.push((change.token, io::Error::new(error.kind(), error.to_string())));
+        }
+    }
+
     /// Submits `list` with `EV_RECEIPT`, so every entry reports back and no
     /// pending event is consumed; returns the refusals.
     fn submit_with_receipts(
@@ -146,10 +156,6 @@ mod imp {
                     self.waker.reset();
                     continue;
                 }
-                if filter == libc::EVFILT_SIGNAL as i32 {
-                    events.push_signal(entry.ident as i32);
-                    continue;
-                }
                 let token = Token(udata(entry));
                 let readable = filter == libc::EVFILT_READ as i32 || filter == libc::EVFILT_PROC as i32;
                 let writable = filter == libc::EVFILT_WRITE as i32;
@@ -176,7 +182,11 @@ mod imp {
             self.buffer.reserve(list.len() + BATCH);
             let result = kevent(self.kq.as_raw_fd(), &list, &mut self.buffer, timeout);
             self.changes = list;
-            result?;
+            if let Err(e) = result {
+                // The call failed as a whole: every addition is in doubt.
+                refuse_additions(changes, &e, refused);
+                return Err(e);
+            }
             self.collect(events, refused);
             Ok(())
         }
@@ -198,12 +208,8 @@ mod imp {
             }
             match submit_with_receipts(&self.kq, &mut list, &mut self.buffer) {
                 Ok(failures) => refused.extend(failures),
-                Err(e) => {
-                    // The call itself failed: every addition is in doubt.
-                    for change in changes.iter().filter(|c| !c.new.is_empty()) {
-                        refused.push((change.token, io::Error::from(e.kind())));
-                    }
-                }
+                // The call itself failed: every addition is in doubt.
+                Err(e) => refuse_additions(changes, &e, refused),
             }
             self.changes = list;
         }

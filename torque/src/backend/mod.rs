@@ -252,11 +252,9 @@ pub enum Wake {
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SignalDelivery {
-    /// A process-wide handler records the signal and wakes the reactor.
+    /// A process-wide handler records the signal and wakes the reactor through
+    /// its [`Wake`] mechanism (the handler's one async-signal-safe call).
     Handler,
-    /// The wait reports it (kqueue's `EVFILT_SIGNAL`); the signals are ignored
-    /// while only such reactors listen, so no handler runs.
-    Filter,
 }
 
 /// What a backend is and can do: the one place each backend describes itself.

@@ -79,35 +79,20 @@ pub(crate) struct Event {
 #[derive(Debug, Default)]
 pub(crate) struct Events {
     list: Vec<Event>,
-    /// Signals the backend itself saw (kqueue's `EVFILT_SIGNAL`), bit n for
-    /// signal n.
-    signals: u64,
 }
 
 impl Events {
     /// An empty buffer with room for `capacity` events.
     pub(crate) fn with_capacity(capacity: usize) -> Events {
-        Events { list: Vec::with_capacity(capacity), signals: 0 }
+        Events { list: Vec::with_capacity(capacity) }
     }
     /// Removes all events, keeping the allocation.
     pub(crate) fn clear(&mut self) {
         self.list.clear();
-        self.signals = 0;
     }
     /// Appends one event.
     pub(crate) fn push(&mut self, event: Event) {
         self.list.push(event);
-    }
-    /// Records that signal `signal` arrived.
-    #[cfg_attr(not(kqueue), allow(dead_code))]
-    pub(crate) fn push_signal(&mut self, signal: i32) {
-        if (0..64).contains(&signal) {
-            self.signals |= 1 << signal;
-        }
-    }
-    /// The signals recorded, clearing them.
-    pub(crate) fn take_signals(&mut self) -> u64 {
-        std::mem::take(&mut self.signals)
     }
     /// The number of events.
     pub(crate) fn len(&self) -> usize {

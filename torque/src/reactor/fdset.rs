@@ -106,6 +106,8 @@ pub(crate) struct FdRegistry {
     applied: Vec<Applied>,
     /// fds whose wanted state may differ from what the backend has.
     dirty: Vec<RawFd>,
+    /// fds whose registration ended since the changes were last taken.
+    ended: Vec<RawFd>,
 }
 
 fn token(index: u32, generation: u32) -> Token {
@@ -185,6 +187,7 @@ impl FdRegistry {
                 self.by_fd[fd as usize] = 0;
             }
             self.touch(fd);
+            self.ended.push(fd);
         }
         self.free.push(index);
         handler
@@ -270,22 +273,49 @@ impl FdRegistry {
     /// Appends the net change of every fd touched since the last call to
     /// `out`, and records them as applied.
     pub(crate) fn take_changes(&mut self, out: &mut Vec<Change>) {
-        for fd in self.dirty.drain(..) {
-            let (token, interest) = match self.by_fd.get(fd as usize).and_then(|i| i.checked_sub(1)) {
-                Some(index) => {
-                    (token(index, self.slots[index as usize].generation), self.slots[index as usize].interest)
-                }
-                None => (Token::IGNORED, Interest::NONE),
-            };
-            let applied = &mut self.applied[fd as usize];
-            applied.dirty = false;
-            if applied.interest == interest && (applied.token == token || interest.is_empty()) {
-                continue;
-            }
-            out.push(Change { fd, token, old_token: applied.token, old: applied.interest, new: interest });
-            applied.token = token;
-            applied.interest = interest;
+        let dirty = std::mem::take(&mut self.dirty);
+        for &fd in &dirty {
+            self.take_change(fd, out);
         }
+        self.dirty = dirty;
+        self.dirty.clear();
+        self.ended.clear();
+    }
+
+    /// Appends the net change of every fd whose registration ended since the
+    /// changes were last taken (the other dirty fds wait for the next call).
+    pub(crate) fn take_ended_changes(&mut self, out: &mut Vec<Change>) {
+        let ended = std::mem::take(&mut self.ended);
+        for &fd in &ended {
+            self.take_change(fd, out);
+        }
+        self.ended = ended;
+        self.ended.clear();
+    }
+
+    /// Whether a registration ended since the changes were last taken.
+    pub(crate) fn has_ended(&self) -> bool {
+        !self.ended.is_empty()
+    }
+
+    /// `fd`'s net change, if it has one, appended to `out` and recorded as
+    /// applied. (An fd taken here and dirtied again is taken again later.)
+    fn take_change(&mut self, fd: RawFd, out: &mut Vec<Change>) {
+        let Some(applied) = self.applied.get(fd as usize).copied() else { return };
+        if !applied.dirty {
+            return;
+        }
+        let (token, interest) = match self.by_fd.get(fd as usize).and_then(|i| i.checked_sub(1)) {
+            Some(index) => {
+                (token(index, self.slots[index as usize].generation), self.slots[index as usize].interest)
+            }
+            None => (Token::IGNORED, Interest::NONE),
+        };
+        self.applied[fd as usize] = Applied { token, interest, dirty: false };
+        if applied.interest == interest && (applied.token == token || interest.is_empty()) {
+            return;
+        }
+        out.push(Change { fd, token, old_token: applied.token, old: applied.interest, new: interest });
     }
 
     /// Whether changes wait to be applied.

@@ -145,11 +145,12 @@ impl Reactor {
             self.finish_interleave();
             return;
         }
-        let timeout = self.prepare(None);
-        // The helper waits next: the backend must have every change first.
+        // The helper waits next: the backend must have every change first
+        // (and a refusal queues work, which the timeout must see).
         if let Err(e) = self.apply_changes(None) {
             tracing::debug!(error = %e, "backend refused a change");
         }
+        let timeout = self.prepare(None);
         let need_set = self.inner.interleaved.borrow().as_ref().is_some_and(|link| !link.sent_live_set);
         // A live set, once sent, sees later changes by itself; a snapshot is
         // sent afresh each time.

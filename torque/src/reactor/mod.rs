@@ -53,11 +53,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::backend::{
-    BackendInfo, Capability, Change, Event, Events, Interest, Opened, Refused, SignalDelivery,
-};
+use crate::backend::{BackendInfo, Capability, Change, Event, Events, Interest, Opened, Refused};
 use crate::error::ReactorError;
-use crate::sys::signal::{ChildSignalGuard, SignalGuard, StopSignalDelivery};
+use crate::sys::signal::{ChildSignalGuard, SignalGuard};
 use driver::Driver;
 use fdset::{FdRegistry, Source};
 pub(crate) use tasks::TaskId;
@@ -323,11 +321,7 @@ impl Reactor {
         inner.stopping.set(false);
         inner.shutdown_pending.set(false);
         if inner.handle_signals {
-            let delivery = match inner.info.signals {
-                SignalDelivery::Filter => StopSignalDelivery::Native,
-                _ => StopSignalDelivery::Handler,
-            };
-            match SignalGuard::install(Arc::clone(&inner.threads.waker), delivery) {
+            match SignalGuard::install(Arc::clone(&inner.threads.waker)) {
                 Ok(guard) => *inner.signals.borrow_mut() = Some(guard),
                 Err(e) => tracing::warn!(error = %e, "cannot install SIGINT/SIGTERM handlers"),
             }
@@ -339,6 +333,9 @@ impl Reactor {
     fn end_run(&self) {
         // Anything the after-shutdown triggers queued for the end of the pass.
         self.run_end_of_pass();
+        // The shutdown's removals, so the backend matches the registry between
+        // runs (a refusal here queues work for the next pass).
+        let _ = self.apply_changes(None);
         drop(self.inner.signals.borrow_mut().take());
         self.inner.in_run.set(false);
     }
@@ -700,21 +697,43 @@ impl Reactor {
 
     /// After a registry change: outside a pass, tell the backend now (an
     /// error for `fd`'s own registration is returned, and it is removed);
-    /// inside one, the next wait or the pass's end will.
+    /// inside one, the next wait or the pass's end will — except that a
+    /// registration that ended is removed from the backend at once, while its
+    /// fd is surely still open. Its owner may close it next: epoll keeps a
+    /// closed fd's registration while any duplicate of it lives (one nothing
+    /// could remove any more, reported forever under a stale token), and
+    /// kqueue answers a removal of a closed fd by returning from the wait.
     fn registry_changed(&self, fd: Option<RawFd>) -> Result<(), ReactorError> {
         self.note_change();
-        if self.inner.dispatch_depth.get() == 0 { self.apply_changes(fd) } else { Ok(()) }
+        if self.inner.dispatch_depth.get() == 0 {
+            self.apply_changes(fd)
+        } else if self.inner.fds.borrow().has_ended() {
+            self.apply_queued(None, true)
+        } else {
+            Ok(())
+        }
     }
 
-    /// Applies the queued registration changes now. A refusal drops its
-    /// handler with [`LostReason::Error`], except that of `returning`'s
-    /// registration, which is removed quietly and returned.
+    /// Applies every queued registration change now. A refusal drops its
+    /// handler, told with [`LostReason::Error`] at the end of the pass, except
+    /// that of `returning`'s registration, which is removed quietly and
+    /// returned.
     fn apply_changes(&self, returning: Option<RawFd>) -> Result<(), ReactorError> {
         if !self.inner.fds.borrow().has_changes() {
             return Ok(());
         }
+        self.apply_queued(returning, false)
+    }
+
+    /// Applies the queued changes (`ended_only`: those of registrations that
+    /// ended); see [`apply_changes`](Reactor::apply_changes).
+    fn apply_queued(&self, returning: Option<RawFd>, ended_only: bool) -> Result<(), ReactorError> {
         let mut changes = std::mem::take(&mut *self.inner.changes.borrow_mut());
-        self.inner.fds.borrow_mut().take_changes(&mut changes);
+        if ended_only {
+            self.inner.fds.borrow_mut().take_ended_changes(&mut changes);
+        } else {
+            self.inner.fds.borrow_mut().take_changes(&mut changes);
+        }
         let mut refused = Vec::new();
         self.inner.driver.borrow_mut().apply(&changes, &mut refused);
         changes.clear();
@@ -722,8 +741,9 @@ impl Reactor {
         self.handle_refused(refused, returning)
     }
 
-    /// Removes each refused registration and tells its handler why; the one
-    /// for `returning` (the fd just added) is returned instead.
+    /// Removes each refused registration and tells its handler why (at the
+    /// end of the pass); the one for `returning` (the fd just added) is
+    /// returned instead.
     fn handle_refused(&self, refused: Vec<Refused>, returning: Option<RawFd>) -> Result<(), ReactorError> {
         let mut result = Ok(());
         for (token, source) in refused {
@@ -736,7 +756,9 @@ impl Reactor {
                 }
                 _ => {
                     tracing::debug!(error = %source, "the backend refused a registration");
-                    self.deliver_lost(handler, LostReason::Error(source));
+                    // Told at the end of the pass: never inside whatever call
+                    // happened to apply the change.
+                    self.at_end_of_pass(move |r| r.deliver_lost(handler, LostReason::Error(source)));
                 }
             }
         }
@@ -959,7 +981,7 @@ impl Reactor {
         let depth = &self.inner.dispatch_depth;
         depth.set(depth.get() + 1);
         let _leave = DepthGuard(depth);
-        self.check_signals(events.take_signals());
+        self.check_signals();
         self.check_child_signals();
         let _ = self.handle_refused(refused, None);
         if let Err(e) = waited {
@@ -1041,11 +1063,10 @@ impl Reactor {
         }
     }
 
-    /// Stop signals: those our handler recorded, and `native` ones the
-    /// backend's wait reported itself (kqueue), while this run handles them.
-    fn check_signals(&self, native: u64) {
+    /// Stop signals our handler recorded, while this run handles them.
+    fn check_signals(&self) {
         let pending = match self.inner.signals.borrow().as_ref() {
-            Some(guard) => guard.take_pending() | native,
+            Some(guard) => guard.take_pending(),
             None => return,
         };
         if pending == 0 {

@@ -323,6 +323,50 @@ fn changes_within_a_pass_apply_as_their_net_effect(kind: BackendKind) {
     assert_eq!(r.registered_fds(), 0);
 }
 
+/// A registration the backend refuses (epoll refuses regular files) is the
+/// caller's error outside a pass, and inside a callback — where changes wait
+/// for the pass's end — reaches the handler's `connection_lost` as the same
+/// error, at the end of the pass, never inside the `add_reader` call. A backend
+/// that takes regular files (always readable) reports them readable both ways.
+fn a_refused_registration_is_an_error_outside_a_pass_and_lost_inside_one(kind: BackendKind) {
+    let r = reactor(kind);
+    let file = tempfile::tempfile().unwrap();
+    let outside = r.add_reader(&file, Handler::reading(|r| r.stop().unwrap_or(())));
+    let refused = outside.is_err();
+    if refused {
+        assert!(r.readers().is_empty(), "a refused fd is not left registered");
+    } else {
+        r.remove_reader(&file);
+    }
+    let trigger = Pipe::new();
+    let log = Log::default();
+    let (l, t, f) = (log.clone(), trigger.rfd(), file.as_raw_fd());
+    r.add_reader(
+        trigger.reader(),
+        Handler::reading(move |r| {
+            drain(t);
+            r.remove_reader(borrowed(t));
+            let (read, lost) = (l.clone(), l.clone());
+            let handler = Handler::with_lost(
+                Handler::reading(move |r| {
+                    read.push("readable");
+                    r.remove_reader(borrowed(f));
+                }),
+                move |_, why| lost.push(format!("lost: {}", matches!(why, LostReason::Error(_)))),
+            );
+            assert!(r.add_reader(borrowed(f), handler).is_ok(), "inside a pass the change waits");
+            l.push("added");
+        }),
+    )
+    .unwrap();
+    trigger.send(b"go");
+    iterate_until(&r, || log.len() >= 2);
+    let expected = if refused { "lost: true" } else { "readable" };
+    assert_eq!(log.take(), ["added", expected]);
+    spin(&r, 2);
+    assert!(r.readers().is_empty());
+}
+
 /// select's fd_set holds fds below FD_SETSIZE; it must refuse larger ones with a
 /// clear error. The other backends take them.
 fn fds_beyond_the_backends_limit_are_refused_clearly(kind: BackendKind) {
@@ -452,6 +496,7 @@ crate::cases! {
         a_panicking_handler_is_dropped_with_connection_lost,
         shutdown_tells_registered_handlers_they_are_lost,
         changes_within_a_pass_apply_as_their_net_effect,
+        a_refused_registration_is_an_error_outside_a_pass_and_lost_inside_one,
         fds_beyond_the_backends_limit_are_refused_clearly,
         a_handler_may_iterate_the_reactor_reentrantly,
         a_busy_handler_still_hears_of_the_shutdown,

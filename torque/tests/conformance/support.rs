@@ -278,10 +278,16 @@ impl Driver for EmbeddedDriver {
     }
     fn step(&self, reactor: &Reactor, max_wait: Duration) -> Result<(), ReactorError> {
         self.ensure_embedded(reactor)?;
+        // The run's own timeout, as a real embedder asks it: it also hands
+        // queued registration changes to the backend before the wait.
+        let timeout = match self.runs.borrow().last() {
+            Some(run) => run.timeout(),
+            None => reactor.timeout(),
+        };
         match reactor.watch_fd() {
             Ok(fd) => {
                 // One wait on the reactor's fd, bounded by its timeout.
-                let wait = reactor.timeout().map_or(max_wait, |t| t.min(max_wait));
+                let wait = timeout.map_or(max_wait, |t| t.min(max_wait));
                 let mut watched = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
                 let millis = wait.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128) as i32;
                 // SAFETY (test): one valid pollfd.
@@ -290,7 +296,7 @@ impl Driver for EmbeddedDriver {
             }
             Err(ReactorError::Unsupported { capability: Capability::WatchFd, .. }) => {
                 // Tk-style: no fd to watch, so a 1 ms timer, then one pass.
-                let wait = reactor.timeout().map_or(max_wait, |t| t.min(max_wait));
+                let wait = timeout.map_or(max_wait, |t| t.min(max_wait));
                 std::thread::sleep(wait.min(Duration::from_millis(1)));
                 reactor.iterate(Duration::ZERO)
             }

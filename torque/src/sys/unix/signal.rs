@@ -6,11 +6,6 @@
 //! the handler never takes a lock or allocates. The previous disposition is saved when
 //! the first reactor installs the handler and restored when the last one leaves, so a
 //! program's own handlers come back after `run()` returns.
-//!
-//! A kqueue reactor hears stop signals through `EVFILT_SIGNAL` instead, which
-//! records a signal whatever its disposition: while only such reactors listen,
-//! SIGINT and SIGTERM are set to `SIG_IGN` (so they do not kill the process)
-//! and no handler runs at all.
 
 use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -42,25 +37,13 @@ static SLOT_TABLE: [Slot; SLOTS] = [FREE_SLOT; SLOTS];
 /// with it the fd) may be closed.
 static HANDLERS_RUNNING: AtomicUsize = AtomicUsize::new(0);
 
-/// How a reactor learns of a stop signal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum StopSignalDelivery {
-    /// Our handler sets the reactor's bits and wakes its waker.
-    Handler,
-    /// The backend's wait reports the signal itself (kqueue's `EVFILT_SIGNAL`);
-    /// the signals only need to not kill the process.
-    Native,
-}
-
-/// Saved dispositions while at least one reactor listens, with the listener counts.
+/// Saved dispositions while at least one reactor listens, with the listener count.
 struct Installed {
-    handler_users: usize,
-    native_users: usize,
+    users: usize,
     previous: Vec<(libc::c_int, libc::sigaction)>,
 }
 
-static INSTALLED: Mutex<Installed> =
-    Mutex::new(Installed { handler_users: 0, native_users: 0, previous: Vec::new() });
+static INSTALLED: Mutex<Installed> = Mutex::new(Installed { users: 0, previous: Vec::new() });
 
 extern "C" fn on_signal(sig: libc::c_int) {
     // SAFETY: errno is thread-local; saving and restoring it keeps the interrupted
@@ -122,8 +105,7 @@ fn release_slot(table: &[Slot; SLOTS], slot: usize) {
 
 /// A reactor's registration for stop signals; dropping it unregisters.
 pub(crate) struct SignalGuard {
-    /// The handler's slot (`None` with native delivery).
-    slot: Option<usize>,
+    slot: usize,
     /// Keeps the waker's fd open for as long as a handler may write to it.
     _waker: Arc<Waker>,
 }
@@ -134,81 +116,40 @@ impl std::fmt::Debug for SignalGuard {
     }
 }
 
-/// Sets SIGINT and SIGTERM to what the listeners need: our handler if any
-/// reactor relies on it, else ignored (native listeners only), else what they
-/// were before the first listener came.
-fn apply_dispositions(installed: &mut Installed) -> io::Result<()> {
-    if installed.handler_users + installed.native_users == 0 {
-        restore(&std::mem::take(&mut installed.previous));
-        return Ok(());
-    }
-    let save = installed.previous.is_empty();
-    for sig in STOP_SIGNALS {
-        // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value.
-        let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-        action.sa_sigaction = if installed.handler_users > 0 {
-            on_signal as *const () as libc::sighandler_t
-        } else {
-            libc::SIG_IGN
-        };
-        action.sa_flags = libc::SA_RESTART;
-        // SAFETY: sa_mask is a valid sigset_t to initialise.
-        unsafe { libc::sigemptyset(&mut action.sa_mask) };
-        // SAFETY: as above; `old` receives the previous disposition.
-        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: both pointers are to valid sigaction values.
-        if let Err(e) = super::cvt(unsafe { libc::sigaction(sig, &action, &mut old) }) {
-            if save {
-                restore(&std::mem::take(&mut installed.previous));
-            }
-            return Err(e);
-        }
-        if save {
-            installed.previous.push((sig, old));
-        }
-    }
-    Ok(())
-}
-
 impl SignalGuard {
-    /// Registers a reactor for SIGINT/SIGTERM, delivered as `delivery` says
-    /// (through a slot that wakes `waker`, or natively by its backend), and
-    /// sets the process's dispositions accordingly.
-    pub(crate) fn install(waker: Arc<Waker>, delivery: StopSignalDelivery) -> io::Result<SignalGuard> {
+    /// Claims a slot that wakes `waker` on SIGINT/SIGTERM, installing the process
+    /// handler if this is the first listener.
+    pub(crate) fn install(waker: Arc<Waker>) -> io::Result<SignalGuard> {
         let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
-        let slot = match delivery {
-            StopSignalDelivery::Handler => {
-                installed.handler_users += 1;
-                Some(claim_slot(&SLOT_TABLE, &waker, "too many reactors handle signals at once (64)"))
+        let slot = claim_slot(&SLOT_TABLE, &waker, "too many reactors handle signals at once (64)")?;
+        if installed.users == 0 {
+            let mut previous = Vec::new();
+            for sig in STOP_SIGNALS {
+                // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value.
+                let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+                action.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+                action.sa_flags = libc::SA_RESTART;
+                // SAFETY: sa_mask is a valid sigset_t to initialise.
+                unsafe { libc::sigemptyset(&mut action.sa_mask) };
+                // SAFETY: as above; `old` receives the previous disposition.
+                let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+                // SAFETY: both pointers are to valid sigaction values.
+                if let Err(e) = super::cvt(unsafe { libc::sigaction(sig, &action, &mut old) }) {
+                    restore(&previous);
+                    release_slot(&SLOT_TABLE, slot);
+                    return Err(e);
+                }
+                previous.push((sig, old));
             }
-            StopSignalDelivery::Native => {
-                installed.native_users += 1;
-                None
-            }
-        };
-        let (slot, failed) = match slot {
-            Some(Err(e)) => (None, Some(e)),
-            Some(Ok(slot)) => (Some(slot), apply_dispositions(&mut installed).err()),
-            None => (None, apply_dispositions(&mut installed).err()),
-        };
-        if let Some(e) = failed {
-            if let Some(slot) = slot {
-                release_slot(&SLOT_TABLE, slot);
-            }
-            match delivery {
-                StopSignalDelivery::Handler => installed.handler_users -= 1,
-                StopSignalDelivery::Native => installed.native_users -= 1,
-            }
-            let _ = apply_dispositions(&mut installed);
-            return Err(e);
+            installed.previous = previous;
         }
+        installed.users += 1;
         Ok(SignalGuard { slot, _waker: waker })
     }
 
-    /// The stop signals our handler received since the last call, clearing them
-    /// (always none with native delivery).
+    /// The stop signals received since the last call, clearing them.
     pub(crate) fn take_pending(&self) -> u64 {
-        self.slot.map_or(0, |slot| SLOT_TABLE[slot].pending.swap(0, Ordering::AcqRel))
+        SLOT_TABLE[self.slot].pending.swap(0, Ordering::AcqRel)
     }
 }
 
@@ -222,15 +163,11 @@ fn restore(previous: &[(libc::c_int, libc::sigaction)]) {
 impl Drop for SignalGuard {
     fn drop(&mut self) {
         let mut installed = INSTALLED.lock().unwrap_or_else(|e| e.into_inner());
-        match self.slot {
-            Some(slot) => {
-                release_slot(&SLOT_TABLE, slot);
-                installed.handler_users -= 1;
-            }
-            None => installed.native_users -= 1,
-        }
-        if let Err(e) = apply_dispositions(&mut installed) {
-            tracing::warn!(error = %e, "cannot reset SIGINT/SIGTERM dispositions");
+        release_slot(&SLOT_TABLE, self.slot);
+        installed.users -= 1;
+        if installed.users == 0 {
+            let previous = std::mem::take(&mut installed.previous);
+            restore(&previous);
         }
     }
 }
@@ -313,14 +250,18 @@ impl ChildSignalGuard {
             // SAFETY: as above.
             let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
             // SAFETY: reading the current disposition into a valid sigaction.
-            super::cvt(unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) })?;
+            if let Err(e) = super::cvt(unsafe { libc::sigaction(libc::SIGCHLD, std::ptr::null(), &mut old) })
+            {
+                release_slot(&CHILD_SLOT_TABLE, slot);
+                return Err(e);
+            }
             PREVIOUS_CHILD_HANDLER.store(old.sa_sigaction, Ordering::SeqCst);
             PREVIOUS_CHILD_FLAGS.store(old.sa_flags as usize, Ordering::SeqCst);
             let installed_now =
                 // SAFETY: both pointers are to valid sigaction values.
                 super::cvt(unsafe { libc::sigaction(libc::SIGCHLD, &action, std::ptr::null_mut()) });
             if let Err(e) = installed_now {
-                CHILD_SLOT_TABLE[slot].target.store(FREE, Ordering::SeqCst);
+                release_slot(&CHILD_SLOT_TABLE, slot);
                 return Err(e);
             }
             installed.previous = Some(old);
