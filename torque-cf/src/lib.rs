@@ -51,21 +51,19 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 
 use core_foundation::runloop::CFRunLoop;
-use torque::{BackendKind, Capability, Reactor, ReactorError};
+use torque::{Capability, Reactor, ReactorError};
 
 #[allow(unsafe_code)]
 mod source;
 
 /// A reactor on the best backend a run loop can watch (one with
 /// [`Capability::WatchFd`]: kqueue), leaving SIGINT and SIGTERM to the
-/// application. Use [`torque::Reactor::builder`] for other settings, with
-/// such a backend.
+/// application (`TORQUE_REACTOR` may name another such backend). Use
+/// [`torque::Reactor::builder`] with
+/// [`require(Capability::WatchFd)`](torque::ReactorBuilder::require) for other
+/// settings.
 pub fn reactor() -> Result<Reactor, ReactorError> {
-    let best = BackendKind::platform_default();
-    let kind = BackendKind::all().iter().copied().find(|k| k.info().supports(Capability::WatchFd));
-    let kind =
-        kind.ok_or(ReactorError::Unsupported { backend: best.name(), capability: Capability::WatchFd })?;
-    Reactor::builder().backend(kind).handle_signals(false).build()
+    Reactor::builder().require(Capability::WatchFd).handle_signals(false).build()
 }
 
 /// Why a run-loop-driven run could not start, or failed.

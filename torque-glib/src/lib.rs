@@ -33,20 +33,18 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 
 use gio::prelude::*;
-use torque::{BackendKind, Capability, Reactor, ReactorError};
+use torque::{Capability, Reactor, ReactorError};
 
 mod source;
 
 /// A reactor on the best backend GLib can watch (one with
 /// [`Capability::WatchFd`]: epoll on Linux, kqueue on macOS and the BSDs),
-/// leaving SIGINT and SIGTERM to the application. Use
-/// [`torque::Reactor::builder`] for other settings, with such a backend.
+/// leaving SIGINT and SIGTERM to the application (`TORQUE_REACTOR` may name
+/// another such backend). Use [`torque::Reactor::builder`] with
+/// [`require(Capability::WatchFd)`](torque::ReactorBuilder::require) for other
+/// settings.
 pub fn reactor() -> Result<Reactor, ReactorError> {
-    let best = BackendKind::platform_default();
-    let kind = BackendKind::all().iter().copied().find(|k| k.info().supports(Capability::WatchFd));
-    let kind =
-        kind.ok_or(ReactorError::Unsupported { backend: best.name(), capability: Capability::WatchFd })?;
-    Reactor::builder().backend(kind).handle_signals(false).build()
+    Reactor::builder().require(Capability::WatchFd).handle_signals(false).build()
 }
 
 /// Why a GLib-driven run could not start, or failed.

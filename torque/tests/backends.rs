@@ -118,3 +118,18 @@ fn code_choice_wins_over_the_environment() {
     let builder = Reactor::builder().backend(BackendKind::Select);
     assert_eq!(builder.chosen_backend().unwrap(), BackendKind::Select);
 }
+
+#[test]
+fn a_required_capability_picks_a_backend_that_has_it_or_is_refused() {
+    let reactor = Reactor::builder().require(Capability::WatchFd).handle_signals(false).build().unwrap();
+    assert!(reactor.backend().supports(Capability::WatchFd));
+    let expected = BackendKind::all().iter().find(|k| k.info().supports(Capability::WatchFd)).unwrap();
+    assert_eq!(reactor.backend().kind, *expected, "the best one that has it");
+    for &kind in BackendKind::all().iter().filter(|k| !k.info().supports(Capability::WatchFd)) {
+        let err = Reactor::builder().backend(kind).require(Capability::WatchFd).build().unwrap_err();
+        assert!(
+            matches!(err, ReactorError::Unsupported { backend, capability: Capability::WatchFd } if backend == kind.name()),
+            "{err}"
+        );
+    }
+}

@@ -101,7 +101,9 @@ impl SelectSelector {
             Ok(slot) if slot < limit => Ok(slot),
             Ok(_) => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("fd {fd} is not below FD_SETSIZE ({limit}); use the poll or epoll backend"),
+                format!(
+                    "fd {fd} is not below FD_SETSIZE ({limit}); use a backend without that limit (poll, epoll, kqueue)"
+                ),
             )),
             Err(_) => Err(io::Error::from_raw_os_error(libc::EBADF)),
         }

@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use super::Reactor;
 use super::clock::{Clock, MonotonicClock};
-use crate::backend::BackendKind;
+use crate::backend::{BackendKind, Capability};
 use crate::error::ReactorError;
 
 /// The environment variable that picks the backend when code does not.
@@ -20,6 +20,7 @@ pub const REACTOR_ENV: &str = "TORQUE_REACTOR";
 /// ```
 pub struct ReactorBuilder {
     backend: Option<BackendKind>,
+    needs: Vec<Capability>,
     clock: Option<Rc<dyn Clock>>,
     handle_signals: bool,
     thread_pool_size: usize,
@@ -29,6 +30,7 @@ impl std::fmt::Debug for ReactorBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReactorBuilder")
             .field("backend", &self.backend)
+            .field("needs", &self.needs)
             .field("custom_clock", &self.clock.is_some())
             .field("handle_signals", &self.handle_signals)
             .field("thread_pool_size", &self.thread_pool_size)
@@ -38,7 +40,13 @@ impl std::fmt::Debug for ReactorBuilder {
 
 impl Default for ReactorBuilder {
     fn default() -> Self {
-        ReactorBuilder { backend: None, clock: None, handle_signals: true, thread_pool_size: 10 }
+        ReactorBuilder {
+            backend: None,
+            needs: Vec::new(),
+            clock: None,
+            handle_signals: true,
+            thread_pool_size: 10,
+        }
     }
 }
 
@@ -46,6 +54,23 @@ impl ReactorBuilder {
     /// Uses this backend, whatever `TORQUE_REACTOR` says.
     pub fn backend(mut self, kind: BackendKind) -> Self {
         self.backend = Some(kind);
+        self
+    }
+
+    /// Needs `capability` of the backend: without a backend set in code or by
+    /// `TORQUE_REACTOR`, the best one of this platform that has it is chosen;
+    /// a backend chosen either way that lacks it is
+    /// [`ReactorError::Unsupported`]. (`torque-glib` and `torque-cf` need
+    /// [`Capability::WatchFd`].)
+    ///
+    /// ```
+    /// use torque::{Capability, Reactor};
+    /// let reactor = Reactor::builder().require(Capability::WatchFd).handle_signals(false).build()?;
+    /// assert!(reactor.backend().supports(Capability::WatchFd));
+    /// # Ok::<(), torque::ReactorError>(())
+    /// ```
+    pub fn require(mut self, capability: Capability) -> Self {
+        self.needs.push(capability);
         self
     }
 
@@ -70,15 +95,21 @@ impl ReactorBuilder {
     }
 
     /// The backend this builder would use: the one set in code, else
-    /// `TORQUE_REACTOR`, else the platform's best.
+    /// `TORQUE_REACTOR`, else the platform's best (that has what
+    /// [`require`](ReactorBuilder::require) asked for).
     pub fn chosen_backend(&self) -> Result<BackendKind, ReactorError> {
-        if let Some(kind) = self.backend {
-            return Ok(kind);
+        let chosen = match (self.backend, std::env::var(REACTOR_ENV)) {
+            (Some(kind), _) => kind,
+            (None, Ok(name)) if !name.trim().is_empty() => name.parse()?,
+            _ => {
+                let fits = |k: &&BackendKind| self.needs.iter().all(|&n| k.info().supports(n));
+                BackendKind::all().iter().find(fits).copied().unwrap_or_else(BackendKind::platform_default)
+            }
+        };
+        for &need in &self.needs {
+            chosen.info().require(need)?;
         }
-        match std::env::var(REACTOR_ENV) {
-            Ok(name) if !name.trim().is_empty() => name.parse(),
-            _ => Ok(BackendKind::platform_default()),
-        }
+        Ok(chosen)
     }
 
     /// Opens the backend and builds the reactor.

@@ -274,11 +274,7 @@ impl FdRegistry {
     /// `out`, and records them as applied.
     pub(crate) fn take_changes(&mut self, out: &mut Vec<Change>) {
         let dirty = std::mem::take(&mut self.dirty);
-        for &fd in &dirty {
-            self.take_change(fd, out);
-        }
-        self.dirty = dirty;
-        self.dirty.clear();
+        self.dirty = self.take_listed(dirty, out);
         self.ended.clear();
     }
 
@@ -286,11 +282,17 @@ impl FdRegistry {
     /// changes were last taken (the other dirty fds wait for the next call).
     pub(crate) fn take_ended_changes(&mut self, out: &mut Vec<Change>) {
         let ended = std::mem::take(&mut self.ended);
-        for &fd in &ended {
+        self.ended = self.take_listed(ended, out);
+    }
+
+    /// Takes the change of each fd in `list`; returns the list emptied, for
+    /// its allocation.
+    fn take_listed(&mut self, mut list: Vec<RawFd>, out: &mut Vec<Change>) -> Vec<RawFd> {
+        for &fd in &list {
             self.take_change(fd, out);
         }
-        self.ended = ended;
-        self.ended.clear();
+        list.clear();
+        list
     }
 
     /// Whether a registration ended since the changes were last taken.

@@ -622,11 +622,13 @@ impl Reactor {
     /// before closing it.
     ///
     /// Outside the loop's passes the backend hears of the change at once, and
-    /// an fd it refuses is an error here. Inside a callback the change waits for
-    /// the pass's end (so an fd changed several times in a pass costs one system
-    /// call, or none); a refusal then reaches the handler's `connection_lost` as
-    /// [`LostReason::Error`]. Backends without fd sets refuse with
-    /// [`ReactorError::Unsupported`].
+    /// an fd it refuses is an error here. Inside a callback an addition or
+    /// change waits for the pass's end (so an fd changed several times in a
+    /// pass costs one system call, or none) and a refusal then reaches the
+    /// handler's `connection_lost` as [`LostReason::Error`], at the end of the
+    /// pass; a removal that leaves the fd unwatched reaches the backend at
+    /// once, so the fd may be closed right after it. Backends without fd sets
+    /// refuse with [`ReactorError::Unsupported`].
     pub fn add_reader<H: FdHandler + 'static>(
         &self,
         fd: impl AsFd,
@@ -676,7 +678,9 @@ impl Reactor {
             if fd as usize >= limit {
                 let source = std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
-                    format!("fd {fd} is not below FD_SETSIZE ({limit}); use the poll or epoll backend"),
+                    format!(
+                        "fd {fd} is not below FD_SETSIZE ({limit}); use a backend without that limit (poll, epoll, kqueue)"
+                    ),
                 );
                 return Err(ReactorError::Register { fd, backend: self.inner.info.name, source });
             }
