@@ -96,23 +96,30 @@ fn a_callback_returning_a_deferred_pauses_the_chain() {
     assert_eq!(value(d), Some(4));
 }
 
+/// Twisted's rule: without a canceller, the one late firing of a cancelled
+/// Deferred is ignored; a second one is `AlreadyCalled`.
 #[test]
-fn cancelling_without_a_canceller_fails_with_cancelled_and_later_firing_is_ignored() {
+fn cancelling_without_a_canceller_ignores_one_late_firing_only() {
     let (d, r) = Deferred::<u32>::pending();
     d.cancel();
-    assert_eq!(r.callback(3), Ok(()), "firing after a cancel is silently ignored, as in Twisted");
+    assert_eq!(r.callback(3), Ok(()), "the late firing after a cancel is ignored, as in Twisted");
+    assert_eq!(r.callback(4), Err(DeferredError::AlreadyCalled), "not every later one");
+    assert_eq!(r.errback(Failure::msg("late")), Err(DeferredError::AlreadyCalled));
     let failure = d.result().unwrap().unwrap_err();
     assert!(failure.is::<CancelledError>());
 }
 
+/// With a canceller, the canceller is the way to fire on cancel: a later
+/// firing is `AlreadyCalled` (Twisted suppresses only without one).
 #[test]
 fn a_canceller_may_fire_the_deferred_itself() {
     let (d, _r) = Deferred::<u32>::with_canceller(|r| r.callback(99).unwrap());
     d.cancel();
     assert_eq!(value(d), Some(99));
-    let (d2, _r2) = Deferred::<u32>::with_canceller(|_| {});
+    let (d2, r2) = Deferred::<u32>::with_canceller(|_| {});
     d2.cancel();
     assert!(d2.result().unwrap().unwrap_err().is::<CancelledError>());
+    assert_eq!(r2.callback(1), Err(DeferredError::AlreadyCalled));
 }
 
 #[test]

@@ -36,6 +36,34 @@ fn stop_signal_runs_a_graceful_shutdown(kind: BackendKind, sig: libc::c_int) {
     r.run().unwrap();
     assert_eq!(log.take(), ["shutdown ran"]);
     assert_eq!(current_handler(sig), before, "the previous handler is restored after run()");
+    assert_eq!(r.stop_signal(), Some(sig), "the reactor says which signal stopped it");
+}
+
+/// As in Twisted, the stop-signal handlers are installed at the start of
+/// startup's `during` phase: a before-startup trigger still sees the previous
+/// disposition (and may install the program's own), the rest of startup sees
+/// ours. A run stopped by `stop()` has no stop signal.
+fn signal_handlers_are_installed_after_the_before_startup_triggers(kind: BackendKind) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let before = current_handler(libc::SIGTERM);
+    let r = Reactor::builder().backend(kind).build().unwrap();
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let s = seen.clone();
+    r.add_system_event_trigger(Phase::Before, SystemEvent::Startup, move |_| {
+        s.borrow_mut().push(("before", current_handler(libc::SIGTERM)));
+    });
+    let s = seen.clone();
+    r.add_system_event_trigger(Phase::During, SystemEvent::Startup, move |_| {
+        s.borrow_mut().push(("during", current_handler(libc::SIGTERM)));
+    });
+    r.call_when_running(|r| r.stop().unwrap());
+    r.run().unwrap();
+    let seen = seen.borrow();
+    assert_eq!(seen[0], ("before", before), "not yet ours in a before-startup trigger");
+    assert_eq!(seen[1].0, "during");
+    assert_ne!(seen[1].1, before, "ours from startup's during phase");
+    assert_eq!(current_handler(libc::SIGTERM), before);
+    assert_eq!(r.stop_signal(), None);
 }
 
 fn sigint_stops_gracefully(kind: BackendKind) {
@@ -65,6 +93,7 @@ cases! {
         sigint_stops_gracefully,
         sigterm_stops_gracefully,
         signal_handling_can_be_turned_off,
+        signal_handlers_are_installed_after_the_before_startup_triggers,
     }
 }
 

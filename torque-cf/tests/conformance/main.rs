@@ -19,6 +19,9 @@ mod fdset;
 #[path = "../../../torque/tests/conformance/lifecycle.rs"]
 mod lifecycle;
 #[cfg(target_os = "macos")]
+#[path = "../../../torque/tests/conformance/misbehaving.rs"]
+mod misbehaving;
+#[cfg(target_os = "macos")]
 #[path = "../../../torque/tests/conformance/tcp.rs"]
 mod tcp;
 #[cfg(target_os = "macos")]
@@ -42,6 +45,7 @@ fn main() {
     let cases = [
         fdset::cases(),
         lifecycle::cases(),
+        misbehaving::cases(),
         tcp::cases(),
         threads::cases(),
         timers::cases(),

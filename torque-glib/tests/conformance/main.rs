@@ -12,6 +12,8 @@ mod support;
 mod fdset;
 #[path = "../../../torque/tests/conformance/lifecycle.rs"]
 mod lifecycle;
+#[path = "../../../torque/tests/conformance/misbehaving.rs"]
+mod misbehaving;
 #[path = "../../../torque/tests/conformance/tcp.rs"]
 mod tcp;
 #[path = "../../../torque/tests/conformance/threads.rs"]
@@ -29,6 +31,7 @@ fn main() {
     let cases = [
         fdset::cases(),
         lifecycle::cases(),
+        misbehaving::cases(),
         tcp::cases(),
         threads::cases(),
         timers::cases(),

@@ -60,8 +60,10 @@ pub struct CallbackPanicked(pub String);
 struct State {
     result: Option<Outcome>,
     fired: bool,
-    /// Cancelled before firing: a later firing is ignored, as in Twisted.
-    cancelled: bool,
+    /// Cancelled before firing with no canceller: the one late firing the
+    /// cancelled producer will still make is ignored, as in Twisted (a second
+    /// is `AlreadyCalled`).
+    suppress_late_firing: bool,
     steps: VecDeque<Step>,
     running: bool,
     waiting_on: Option<Rc<Chain>>,
@@ -223,7 +225,7 @@ impl Chain {
         run_now(self);
     }
 
-    /// Fires with `CancelledError` even though `cancelled` is already set.
+    /// Fires with `CancelledError` (a cancel that nothing else fired).
     fn fire_cancelled(self: &Rc<Self>) {
         let canceller = {
             let mut state = self.state.borrow_mut();
@@ -242,7 +244,11 @@ impl Chain {
         let canceller = {
             let mut state = self.state.borrow_mut();
             if state.fired {
-                return if state.cancelled { Ok(()) } else { Err(DeferredError::AlreadyCalled) };
+                return if std::mem::take(&mut state.suppress_late_firing) {
+                    Ok(())
+                } else {
+                    Err(DeferredError::AlreadyCalled)
+                };
             }
             state.fired = true;
             state.result = Some(outcome);
@@ -263,11 +269,13 @@ impl Chain {
             (state.fired, state.canceller.take(), state.waiting_on.clone())
         };
         if !fired {
-            // Marked first: a firing during the cancellation (from the canceller or
-            // the callbacks it triggers) is then ignored, as in Twisted.
-            self.state.borrow_mut().cancelled = true;
-            if let Some(canceller) = canceller {
-                canceller();
+            match canceller {
+                // The canceller may fire the Deferred itself; if it does not, a
+                // later firing is AlreadyCalled (Twisted's rule).
+                Some(canceller) => canceller(),
+                // No canceller: whoever holds the resolver will still fire it
+                // once; that one firing is ignored.
+                None => self.state.borrow_mut().suppress_late_firing = true,
             }
             let still_pending = !self.state.borrow().fired;
             if still_pending {

@@ -14,6 +14,7 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, RawFd};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
 use socket2::{SockAddr, Socket};
@@ -79,6 +80,10 @@ pub enum DatagramError {
     /// A connected peer refused the datagram (an earlier ICMP port unreachable).
     #[error("the peer refused the datagram")]
     ConnectionRefused,
+    /// `connect` on a port that is already connected (Twisted: "already
+    /// connected, reconnecting is not currently supported").
+    #[error("the port is already connected to {0}; reconnecting is not supported")]
+    AlreadyConnected(String),
     /// Any other OS error.
     #[error("cannot send the datagram: {0}")]
     Io(#[source] io::Error),
@@ -116,6 +121,9 @@ pub(crate) struct PortInner {
     unix_path: Option<std::path::PathBuf>,
     /// Reused descriptions of the last batch of datagrams (no allocation per read).
     batch: RefCell<Vec<crate::sys::datagram::Received>>,
+    /// Not read while the protocol runs further up the stack (a nested pass):
+    /// the datagrams wait in the kernel until it has returned.
+    parked: Cell<bool>,
 }
 
 /// A listening datagram socket (Twisted's `IUDPTransport` / `IListeningPort`).
@@ -170,6 +178,7 @@ impl DatagramPort {
             listening: Cell::new(true),
             unix_path,
             batch: RefCell::new(Vec::with_capacity(crate::sys::datagram::BATCH)),
+            parked: Cell::new(false),
         });
         // Only the reactor's registry holds the handler (and through it the port):
         // no cycle, so a port dropped with its reactor frees its socket.
@@ -182,18 +191,52 @@ impl DatagramPort {
             return Err(e);
         }
         let port = DatagramPort { inner };
-        port.with_protocol(|p, port| p.start_protocol(port));
+        port.call_protocol("start_protocol", |p, port| p.start_protocol(port));
         Ok(port)
     }
 
-    fn with_protocol(&self, f: impl FnOnce(&mut dyn DatagramProtocol, &DatagramPort)) {
-        let Ok(mut slot) = self.inner.protocol.try_borrow_mut() else { return };
-        if let Some(protocol) = slot.as_mut() {
-            f(protocol.as_mut(), self);
+    /// Runs `f` on the protocol; `false` if it is running further up the
+    /// stack. A panic is logged and the port keeps serving: one bad datagram
+    /// cannot take a server down (the datagram that caused it is dropped).
+    fn call_protocol(&self, what: &str, f: impl FnOnce(&mut dyn DatagramProtocol, &DatagramPort)) -> bool {
+        let Ok(mut slot) = self.inner.protocol.try_borrow_mut() else { return false };
+        let Some(protocol) = slot.as_mut() else { return true };
+        let result = catch_unwind(AssertUnwindSafe(|| f(protocol.as_mut(), self)));
+        drop(slot);
+        if let Err(payload) = result {
+            let message = crate::reactor::panic_message(&*payload);
+            tracing::error!(port = %self.inner.address, panic = %message, "{what} panicked; the port keeps serving");
         }
+        true
+    }
+
+    /// The protocol runs further up the stack: stop watching the socket (its
+    /// datagrams wait in the kernel) and look again on a later pass.
+    fn wait_for_protocol(&self, reactor: &Reactor) {
+        if !self.inner.parked.replace(true) {
+            reactor.unwatch(self.inner.fd, Interest::READ);
+        }
+        let port = self.clone();
+        reactor.call_later(std::time::Duration::ZERO, move |r| {
+            if port.inner.protocol.try_borrow_mut().is_err() {
+                port.wait_for_protocol(r);
+                return;
+            }
+            port.inner.parked.set(false);
+            if port.inner.listening.get() {
+                let handler = Rc::new(RefCell::new(DatagramHandler { port: Rc::clone(&port.inner) }));
+                if let Err(e) = r.watch(port.inner.fd, handler, Interest::READ) {
+                    tracing::warn!(port = %port.inner.address, error = %e, "cannot watch the port again");
+                }
+            }
+        });
     }
 
     fn read_some(&self, reactor: &Reactor) {
+        if self.inner.protocol.try_borrow_mut().is_err() {
+            self.wait_for_protocol(reactor);
+            return;
+        }
         let mut buffer = reactor.take_read_buffer();
         let mut batch = std::mem::take(&mut *self.inner.batch.borrow_mut());
         let slot = self.inner.max_packet_size.min(buffer.len());
@@ -219,11 +262,13 @@ impl DatagramPort {
                         let shown = datagram.len.min(slot);
                         let data = &buffer[datagram.offset..datagram.offset + shown];
                         if datagram.len > slot {
-                            self.with_protocol(|p, port| {
+                            self.call_protocol("datagram_truncated", |p, port| {
                                 p.datagram_truncated(port, data, datagram.len, &from)
                             });
                         } else {
-                            self.with_protocol(|p, port| p.datagram_received(port, data, &from));
+                            self.call_protocol("datagram_received", |p, port| {
+                                p.datagram_received(port, data, &from)
+                            });
                         }
                     }
                     budget = budget.saturating_sub(n.max(1));
@@ -233,7 +278,7 @@ impl DatagramPort {
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
-                    self.with_protocol(|p, port| p.connection_refused(port));
+                    self.call_protocol("connection_refused", |p, port| p.connection_refused(port));
                     budget -= 1;
                 }
                 Err(e) => {
@@ -292,14 +337,19 @@ impl DatagramPort {
 
     /// Connects the port to one peer: it then receives only from it, may write
     /// only to it, and hears `connection_refused` when the peer is not there.
-    pub fn connect(&self, peer: SocketAddr) -> io::Result<()> {
+    /// A port connects once: a second `connect` is
+    /// [`DatagramError::AlreadyConnected`], as in Twisted.
+    pub fn connect(&self, peer: SocketAddr) -> Result<(), DatagramError> {
         self.connect_sockaddr(SockAddr::from(peer))
     }
 
-    pub(crate) fn connect_sockaddr(&self, peer: SockAddr) -> io::Result<()> {
+    pub(crate) fn connect_sockaddr(&self, peer: SockAddr) -> Result<(), DatagramError> {
+        if let Some(connected) = self.peer() {
+            return Err(DatagramError::AlreadyConnected(connected.to_string()));
+        }
         let socket = self.inner.socket.borrow();
-        let socket = socket.as_ref().ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
-        socket.connect(&peer)?;
+        let socket = socket.as_ref().ok_or(DatagramError::Closed)?;
+        socket.connect(&peer).map_err(DatagramError::Io)?;
         *self.inner.connected.borrow_mut() = Some(peer);
         Ok(())
     }

@@ -80,7 +80,7 @@ impl ListeningPort {
             }
             return Err(e);
         }
-        inner.factory.do_start();
+        inner.factory.do_start(Some(reactor));
         Ok(ListeningPort { inner })
     }
 
@@ -114,11 +114,15 @@ impl ListeningPort {
         } else {
             None
         };
-        reactor.at_end_of_pass(move |_| {
-            if let Some(factory) = factory {
-                factory.do_stop();
+        reactor.at_end_of_pass(move |r| {
+            let done: Box<dyn FnOnce()> = Box::new(move || {
+                let _ = resolver.callback(());
+            });
+            match factory {
+                // The Deferred fires after stop_factory, even if it panicked.
+                Some(factory) => factory.do_stop(Some(r), Some(done)),
+                None => done(),
             }
-            let _ = resolver.callback(());
         });
         deferred
     }

@@ -22,6 +22,7 @@ pub(crate) mod stream;
 mod tcp;
 mod udp;
 mod unix;
+pub(crate) mod wrap;
 
 pub use crate::sys::unix_socket::PeerCredentials;
 pub use address::Address;
@@ -47,6 +48,7 @@ use std::rc::Rc;
 
 /// Why a connection ended (Twisted's `ConnectionDone`, `ConnectionLost`,
 /// `ConnectionAborted`).
+#[non_exhaustive]
 #[derive(Debug)]
 pub enum DisconnectReason {
     /// Closed cleanly: `lose_connection` finished flushing, or the peer closed and
@@ -59,6 +61,10 @@ pub enum DisconnectReason {
     /// A TLS connection failed: the handshake was refused or timed out, or the
     /// peer closed without `close_notify` ([`TlsError::Truncated`](crate::tls::TlsError::Truncated)).
     Tls(crate::tls::TlsError),
+    /// One of the protocol's callbacks panicked (the message is the panic's);
+    /// the connection was closed at once. This wins over any other reason the
+    /// same callback caused, such as its own `abort_connection`.
+    Panicked(String),
 }
 
 impl DisconnectReason {
@@ -75,6 +81,7 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Lost(e) => write!(f, "the connection was lost: {e}"),
             DisconnectReason::Aborted => f.write_str("the connection was aborted"),
             DisconnectReason::Tls(e) => write!(f, "the TLS connection failed: {e}"),
+            DisconnectReason::Panicked(message) => write!(f, "a protocol callback panicked: {message}"),
         }
     }
 }
@@ -257,22 +264,69 @@ impl<F: ?Sized + Factory> FactoryRef<F> {
         &self.factory
     }
 
-    pub(crate) fn do_start(&self) {
+    /// Counts a new user; the first one starts the factory (Twisted's
+    /// `doStart`). A factory running further up the stack is started once it
+    /// has returned, on a later pass of `reactor`.
+    pub(crate) fn do_start(&self, reactor: Option<&crate::Reactor>)
+    where
+        F: 'static,
+    {
         self.users.set(self.users.get() + 1);
         if self.users.get() == 1 {
-            if let Ok(mut f) = self.factory.try_borrow_mut() {
-                f.start_factory();
-            }
+            self.call_when_free(reactor, "start_factory", |f| f.start_factory(), None);
         }
     }
 
-    pub(crate) fn do_stop(&self) {
+    /// Counts a user leaving; the last one stops the factory (Twisted's
+    /// `doStop`), then `then` runs — even if `stop_factory` panicked.
+    pub(crate) fn do_stop(&self, reactor: Option<&crate::Reactor>, then: Option<Box<dyn FnOnce()>>)
+    where
+        F: 'static,
+    {
         let users = self.users.get().saturating_sub(1);
         self.users.set(users);
         if users == 0 {
-            if let Ok(mut f) = self.factory.try_borrow_mut() {
-                f.stop_factory();
+            self.call_when_free(reactor, "stop_factory", |f| f.stop_factory(), then);
+        } else if let Some(then) = then {
+            then();
+        }
+    }
+
+    /// Runs `f` on the factory now, or — while it runs further up the stack —
+    /// on a later pass; a panic is logged. Then runs `then`.
+    fn call_when_free(
+        &self,
+        reactor: Option<&crate::Reactor>,
+        what: &'static str,
+        f: fn(&mut F),
+        then: Option<Box<dyn FnOnce()>>,
+    ) where
+        F: 'static,
+    {
+        let Ok(mut factory) = self.factory.try_borrow_mut() else {
+            match reactor {
+                Some(reactor) => {
+                    let this = self.clone();
+                    reactor.call_later(std::time::Duration::ZERO, move |r| {
+                        this.call_when_free(Some(r), what, f, then)
+                    });
+                }
+                None => {
+                    tracing::warn!("{what} skipped: the factory is running and no reactor can retry it");
+                    if let Some(then) = then {
+                        then();
+                    }
+                }
             }
+            return;
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut factory)));
+        drop(factory);
+        if let Err(payload) = result {
+            tracing::error!(panic = %crate::reactor::panic_message(&*payload), "{what} panicked");
+        }
+        if let Some(then) = then {
+            then();
         }
     }
 

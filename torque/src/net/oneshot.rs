@@ -2,13 +2,10 @@
 //! `endpoint.connect`).
 
 use std::cell::RefCell;
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
 
-use super::{
-    Address, ClientEndpoint, ClientFactory, Connector, DisconnectReason, Factory, NetError, Protocol,
-    Transport,
-};
+use super::wrap::Wrapper;
+use super::{Address, ClientEndpoint, ClientFactory, Connector, Factory, NetError, Protocol, Transport};
 use crate::Reactor;
 use crate::defer::{Deferred, Failure, Resolver};
 
@@ -25,7 +22,10 @@ struct Announce {
     resolver: Slot,
 }
 
-impl Protocol for Announce {
+impl Wrapper for Announce {
+    fn inner(&mut self) -> &mut dyn Protocol {
+        self.inner.as_mut()
+    }
     fn connection_made(&mut self, transport: &Transport) {
         let made =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.inner.connection_made(transport)));
@@ -43,21 +43,6 @@ impl Protocol for Announce {
                 std::panic::resume_unwind(payload);
             }
         }
-    }
-    fn data_received(&mut self, transport: &Transport, data: &[u8]) {
-        self.inner.data_received(transport, data);
-    }
-    fn read_connection_lost(&mut self, transport: &Transport) {
-        self.inner.read_connection_lost(transport);
-    }
-    fn write_connection_lost(&mut self, transport: &Transport) {
-        self.inner.write_connection_lost(transport);
-    }
-    fn file_descriptor_received(&mut self, transport: &Transport, fd: OwnedFd) {
-        self.inner.file_descriptor_received(transport, fd);
-    }
-    fn connection_lost(&mut self, reason: DisconnectReason) {
-        self.inner.connection_lost(reason);
     }
 }
 

@@ -161,6 +161,10 @@ struct ConnectorInner {
     timeout: RefCell<Option<DelayedCall>>,
     /// Bumped per attempt, so results of an abandoned attempt are ignored.
     attempt: Cell<u64>,
+    /// This connector counts as one of the factory's users (Twisted's
+    /// `factoryStarted`): from `connect` until an attempt or connection ends
+    /// without the factory connecting again.
+    factory_started: Cell<bool>,
 }
 
 /// An outgoing connection attempt and its connection (Twisted's `IConnector`).
@@ -216,6 +220,7 @@ impl Connector {
                 state: RefCell::new(ConnectorState::Disconnected),
                 timeout: RefCell::new(None),
                 attempt: Cell::new(0),
+                factory_started: Cell::new(false),
             }),
         }
     }
@@ -257,7 +262,9 @@ impl Connector {
         let attempt = self.inner.attempt.get() + 1;
         self.inner.attempt.set(attempt);
         *self.inner.state.borrow_mut() = ConnectorState::Resolving;
-        self.inner.factory.do_start();
+        if !self.inner.factory_started.replace(true) {
+            self.inner.factory.do_start(Some(&reactor));
+        }
         // connect() is often called from the factory's own failure or loss
         // callback; then it is told it started connecting once that returns.
         self.with_factory(&reactor, |f, c| f.started_connecting(c));
@@ -309,18 +316,30 @@ impl Connector {
         }
     }
 
-    /// Runs `f` on the factory now, or at the end of the pass if it is busy.
+    /// Runs `f` on the factory now, or — while it runs further up the stack —
+    /// on a later pass (never skipped). A panic is logged.
     fn with_factory(&self, reactor: &Reactor, f: impl FnOnce(&mut dyn ClientFactory, &Connector) + 'static) {
         let Ok(mut factory) = self.inner.factory.factory.try_borrow_mut() else {
             let this = self.clone();
-            reactor.at_end_of_pass(move |_| {
-                if let Ok(mut factory) = this.inner.factory.factory.try_borrow_mut() {
-                    f(&mut *factory, &this);
-                }
-            });
+            reactor.call_later(std::time::Duration::ZERO, move |r| this.with_factory(r, f));
             return;
         };
-        f(&mut *factory, self);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *factory, self)));
+        drop(factory);
+        if let Err(payload) = result {
+            tracing::error!(panic = %crate::reactor::panic_message(&*payload), "a client factory callback panicked");
+        }
+    }
+
+    /// After the factory heard an attempt or connection end: unless it
+    /// connected again meanwhile, this connector stops being its user (the
+    /// last user stops it) — outside the factory's borrow, so the stop is
+    /// never skipped.
+    fn stop_factory_unless_reconnecting(&self, reactor: &Reactor) {
+        let idle = matches!(&*self.inner.state.borrow(), ConnectorState::Disconnected);
+        if idle && self.inner.factory_started.replace(false) {
+            self.inner.factory.do_stop(Some(reactor), None);
+        }
     }
 
     fn current(&self, attempt: u64) -> bool {
@@ -450,7 +469,10 @@ impl Connector {
             let reason = super::stream::clone_reason(reason);
             this.with_factory(r, move |f, c| {
                 f.client_connection_lost(c, &reason);
-                c.inner.factory.do_stop();
+                if let Some(r) = c.reactor() {
+                    let c = c.clone();
+                    r.at_end_of_pass(move |r| c.stop_factory_unless_reconnecting(r));
+                }
             });
         });
         // Connected before connection_made runs, so the protocol may disconnect.
@@ -478,7 +500,10 @@ impl Connector {
         reactor.at_end_of_pass(move |r| {
             this.with_factory(r, move |f, c| {
                 f.client_connection_failed(c, reason);
-                c.inner.factory.do_stop();
+                if let Some(r) = c.reactor() {
+                    let c = c.clone();
+                    r.at_end_of_pass(move |r| c.stop_factory_unless_reconnecting(r));
+                }
             });
         });
     }

@@ -86,7 +86,7 @@ impl Protocol for ChildPipe {
         let process = ProcessTransport { inner: Rc::clone(&self.process) };
         if process.can_deliver_now() {
             // The usual case: straight from the read buffer, no copy.
-            process.with_protocol(|p, t| p.child_data_received(t, self.data_fd, data));
+            process.child_data(self.data_fd, data);
         } else {
             process.deliver(Queued::Data(self.data_fd, data.to_vec()), Some((self.fd, transport)));
         }
@@ -249,7 +249,7 @@ fn spawn(
             }
         }
     }
-    process.with_protocol(|p, t| p.connection_made(t));
+    process.with_protocol("connection_made", |p, t| p.connection_made(t));
     Ok(process)
 }
 
@@ -471,10 +471,34 @@ impl ProcessTransport {
 
     // ----- internals -----
 
-    fn with_protocol(&self, f: impl FnOnce(&mut dyn ProcessProtocol, &ProcessTransport)) {
-        let Ok(mut slot) = self.inner.protocol.try_borrow_mut() else { return };
-        if let Some(protocol) = slot.as_mut() {
-            f(protocol.as_mut(), self);
+    /// Runs `f` on the protocol (callers have checked it is free). A panic is
+    /// logged, never unwound into the reactor (whichever path reaped the
+    /// child); `false` then.
+    fn with_protocol(&self, what: &str, f: impl FnOnce(&mut dyn ProcessProtocol, &ProcessTransport)) -> bool {
+        let Ok(mut slot) = self.inner.protocol.try_borrow_mut() else { return true };
+        let Some(protocol) = slot.as_mut() else { return true };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(protocol.as_mut(), self)));
+        drop(slot);
+        match result {
+            Ok(()) => true,
+            Err(payload) => {
+                let message = crate::reactor::panic_message(&*payload);
+                tracing::error!(pid = self.inner.pid, program = %self.inner.program, panic = %message, "the process protocol's {what} panicked");
+                false
+            }
+        }
+    }
+
+    /// Output from child fd `fd`. A panic closes that pipe, as an exception
+    /// in `childDataReceived` does in Twisted (`child_connection_lost`
+    /// follows).
+    fn child_data(&self, fd: i32, data: &[u8]) {
+        if !self.with_protocol("child_data_received", |p, t| p.child_data_received(t, fd, data)) {
+            let pipe =
+                self.inner.state.borrow().pipes.iter().find(|(n, _, _)| *n == fd).map(|(_, t, _)| t.clone());
+            if let Some(pipe) = pipe {
+                pipe.abort_connection();
+            }
         }
     }
 
@@ -505,8 +529,10 @@ impl ProcessTransport {
     fn deliver(&self, event: Queued, from: Option<(i32, &Transport)>) {
         if self.can_deliver_now() {
             match event {
-                Queued::Data(fd, data) => self.with_protocol(|p, t| p.child_data_received(t, fd, &data)),
-                Queued::Closed(fd) => self.with_protocol(|p, t| p.child_connection_lost(t, fd)),
+                Queued::Data(fd, data) => self.child_data(fd, &data),
+                Queued::Closed(fd) => {
+                    self.with_protocol("child_connection_lost", |p, t| p.child_connection_lost(t, fd));
+                }
             }
             return;
         }
@@ -546,10 +572,10 @@ impl ProcessTransport {
                 }
             };
             match next {
-                Some(Queued::Data(fd, data)) => {
-                    self.with_protocol(|p, t| p.child_data_received(t, fd, &data))
+                Some(Queued::Data(fd, data)) => self.child_data(fd, &data),
+                Some(Queued::Closed(fd)) => {
+                    self.with_protocol("child_connection_lost", |p, t| p.child_connection_lost(t, fd));
                 }
-                Some(Queued::Closed(fd)) => self.with_protocol(|p, t| p.child_connection_lost(t, fd)),
                 None => break,
             }
         }
@@ -605,7 +631,7 @@ impl ProcessTransport {
             if std::mem::replace(&mut state.exited_told, true) { None } else { Some(exit) }
         };
         if let Some(exit) = exit {
-            self.with_protocol(|p, _| p.process_exited(exit));
+            self.with_protocol("process_exited", |p, _| p.process_exited(exit));
         }
         self.maybe_ended(reactor);
     }
@@ -634,9 +660,8 @@ impl ProcessTransport {
             state.exit.unwrap_or(ProcessExit::Unknown)
         };
         // The last event: the protocol is dropped after it (breaking cycles).
+        self.with_protocol("process_ended", |p, _| p.process_ended(exit));
         let protocol = self.inner.protocol.borrow_mut().take();
-        if let Some(mut protocol) = protocol {
-            protocol.process_ended(exit);
-        }
+        drop(protocol);
     }
 }

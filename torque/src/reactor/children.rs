@@ -117,7 +117,14 @@ impl Reactor {
             Some((_, watchers)) => std::mem::take(watchers),
             None => return,
         };
-        watchers.retain_mut(|watch| watch(self));
+        // A watcher that panics is done: its child must not be checked forever.
+        watchers.retain_mut(|watch| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| watch(self))).unwrap_or_else(|payload| {
+                let message = super::panic_message(&*payload);
+                tracing::error!(panic = %message, "a child watcher panicked");
+                false
+            })
+        });
         let mut slot = self.inner.child_signals.borrow_mut();
         if let Some((_, added)) = slot.as_mut() {
             watchers.append(added);

@@ -118,6 +118,8 @@ pub(crate) struct Inner {
     child_signals: RefCell<Option<(ChildSignalGuard, Vec<ChildWatcher>)>>,
     /// Called for a stop signal that arrives while already stopping.
     repeated_signal: RefCell<Option<SignalHook>>,
+    /// The signal that stopped the current or last run (Twisted's `_exitSignal`).
+    stop_signal: Cell<Option<i32>>,
     /// Inside `run()`.
     in_run: Cell<bool>,
     /// `interleave`'s link to its helper thread.
@@ -256,6 +258,7 @@ impl Reactor {
                 signals: RefCell::new(None),
                 child_signals: RefCell::new(None),
                 repeated_signal: RefCell::new(None),
+                stop_signal: Cell::new(None),
                 in_run: Cell::new(false),
                 interleaved: RefCell::new(None),
                 wait_in_flight: Cell::new(false),
@@ -312,21 +315,30 @@ impl Reactor {
     }
 
     /// The start of every kind of run (`run`, `interleave`, `embed`): marks the
-    /// reactor running, installs the stop-signal handlers and fires startup.
-    /// The caller has checked that no run is active.
+    /// reactor running and fires startup (whose `during` phase installs the
+    /// stop-signal handlers). The caller has checked that no run is active.
     fn begin_run(&self) {
         let inner = &self.inner;
         inner.in_run.set(true);
         inner.started.set(true);
         inner.stopping.set(false);
         inner.shutdown_pending.set(false);
-        if inner.handle_signals {
-            match SignalGuard::install(Arc::clone(&inner.threads.waker)) {
-                Ok(guard) => *inner.signals.borrow_mut() = Some(guard),
-                Err(e) => tracing::warn!(error = %e, "cannot install SIGINT/SIGTERM handlers"),
-            }
-        }
+        inner.stop_signal.set(None);
         self.fire_system_event(SystemEvent::Startup);
+    }
+
+    /// Installs the SIGINT/SIGTERM handlers, as Twisted does at the start of
+    /// startup's `during` phase: after the before-startup triggers, so one of
+    /// them may install a program's own handlers first.
+    fn install_signal_handlers(&self) {
+        let inner = &self.inner;
+        if !inner.handle_signals || inner.signals.borrow().is_some() {
+            return;
+        }
+        match SignalGuard::install(Arc::clone(&inner.threads.waker)) {
+            Ok(guard) => *inner.signals.borrow_mut() = Some(guard),
+            Err(e) => tracing::warn!(error = %e, "cannot install SIGINT/SIGTERM handlers"),
+        }
     }
 
     /// The end of every kind of run, once `started` is false.
@@ -511,7 +523,10 @@ impl Reactor {
     fn internal_during(&self, event: &SystemEvent) {
         let inner = &self.inner;
         match event {
-            SystemEvent::Startup if inner.in_run.get() && inner.started.get() => inner.running.set(true),
+            SystemEvent::Startup if inner.in_run.get() && inner.started.get() => {
+                self.install_signal_handlers();
+                inner.running.set(true);
+            }
             SystemEvent::Shutdown if inner.stopping.get() => {
                 inner.running.set(false);
                 inner.started.set(false);
@@ -1076,15 +1091,25 @@ impl Reactor {
         if pending == 0 {
             return;
         }
+        let signal = pending.trailing_zeros() as i32;
         if self.stop().is_ok() {
-            tracing::info!(signal = pending.trailing_zeros(), "received a stop signal; stopping the reactor");
+            self.inner.stop_signal.set(Some(signal));
+            tracing::info!(signal, "received a stop signal; stopping the reactor");
             return;
         }
         // Already stopping: a second signal goes to the hook, if any.
         let hook = self.inner.repeated_signal.borrow().clone();
         if let Some(hook) = hook {
-            hook(self, pending.trailing_zeros() as i32);
+            hook(self, signal);
         }
+    }
+
+    /// The signal (SIGINT or SIGTERM) that stopped the current or last run, if a
+    /// signal did (Twisted's `_exitSignal`): a program exiting after `run()`
+    /// may then re-raise it or exit with `128 + signal`. Cleared when a run
+    /// starts.
+    pub fn stop_signal(&self) -> Option<i32> {
+        self.inner.stop_signal.get()
     }
 
     /// Runs `hook` with the signal number when SIGINT or SIGTERM arrives while

@@ -2,10 +2,10 @@
 //! `listen_tls` / `connect_tls`.
 
 use std::fmt;
-use std::os::fd::OwnedFd;
 
 use super::{TlsClientConfig, TlsServerConfig};
 use crate::Reactor;
+use crate::net::wrap::Wrapper;
 use crate::net::{
     Address, ClientFactory, ConnectOptions, Connector, DisconnectReason, Factory, FactoryRef, ListenOptions,
     ListeningPort, NetError, Protocol, Transport,
@@ -24,7 +24,10 @@ struct TlsStarter {
     inner: Box<dyn Protocol>,
 }
 
-impl Protocol for TlsStarter {
+impl Wrapper for TlsStarter {
+    fn inner(&mut self) -> &mut dyn Protocol {
+        self.inner.as_mut()
+    }
     fn connection_made(&mut self, transport: &Transport) {
         let started = match &self.start {
             Start::Server(config) => transport.start_tls_server(config),
@@ -36,24 +39,6 @@ impl Protocol for TlsStarter {
             transport.abort_connection();
         }
         self.inner.connection_made(transport);
-    }
-    fn data_received(&mut self, transport: &Transport, data: &[u8]) {
-        self.inner.data_received(transport, data);
-    }
-    fn handshake_completed(&mut self, transport: &Transport) {
-        self.inner.handshake_completed(transport);
-    }
-    fn read_connection_lost(&mut self, transport: &Transport) {
-        self.inner.read_connection_lost(transport);
-    }
-    fn write_connection_lost(&mut self, transport: &Transport) {
-        self.inner.write_connection_lost(transport);
-    }
-    fn file_descriptor_received(&mut self, transport: &Transport, fd: OwnedFd) {
-        self.inner.file_descriptor_received(transport, fd);
-    }
-    fn connection_lost(&mut self, reason: DisconnectReason) {
-        self.inner.connection_lost(reason);
     }
 }
 
@@ -84,10 +69,10 @@ impl Factory for TlsServerFactory {
         Some(Box::new(TlsStarter { start: Start::Server(self.config.clone()), inner }))
     }
     fn start_factory(&mut self) {
-        self.inner.do_start();
+        self.inner.do_start(None);
     }
     fn stop_factory(&mut self) {
-        self.inner.do_stop();
+        self.inner.do_stop(None, None);
     }
 }
 
@@ -128,10 +113,10 @@ impl Factory for TlsClientFactory {
         Some(Box::new(TlsStarter { start, inner }))
     }
     fn start_factory(&mut self) {
-        self.inner.do_start();
+        self.inner.do_start(None);
     }
     fn stop_factory(&mut self) {
-        self.inner.do_stop();
+        self.inner.do_stop(None, None);
     }
 }
 

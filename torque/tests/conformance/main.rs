@@ -14,6 +14,7 @@ mod fdset;
 mod interleave;
 mod lifecycle;
 mod memory;
+mod misbehaving;
 mod process;
 mod protocols;
 mod tcp;
@@ -31,6 +32,7 @@ fn main() {
         interleave::cases(),
         lifecycle::cases(),
         memory::cases(),
+        misbehaving::cases(),
         process::cases(),
         protocols::cases(),
         tcp::cases(),

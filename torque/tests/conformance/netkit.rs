@@ -64,6 +64,8 @@ pub fn reason_kind(reason: &DisconnectReason) -> String {
         DisconnectReason::Aborted => "aborted".into(),
         DisconnectReason::Lost(e) => format!("lost: {e}"),
         DisconnectReason::Tls(e) => format!("tls: {e:?}"),
+        DisconnectReason::Panicked(message) => format!("panicked: {message}"),
+        other => format!("other: {other}"),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use torque::net::{ConnectOptions, ListenOptions, ListeningPort, Producer, Protocol, Transport, factory_fn};
@@ -691,8 +692,84 @@ fn a_memory_client_may_write_and_close_before_the_handshake(kind: BackendKind) {
     assert_eq!(seen.lost_kind().as_deref(), Some("done"));
 }
 
+/// `tls:` client endpoints announce the connection through a wrapper
+/// protocol, which must pass `handshake_completed` on like every other event.
+fn a_tls_endpoint_client_hears_handshake_completed(kind: BackendKind) {
+    let r = reactor(kind);
+    let pki = Pki::new();
+    let (_port, number) = echo_tls_server(&r, &pki.server_config());
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &pki.ca.pem).unwrap();
+    let endpoint =
+        torque::net::client_from_string(&format!("tls:127.0.0.1:{number}:trustRoots={}", ca.display()))
+            .unwrap();
+    let (client, seen) = Recorder::new();
+    let _connected = endpoint.connect_protocol(&r, client);
+    iterate_until(&r, || seen.handshaken.get());
+    let t = seen.transport();
+    assert!(t.tls_info().is_some_and(|info| info.handshake_complete));
+    t.lose_connection();
+    iterate_until(&r, || seen.lost_kind().is_some());
+}
+
+/// A server with megabytes the client has not read yet gets a corrupt record:
+/// its fatal alert, queued behind the unsent data, must still reach the
+/// client (it used to be dropped with the buffer), and the server reports the
+/// TLS failure.
+fn a_fatal_alert_behind_unsent_data_still_reaches_the_peer(kind: BackendKind) {
+    use std::io::{Read, Write};
+    use tokio_rustls::rustls;
+
+    const SENT: usize = 16 << 20;
+    let r = reactor(kind);
+    let pki = Pki::new();
+    let (mut server, seen) = Recorder::new();
+    server.on_made = Some(Box::new(|t| t.write(&vec![b'x'; SENT])));
+    let number = tls_server_with(&r, &pki.server_config(), server);
+    let config = Arc::clone(pki.client_config().rustls());
+    let client = std::thread::spawn(move || -> (usize, String) {
+        let mut socket = std::net::TcpStream::connect(("127.0.0.1", number)).unwrap();
+        socket.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        let mut session = rustls::ClientConnection::new(config, name).unwrap();
+        while session.is_handshaking() {
+            session.complete_io(&mut socket).unwrap();
+        }
+        // An application-data record the server cannot authenticate.
+        socket.write_all(&[0x17, 0x03, 0x03, 0x00, 0x20]).unwrap();
+        socket.write_all(&[0x5a; 0x20]).unwrap();
+        let (mut total, mut buf) = (0, vec![0u8; 64 * 1024]);
+        loop {
+            let read = session.read_tls(&mut socket);
+            let processed = session.process_new_packets();
+            // Plaintext that came before the alert is still there to read.
+            while let Ok(n) = session.reader().read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                total += n;
+            }
+            match (read, processed) {
+                (_, Err(e)) => return (total, format!("{e:?}")),
+                (Ok(0), _) => return (total, "end of file".to_owned()),
+                (Err(e), _) => return (total, e.to_string()),
+                (Ok(_), Ok(_)) => {}
+            }
+        }
+    });
+    iterate_until(&r, || seen.lost_kind().is_some() || client.is_finished());
+    iterate_until(&r, || seen.lost_kind().is_some());
+    let (received, ended_with) = client.join().unwrap();
+    assert!(seen.lost_kind().unwrap().starts_with("tls:"), "{:?}", seen.lost_kind());
+    assert_eq!(received, SENT, "everything written before the failure arrived");
+    assert!(ended_with.contains("BadRecordMac") || ended_with.contains("bad record"), "{ended_with}");
+}
+
 crate::cases! {
     [Tcp, Tls] plain {
+        a_tls_endpoint_client_hears_handshake_completed,
+        a_fatal_alert_behind_unsent_data_still_reaches_the_peer,
         handshake_echo_and_clean_close,
         a_plain_connection_has_no_tls_info,
         an_unknown_issuer_is_refused_by_default_and_named,

@@ -133,6 +133,10 @@ fn connected_ports_write_only_to_their_peer(kind: BackendKind) {
     assert!(err.to_string().contains("127.0.0.1:9"), "{err}");
     client.write(b"to the peer by address", addr_of(&server)).unwrap();
     iterate_until(&r, || seen.datagrams.borrow().len() == 2);
+    // A port connects once, as in Twisted; the first peer stays.
+    let again = client.connect(SocketAddr::from((LOCALHOST, 9))).unwrap_err();
+    assert!(matches!(again, DatagramError::AlreadyConnected(_)), "{again}");
+    assert_eq!(client.peer().unwrap().socket_addr(), Some(addr_of(&server)));
 }
 
 fn an_icmp_refusal_reaches_a_connected_port(kind: BackendKind) {

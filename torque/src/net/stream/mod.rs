@@ -11,6 +11,7 @@
 //! their way into the write buffer and reads decrypted on their way out, so the
 //! buffer, producers and closing rules below apply to the encrypted stream.
 
+mod deliver;
 mod tls;
 
 use std::cell::{Cell, RefCell};
@@ -18,6 +19,7 @@ use std::fmt;
 use std::io::{self, IoSlice, Read};
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
 use socket2::Socket;
@@ -27,6 +29,7 @@ use crate::backend::Interest;
 use crate::sys::socket::SEND_FLAGS;
 use crate::sys::unix_socket::{self, MAX_FDS_PER_MESSAGE, PeerCredentials};
 use crate::{FdHandler, LostReason, Reactor, WeakReactor};
+use deliver::{Delivery, Held};
 
 /// Write-buffer size above which a streaming producer is paused.
 const DEFAULT_HIGH_WATER: usize = 512 * 1024;
@@ -112,7 +115,14 @@ struct State {
     low_water: usize,
     bytes_sent: u64,
     bytes_received: u64,
+    /// Closing with this reason once the buffer has gone (a TLS alert after a
+    /// failure must reach the peer): nothing more is written or read.
+    failing: Option<DisconnectReason>,
 }
+
+/// How long a failing connection waits for the peer to take what is
+/// buffered (a TLS alert behind unsent data) before it closes anyway.
+const FAILURE_LINGER: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The far side of an in-memory connection (testing): what the protocol wrote,
 /// whether our write side was shut, and data held back while reading is paused.
@@ -148,6 +158,8 @@ pub(crate) struct Connection {
     /// ports' connection counts).
     on_closed: RefCell<Option<OnClosed>>,
     lost_delivered: Cell<bool>,
+    /// Events waiting for a busy protocol, and a panic's reason.
+    delivery: RefCell<Delivery>,
 }
 
 /// What a connection talks through: a socket, or (testing) a memory pipe.
@@ -200,6 +212,7 @@ impl Connection {
             tls_on: Cell::new(false),
             on_closed: RefCell::new(on_closed),
             lost_delivered: Cell::new(false),
+            delivery: RefCell::new(Delivery::default()),
         })
     }
 }
@@ -233,7 +246,7 @@ impl FdHandler for StreamHandler {
             // As in Twisted's disconnectAll: connections cut by shutdown are lost.
             LostReason::Shutdown => DisconnectReason::Lost(io::Error::other("the reactor shut down")),
             LostReason::FdClosed => DisconnectReason::Lost(io::Error::from_raw_os_error(libc::EBADF)),
-            LostReason::Panicked(msg) => DisconnectReason::Lost(io::Error::other(msg)),
+            LostReason::Panicked(msg) => DisconnectReason::Panicked(msg),
             LostReason::Error(e) => DisconnectReason::Lost(e),
         };
         Transport { conn: Rc::clone(&self.conn) }.close_now(why);
@@ -301,7 +314,7 @@ impl Transport {
         let conn = Connection::new(reactor, endpoint, local, peer, protocol, on_closed);
         let transport = Transport::register(reactor, conn)?;
         before_made(&transport);
-        transport.with_protocol(|p, t| p.connection_made(t));
+        transport.call_protocol(|p, t| p.connection_made(t));
         Ok(transport)
     }
 
@@ -319,7 +332,7 @@ impl Transport {
             Endpoint { socket: None, memory: Some(Rc::clone(&pipe)), fd: -1, is_unix: false, pipe: None };
         let conn = Connection::new(reactor, endpoint, local, peer, protocol, on_closed);
         let transport = Transport { conn };
-        transport.with_protocol(|p, t| p.connection_made(t));
+        transport.call_protocol(|p, t| p.connection_made(t));
         (transport, pipe)
     }
 
@@ -351,7 +364,7 @@ impl Transport {
             on_closed,
         );
         let transport = Transport::register(reactor, conn)?;
-        transport.with_protocol(|p, t| p.connection_made(t));
+        transport.call_protocol(|p, t| p.connection_made(t));
         Ok(transport)
     }
 
@@ -400,11 +413,10 @@ impl Transport {
         if self.conn.state.borrow().reading_paused && !self.conn.tls_on.get() {
             return;
         }
-        if self.conn.protocol.try_borrow_mut().is_err() {
-            // The protocol is running further up the stack: try after it returns.
+        if !self.protocol_free() {
+            // The protocol is running further up the stack: on a later pass.
             if let Some(reactor) = self.reactor() {
-                let this = self.clone();
-                reactor.at_end_of_pass(move |_| this.flush_memory());
+                self.wait_for_protocol(&reactor);
             }
             return;
         }
@@ -416,7 +428,7 @@ impl Transport {
                     self.tls_receive(&reactor, &held);
                 }
             } else {
-                self.with_protocol(|p, t| p.data_received(t, &held));
+                self.call_protocol(|p, t| p.data_received(t, &held));
             }
         }
         if pipe.held.borrow().is_empty() && pipe.eof_pending.replace(false) {
@@ -462,15 +474,6 @@ impl Transport {
         state.read_shut || state.disconnected
     }
 
-    /// Runs `f` on the protocol, unless it is already running further up the stack
-    /// or the connection has delivered `connection_lost`.
-    fn with_protocol(&self, f: impl FnOnce(&mut dyn Protocol, &Transport)) {
-        let Ok(mut slot) = self.conn.protocol.try_borrow_mut() else { return };
-        if let Some(protocol) = slot.as_mut() {
-            f(protocol.as_mut(), self);
-        }
-    }
-
     fn reactor(&self) -> Option<Reactor> {
         self.conn.reactor.upgrade()
     }
@@ -493,6 +496,12 @@ impl Transport {
             self.peek_while_paused(reactor);
             return;
         }
+        if !self.protocol_free() {
+            // Running further up the stack (a nested pass): read nothing now,
+            // so nothing read is lost or reordered.
+            self.wait_for_protocol(reactor);
+            return;
+        }
         let mut buffer = reactor.take_read_buffer();
         let mut fds = Vec::new();
         let result = match self.conn.socket.borrow().as_ref() {
@@ -513,7 +522,7 @@ impl Transport {
             if self.conn.state.borrow().disconnected {
                 break; // the protocol closed the connection; the rest just close
             }
-            self.with_protocol(|p, t| p.file_descriptor_received(t, fd));
+            self.deliver(Held::Fd(fd));
         }
         if self.conn.state.borrow().disconnected {
             reactor.return_read_buffer(buffer);
@@ -529,7 +538,7 @@ impl Transport {
                 if self.conn.tls_on.get() {
                     self.tls_receive(reactor, &buffer[..n]);
                 } else {
-                    self.with_protocol(|p, t| p.data_received(t, &buffer[..n]));
+                    self.call_protocol(|p, t| p.data_received(t, &buffer[..n]));
                 }
                 reactor.return_read_buffer(buffer);
             }
@@ -586,7 +595,7 @@ impl Transport {
             // Both directions are finished: the connection is done.
             self.close_now(DisconnectReason::Done);
         } else {
-            self.with_protocol(|p, t| p.read_connection_lost(t));
+            self.deliver(Held::ReadLost);
         }
     }
 
@@ -623,7 +632,7 @@ impl Transport {
         let mut need_writer = false;
         {
             let mut state = self.conn.state.borrow_mut();
-            if state.disconnected || state.write_shut {
+            if state.disconnected || state.write_shut || state.failing.is_some() {
                 return Ok(());
             }
             let mut sent = 0;
@@ -761,6 +770,11 @@ impl Transport {
 
     /// The write buffer just became empty: wake producers, finish closes.
     fn buffer_drained(&self, reactor: &Reactor) {
+        let failing = self.conn.state.borrow_mut().failing.take();
+        if let Some(reason) = failing {
+            self.close_now(reason);
+            return;
+        }
         self.maybe_resume_producer();
         let (disconnecting, write_closing, has_producer, empty) = {
             let state = self.conn.state.borrow();
@@ -820,7 +834,7 @@ impl Transport {
             return;
         }
         let this = self.clone();
-        reactor.at_end_of_pass(move |_| this.with_protocol(|p, t| p.write_connection_lost(t)));
+        reactor.at_end_of_pass(move |_| this.deliver(Held::WriteLost));
     }
 
     // ----- closing -----
@@ -873,6 +887,42 @@ impl Transport {
         }
     }
 
+    /// Closes with `reason` once what is buffered has been sent — a TLS alert
+    /// queued behind unsent data must still reach the peer — or after
+    /// [`FAILURE_LINGER`] if the peer does not take it. Nothing more is read,
+    /// and later writes are dropped.
+    pub(super) fn close_after_flush(&self, reason: DisconnectReason) {
+        let flushed = {
+            let state = self.conn.state.borrow();
+            if state.disconnected || state.failing.is_some() {
+                return;
+            }
+            state.buffer.is_empty()
+        };
+        if flushed || self.conn.memory.is_some() {
+            self.close_now(reason);
+            return;
+        }
+        let producer = {
+            let mut state = self.conn.state.borrow_mut();
+            state.failing = Some(reason);
+            state.disconnecting = true;
+            state.producer.take()
+        };
+        let Some(reactor) = self.reactor() else { return };
+        reactor.unwatch(self.conn.fd, Interest::READ);
+        if let Some((producer, _)) = producer {
+            stop_producer(&reactor, producer);
+        }
+        let this = self.clone();
+        reactor.call_later(FAILURE_LINGER, move |_| {
+            let failing = this.conn.state.borrow_mut().failing.take();
+            if let Some(reason) = failing {
+                this.close_now(reason);
+            }
+        });
+    }
+
     /// Tears the connection down and queues `connection_lost(reason)` for the end of
     /// the pass. Idempotent: only the first reason counts.
     fn close_now(&self, reason: DisconnectReason) {
@@ -910,9 +960,17 @@ impl Transport {
         if self.conn.lost_delivered.get() {
             return;
         }
-        let Ok(mut slot) = self.conn.protocol.try_borrow_mut() else {
+        if self.conn.protocol.try_borrow_mut().is_err() {
             // The protocol is still running further up the stack (a nested
             // iterate); tell it once it has returned.
+            let this = self.clone();
+            reactor.call_later(std::time::Duration::ZERO, move |r| this.deliver_lost(r, reason));
+            return;
+        }
+        // Events that waited for the protocol happened before the close: they
+        // go first (a passed fd is handed over, not dropped).
+        self.deliver_held_before_lost();
+        let Ok(mut slot) = self.conn.protocol.try_borrow_mut() else {
             let this = self.clone();
             reactor.call_later(std::time::Duration::ZERO, move |r| this.deliver_lost(r, reason));
             return;
@@ -920,15 +978,25 @@ impl Transport {
         self.conn.lost_delivered.set(true);
         let protocol = slot.take();
         drop(slot);
-        if let Some(mut protocol) = protocol {
-            let on_closed = self.conn.on_closed.borrow_mut().take();
-            if let Some(on_closed) = on_closed {
-                // The factory hears after the protocol, with the same reason.
-                protocol.connection_lost(clone_reason(&reason));
-                on_closed(reactor, &reason);
-            } else {
-                protocol.connection_lost(reason);
+        let reason = self.final_reason(reason);
+        let Some(mut protocol) = protocol else { return };
+        let on_closed = self.conn.on_closed.borrow_mut().take();
+        let told = |protocol: &mut Box<dyn Protocol>, reason| {
+            let result = catch_unwind(AssertUnwindSafe(|| protocol.connection_lost(reason)));
+            if let Err(payload) = result {
+                let message = crate::reactor::panic_message(&*payload);
+                tracing::error!(panic = %message, "connection_lost panicked");
             }
+        };
+        if let Some(on_closed) = on_closed {
+            // The factory hears after the protocol, with the same reason.
+            told(&mut protocol, clone_reason(&reason));
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| on_closed(reactor, &reason))) {
+                let message = crate::reactor::panic_message(&*payload);
+                tracing::error!(panic = %message, "a client factory's connection-lost callback panicked");
+            }
+        } else {
+            told(&mut protocol, reason);
         }
     }
 
@@ -1358,6 +1426,7 @@ pub(crate) fn clone_reason(reason: &DisconnectReason) -> DisconnectReason {
         DisconnectReason::Done => DisconnectReason::Done,
         DisconnectReason::Aborted => DisconnectReason::Aborted,
         DisconnectReason::Tls(e) => DisconnectReason::Tls(e.clone()),
+        DisconnectReason::Panicked(message) => DisconnectReason::Panicked(message.clone()),
         DisconnectReason::Lost(e) => DisconnectReason::Lost(match e.raw_os_error() {
             Some(code) => io::Error::from_raw_os_error(code),
             None => io::Error::new(e.kind(), e.to_string()),

@@ -13,6 +13,7 @@ use std::rc::{Rc, Weak};
 
 use rustls::pki_types::{CertificateDer, ServerName};
 
+use super::deliver::Held;
 use super::{Connection, DisconnectReason, Transport};
 use crate::backend::Interest;
 use crate::tls::{TlsClientConfig, TlsError, TlsInfo, TlsServerConfig, TlsVersion};
@@ -386,12 +387,13 @@ impl Transport {
             }
             // Callbacks may have closed the connection: look again before each.
             if step.filled > 0 && self.tls_delivery_state().is_some_and(|(_, discard)| !discard) {
-                self.with_protocol(|p, t| p.data_received(t, &plain[..step.filled]));
+                self.call_protocol(|p, t| p.data_received(t, &plain[..step.filled]));
             }
             if let Some(error) = step.failure {
-                // What was authenticated before the bad record still counts.
+                // What was authenticated before the bad record still counts;
+                // the alert rustls queued goes out behind what is buffered.
                 self.tls_deliver_remaining(&mut plain);
-                self.close_now(DisconnectReason::Tls(error));
+                self.close_after_flush(DisconnectReason::Tls(error));
                 break;
             }
             if step.close_notify {
@@ -434,7 +436,7 @@ impl Transport {
             if filled == 0 {
                 return;
             }
-            self.with_protocol(|p, t| p.data_received(t, &plain[..filled]));
+            self.call_protocol(|p, t| p.data_received(t, &plain[..filled]));
         }
     }
 
@@ -487,7 +489,7 @@ impl Transport {
     /// The handshake finished: tell the protocol, then finish a close or
     /// half-close that waited for it.
     fn tls_handshake_done(&self, reactor: &Reactor) {
-        self.with_protocol(|p, t| p.handshake_completed(t));
+        self.deliver(Held::Handshake);
         let empty = {
             let state = self.conn.state.borrow();
             !state.disconnected && state.buffer.is_empty()
