@@ -128,7 +128,7 @@ fn torque_cat() {
     let count = Count { ended: ended.clone(), bytes: bytes.clone() };
     let process = reactor.spawn_process(count, "cat", &[], ProcessOptions::default()).unwrap();
     let feed = Rc::new(RefCell::new(Feed { process: process.clone(), sent: 0 }));
-    process.register_producer(feed, false);
+    process.register_producer(feed, false).unwrap();
     while ended.get() == 0 {
         reactor.iterate(Duration::from_millis(100)).unwrap();
     }

@@ -44,7 +44,9 @@ pub struct Echo;
 
 impl Protocol for Echo {
     fn connection_made(&mut self, transport: &Transport) {
-        transport.register_producer(Rc::new(RefCell::new(PauseReading(transport.clone()))), true);
+        transport
+            .register_producer(Rc::new(RefCell::new(PauseReading(transport.clone()))), true)
+            .expect("a new connection has no producer");
     }
     fn data_received(&mut self, transport: &Transport, data: &[u8]) {
         transport.write(data);
@@ -117,7 +119,9 @@ impl Protocol for Chargen {
     fn connection_made(&mut self, transport: &Transport) {
         let block: Rc<[u8]> = chargen_block(0, PRINTABLE).into();
         let producer = ChargenProducer { transport: transport.clone(), block };
-        transport.register_producer(Rc::new(RefCell::new(producer)), false);
+        transport
+            .register_producer(Rc::new(RefCell::new(producer)), false)
+            .expect("a new connection has no producer");
     }
     fn data_received(&mut self, _transport: &Transport, _data: &[u8]) {}
     fn read_connection_lost(&mut self, transport: &Transport) {

@@ -202,12 +202,16 @@ impl Protocol for Outbound {
             return;
         };
         // Each side pauses reading the other while its own buffer is full.
-        inbound.register_producer(Rc::new(RefCell::new(PauseReading(transport.clone()))), true);
+        inbound
+            .register_producer(Rc::new(RefCell::new(PauseReading(transport.clone()))), true)
+            .expect("the relay registers once, when the outbound side connects");
         if inbound_eof {
             // The client already half-closed: pass it on now.
             transport.lose_write_connection();
         } else {
-            transport.register_producer(Rc::new(RefCell::new(PauseReading(inbound.clone()))), true);
+            transport
+                .register_producer(Rc::new(RefCell::new(PauseReading(inbound.clone()))), true)
+                .expect("a new connection has no producer");
             inbound.resume_producing();
         }
     }

@@ -579,7 +579,9 @@ impl Core {
             core: self.me.clone(),
             reactor: self.site.reactor.clone(),
         };
-        transport.register_producer(Rc::new(RefCell::new(producer)), false);
+        transport
+            .register_producer(Rc::new(RefCell::new(producer)), false)
+            .expect("one response streams at a time: the last one unregistered its producer");
         self.wait_for(Waiting::Send);
     }
 
@@ -594,7 +596,9 @@ impl Core {
             core: self.me.clone(),
             reactor: self.site.reactor.clone(),
         };
-        transport.register_producer(Rc::new(RefCell::new(waiter)), false);
+        transport
+            .register_producer(Rc::new(RefCell::new(waiter)), false)
+            .expect("one response streams at a time: the last one unregistered its producer");
         self.wait_for(Waiting::Send);
     }
 

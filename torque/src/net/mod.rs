@@ -35,7 +35,7 @@ pub use endpoint::{ClientEndpoint, EndpointError, ServerEndpoint, client_from_st
 pub use line::{LineHandler, LineReceiver};
 pub use listener::ListeningPort;
 pub use reconnect::ReconnectingClientFactory;
-pub use stream::{Producer, Transport};
+pub use stream::{Producer, ProducerError, Transport};
 pub(crate) use tcp::Target;
 pub use tcp::{ConnectOptions, Connector, ListenOptions};
 pub use udp::{DatagramEndpoint, UdpOptions, UnixDatagramOptions, datagram_from_string};

@@ -320,6 +320,10 @@ pub enum ProcessError {
     /// This process has no PTY.
     #[error("the process has no PTY")]
     NoPty,
+    /// The child has no open pipe at this fd that we write to: it was never
+    /// mapped, is mapped for reading, or was closed.
+    #[error("child fd {0} is not an open pipe to write to")]
+    NoSuchChildFd(i32),
     /// The OS refused.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use super::{ChildFd, ProcessError, ProcessExit, ProcessOptions, ProcessProtocol, Reaping, SpawnError};
 use crate::net::stream::PipeEnd;
-use crate::net::{DisconnectReason, Producer, Protocol, Transport};
+use crate::net::{DisconnectReason, Producer, ProducerError, Protocol, Transport};
 use crate::reactor::ChildWatch;
 use crate::sys::process as sys;
 use crate::{FdHandler, LostReason, Reactor, WeakReactor};
@@ -365,9 +365,28 @@ impl ProcessTransport {
     }
 
     /// Writes to child fd `fd` (one mapped as [`ChildFd::Write`]).
-    pub fn write_to_child(&self, fd: i32, data: &[u8]) {
-        if let Some(t) = self.child_transport(fd) {
-            t.write(data);
+    ///
+    /// # Errors
+    ///
+    /// [`ProcessError::NoSuchChildFd`] if `fd` is not an open pipe we write to:
+    /// never mapped, mapped for reading, or closed already (Twisted raises
+    /// `KeyError`). Nothing is written then.
+    pub fn write_to_child(&self, fd: i32, data: &[u8]) -> Result<(), ProcessError> {
+        let writable = {
+            let state = self.inner.state.borrow();
+            state
+                .pipes
+                .iter()
+                .find(|(n, _, _)| *n == fd)
+                .filter(|(_, t, end)| *end != PipeEnd::Read && !t.is_disconnected())
+                .map(|(_, t, _)| t.clone())
+        };
+        match writable {
+            Some(t) => {
+                t.write(data);
+                Ok(())
+            }
+            None => Err(ProcessError::NoSuchChildFd(fd)),
         }
     }
 
@@ -406,10 +425,24 @@ impl ProcessTransport {
         state.pipes.iter().find(|(n, _, _)| *n == fd).map(|(_, t, _)| t.clone())
     }
 
-    /// Registers a producer for stdin (see `Transport::register_producer`).
-    pub fn register_producer(&self, producer: Rc<RefCell<dyn Producer>>, streaming: bool) {
-        if let Some(t) = self.child_transport(0) {
-            t.register_producer(producer, streaming);
+    /// Registers a producer for stdin (see [`Transport::register_producer`]).
+    /// With stdin closed the producer is told `stop_producing`, as a closed
+    /// transport does.
+    ///
+    /// # Errors
+    ///
+    /// [`ProducerError::AlreadyRegistered`] if stdin has a producer already.
+    pub fn register_producer(
+        &self,
+        producer: Rc<RefCell<dyn Producer>>,
+        streaming: bool,
+    ) -> Result<(), ProducerError> {
+        match self.child_transport(0) {
+            Some(t) => t.register_producer(producer, streaming),
+            None => {
+                producer.borrow_mut().stop_producing();
+                Ok(())
+            }
         }
     }
 

@@ -97,7 +97,7 @@ fn an_endless_pull_producer_gets_one_ask_per_pass(kind: BackendKind) {
     let a = asks.clone();
     let (mut proto, _) = Recorder::new();
     proto.on_made = Some(Box::new(move |t| {
-        t.register_producer(Rc::new(RefCell::new(Endless(t.clone(), a.clone()))), false);
+        t.register_producer(Rc::new(RefCell::new(Endless(t.clone(), a.clone()))), false).unwrap();
     }));
     let conn = MemoryTransport::connect(&r, proto);
     for _ in 0..5 {
@@ -127,7 +127,7 @@ fn a_pull_producer_works_in_memory(kind: BackendKind) {
     let r = reactor(kind);
     let (mut proto, seen) = Recorder::new();
     proto.on_made = Some(Box::new(|t| {
-        t.register_producer(Rc::new(RefCell::new(Three { t: t.clone(), left: 3 })), false);
+        t.register_producer(Rc::new(RefCell::new(Three { t: t.clone(), left: 3 })), false).unwrap();
     }));
     let conn = MemoryTransport::connect(&r, proto);
     for _ in 0..10 {

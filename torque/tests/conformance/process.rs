@@ -7,9 +7,10 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use torque::BackendKind;
-use torque::net::Producer;
+use torque::net::{Producer, ProducerError};
 use torque::process::{
-    ChildFd, ProcessExit, ProcessOptions, ProcessProtocol, ProcessTransport, Reaping, SpawnError, WindowSize,
+    ChildFd, ProcessError, ProcessExit, ProcessOptions, ProcessProtocol, ProcessTransport, Reaping,
+    SpawnError, WindowSize,
 };
 
 use crate::support::{Pipe, iterate_until, reactor};
@@ -173,7 +174,16 @@ fn stdin_applies_backpressure(kind: BackendKind) {
         paused: false,
         pauses: pauses.clone(),
     }));
-    p.register_producer(feeder.clone(), true);
+    p.register_producer(feeder.clone(), true).unwrap();
+    // Twisted refuses a second producer rather than replacing the first.
+    let second = Rc::new(RefCell::new(Feeder {
+        process: p.clone(),
+        sent: 0,
+        total: 1,
+        paused: false,
+        pauses: Rc::new(Cell::new(0)),
+    }));
+    assert_eq!(p.register_producer(second, true), Err(ProducerError::AlreadyRegistered));
     feeder.borrow_mut().pump();
     iterate_until(&r, || seen.ended.borrow().is_some());
     assert!(pauses.get() > 0, "the producer was paused on the pipe's buffer");
@@ -243,8 +253,16 @@ fn extra_child_fds_work_both_ways(kind: BackendKind) {
     let p = r
         .spawn_process(protocol, "sh", &sh("read x <&4; echo \"from 4: $x\" >&3; echo out"), options)
         .unwrap();
-    p.write_to_child(4, b"four\n");
+    p.write_to_child(4, b"four\n").unwrap();
+    // Twisted raises KeyError for fds the child cannot read from us.
+    for fd in [3, 7] {
+        assert!(
+            matches!(p.write_to_child(fd, b"lost"), Err(ProcessError::NoSuchChildFd(n)) if n == fd),
+            "fd {fd}"
+        );
+    }
     p.close_child_fd(4);
+    assert!(matches!(p.write_to_child(4, b"late"), Err(ProcessError::NoSuchChildFd(4))), "closed fd 4");
     iterate_until(&r, || seen.ended.borrow().is_some());
     assert_eq!(seen.text(3), "from 4: four\n");
     assert_eq!(seen.text(1), "out\n");

@@ -5,7 +5,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use torque::BackendKind;
-use torque::net::{ConnectOptions, ListenOptions, NetError, Producer, Transport, factory_fn};
+use torque::net::{ConnectOptions, ListenOptions, NetError, Producer, ProducerError, Transport, factory_fn};
 
 use crate::netkit::{Echo, Queue, Recorder, echo_server, server_with};
 use crate::support::{fake_reactor, iterate_until, reactor, run, spin, step};
@@ -271,7 +271,7 @@ fn a_large_transfer_arrives_intact_with_backpressure(kind: BackendKind) {
     server.on_made = Some(Box::new(move |t| {
         let source =
             Rc::new(RefCell::new(Source { transport: t.clone(), sent: 0, paused: false, pauses: p.clone() }));
-        t.register_producer(source.clone(), true);
+        t.register_producer(source.clone(), true).unwrap();
         source.borrow_mut().pump();
     }));
     let (_port, number) = server_with(&r, vec![Box::new(server)]);
@@ -439,7 +439,7 @@ fn a_pull_producer_feeds_on_demand_and_delays_the_close(kind: BackendKind) {
     let a = asked.clone();
     server.on_made = Some(Box::new(move |t| {
         let pages = Rc::new(RefCell::new(Pages { transport: t.clone(), left: 5, asked: a.clone() }));
-        t.register_producer(pages, false);
+        t.register_producer(pages, false).unwrap();
         // Asked to close at once: must wait for the producer to finish.
         t.lose_connection();
     }));
@@ -507,7 +507,7 @@ fn write_file_streams_a_file_through_a_pull_producer(kind: BackendKind) {
                 end,
                 error: e.clone(),
             };
-            t.register_producer(Rc::new(RefCell::new(sender)), false);
+            t.register_producer(Rc::new(RefCell::new(sender)), false).unwrap();
             t.lose_connection();
         }));
         let (_port, number) = server_with(&r, vec![Box::new(server)]);
@@ -754,6 +754,41 @@ fn a_thousand_simultaneous_connections(kind: BackendKind) {
     }
 }
 
+/// Twisted's `registerProducer`: a second producer is refused while one is
+/// registered; on a closed transport a new producer is told to stop.
+fn a_second_producer_is_refused_and_a_closed_transport_stops_a_new_one(kind: BackendKind) {
+    struct Counting(Rc<Cell<u32>>);
+    impl Producer for Counting {
+        fn resume_producing(&mut self) {}
+        fn stop_producing(&mut self) {
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let counting = || {
+        let stops = Rc::new(Cell::new(0));
+        (Rc::new(RefCell::new(Counting(stops.clone()))), stops)
+    };
+    let r = reactor(kind);
+    let (_port, number) = echo_server(&r);
+    let (client, seen) = Recorder::new();
+    let (factory, _) = Queue::one(client);
+    r.connect_tcp("127.0.0.1", number, factory, client_options());
+    iterate_until(&r, || seen.made.get());
+    let t = seen.transport.borrow().clone().unwrap();
+    let ((first, first_stops), (second, second_stops)) = (counting(), counting());
+    t.register_producer(first, true).unwrap();
+    assert_eq!(t.register_producer(second.clone(), true), Err(ProducerError::AlreadyRegistered));
+    t.unregister_producer();
+    t.register_producer(second, true).expect("allowed once the first is unregistered");
+    t.abort_connection();
+    iterate_until(&r, || seen.lost.borrow().is_some());
+    assert_eq!((first_stops.get(), second_stops.get()), (0, 1), "only the registered producer is stopped");
+    let (third, third_stops) = counting();
+    t.register_producer(third, true).expect("a closed transport accepts and stops it");
+    step(&r, Duration::ZERO).unwrap();
+    assert_eq!(third_stops.get(), 1);
+}
+
 crate::cases! {
     [Tcp] driven {
         echo_round_trip_and_clean_close,
@@ -772,6 +807,7 @@ crate::cases! {
         a_factory_shared_by_ports_starts_and_stops_once,
         tcp_transports_refuse_unix_only_features,
         a_pull_producer_feeds_on_demand_and_delays_the_close,
+        a_second_producer_is_refused_and_a_closed_transport_stops_a_new_one,
         write_file_streams_a_file_through_a_pull_producer,
         shutdown_closes_connections_and_ports_with_notice,
         dual_stack_ports_and_bound_clients,

@@ -523,7 +523,7 @@ fn a_256_mib_transfer_arrives_intact_with_backpressure(kind: BackendKind) {
                 paused: false,
                 pauses: self.pauses.clone(),
             }));
-            t.register_producer(producer.clone(), true);
+            t.register_producer(producer.clone(), true).unwrap();
             producer.borrow_mut().pump();
         }
         fn data_received(&mut self, _t: &Transport, _data: &[u8]) {}

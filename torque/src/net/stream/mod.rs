@@ -50,6 +50,16 @@ pub trait Producer {
 
 type ProducerRef = Rc<RefCell<dyn Producer>>;
 
+/// Why [`Transport::register_producer`] refused a producer.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProducerError {
+    /// A producer is registered already; unregister it first (Twisted raises
+    /// `RuntimeError` here rather than replacing it silently).
+    #[error("a producer is already registered; call unregister_producer first")]
+    AlreadyRegistered,
+}
+
 /// Told once, after `connection_lost`, with the same reason (client factories).
 pub(crate) type OnClosed = Box<dyn FnOnce(&Reactor, &DisconnectReason)>;
 
@@ -1095,22 +1105,35 @@ impl Transport {
     /// producer is paused when the write buffer passes the high-water mark and
     /// resumed when it drains to the low-water mark; a pull producer is asked for
     /// more each time the buffer empties.
-    pub fn register_producer(&self, producer: Rc<RefCell<dyn Producer>>, streaming: bool) {
-        let (ask_now, replaced) = {
+    ///
+    /// On a closed transport the producer is told `stop_producing` and `Ok` is
+    /// returned, as in Twisted.
+    ///
+    /// # Errors
+    ///
+    /// [`ProducerError::AlreadyRegistered`] if a producer is registered already;
+    /// the registered one stays and the new one is not called.
+    pub fn register_producer(
+        &self,
+        producer: Rc<RefCell<dyn Producer>>,
+        streaming: bool,
+    ) -> Result<(), ProducerError> {
+        let ask_now = {
             let mut state = self.conn.state.borrow_mut();
+            if state.producer.is_some() {
+                return Err(ProducerError::AlreadyRegistered);
+            }
             if state.disconnected {
                 drop(state);
                 if let Some(reactor) = self.reactor() {
                     stop_producer(&reactor, producer);
                 }
-                return;
+                return Ok(());
             }
-            let replaced = state.producer.replace((Rc::clone(&producer), streaming));
+            state.producer = Some((Rc::clone(&producer), streaming));
             state.producer_paused = false;
-            (!streaming && state.buffer.is_empty(), replaced)
+            !streaming && state.buffer.is_empty()
         };
-        // A replaced producer is dropped outside the borrow: its Drop may use us.
-        drop(replaced);
         if ask_now {
             if let Some(reactor) = self.reactor() {
                 let this = self.clone();
@@ -1118,6 +1141,7 @@ impl Transport {
             }
         }
         self.maybe_pause_producer();
+        Ok(())
     }
 
     /// Unregisters the producer; a pending `lose_connection` or
