@@ -18,7 +18,7 @@
 //!   fit the 20,000-fd limit; the active one is a pipe.
 
 use std::cell::Cell;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
@@ -202,12 +202,22 @@ fn idle_fd(keep: &mut Vec<OwnedFd>) -> OwnedFd {
     }
 }
 
-struct Idle;
+struct Idle(OwnedFd);
 impl FdHandler for Idle {}
+impl AsFd for Idle {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
 
 struct Reader {
     fd: OwnedFd,
     seen: Rc<Cell<usize>>,
+}
+impl AsFd for Reader {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 impl FdHandler for Reader {
     fn readable(&mut self, _: &Reactor) {
@@ -233,13 +243,12 @@ fn idle_fds(contender: Contender, idle: usize) -> Result<Duration, String> {
     let (read_end, write_end) = torque::fd::pipe().expect("pipe");
     match (contender, torque_reactor) {
         (Contender::Torque(_), Some(r)) => {
-            let idle_handler = Rc::new(std::cell::RefCell::new(Idle));
-            for fd in &idle_fds {
-                r.add_reader(fd, idle_handler.clone()).map_err(|e| format!("n/a: {e}"))?;
+            for fd in idle_fds {
+                r.add_reader(&Rc::new(std::cell::RefCell::new(Idle(fd)))).map_err(|e| format!("n/a: {e}"))?;
             }
             let seen = Rc::new(Cell::new(0));
             let reader = Rc::new(std::cell::RefCell::new(Reader { fd: read_end, seen: seen.clone() }));
-            r.add_reader(&reader.borrow().fd, reader.clone()).map_err(|e| format!("n/a: {e}"))?;
+            r.add_reader(&reader).map_err(|e| format!("n/a: {e}"))?;
             let start = Instant::now();
             for k in 1..=ROUND_TRIPS {
                 torque::fd::write(&write_end, b"x").expect("write");

@@ -8,7 +8,7 @@
 //! ```
 
 use std::cell::RefCell;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +19,14 @@ struct LineReader {
     pipe: OwnedFd,
     buffer: Vec<u8>,
     started: Instant,
+}
+
+/// The reactor asks the handler for its fd, as Twisted asks a reader for its
+/// `fileno()`: the handler owns the pipe, so it stays open while registered.
+impl AsFd for LineReader {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.pipe.as_fd()
+    }
 }
 
 impl FdHandler for LineReader {
@@ -83,10 +91,10 @@ fn tour() -> Result<(), Box<dyn std::error::Error>> {
     println!("running on the {} backend (set TORQUE_REACTOR to choose another)", reactor.backend().name);
 
     // A pipe whose read end the reactor watches; a timer chain writes to it.
-    // The handler owns the read end; the reactor borrows it until it is removed.
+    // The handler owns the read end; the registration holds the handler until it is removed.
     let (read_end, write_end) = torque::fd::pipe()?;
     let reader = Rc::new(RefCell::new(LineReader { pipe: read_end, buffer: Vec::new(), started }));
-    reactor.add_reader(&reader.borrow().pipe, reader.clone())?;
+    reactor.add_reader(&reader)?;
 
     let writer = Rc::new(RefCell::new(Some(write_end)));
     for (i, delay_ms) in [10u64, 20, 30].into_iter().enumerate() {

@@ -47,6 +47,10 @@ pub enum ReactorError {
         #[source]
         source: io::Error,
     },
+    /// `add_reader` or `add_writer` with a handler that is inside one of its
+    /// own callbacks and not registered yet, so it cannot be asked for its fd.
+    #[error("the handler is busy in a callback and not registered, so its fd cannot be asked for")]
+    HandlerBusy,
     /// An fd number that cannot be valid (negative).
     #[error("invalid file descriptor {0}")]
     InvalidFd(RawFd),

@@ -24,10 +24,13 @@ fn a_closed_registered_fd_is_dropped_not_spun_on(kind: BackendKind) {
     let fd = std::os::fd::AsRawFd::as_raw_fd(&read_end);
     let lost = Rc::new(RefCell::new(Vec::new()));
     let l = lost.clone();
-    let handler = Handler::with_lost(Handler::reading(|_| panic!("a closed fd was read")), move |_, why| {
-        l.borrow_mut().push(matches!(why, LostReason::FdClosed));
-    });
-    r.add_reader(borrowed(fd), handler).unwrap();
+    let handler = Handler::with_lost(
+        Handler::reading(borrowed(fd), |_| panic!("a closed fd was read")),
+        move |_, why| {
+            l.borrow_mut().push(matches!(why, LostReason::FdClosed));
+        },
+    );
+    r.add_reader(&handler).unwrap();
     drop(read_end);
     if r.backend().reports_closed_fds {
         iterate_until(&r, || !lost.borrow().is_empty());
@@ -48,13 +51,10 @@ fn a_closed_registered_fd_is_dropped_not_spun_on(kind: BackendKind) {
     let got = Rc::new(std::cell::Cell::new(false));
     let g = got.clone();
     let fd2 = again.rfd();
-    r.add_reader(
-        borrowed(fd2),
-        Handler::reading(move |r| {
-            g.set(true);
-            r.remove_reader(borrowed(fd2));
-        }),
-    )
+    r.add_reader(&Handler::reading(borrowed(fd2), move |r| {
+        g.set(true);
+        r.remove_reader(borrowed(fd2));
+    }))
     .unwrap();
     again.send(b"x");
     iterate_until(&r, || got.get());
@@ -75,13 +75,10 @@ fn an_fd_removed_then_closed_in_a_callback_leaves_nothing_behind(kind: BackendKi
     let fd = std::os::fd::AsRawFd::as_raw_fd(&read_end);
     let owned = Rc::new(RefCell::new(Some(read_end)));
     let o = owned.clone();
-    r.add_reader(
-        borrowed(fd),
-        Handler::reading(move |r| {
-            r.remove_reader(borrowed(fd));
-            drop(o.borrow_mut().take()); // closed at once, as close_now does
-        }),
-    )
+    r.add_reader(&Handler::reading(borrowed(fd), move |r| {
+        r.remove_reader(borrowed(fd));
+        drop(o.borrow_mut().take()); // closed at once, as close_now does
+    }))
     .unwrap();
     torque::fd::write(&write_end, b"x").unwrap();
     iterate_until(&r, || owned.borrow().is_none());

@@ -4,7 +4,7 @@
 //! callback has seen it, and the callback records the delay.
 
 use std::cell::RefCell;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::sync::{Arc, atomic::AtomicU64, atomic::Ordering};
@@ -18,6 +18,12 @@ struct Probe {
     sent_at: Arc<AtomicU64>,
     samples: Rc<RefCell<Vec<u64>>>,
     ack: mpsc::Sender<()>,
+}
+
+impl AsFd for Probe {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
 }
 
 impl FdHandler for Probe {
@@ -48,7 +54,7 @@ pub fn measure(reactor: &Reactor, samples: usize, drive: impl FnOnce(&dyn Fn() -
         samples: got.clone(),
         ack: ack_tx,
     }));
-    reactor.add_reader(&probe.borrow().fd, probe.clone()).unwrap();
+    reactor.add_reader(&probe).unwrap();
     let writer = std::thread::spawn(move || {
         for _ in 0..samples {
             std::thread::sleep(Duration::from_micros(200));

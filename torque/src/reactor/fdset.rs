@@ -12,7 +12,7 @@ use std::os::fd::RawFd;
 use std::rc::Rc;
 
 use super::Reactor;
-use crate::backend::{Change, Interest, Token};
+use crate::backend::{Change, Event, Interest, Token};
 
 /// Something the reactor calls when its fd is ready (Twisted's `IReadDescriptor`,
 /// `IWriteDescriptor` and `connectionLost`).
@@ -77,6 +77,9 @@ struct Slot {
     source: Source,
     handler: Option<FdHandlerRef>,
     interest: Interest,
+    /// A file poll(2) calls always ready (a regular file): never given to the
+    /// backend; every pass reports it ready.
+    always_ready: bool,
 }
 
 /// What the backend was last told about one fd number.
@@ -108,6 +111,8 @@ pub(crate) struct FdRegistry {
     dirty: Vec<RawFd>,
     /// fds whose registration ended since the changes were last taken.
     ended: Vec<RawFd>,
+    /// Slots of always-ready registrations.
+    always_ready: Vec<u32>,
 }
 
 fn token(index: u32, generation: u32) -> Token {
@@ -130,9 +135,9 @@ impl FdRegistry {
     }
 
     /// The live slot a token names, if it is still current.
-    pub(crate) fn lookup(&self, t: Token) -> Option<(FdHandlerRef, Interest)> {
+    pub(crate) fn lookup(&self, t: Token) -> Option<(FdHandlerRef, Interest, Source)> {
         let slot = self.live_slot(t)?;
-        Some((slot.handler.clone()?, slot.interest))
+        Some((slot.handler.clone()?, slot.interest, slot.source))
     }
 
     /// The current interest of a token's registration (empty if stale).
@@ -151,20 +156,36 @@ impl FdRegistry {
         }
     }
 
-    fn allocate(&mut self, source: Source, handler: FdHandlerRef, interest: Interest) -> u32 {
+    fn allocate(
+        &mut self,
+        source: Source,
+        handler: FdHandlerRef,
+        interest: Interest,
+        always_ready: bool,
+    ) -> u32 {
         let index = match self.free.pop() {
             Some(i) => {
                 let slot = &mut self.slots[i as usize];
                 slot.source = source;
                 slot.handler = Some(handler);
                 slot.interest = interest;
+                slot.always_ready = always_ready;
                 i
             }
             None => {
-                self.slots.push(Slot { generation: 0, source, handler: Some(handler), interest });
+                self.slots.push(Slot {
+                    generation: 0,
+                    source,
+                    handler: Some(handler),
+                    interest,
+                    always_ready,
+                });
                 (self.slots.len() - 1) as u32
             }
         };
+        if always_ready {
+            self.always_ready.push(index);
+        }
         if let Source::Fd(fd) = source {
             let f = fd as usize;
             if self.by_fd.len() <= f {
@@ -182,6 +203,9 @@ impl FdRegistry {
         let handler = slot.handler.take();
         slot.generation = slot.generation.wrapping_add(1);
         slot.interest = Interest::NONE;
+        if std::mem::take(&mut slot.always_ready) {
+            self.always_ready.retain(|&i| i != index);
+        }
         if let Source::Fd(fd) = slot.source {
             if self.by_fd.get(fd as usize) == Some(&(index + 1)) {
                 self.by_fd[fd as usize] = 0;
@@ -193,9 +217,31 @@ impl FdRegistry {
         handler
     }
 
+    /// Whether `handler` is the one registered for `fd`.
+    pub(crate) fn is_registered(&self, fd: RawFd, handler: &FdHandlerRef) -> bool {
+        self.slot_of_fd(fd)
+            .and_then(|index| self.slots[index as usize].handler.as_ref())
+            .is_some_and(|h| Rc::ptr_eq(h, handler))
+    }
+
+    /// The fd `handler` is registered for, if it is.
+    pub(crate) fn fd_of(&self, handler: &FdHandlerRef) -> Option<RawFd> {
+        self.slots.iter().find_map(|slot| match (slot.source, &slot.handler) {
+            (Source::Fd(fd), Some(h)) if Rc::ptr_eq(h, handler) => Some(fd),
+            _ => None,
+        })
+    }
+
     /// Adds `handler` for `fd` with the directions in `add`; returns a handler
-    /// it replaced, to drop outside the borrow.
-    pub(crate) fn add(&mut self, fd: RawFd, handler: FdHandlerRef, add: Interest) -> Option<FdHandlerRef> {
+    /// it replaced, to drop outside the borrow. `always_ready` applies to a
+    /// new registration (not to more directions for the registered handler).
+    pub(crate) fn add(
+        &mut self,
+        fd: RawFd,
+        handler: FdHandlerRef,
+        add: Interest,
+        always_ready: bool,
+    ) -> Option<FdHandlerRef> {
         if let Some(index) = self.slot_of_fd(fd) {
             let same = self.slots[index as usize].handler.as_ref().is_some_and(|h| Rc::ptr_eq(h, &handler));
             if same {
@@ -213,16 +259,16 @@ impl FdRegistry {
             // A different handler takes the fd over: a new registration with a new
             // token, so events fetched for the old one are never delivered to it.
             let old = self.vacate(index);
-            self.allocate(Source::Fd(fd), handler, add);
+            self.allocate(Source::Fd(fd), handler, add, always_ready);
             return old;
         }
-        self.allocate(Source::Fd(fd), handler, add);
+        self.allocate(Source::Fd(fd), handler, add, always_ready);
         None
     }
 
     /// Registers a watch on child `pid`'s exit; returns its token.
     pub(crate) fn add_child(&mut self, pid: u32, handler: FdHandlerRef) -> Token {
-        let index = self.allocate(Source::Child(pid), handler, Interest::READ);
+        let index = self.allocate(Source::Child(pid), handler, Interest::READ, false);
         self.token_of(index)
     }
 
@@ -308,16 +354,40 @@ impl FdRegistry {
             return;
         }
         let (token, interest) = match self.by_fd.get(fd as usize).and_then(|i| i.checked_sub(1)) {
-            Some(index) => {
+            Some(index) if !self.slots[index as usize].always_ready => {
                 (token(index, self.slots[index as usize].generation), self.slots[index as usize].interest)
             }
-            None => (Token::IGNORED, Interest::NONE),
+            // No registration, or one the backend never hears of.
+            _ => (Token::IGNORED, Interest::NONE),
         };
         self.applied[fd as usize] = Applied { token, interest, dirty: false };
         if applied.interest == interest && (applied.token == token || interest.is_empty()) {
             return;
         }
         out.push(Change { fd, token, old_token: applied.token, old: applied.interest, new: interest });
+    }
+
+    /// Whether an always-ready registration wants an event: the pass must not
+    /// wait.
+    pub(crate) fn has_always_ready(&self) -> bool {
+        self.always_ready.iter().any(|&i| !self.slots[i as usize].interest.is_empty())
+    }
+
+    /// An event for each always-ready registration, as the backend would
+    /// report a file that is always readable and writable.
+    pub(crate) fn always_ready_events(&self) -> Vec<Event> {
+        self.always_ready
+            .iter()
+            .filter_map(|&index| {
+                let slot = &self.slots[index as usize];
+                (!slot.interest.is_empty()).then(|| Event {
+                    token: token(index, slot.generation),
+                    readable: slot.interest.read,
+                    writable: slot.interest.write,
+                    invalid: false,
+                })
+            })
+            .collect()
     }
 
     /// Whether changes wait to be applied.
@@ -357,6 +427,12 @@ mod tests {
         Rc::new(RefCell::new(Nothing))
     }
 
+    impl FdRegistry {
+        fn add_for_test(&mut self, fd: RawFd, handler: FdHandlerRef, add: Interest) -> Option<FdHandlerRef> {
+            self.add(fd, handler, add, false)
+        }
+    }
+
     fn changes(registry: &mut FdRegistry) -> Vec<Change> {
         let mut out = Vec::new();
         registry.take_changes(&mut out);
@@ -367,8 +443,8 @@ mod tests {
     fn an_fd_added_and_removed_before_the_backend_hears_costs_nothing() {
         let mut registry = FdRegistry::default();
         let h = handler();
-        let _ = registry.add(7, h.clone(), Interest::READ);
-        let _ = registry.add(7, h, Interest::WRITE);
+        let _ = registry.add_for_test(7, h.clone(), Interest::READ);
+        let _ = registry.add_for_test(7, h, Interest::WRITE);
         let _ = registry.remove(7, Interest::BOTH);
         assert!(changes(&mut registry).is_empty());
         assert!(!registry.has_changes());
@@ -378,14 +454,14 @@ mod tests {
     fn several_changes_to_one_fd_are_one_change_of_the_net_effect() {
         let mut registry = FdRegistry::default();
         let h = handler();
-        let _ = registry.add(5, h.clone(), Interest::READ);
-        let _ = registry.add(5, h.clone(), Interest::WRITE);
+        let _ = registry.add_for_test(5, h.clone(), Interest::READ);
+        let _ = registry.add_for_test(5, h.clone(), Interest::WRITE);
         let _ = registry.remove(5, Interest::READ);
         let got = changes(&mut registry);
         assert_eq!(got.len(), 1);
         assert_eq!((got[0].fd, got[0].old, got[0].new), (5, Interest::NONE, Interest::WRITE));
         // A writer added and removed again in a later pass: nothing to tell.
-        let _ = registry.add(5, h.clone(), Interest::READ);
+        let _ = registry.add_for_test(5, h.clone(), Interest::READ);
         let _ = registry.remove(5, Interest::READ);
         assert!(changes(&mut registry).is_empty());
         // Removing it all is one removal from what the backend has.
@@ -398,11 +474,11 @@ mod tests {
     #[test]
     fn a_new_handler_on_a_reused_fd_number_is_a_change_of_token() {
         let mut registry = FdRegistry::default();
-        let _ = registry.add(9, handler(), Interest::READ);
+        let _ = registry.add_for_test(9, handler(), Interest::READ);
         let first = changes(&mut registry);
         // Closed and its number reused, in one pass: removed, then added anew.
         let _ = registry.remove(9, Interest::READ);
-        let _ = registry.add(9, handler(), Interest::READ);
+        let _ = registry.add_for_test(9, handler(), Interest::READ);
         let got = changes(&mut registry);
         assert_eq!(got.len(), 1, "one change for the fd: {got:?}");
         assert_eq!(got[0].old_token, first[0].token);

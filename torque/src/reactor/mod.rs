@@ -89,6 +89,9 @@ pub(crate) struct Inner {
     /// one). Registration changes made outside any pass reach the backend at
     /// once; those made inside one wait for the next wait (or the pass's end).
     dispatch_depth: Cell<usize>,
+    /// The handlers being called, innermost last, with their fds: a handler
+    /// that removed itself can still add itself again from its callback.
+    calling: RefCell<Vec<(*const (), RawFd)>>,
     clock: Rc<dyn Clock>,
     timers: RefCell<TimerQueue>,
     live_timers: LiveCount,
@@ -239,6 +242,7 @@ impl Reactor {
                 events: RefCell::new(Events::with_capacity(1024)),
                 changes: RefCell::new(Vec::new()),
                 dispatch_depth: Cell::new(0),
+                calling: RefCell::new(Vec::new()),
                 clock,
                 timers: RefCell::new(TimerQueue::default()),
                 live_timers: Cell::new(0),
@@ -609,6 +613,7 @@ impl Reactor {
             || inner.threads.queued.load(Ordering::Acquire) != 0
             || !inner.end_of_pass.borrow().is_empty()
             || inner.ready.has_ready()
+            || inner.fds.borrow().has_always_ready()
     }
 
     fn run_due_timers(&self) {
@@ -631,10 +636,30 @@ impl Reactor {
 
     // ----- fd sets (IReactorFDSet) -----
 
-    /// Calls `handler.readable` whenever `fd` is readable. One handler per fd:
-    /// adding a different handler for a registered fd replaces the old one (in
-    /// both directions). The reactor borrows `fd`, it does not own it: remove it
-    /// before closing it.
+    /// Calls `handler.readable` whenever its fd — the one its [`AsFd`] gives
+    /// — is readable (Twisted's `addReader`, which asks the reader for its
+    /// `fileno()`).
+    ///
+    /// The registration holds the handler, and the handler holds its fd (a
+    /// `File`, a `UnixStream`, an `OwnedFd`), so the fd stays open while it is
+    /// registered: its number cannot be closed and reused under the handler,
+    /// whose events would otherwise go to whatever file took the number. The
+    /// handler is dropped once removed in both directions. A handler that only
+    /// borrows its fd (`BorrowedFd::borrow_raw`) promises to remove itself
+    /// before the fd closes; if it does not, poll and select report the closed
+    /// fd as [`LostReason::FdClosed`] and epoll and kqueue forget it silently
+    /// (see [`BackendInfo::reports_closed_fds`]).
+    ///
+    /// Files that `poll(2)` calls always ready — regular files, directories,
+    /// block devices — are always ready on every backend (epoll itself
+    /// refuses them): the handler is called on every pass, and passes do not
+    /// wait while one is registered.
+    ///
+    /// One handler per fd: adding a different handler for a registered fd
+    /// replaces the old one (in both directions). A handler may add itself
+    /// (either direction, also after removing itself) from inside its own
+    /// callback; one busy elsewhere and not registered cannot be asked for
+    /// its fd: [`ReactorError::HandlerBusy`].
     ///
     /// Outside the loop's passes the backend hears of the change at once, and
     /// an fd it refuses is an error here. Inside a callback an addition or
@@ -642,55 +667,127 @@ impl Reactor {
     /// pass costs one system call, or none) and a refusal then reaches the
     /// handler's `connection_lost` as [`LostReason::Error`], at the end of the
     /// pass; a removal that leaves the fd unwatched reaches the backend at
-    /// once, so the fd may be closed right after it. Backends without fd sets
-    /// refuse with [`ReactorError::Unsupported`].
-    pub fn add_reader<H: FdHandler + 'static>(
+    /// once. Backends without fd sets refuse with
+    /// [`ReactorError::Unsupported`].
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+    /// use std::rc::Rc;
+    ///
+    /// use torque::{FdHandler, Reactor};
+    ///
+    /// /// Reads a pipe until its writer closes it.
+    /// struct Drain {
+    ///     pipe: OwnedFd,
+    ///     got: Vec<u8>,
+    /// }
+    ///
+    /// impl AsFd for Drain {
+    ///     fn as_fd(&self) -> BorrowedFd<'_> {
+    ///         self.pipe.as_fd()
+    ///     }
+    /// }
+    ///
+    /// impl FdHandler for Drain {
+    ///     fn readable(&mut self, reactor: &Reactor) {
+    ///         let mut buf = [0; 64];
+    ///         match torque::fd::read(&self.pipe, &mut buf) {
+    ///             Ok(0) | Err(_) => {
+    ///                 reactor.remove_reader(&*self);
+    ///                 reactor.stop().unwrap();
+    ///             }
+    ///             Ok(n) => self.got.extend_from_slice(&buf[..n]),
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let reactor = Reactor::builder().handle_signals(false).build()?;
+    /// let (read, write) = torque::fd::pipe()?;
+    /// let drain = Rc::new(RefCell::new(Drain { pipe: read, got: Vec::new() }));
+    /// reactor.add_reader(&drain)?;
+    /// torque::fd::write(&write, b"hello")?;
+    /// drop(write);
+    /// reactor.run()?;
+    /// assert_eq!(drain.borrow().got, b"hello");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn add_reader<H: FdHandler + AsFd + 'static>(
         &self,
-        fd: impl AsFd,
-        handler: Rc<RefCell<H>>,
+        handler: &Rc<RefCell<H>>,
     ) -> Result<(), ReactorError> {
-        self.add_reader_ref(fd, handler)
+        self.add_descriptor(handler, Interest::READ)
     }
 
-    /// Calls `handler.writable` whenever `fd` is writable. See [`add_reader`](Reactor::add_reader).
-    pub fn add_writer<H: FdHandler + 'static>(
+    /// Calls `handler.writable` whenever its fd is writable (Twisted's
+    /// `addWriter`). See [`add_reader`](Reactor::add_reader).
+    pub fn add_writer<H: FdHandler + AsFd + 'static>(
         &self,
-        fd: impl AsFd,
-        handler: Rc<RefCell<H>>,
+        handler: &Rc<RefCell<H>>,
     ) -> Result<(), ReactorError> {
-        self.add_writer_ref(fd, handler)
+        self.add_descriptor(handler, Interest::WRITE)
     }
 
-    /// Like [`add_reader`](Reactor::add_reader), for an already type-erased handler.
-    pub fn add_reader_ref(&self, fd: impl AsFd, handler: FdHandlerRef) -> Result<(), ReactorError> {
-        self.inner.info.require(Capability::FdSets)?;
-        self.watch(fd.as_fd().as_raw_fd(), handler, Interest::READ)
-    }
-
-    /// Like [`add_writer`](Reactor::add_writer), for an already type-erased handler.
-    pub fn add_writer_ref(&self, fd: impl AsFd, handler: FdHandlerRef) -> Result<(), ReactorError> {
-        self.inner.info.require(Capability::FdSets)?;
-        self.watch(fd.as_fd().as_raw_fd(), handler, Interest::WRITE)
-    }
-
-    /// Stops reading `fd`. Removing what is not registered does nothing.
+    /// Stops reading `fd`. Removing what is not registered does nothing. The
+    /// handler is dropped here (closing the fd it owns) if it is not also
+    /// writing.
     pub fn remove_reader(&self, fd: impl AsFd) {
         self.unwatch(fd.as_fd().as_raw_fd(), Interest::READ);
     }
 
-    /// Stops writing `fd`. Removing what is not registered does nothing.
+    /// Stops writing `fd`. See [`remove_reader`](Reactor::remove_reader).
     pub fn remove_writer(&self, fd: impl AsFd) {
         self.unwatch(fd.as_fd().as_raw_fd(), Interest::WRITE);
+    }
+
+    fn add_descriptor<H: FdHandler + AsFd + 'static>(
+        &self,
+        handler: &Rc<RefCell<H>>,
+        add: Interest,
+    ) -> Result<(), ReactorError> {
+        self.inner.info.require(Capability::FdSets)?;
+        let erased: FdHandlerRef = handler.clone();
+        let fd = match handler.try_borrow() {
+            Ok(h) => h.as_fd().as_raw_fd(),
+            // In one of its own callbacks: we called it for its fd, or it is
+            // registered (or borrowed elsewhere: then it cannot be asked).
+            Err(_) => {
+                let address = Rc::as_ptr(handler).cast::<()>();
+                let calling =
+                    self.inner.calling.borrow().iter().rev().find(|(a, _)| *a == address).map(|&(_, fd)| fd);
+                calling.or_else(|| self.inner.fds.borrow().fd_of(&erased)).ok_or(ReactorError::HandlerBusy)?
+            }
+        };
+        let always_ready = if self.inner.fds.borrow().is_registered(fd, &erased) {
+            false
+        } else {
+            crate::sys::is_always_ready(fd).map_err(|source| ReactorError::Register {
+                fd,
+                backend: self.inner.info.name,
+                source,
+            })?
+        };
+        self.watch_as(fd, erased, add, always_ready)
     }
 
     /// Watches `fd` (owned by the caller, a transport or port of this crate)
     /// for `add`, calling `handler`. See [`add_reader`](Reactor::add_reader).
     pub(crate) fn watch(&self, fd: RawFd, handler: FdHandlerRef, add: Interest) -> Result<(), ReactorError> {
+        self.watch_as(fd, handler, add, false)
+    }
+
+    fn watch_as(
+        &self,
+        fd: RawFd,
+        handler: FdHandlerRef,
+        add: Interest,
+        always_ready: bool,
+    ) -> Result<(), ReactorError> {
         if fd < 0 {
             return Err(ReactorError::InvalidFd(fd));
         }
         if let Some(limit) = self.inner.info.fd_limit {
-            if fd as usize >= limit {
+            if fd as usize >= limit && !always_ready {
                 let source = std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
                     format!(
@@ -700,18 +797,21 @@ impl Reactor {
                 return Err(ReactorError::Register { fd, backend: self.inner.info.name, source });
             }
         }
-        let replaced = self.inner.fds.borrow_mut().add(fd, handler, add);
+        let replaced = self.inner.fds.borrow_mut().add(fd, handler, add, always_ready);
+        let result = self.registry_changed(Some(fd));
+        // Dropped once the backend has let go: it may close its fd.
         drop(replaced);
-        self.registry_changed(Some(fd))
+        result
     }
 
     /// Stops watching `fd` for `remove`.
     pub(crate) fn unwatch(&self, fd: RawFd, remove: Interest) {
         let removed = self.inner.fds.borrow_mut().remove(fd, remove);
-        drop(removed);
         if let Err(e) = self.registry_changed(None) {
             tracing::debug!(error = %e, "backend refused a change");
         }
+        // Dropped once the backend has let go: it may close its fd.
+        drop(removed);
     }
 
     /// After a registry change: outside a pass, tell the backend now (an
@@ -838,30 +938,37 @@ impl Reactor {
 
     fn dispatch_event(&self, event: Event) {
         let found = self.inner.fds.borrow().lookup(event.token);
-        let Some((handler, interest)) = found else { return };
+        let Some((handler, interest, source)) = found else { return };
         if event.invalid {
             self.drop_handler(event, LostReason::FdClosed);
             return;
         }
+        let fd = match source {
+            Source::Fd(fd) => fd,
+            Source::Child(_) => -1,
+        };
         if event.readable && interest.read {
-            self.call_handler(&handler, event, |h, r| h.readable(r));
+            self.call_handler(&handler, fd, event, |h, r| h.readable(r));
         }
         // The read callback may have removed or replaced this registration.
         if event.writable && self.inner.fds.borrow().interest(event.token).write {
-            self.call_handler(&handler, event, |h, r| h.writable(r));
+            self.call_handler(&handler, fd, event, |h, r| h.writable(r));
         }
     }
 
     fn call_handler(
         &self,
         handler: &FdHandlerRef,
+        fd: RawFd,
         event: Event,
         f: impl FnOnce(&mut dyn FdHandler, &Reactor),
     ) {
         // Busy means a nested `iterate` from inside this very handler: skip it; the
         // fd is level-triggered and will be reported again.
         let Ok(mut h) = handler.try_borrow_mut() else { return };
+        self.inner.calling.borrow_mut().push((Rc::as_ptr(handler).cast::<()>(), fd));
         let result = catch_unwind(AssertUnwindSafe(|| f(&mut *h, self)));
+        self.inner.calling.borrow_mut().pop();
         drop(h);
         if let Err(payload) = result {
             let message = panic_message(&*payload);
@@ -1012,6 +1119,11 @@ impl Reactor {
             }
         }
         events.clear();
+        // Files the backend is never given: ready on every pass.
+        let always_ready = self.inner.fds.borrow().always_ready_events();
+        for event in always_ready {
+            self.dispatch_event(event);
+        }
         self.run_due_timers();
         self.run_thread_calls();
         tasks::run_ready(&self.inner.tasks, &self.inner.ready);

@@ -2,6 +2,7 @@
 //! suite runs where a case cannot.
 
 use std::cell::RefCell;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 
 use crate::net::{NetError, Protocol, UnixListenOptions, factory_fn};
@@ -45,10 +46,15 @@ pub fn check_unsupported(kind: BackendKind, capability: Capability) -> Result<()
         Capability::WatchFd => refused(reactor.watch_fd().map(drop)),
         Capability::Interleave => refused(reactor.interleave(|_| {})),
         Capability::FdSets => {
-            struct Nothing;
-            impl FdHandler for Nothing {}
+            struct Reader(OwnedFd);
+            impl FdHandler for Reader {}
+            impl AsFd for Reader {
+                fn as_fd(&self) -> BorrowedFd<'_> {
+                    self.0.as_fd()
+                }
+            }
             let (read, _write) = crate::fd::pipe().map_err(|e| e.to_string())?;
-            refused(reactor.add_reader(&read, Rc::new(RefCell::new(Nothing))))
+            refused(reactor.add_reader(&Rc::new(RefCell::new(Reader(read)))))
         }
         Capability::Processes => {
             struct Quiet;

@@ -4,6 +4,7 @@
 //! helper's wait; stop and crash must end the interleaving.
 
 use std::cell::{Cell, RefCell};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -97,6 +98,12 @@ struct CountReads {
     count: Rc<Cell<u32>>,
 }
 
+impl AsFd for CountReads {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        crate::support::borrowed(self.fd)
+    }
+}
+
 impl FdHandler for CountReads {
     fn readable(&mut self, _r: &Reactor) {
         crate::support::drain(self.fd);
@@ -112,8 +119,7 @@ fn a_reader_added_between_batches_reaches_the_wait(kind: BackendKind) {
     std::thread::sleep(Duration::from_millis(20));
     let pipe = Pipe::new();
     let count = Rc::new(Cell::new(0));
-    r.add_reader(pipe.reader(), Rc::new(RefCell::new(CountReads { fd: pipe.rfd(), count: count.clone() })))
-        .unwrap();
+    r.add_reader(&Rc::new(RefCell::new(CountReads { fd: pipe.rfd(), count: count.clone() }))).unwrap();
     pipe.send(b"x");
     foreign.run_until(|| count.get() == 1);
     r.remove_reader(pipe.reader());

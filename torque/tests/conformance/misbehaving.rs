@@ -277,12 +277,24 @@ impl ClientFactory for Counting {
     }
 }
 
-/// A refused port: bound, never listening.
-fn refused_port() -> (std::net::TcpListener, u16) {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    socket.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into()).unwrap();
-    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
-    (socket.into(), port)
+/// A refused port: bound, never listening (held so no one else takes it).
+fn refused_port() -> (std::os::fd::OwnedFd, u16) {
+    use std::os::fd::FromRawFd;
+    // SAFETY (test): plain socket calls on a socket this function owns, with
+    // a sockaddr_in of the right size.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let socket = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut address: libc::sockaddr_in = std::mem::zeroed();
+        address.sin_family = libc::AF_INET as libc::sa_family_t;
+        address.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::bind(fd, (&raw const address).cast(), size), 0);
+        let mut length = size;
+        assert_eq!(libc::getsockname(fd, (&raw mut address).cast(), &mut length), 0);
+        (socket, u16::from_be(address.sin_port))
+    }
 }
 
 /// A client factory is started once and stopped once per connector, however

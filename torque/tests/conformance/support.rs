@@ -452,20 +452,24 @@ pub fn drain(fd: RawFd) -> Vec<u8> {
 type ReadyFn = Box<dyn FnMut(&Reactor)>;
 type LostFn = Box<dyn FnMut(&Reactor, LostReason)>;
 
-/// An [`FdHandler`] made of closures.
-#[derive(Default)]
+/// An [`FdHandler`] made of closures, for an fd the test keeps open.
 pub struct Handler {
+    pub fd: BorrowedFd<'static>,
     pub on_read: Option<ReadyFn>,
     pub on_write: Option<ReadyFn>,
     pub on_lost: Option<LostFn>,
 }
 
 impl Handler {
-    pub fn reading(f: impl FnMut(&Reactor) + 'static) -> Rc<RefCell<Handler>> {
-        Rc::new(RefCell::new(Handler { on_read: Some(Box::new(f)), ..Handler::default() }))
+    /// A handler for `fd` with no callbacks yet.
+    pub fn new(fd: impl AsFd) -> Handler {
+        Handler { fd: borrowed(fd.as_fd().as_raw_fd()), on_read: None, on_write: None, on_lost: None }
     }
-    pub fn writing(f: impl FnMut(&Reactor) + 'static) -> Rc<RefCell<Handler>> {
-        Rc::new(RefCell::new(Handler { on_write: Some(Box::new(f)), ..Handler::default() }))
+    pub fn reading(fd: impl AsFd, f: impl FnMut(&Reactor) + 'static) -> Rc<RefCell<Handler>> {
+        Rc::new(RefCell::new(Handler { on_read: Some(Box::new(f)), ..Handler::new(fd) }))
+    }
+    pub fn writing(fd: impl AsFd, f: impl FnMut(&Reactor) + 'static) -> Rc<RefCell<Handler>> {
+        Rc::new(RefCell::new(Handler { on_write: Some(Box::new(f)), ..Handler::new(fd) }))
     }
     pub fn with_lost(
         self_: Rc<RefCell<Handler>>,
@@ -473,6 +477,12 @@ impl Handler {
     ) -> Rc<RefCell<Handler>> {
         self_.borrow_mut().on_lost = Some(Box::new(f));
         self_
+    }
+}
+
+impl AsFd for Handler {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd
     }
 }
 

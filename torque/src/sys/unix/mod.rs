@@ -27,6 +27,17 @@ pub(crate) fn fd_is_open(fd: RawFd) -> bool {
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
 }
 
+/// Whether `fd` is a file `poll(2)` calls always ready — a regular file, a
+/// directory or a block device — and that epoll refuses (EPERM).
+pub(crate) fn is_always_ready(fd: RawFd) -> io::Result<bool> {
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: fstat fills `stat` for an open fd or returns -1 and touches nothing.
+    cvt(unsafe { libc::fstat(fd, stat.as_mut_ptr()) })?;
+    // SAFETY: fstat returned 0, so it initialized `stat`.
+    let kind = unsafe { stat.assume_init() }.st_mode & libc::S_IFMT;
+    Ok(kind == libc::S_IFREG || kind == libc::S_IFDIR || kind == libc::S_IFBLK)
+}
+
 /// Puts `fd` in non-blocking mode.
 pub(crate) fn set_nonblocking(fd: RawFd) -> io::Result<()> {
     // SAFETY: F_GETFL/F_SETFL on a caller-provided fd; errors come back as -1.
