@@ -65,6 +65,11 @@ pub enum DisconnectReason {
     /// the connection was closed at once. This wins over any other reason the
     /// same callback caused, such as its own `abort_connection`.
     Panicked(String),
+    /// Closed with this many descriptors queued by
+    /// [`send_file_descriptor`](Transport::send_file_descriptor) that no
+    /// written byte carried; they were closed unsent. Reported instead of
+    /// [`Done`](DisconnectReason::Done).
+    DescriptorsNotSent(usize),
 }
 
 impl DisconnectReason {
@@ -82,6 +87,12 @@ impl fmt::Display for DisconnectReason {
             DisconnectReason::Aborted => f.write_str("the connection was aborted"),
             DisconnectReason::Tls(e) => write!(f, "the TLS connection failed: {e}"),
             DisconnectReason::Panicked(message) => write!(f, "a protocol callback panicked: {message}"),
+            DisconnectReason::DescriptorsNotSent(n) => {
+                write!(
+                    f,
+                    "the connection closed with {n} file descriptor(s) unsent: no byte was written after them"
+                )
+            }
         }
     }
 }

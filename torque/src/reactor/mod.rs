@@ -1238,6 +1238,23 @@ impl Reactor {
     }
 }
 
+/// Dropping the last handle closes whatever is still registered — connections,
+/// listening ports, process pipes, fd handlers — as a shutdown would: each is
+/// told [`LostReason::Shutdown`] and protocols hear `connection_lost`. A
+/// connection and its protocol, producer or handler hold each other, so
+/// without this a reactor dropped before shutting down (one driven by
+/// `iterate`, say) would leak their fds.
+impl Drop for Reactor {
+    fn drop(&mut self) {
+        // A handle made inside (a callback cloning the reactor) is not the
+        // last: it drops with the count still above one.
+        if Rc::strong_count(&self.inner) == 1 && self.registered_fds() > 0 {
+            self.disconnect_all();
+            self.run_end_of_pass();
+        }
+    }
+}
+
 /// Reactors compare by identity: two handles are equal when they drive the
 /// same loop.
 impl PartialEq for Reactor {

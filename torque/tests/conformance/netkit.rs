@@ -65,6 +65,7 @@ pub fn reason_kind(reason: &DisconnectReason) -> String {
         DisconnectReason::Lost(e) => format!("lost: {e}"),
         DisconnectReason::Tls(e) => format!("tls: {e:?}"),
         DisconnectReason::Panicked(message) => format!("panicked: {message}"),
+        DisconnectReason::DescriptorsNotSent(n) => format!("unsent descriptors: {n}"),
         other => format!("other: {other}"),
     }
 }

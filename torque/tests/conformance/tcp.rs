@@ -789,6 +789,32 @@ fn a_second_producer_is_refused_and_a_closed_transport_stops_a_new_one(kind: Bac
     assert_eq!(third_stops.get(), 1);
 }
 
+/// Dropping the reactor without shutting it down closes its connections and
+/// ports (their protocols hear `connection_lost`): a connection, its protocol
+/// and its producer hold each other, and used to leak their fds.
+fn dropping_the_reactor_closes_its_connections(kind: BackendKind) {
+    use std::io::Read;
+    let r = reactor(kind);
+    let (mut server, seen) = Recorder::new();
+    let source = Rc::new(RefCell::new(Idle));
+    server.on_made = Some(Box::new(move |t| t.register_producer(source.clone(), true).unwrap()));
+    let (port, number) = server_with(&r, vec![Box::new(server)]);
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", number)).unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    iterate_until(&r, || seen.made.get());
+    drop(port);
+    drop(r);
+    assert!(seen.lost.borrow().is_some(), "the protocol heard connection_lost");
+    let mut buf = [0u8; 8];
+    assert_eq!(client.read(&mut buf).unwrap(), 0, "the server's end closed with the reactor");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", number)).is_err(), "the port closed too");
+}
+
+struct Idle;
+impl Producer for Idle {
+    fn resume_producing(&mut self) {}
+}
+
 crate::cases! {
     [Tcp] driven {
         echo_round_trip_and_clean_close,
@@ -817,5 +843,9 @@ crate::cases! {
         a_connect_timeout_fires_on_the_reactor_clock,
         a_connector_can_stop_and_connect_again,
         a_thousand_simultaneous_connections,
+    }
+    // The reactor's last handle is the test's own only without a driver.
+    [Tcp] plain {
+        dropping_the_reactor_closes_its_connections,
     }
 }

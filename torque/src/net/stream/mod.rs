@@ -15,6 +15,7 @@ mod deliver;
 mod tls;
 
 use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, IoSlice, Read};
 use std::net::Shutdown;
@@ -35,6 +36,11 @@ use deliver::{Delivery, Held};
 const DEFAULT_HIGH_WATER: usize = 512 * 1024;
 /// Size at or below which a paused streaming producer is resumed.
 const DEFAULT_LOW_WATER: usize = 128 * 1024;
+/// Queued descriptors above which a streaming producer is paused (Twisted's
+/// `_fileDescriptorBufferSize`).
+const FD_HIGH_WATER: usize = 64;
+/// Queued descriptors at or below which it may resume.
+const FD_LOW_WATER: usize = MAX_FDS_PER_MESSAGE;
 
 /// Something that produces data for a transport (Twisted's `IPushProducer` /
 /// `IPullProducer`).
@@ -116,8 +122,10 @@ struct State {
     /// Paused with unread data waiting: the fd is not watched until resumed
     /// (level-triggered readiness would otherwise spin).
     reader_parked: bool,
-    /// Descriptors to send with the next bytes written (UNIX sockets).
-    pending_fds: Vec<OwnedFd>,
+    /// Descriptors to send with the next bytes written (UNIX sockets), in
+    /// order; unbounded, with a streaming producer paused past
+    /// [`FD_HIGH_WATER`].
+    pending_fds: VecDeque<OwnedFd>,
     writer_registered: bool,
     producer: Option<(ProducerRef, bool)>,
     producer_paused: bool,
@@ -734,10 +742,17 @@ impl Transport {
                 return;
             }
             while !state.buffer.is_empty() {
+                // Descriptors go at most MAX_FDS_PER_MESSAGE to a message; while
+                // more wait than one carries, a message carries one byte, so
+                // bytes are left for the rest.
+                let fds_sent = state.pending_fds.len().min(MAX_FDS_PER_MESSAGE);
                 let result = match self.conn.socket.borrow().as_ref() {
-                    Some(_) if !state.pending_fds.is_empty() => {
-                        let fds: Vec<RawFd> = state.pending_fds.iter().map(AsRawFd::as_raw_fd).collect();
-                        unix_socket::send_with_fds(self.conn.fd, state.buffer.pending(), &fds)
+                    Some(_) if fds_sent > 0 => {
+                        let fds: Vec<RawFd> =
+                            state.pending_fds.iter().take(fds_sent).map(AsRawFd::as_raw_fd).collect();
+                        let data = state.buffer.pending();
+                        let data = if state.pending_fds.len() > fds_sent { &data[..1] } else { data };
+                        unix_socket::send_with_fds(self.conn.fd, data, &fds)
                     }
                     Some(_) if self.conn.pipe.is_some() => {
                         crate::sys::write(self.conn.fd, state.buffer.pending())
@@ -749,7 +764,7 @@ impl Transport {
                     Ok(0) => break,
                     Ok(n) => {
                         // The descriptors went with these bytes; our copies close.
-                        state.pending_fds.clear();
+                        state.pending_fds.drain(..fds_sent);
                         state.buffer.consume(n);
                         state.bytes_sent += n as u64;
                     }
@@ -935,7 +950,7 @@ impl Transport {
 
     /// Tears the connection down and queues `connection_lost(reason)` for the end of
     /// the pass. Idempotent: only the first reason counts.
-    fn close_now(&self, reason: DisconnectReason) {
+    fn close_now(&self, mut reason: DisconnectReason) {
         let producer = {
             let mut state = self.conn.state.borrow_mut();
             if state.disconnected {
@@ -943,7 +958,11 @@ impl Transport {
             }
             state.disconnected = true;
             state.buffer.clear();
-            state.pending_fds.clear();
+            // Descriptors no byte carried close unsent; a clean close says so.
+            let unsent = std::mem::take(&mut state.pending_fds).len();
+            if unsent > 0 && reason.is_clean() {
+                reason = DisconnectReason::DescriptorsNotSent(unsent);
+            }
             state.producer.take()
         };
         let reactor = self.reactor();
@@ -1171,7 +1190,8 @@ impl Transport {
             match &state.producer {
                 Some((p, true))
                     if !state.producer_paused
-                        && state.buffer.len() + self.tls_unsent_plaintext() > state.high_water =>
+                        && (state.buffer.len() + self.tls_unsent_plaintext() > state.high_water
+                            || state.pending_fds.len() > FD_HIGH_WATER) =>
                 {
                     let p = Rc::clone(p);
                     state.producer_paused = true;
@@ -1232,7 +1252,8 @@ impl Transport {
             match &state.producer {
                 Some((p, true))
                     if state.producer_paused
-                        && state.buffer.len() + self.tls_unsent_plaintext() <= state.low_water =>
+                        && state.buffer.len() + self.tls_unsent_plaintext() <= state.low_water
+                        && state.pending_fds.len() <= FD_LOW_WATER =>
                 {
                     let p = Rc::clone(p);
                     state.producer_paused = false;
@@ -1348,6 +1369,18 @@ impl Transport {
     /// Sends a duplicate of `fd` to the peer with the next bytes written (Twisted's
     /// `sendFileDescriptor`; UNIX sockets only). At least one byte must follow
     /// for it to travel; the peer's protocol gets it in `file_descriptor_received`.
+    ///
+    /// Descriptors queue without limit and go in order, up to 16 to a message.
+    /// A registered streaming producer is paused while more than 64 wait (as
+    /// in Twisted) and resumed once the queue is short again. Any still queued
+    /// when the connection closes are closed unsent; a close that was
+    /// otherwise clean then reports
+    /// [`DisconnectReason::DescriptorsNotSent`].
+    ///
+    /// # Errors
+    ///
+    /// `Unsupported` on a transport other than a UNIX socket, `NotConnected`
+    /// once it is closing or shut for writing, or the error duplicating `fd`.
     pub fn send_file_descriptor(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
         if !self.conn.is_unix {
             return Err(io::Error::new(
@@ -1355,17 +1388,14 @@ impl Transport {
                 "only UNIX sockets carry file descriptors",
             ));
         }
-        let mut state = self.conn.state.borrow_mut();
-        if state.disconnected || state.disconnecting {
-            return Err(io::Error::from(io::ErrorKind::NotConnected));
+        {
+            let mut state = self.conn.state.borrow_mut();
+            if state.disconnected || state.disconnecting || state.write_shut || state.write_closing {
+                return Err(io::Error::from(io::ErrorKind::NotConnected));
+            }
+            state.pending_fds.push_back(fd.try_clone_to_owned()?);
         }
-        if state.pending_fds.len() >= MAX_FDS_PER_MESSAGE {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("at most {MAX_FDS_PER_MESSAGE} descriptors can wait for the next write"),
-            ));
-        }
-        state.pending_fds.push(fd.try_clone_to_owned()?);
+        self.maybe_pause_producer();
         Ok(())
     }
 
@@ -1451,6 +1481,7 @@ pub(crate) fn clone_reason(reason: &DisconnectReason) -> DisconnectReason {
         DisconnectReason::Aborted => DisconnectReason::Aborted,
         DisconnectReason::Tls(e) => DisconnectReason::Tls(e.clone()),
         DisconnectReason::Panicked(message) => DisconnectReason::Panicked(message.clone()),
+        DisconnectReason::DescriptorsNotSent(n) => DisconnectReason::DescriptorsNotSent(*n),
         DisconnectReason::Lost(e) => DisconnectReason::Lost(match e.raw_os_error() {
             Some(code) => io::Error::from_raw_os_error(code),
             None => io::Error::new(e.kind(), e.to_string()),
