@@ -28,6 +28,7 @@ mod driver;
 mod embed;
 mod fdset;
 mod interleave;
+mod pool;
 mod tasks;
 mod threads;
 mod timers;
@@ -39,6 +40,7 @@ pub use clock::{Clock, MonotonicClock};
 pub use embed::Embedded;
 pub use fdset::{FdHandler, FdHandlerRef, LostReason};
 pub use interleave::GuiCall;
+pub use pool::{ThreadPool, ThreadPoolStats};
 pub use threads::ReactorHandle;
 pub use timers::DelayedCall;
 pub use triggers::{IntoTriggerOutcome, PendingTrigger, Phase, SystemEvent, TriggerId, TriggerOutcome};
@@ -60,7 +62,7 @@ use driver::Driver;
 use fdset::{FdRegistry, Source};
 pub(crate) use tasks::TaskId;
 use tasks::{ReadyList, Tasks};
-use threads::{ThreadCall, ThreadPool, ThreadShared, lock};
+use threads::{ThreadCall, ThreadShared, lock};
 use timers::{LiveCount, TimerQueue};
 use triggers::{TriggerFn, Triggers};
 
@@ -234,6 +236,7 @@ impl Reactor {
             queued: AtomicUsize::new(0),
             waker,
             closed: AtomicBool::new(false),
+            thread: std::thread::current().id(),
         });
         Reactor {
             inner: Rc::new(Inner {
@@ -1002,8 +1005,16 @@ impl Reactor {
     }
 
     fn submit_job(&self, job: Box<dyn FnOnce() + Send>) {
+        self.thread_pool().submit(job);
+    }
+
+    /// The thread pool as an object (Twisted's `getThreadPool`): its size and
+    /// stats, and `stop`. Made on first use; the reactor stops it at shutdown
+    /// and makes a fresh one when a later run needs threads. Jobs given to a
+    /// pool stopped by hand are dropped until then.
+    pub fn thread_pool(&self) -> ThreadPool {
         let mut pool = self.inner.pool.borrow_mut();
-        pool.get_or_insert_with(|| ThreadPool::new(self.inner.pool_size.get())).submit(job);
+        pool.get_or_insert_with(|| ThreadPool::new(self.inner.pool_size.get())).clone()
     }
 
     /// Runs the blocking `work` on the thread pool and then `on_done` with its result

@@ -228,6 +228,77 @@ fn wakes_are_never_lost_under_contention(kind: BackendKind) {
     assert_eq!(SEEN.with(Cell::get), PRODUCERS * CALLS);
 }
 
+/// The pool as an object (Twisted's `getThreadPool`): its maximum, what it
+/// is doing, and stopping it by hand; the reactor makes a fresh one after
+/// shutdown. Jobs given to a stopped pool are dropped, never run.
+fn the_thread_pool_is_an_object_with_size_stats_and_stop(kind: BackendKind) {
+    use std::sync::mpsc;
+    let r = reactor(kind);
+    let pool = r.thread_pool();
+    assert!(pool.same_pool(&r.thread_pool()));
+    pool.set_max_threads(2);
+    // Four jobs that each wait for a go: two run, two queue.
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go = Arc::new(std::sync::Mutex::new(go_rx));
+    let (done_tx, done_rx) = mpsc::channel();
+    for i in 0..4 {
+        let (go, done) = (go.clone(), done_tx.clone());
+        pool.call_in_thread(move || {
+            go.lock().unwrap().recv().unwrap();
+            done.send(i).unwrap();
+        });
+    }
+    // Two workers take a job each and wait; the other two jobs queue.
+    let start = std::time::Instant::now();
+    while pool.stats().queued != 2 || pool.stats().idle != 0 {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", pool.stats());
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let stats = pool.stats();
+    assert_eq!((stats.threads, stats.max_threads, stats.completed, stats.stopped), (2, 2, 0, false), "{stats}");
+    for _ in 0..4 {
+        go_tx.send(()).unwrap();
+    }
+    let mut finished: Vec<i32> =
+        (0..4).map(|_| done_rx.recv_timeout(Duration::from_secs(30)).unwrap()).collect();
+    finished.sort();
+    assert_eq!(finished, [0, 1, 2, 3]);
+    pool.stop();
+    let stats = pool.stats();
+    assert!(stats.stopped && stats.threads == 0 && stats.queued == 0, "{stats}");
+    assert_eq!(stats.completed, 4);
+    // A stopped pool drops what it is given (the sender goes with the job).
+    let (tx, rx) = mpsc::channel::<()>();
+    pool.call_in_thread(move || tx.send(()).unwrap());
+    assert!(matches!(rx.try_recv(), Err(mpsc::TryRecvError::Disconnected)));
+    // After a run's shutdown the reactor works with a fresh pool.
+    r.call_when_running(|r| r.stop().unwrap());
+    run(&r).unwrap();
+    let got = Rc::new(Cell::new(None));
+    let g = got.clone();
+    r.run_in_thread(|| 7, move |_, v| g.set(v.ok()));
+    iterate_until(&r, || got.get().is_some());
+    assert_eq!(got.get(), Some(7));
+    assert!(!pool.same_pool(&r.thread_pool()));
+}
+
+/// `ReactorHandle::is_reactor_thread` (Twisted's `isInIOThread`).
+fn a_handle_knows_whether_it_is_on_the_reactor_thread(kind: BackendKind) {
+    let r = reactor(kind);
+    let handle = r.handle();
+    assert!(handle.is_reactor_thread());
+    let elsewhere = std::thread::spawn(move || handle.is_reactor_thread()).join().unwrap();
+    assert!(!elsewhere);
+    let on_pool = Rc::new(Cell::new(None));
+    let (o, h) = (on_pool.clone(), r.handle());
+    r.run_in_thread(
+        move || h.is_reactor_thread(),
+        move |r, v| o.set(Some((v.unwrap(), r.handle().is_reactor_thread()))),
+    );
+    iterate_until(&r, || on_pool.get().is_some());
+    assert_eq!(on_pool.get(), Some((false, true)));
+}
+
 crate::cases! {
     [] driven {
         wakes_are_never_lost_under_contention,
@@ -239,6 +310,8 @@ crate::cases! {
         run_in_thread_delivers_results_and_panics_on_the_reactor_thread,
         the_pool_respects_its_suggested_size,
         the_pool_stops_at_shutdown_and_restarts_lazily,
+        the_thread_pool_is_an_object_with_size_stats_and_stop,
+        a_handle_knows_whether_it_is_on_the_reactor_thread,
         thread_calls_under_load_all_arrive,
     }
 }
