@@ -175,7 +175,7 @@ fn torque_client_talks_to_openssl_s_server(backend: &str) {
     loop {
         let (d, e) = (data.clone(), ended.clone());
         let factory = factory_fn(move |_| Collect { data: d.clone(), ended: e.clone() });
-        let options = ConnectOptions { timeout: Some(PATIENCE), bind_address: None };
+        let options = ConnectOptions { timeout: Some(PATIENCE), ..ConnectOptions::default() };
         let connector = reactor.connect_tls("127.0.0.1", port, factory, options, &config);
         while ended.borrow().is_none() && (connector.is_connecting() || connector.transport().is_some()) {
             reactor.iterate(Duration::from_millis(50)).unwrap();

@@ -114,7 +114,7 @@ impl Protocol for Inbound {
         transport.pause_producing();
         self.relay.borrow_mut().inbound = Some(transport.clone());
         let factory = OutboundFactory { relay: Rc::clone(&self.relay), target: self.target.clone() };
-        let options = ConnectOptions { timeout: Some(self.timeout), bind_address: None };
+        let options = ConnectOptions { timeout: Some(self.timeout), ..ConnectOptions::default() };
         let connector = self.reactor.connect_tcp(&self.target.host, self.target.port, factory, options);
         self.relay.borrow_mut().connector = Some(connector);
     }

@@ -100,17 +100,20 @@ struct DepthGuard(u32);
 
 impl Drop for DepthGuard {
     fn drop(&mut self) {
-        DEPTH.with(|d| d.set(self.0));
+        let _ = DEPTH.try_with(|d| d.set(self.0));
     }
 }
 
 /// Resumes a chain that was waiting on another: directly while shallow, queued
 /// for the outermost call beyond `MAX_DEPTH`, so a long chain of chains cannot
 /// overflow the stack.
+///
+/// The thread-locals are reached with `try_with`: a reactor dropped while its
+/// thread's locals are being destroyed still fires what its close fires
+/// (directly, without the queue).
 fn resume_later_if_deep(chain: &Rc<Chain>) {
-    let depth = DEPTH.with(Cell::get);
-    if depth >= MAX_DEPTH {
-        PENDING.with(|p| p.borrow_mut().push_back(Rc::clone(chain)));
+    let depth = DEPTH.try_with(Cell::get).unwrap_or(0);
+    if depth >= MAX_DEPTH && PENDING.try_with(|p| p.borrow_mut().push_back(Rc::clone(chain))).is_ok() {
         return;
     }
     run_now(chain);
@@ -119,12 +122,12 @@ fn resume_later_if_deep(chain: &Rc<Chain>) {
 /// Runs a chain now (firing, adding a step): callbacks added after firing run at
 /// once, whatever the depth. The outermost call drains deferred resumptions.
 fn run_now(chain: &Rc<Chain>) {
-    let depth = DEPTH.with(Cell::get);
+    let depth = DEPTH.try_with(Cell::get).unwrap_or(0);
     let _restore = DepthGuard(depth);
-    DEPTH.with(|d| d.set(depth + 1));
+    let _ = DEPTH.try_with(|d| d.set(depth + 1));
     chain.run();
     if depth == 0 {
-        while let Some(next) = PENDING.with(|p| p.borrow_mut().pop_front()) {
+        while let Some(next) = PENDING.try_with(|p| p.borrow_mut().pop_front()).ok().flatten() {
             next.run();
         }
     }

@@ -447,13 +447,14 @@ impl ClientEndpoint {
                 let options = ConnectOptions {
                     timeout: *timeout,
                     bind_address: bind_address.map(|ip| std::net::SocketAddr::new(ip, 0)),
+                    ..ConnectOptions::default()
                 };
                 Ok(reactor.connect_tcp(host, *port, factory, options))
             }
             ClientEndpoint::Unix { path, timeout } => Ok(reactor.connect_unix(
                 path,
                 factory,
-                ConnectOptions { timeout: *timeout, bind_address: None },
+                ConnectOptions { timeout: *timeout, ..ConnectOptions::default() },
             )),
             ClientEndpoint::Tls { host, port, timeout, bind_address, trust_roots, client_certificate } => {
                 let mut options = TlsClientOptions::new();
@@ -467,6 +468,7 @@ impl ClientEndpoint {
                 let connect = ConnectOptions {
                     timeout: *timeout,
                     bind_address: bind_address.map(|ip| std::net::SocketAddr::new(ip, 0)),
+                    ..ConnectOptions::default()
                 };
                 Ok(reactor.connect_tcp(host, *port, TlsClientFactory::new(factory, &config, host), connect))
             }

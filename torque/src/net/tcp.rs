@@ -14,6 +14,7 @@ use super::stream::OnClosed;
 use super::{Address, ClientFactory, Factory, FactoryRef, ListeningPort, NetError, Transport};
 use crate::FdHandlerRef;
 use crate::backend::Interest;
+use crate::defer::{Deferred, Failure};
 use crate::{DelayedCall, FdHandler, LostReason, Reactor, WeakReactor};
 
 /// Options for [`Reactor::listen_tcp`].
@@ -49,11 +50,16 @@ pub struct ConnectOptions {
     pub timeout: Option<Duration>,
     /// Bind the local end to this address first.
     pub bind_address: Option<SocketAddr>,
+    /// Give up resolving a host name after this long, failing with
+    /// [`NetError::DnsLookup`] that says so; `None` (the default): only
+    /// `timeout` bounds it. (The lookup itself, `getaddrinfo` on the thread
+    /// pool, cannot be interrupted; its late answer is ignored.)
+    pub resolve_timeout: Option<Duration>,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        ConnectOptions { timeout: Some(Duration::from_secs(30)), bind_address: None }
+        ConnectOptions { timeout: Some(Duration::from_secs(30)), bind_address: None, resolve_timeout: None }
     }
 }
 
@@ -91,6 +97,67 @@ impl Reactor {
         let address = SocketAddr::new(options.interface, port);
         let socket = bind_tcp(address, &options).map_err(|e| listen_error(address, e))?;
         Ok(ListeningPort::start(self, socket, factory.into().erase(), None)?)
+    }
+
+    /// Resolves a host name to its addresses on the thread pool (Twisted's
+    /// `reactor.resolve`, which gives the first IPv4 one). An IP address
+    /// answers at once. Fails with [`NetError::DnsLookup`] when the name has
+    /// no address, or none came within `timeout` (the lookup itself cannot be
+    /// interrupted; its late answer is ignored).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let reactor = torque::Reactor::new()?;
+    /// let addresses = reactor.resolve("localhost", Duration::from_secs(10));
+    /// let found = std::rc::Rc::new(std::cell::RefCell::new(None));
+    /// let f = found.clone();
+    /// addresses.add_both(move |result| {
+    ///     *f.borrow_mut() = Some(result.map_err(|e| e.to_string()));
+    ///     Ok::<(), torque::defer::Failure>(())
+    /// });
+    /// while found.borrow().is_none() {
+    ///     reactor.iterate(Duration::from_millis(50))?;
+    /// }
+    /// assert!(found.borrow().as_ref().unwrap().as_ref().unwrap().iter().any(|ip| ip.is_loopback()));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn resolve(&self, host: &str, timeout: Duration) -> Deferred<Vec<IpAddr>> {
+        let (deferred, resolver) = Deferred::pending();
+        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
+            let _ = resolver.callback(vec![ip]);
+            return deferred;
+        }
+        let resolver = Rc::new(RefCell::new(Some(resolver)));
+        let (late, name) = (Rc::clone(&resolver), host.to_owned());
+        let timer = self.call_later(timeout, move |_| {
+            if let Some(resolver) = late.borrow_mut().take() {
+                let reason = format!("no answer within {timeout:?}");
+                let _ = resolver.errback(Failure::new(NetError::DnsLookup { host: name, reason }));
+            }
+        });
+        let lookup = host.to_owned();
+        self.run_in_thread(
+            move || (lookup.as_str(), 0).to_socket_addrs().map(|a| a.map(|a| a.ip()).collect::<Vec<_>>()),
+            {
+                let host = host.to_owned();
+                move |_, result: Result<io::Result<Vec<IpAddr>>, crate::ThreadPanic>| {
+                    let _ = timer.cancel();
+                    let Some(resolver) = resolver.borrow_mut().take() else { return };
+                    let reason = match result {
+                        Ok(Ok(mut ips)) if !ips.is_empty() => {
+                            ips.dedup();
+                            let _ = resolver.callback(ips);
+                            return;
+                        }
+                        Ok(Ok(_)) => "no addresses".to_owned(),
+                        Ok(Err(e)) => e.to_string(),
+                        Err(panic) => panic.to_string(),
+                    };
+                    let _ = resolver.errback(Failure::new(NetError::DnsLookup { host, reason }));
+                }
+            },
+        );
+        deferred
     }
 
     /// Connects to `host:port` over TCP. Host names are resolved on the thread
@@ -294,6 +361,17 @@ impl Connector {
                     let addr = SockAddr::from(SocketAddr::new(ip, port));
                     reactor.at_end_of_pass(move |r| this.try_addresses(r, attempt, vec![addr]));
                 } else {
+                    if let Some(limit) = self.inner.options.resolve_timeout {
+                        let (this, host) = (self.clone(), host.clone());
+                        reactor.call_later(limit, move |r| {
+                            if this.current(attempt)
+                                && matches!(&*this.inner.state.borrow(), ConnectorState::Resolving)
+                            {
+                                let reason = format!("no answer within {limit:?}");
+                                this.fail(r, attempt, NetError::DnsLookup { host, reason });
+                            }
+                        });
+                    }
                     let this = self.clone();
                     let lookup_host = host.clone();
                     reactor.run_in_thread(

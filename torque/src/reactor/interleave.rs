@@ -185,7 +185,7 @@ impl Reactor {
             if let Some(helper) = link.helper.take() {
                 let _ = helper.join();
             }
-            REACTORS.with(|all| all.borrow_mut().retain(|(id, _)| *id != link.id));
+            let _ = REACTORS.try_with(|all| all.borrow_mut().retain(|(id, _)| *id != link.id));
         }
         self.inner.wait_in_flight.set(false);
         self.end_run();

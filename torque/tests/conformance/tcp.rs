@@ -11,7 +11,7 @@ use crate::netkit::{Echo, Queue, Recorder, echo_server, server_with};
 use crate::support::{fake_reactor, iterate_until, reactor, run, spin, step};
 
 fn client_options() -> ConnectOptions {
-    ConnectOptions { timeout: Some(Duration::from_secs(10)), bind_address: None }
+    ConnectOptions { timeout: Some(Duration::from_secs(10)), ..ConnectOptions::default() }
 }
 
 fn echo_round_trip_and_clean_close(kind: BackendKind) {
@@ -555,7 +555,12 @@ fn dual_stack_ports_and_bound_clients(kind: BackendKind) {
     client.on_made = Some(Box::new(|t| t.write(b"v4 to v6")));
     let (factory, _) = Queue::one(client);
     let bind = "127.0.0.1:0".parse().unwrap();
-    r.connect_tcp("127.0.0.1", number, factory, ConnectOptions { timeout: None, bind_address: Some(bind) });
+    r.connect_tcp(
+        "127.0.0.1",
+        number,
+        factory,
+        ConnectOptions { timeout: None, bind_address: Some(bind), ..ConnectOptions::default() },
+    );
     iterate_until(&r, || seen.data_len() == 8);
     assert_eq!(seen.transport().host().socket_addr().unwrap().ip(), std::net::Ipv4Addr::LOCALHOST);
 }
@@ -653,7 +658,7 @@ fn a_connect_timeout_fires_on_the_reactor_clock(kind: BackendKind) {
     let (_port, number) = echo_server(&r);
     let (client, seen) = Recorder::new();
     let (factory, outcomes) = Queue::one(client);
-    let options = ConnectOptions { timeout: Some(Duration::from_secs(5)), bind_address: None };
+    let options = ConnectOptions { timeout: Some(Duration::from_secs(5)), ..ConnectOptions::default() };
     // A host name makes the attempt wait for the resolver thread, so the timeout
     // (on the fake clock) wins deterministically.
     let connector = r.connect_tcp("localhost", number, factory, options);
@@ -666,6 +671,46 @@ fn a_connect_timeout_fires_on_the_reactor_clock(kind: BackendKind) {
         step(&r, Duration::from_millis(20)).unwrap();
     }
     assert!(!seen.made.get(), "a late resolver result is ignored");
+}
+
+/// Name resolution has its own limit (`resolve_timeout`, and
+/// `Reactor::resolve`'s): past it the attempt fails as a DNS failure that says
+/// it timed out, and a late answer is ignored. The fake clock makes the limit
+/// pass before the resolver thread's answer can be handled.
+fn name_resolution_gives_up_after_its_timeout(kind: BackendKind) {
+    let (r, clock) = fake_reactor(kind);
+    let (_port, number) = echo_server(&r);
+    let (client, seen) = Recorder::new();
+    let (factory, outcomes) = Queue::one(client);
+    let options = ConnectOptions { resolve_timeout: Some(Duration::from_secs(1)), ..client_options() };
+    r.connect_tcp("localhost", number, factory, options);
+    let resolved = r.resolve("localhost", Duration::from_secs(1));
+    let failure = Rc::new(RefCell::new(None));
+    let f = failure.clone();
+    resolved.add_both(move |result| {
+        *f.borrow_mut() = Some(result.map(|_| ()).map_err(|e| e.to_string()));
+        Ok::<(), torque::defer::Failure>(())
+    });
+    clock.advance(Duration::from_secs(1));
+    iterate_until(&r, || outcomes.len() == 2 && failure.borrow().is_some());
+    assert_eq!(outcomes.snapshot()[1], "dns");
+    let text = failure.borrow().clone().unwrap().unwrap_err();
+    assert!(text.contains("localhost") && text.contains("no answer within 1s"), "{text}");
+    for _ in 0..10 {
+        step(&r, Duration::from_millis(20)).unwrap();
+    }
+    assert!(!seen.made.get(), "a late resolver result is ignored");
+    // Without the limit, the same lookup answers; an address answers at once.
+    let found = Rc::new(RefCell::new(Vec::new()));
+    for name in ["localhost", "127.0.0.1", "[::1]"] {
+        let found = found.clone();
+        r.resolve(name, Duration::from_secs(30)).add_callback(move |ips| {
+            found.borrow_mut().extend(ips);
+            Ok::<(), torque::defer::Failure>(())
+        });
+    }
+    iterate_until(&r, || found.borrow().len() >= 3);
+    assert!(found.borrow().iter().all(|ip| ip.is_loopback()), "{:?}", found.borrow());
 }
 
 fn a_connector_can_stop_and_connect_again(kind: BackendKind) {
@@ -841,6 +886,7 @@ crate::cases! {
         ipv6_loopback_works,
         host_names_are_resolved_off_the_loop,
         a_connect_timeout_fires_on_the_reactor_clock,
+        name_resolution_gives_up_after_its_timeout,
         a_connector_can_stop_and_connect_again,
         a_thousand_simultaneous_connections,
     }

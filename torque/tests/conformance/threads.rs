@@ -255,7 +255,11 @@ fn the_thread_pool_is_an_object_with_size_stats_and_stop(kind: BackendKind) {
         std::thread::sleep(Duration::from_millis(1));
     }
     let stats = pool.stats();
-    assert_eq!((stats.threads, stats.max_threads, stats.completed, stats.stopped), (2, 2, 0, false), "{stats}");
+    assert_eq!(
+        (stats.threads, stats.max_threads, stats.completed, stats.stopped),
+        (2, 2, 0, false),
+        "{stats}"
+    );
     for _ in 0..4 {
         go_tx.send(()).unwrap();
     }

@@ -23,7 +23,7 @@ fn localhost() -> ListenOptions {
 }
 
 fn client_options() -> ConnectOptions {
-    ConnectOptions { timeout: Some(Duration::from_secs(10)), bind_address: None }
+    ConnectOptions { timeout: Some(Duration::from_secs(10)), ..ConnectOptions::default() }
 }
 
 fn echo_tls_server(r: &Reactor, config: &TlsServerConfig) -> (ListeningPort, u16) {

@@ -21,7 +21,7 @@ fn temp_socket_path(tag: &str) -> std::path::PathBuf {
 }
 
 fn options() -> ConnectOptions {
-    ConnectOptions { timeout: Some(Duration::from_secs(10)), bind_address: None }
+    ConnectOptions { timeout: Some(Duration::from_secs(10)), ..ConnectOptions::default() }
 }
 
 fn echo_over_a_unix_path_with_mode_and_cleanup(kind: BackendKind) {
