@@ -29,7 +29,7 @@ impl Reactor {
             ));
         }
         socket.set_nonblocking(true).map_err(|e| adopt_error("socket", e))?;
-        Ok(ListeningPort::start(self, socket, factory.into().erase(), None)?)
+        Ok(ListeningPort::start(self, socket, factory.into().erase(), None, None)?)
     }
 
     /// Serves an already-connected stream socket with a protocol from `factory`,

@@ -86,7 +86,7 @@ pub enum ServerEndpoint {
         port: u16,
         /// The interface to bind.
         interface: IpAddr,
-        /// The listen backlog.
+        /// The listen backlog (default: the system maximum, `SOMAXCONN`).
         backlog: i32,
     },
     /// `unix:PATH[:mode=OCTAL][:backlog=N]` (`@name` for an abstract socket)
@@ -95,7 +95,7 @@ pub enum ServerEndpoint {
         path: String,
         /// The file mode, in octal.
         mode: Option<u32>,
-        /// The listen backlog.
+        /// The listen backlog (default: the system maximum, `SOMAXCONN`).
         backlog: i32,
     },
     /// `ssl:PORT:privateKey=KEY.pem[:certKey=CERT.pem][:extraCertChain=CHAIN.pem]`
@@ -106,7 +106,7 @@ pub enum ServerEndpoint {
         port: u16,
         /// The interface to bind.
         interface: IpAddr,
-        /// The listen backlog.
+        /// The listen backlog (default: the system maximum, `SOMAXCONN`).
         backlog: i32,
         /// PEM file with the private key.
         private_key: PathBuf,
@@ -276,7 +276,7 @@ pub fn server_from_string(description: &str) -> Result<ServerEndpoint, EndpointE
         "tcp" | "ssl" => {
             let mut port = None;
             let mut interface: IpAddr = [0, 0, 0, 0].into();
-            let mut backlog = 50;
+            let mut backlog = crate::sys::socket::max_backlog();
             let (mut private_key, mut cert_key, mut extra_cert_chain) = (None, None, None);
             let mut rest = positional.into_iter();
             if let Some(p) = rest.next() {
@@ -307,7 +307,7 @@ pub fn server_from_string(description: &str) -> Result<ServerEndpoint, EndpointE
         }
         "unix" => {
             let mut mode = None;
-            let mut backlog = 50;
+            let mut backlog = crate::sys::socket::max_backlog();
             let mut rest = positional.into_iter();
             let mut path = rest.next();
             if rest.next().is_some() {
@@ -491,7 +491,11 @@ mod tests {
     fn tcp_servers_parse_positionally_and_by_name() {
         assert_eq!(
             server_from_string("tcp:8080:interface=127.0.0.1").unwrap(),
-            ServerEndpoint::Tcp { port: 8080, interface: [127, 0, 0, 1].into(), backlog: 50 }
+            ServerEndpoint::Tcp {
+                port: 8080,
+                interface: [127, 0, 0, 1].into(),
+                backlog: crate::sys::socket::max_backlog()
+            }
         );
         assert_eq!(
             server_from_string("tcp:port=0:backlog=5").unwrap(),
@@ -499,7 +503,11 @@ mod tests {
         );
         assert_eq!(
             "tcp:443:interface=\\:\\:1".parse::<ServerEndpoint>().unwrap(),
-            ServerEndpoint::Tcp { port: 443, interface: "::1".parse().unwrap(), backlog: 50 }
+            ServerEndpoint::Tcp {
+                port: 443,
+                interface: "::1".parse().unwrap(),
+                backlog: crate::sys::socket::max_backlog()
+            }
         );
     }
 
@@ -507,11 +515,19 @@ mod tests {
     fn unix_servers_take_a_path_and_an_octal_mode() {
         assert_eq!(
             server_from_string("unix:/run/x.sock:mode=660").unwrap(),
-            ServerEndpoint::Unix { path: "/run/x.sock".into(), mode: Some(0o660), backlog: 50 }
+            ServerEndpoint::Unix {
+                path: "/run/x.sock".into(),
+                mode: Some(0o660),
+                backlog: crate::sys::socket::max_backlog()
+            }
         );
         assert_eq!(
             server_from_string("unix:address=@abstract").unwrap(),
-            ServerEndpoint::Unix { path: "@abstract".into(), mode: None, backlog: 50 }
+            ServerEndpoint::Unix {
+                path: "@abstract".into(),
+                mode: None,
+                backlog: crate::sys::socket::max_backlog()
+            }
         );
     }
 
@@ -574,7 +590,7 @@ mod tests {
             ServerEndpoint::Ssl {
                 port: 8443,
                 interface: [127, 0, 0, 1].into(),
-                backlog: 50,
+                backlog: crate::sys::socket::max_backlog(),
                 private_key: "key.pem".into(),
                 cert_key: "cert.pem".into(),
                 extra_cert_chain: None,
@@ -608,7 +624,11 @@ mod tests {
     fn escaped_separators_stay_in_values() {
         assert_eq!(
             server_from_string(r"unix:/tmp/a\=b\:c.sock").unwrap(),
-            ServerEndpoint::Unix { path: "/tmp/a=b:c.sock".into(), mode: None, backlog: 50 }
+            ServerEndpoint::Unix {
+                path: "/tmp/a=b:c.sock".into(),
+                mode: None,
+                backlog: crate::sys::socket::max_backlog()
+            }
         );
     }
 }

@@ -11,7 +11,7 @@ use std::rc::Rc;
 
 use socket2::Socket;
 
-use super::{Address, Factory, FactoryRef, Transport};
+use super::{Address, Factory, FactoryRef, NetError, Transport};
 use crate::backend::Interest;
 use crate::defer::Deferred;
 use crate::{FdHandler, LostReason, Reactor, WeakReactor};
@@ -20,10 +20,13 @@ use crate::{FdHandler, LostReason, Reactor, WeakReactor};
 /// starve the rest of the loop.
 const ACCEPT_BATCH: usize = 64;
 
+/// Makes the listening socket again, for [`ListeningPort::start_listening`].
+pub(crate) type Rebind = Box<dyn Fn() -> io::Result<Socket>>;
+
 pub(crate) struct PortInner {
     reactor: WeakReactor,
     socket: RefCell<Option<Socket>>,
-    fd: RawFd,
+    fd: Cell<RawFd>,
     address: Address,
     factory: FactoryRef<dyn Factory>,
     /// A reserved fd released on EMFILE so pending connections can be accepted and
@@ -32,6 +35,8 @@ pub(crate) struct PortInner {
     /// A UNIX socket file this port created and removes when it stops.
     unix_path: Option<PathBuf>,
     listening: Cell<bool>,
+    /// How to listen again after a stop (none for an adopted socket).
+    rebind: Option<Rebind>,
 }
 
 /// A listening port (Twisted's `IListeningPort`).
@@ -55,22 +60,35 @@ impl ListeningPort {
         socket: Socket,
         factory: FactoryRef<dyn Factory>,
         unix_path: Option<PathBuf>,
+        rebind: Option<Rebind>,
     ) -> Result<ListeningPort, crate::ReactorError> {
         let address = socket.local_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
-        let fd = socket.as_raw_fd();
         let inner = Rc::new(PortInner {
             reactor: reactor.downgrade(),
-            socket: RefCell::new(Some(socket)),
-            fd,
+            socket: RefCell::new(None),
+            fd: Cell::new(-1),
             address,
             factory,
-            spare: RefCell::new(reserve_spare()),
+            spare: RefCell::new(None),
             unix_path,
-            listening: Cell::new(true),
+            listening: Cell::new(false),
+            rebind,
         });
+        let port = ListeningPort { inner };
+        port.accept_on(reactor, socket)?;
+        Ok(port)
+    }
+
+    /// Watches `socket` and starts the factory: listening (again).
+    fn accept_on(&self, reactor: &Reactor, socket: Socket) -> Result<(), crate::ReactorError> {
+        let inner = &self.inner;
+        let fd = socket.as_raw_fd();
+        inner.fd.set(fd);
+        *inner.socket.borrow_mut() = Some(socket);
+        *inner.spare.borrow_mut() = reserve_spare();
         // Only the reactor's registry holds the handler (and through it the port):
         // no cycle, so a port dropped with its reactor frees its socket.
-        let handler = Rc::new(RefCell::new(PortHandler { port: Rc::clone(&inner) }));
+        let handler = Rc::new(RefCell::new(PortHandler { port: Rc::clone(inner) }));
         if let Err(e) = reactor.watch(fd, handler, Interest::READ) {
             // Undo everything: the socket, the spare fd and a socket file we created.
             drop(inner.socket.borrow_mut().take());
@@ -80,8 +98,37 @@ impl ListeningPort {
             }
             return Err(e);
         }
+        inner.listening.set(true);
         inner.factory.do_start(Some(reactor));
-        Ok(ListeningPort { inner })
+        Ok(())
+    }
+
+    /// Listens again after [`stop_listening`](ListeningPort::stop_listening)
+    /// (Twisted's `startListening`): binds the same address — the same port
+    /// number, even if 0 was asked for at first, or the same UNIX path — with
+    /// the same options, and starts the factory again. Does nothing while
+    /// listening.
+    ///
+    /// # Errors
+    ///
+    /// [`NetError::CannotListen`] if the address cannot be bound again (taken
+    /// meanwhile), or for an adopted socket, which cannot be made again;
+    /// [`NetError::Reactor`] if the reactor is gone or refuses the socket.
+    pub fn start_listening(&self) -> Result<(), NetError> {
+        if self.is_listening() {
+            return Ok(());
+        }
+        let address = self.inner.address.to_string();
+        let Some(reactor) = self.inner.reactor.upgrade() else {
+            return Err(NetError::Reactor(crate::ReactorError::NotRunning));
+        };
+        let Some(rebind) = &self.inner.rebind else {
+            let source = io::Error::new(io::ErrorKind::Unsupported, "an adopted socket cannot listen again");
+            return Err(NetError::CannotListen { address, source });
+        };
+        let socket = rebind().map_err(|source| NetError::CannotListen { address, source })?;
+        self.accept_on(&reactor, socket)?;
+        Ok(())
     }
 
     /// The address the port is bound to (with the real port when 0 was asked for).
@@ -104,7 +151,7 @@ impl ListeningPort {
             return deferred;
         };
         let factory = if self.inner.listening.replace(false) {
-            reactor.unwatch(self.inner.fd, Interest::READ);
+            reactor.unwatch(self.inner.fd.get(), Interest::READ);
             drop(self.inner.socket.borrow_mut().take());
             drop(self.inner.spare.borrow_mut().take());
             if let Some(path) = &self.inner.unix_path {

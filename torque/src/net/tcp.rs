@@ -23,7 +23,9 @@ pub struct ListenOptions {
     /// The interface to bind (default: every IPv4 interface, as in Twisted). Use
     /// `::` for IPv6, and `ipv6_only: Some(false)` for dual-stack.
     pub interface: IpAddr,
-    /// The listen backlog (default 50, as in Twisted).
+    /// The listen backlog (default: the system's maximum, `SOMAXCONN` or
+    /// Linux's `net.core.somaxconn`, as Go and nginx-class servers use;
+    /// Twisted's 50 overflows under bursts of connections). Lower it here.
     pub backlog: i32,
     /// For IPv6 interfaces: `Some(true)` IPv6 only, `Some(false)` dual-stack,
     /// `None` the system default.
@@ -32,7 +34,11 @@ pub struct ListenOptions {
 
 impl Default for ListenOptions {
     fn default() -> Self {
-        ListenOptions { interface: IpAddr::V4(Ipv4Addr::UNSPECIFIED), backlog: 50, ipv6_only: None }
+        ListenOptions {
+            interface: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            backlog: crate::sys::socket::max_backlog(),
+            ipv6_only: None,
+        }
     }
 }
 
@@ -96,7 +102,10 @@ impl Reactor {
         self.backend().require(crate::Capability::Tcp)?;
         let address = SocketAddr::new(options.interface, port);
         let socket = bind_tcp(address, &options).map_err(|e| listen_error(address, e))?;
-        Ok(ListeningPort::start(self, socket, factory.into().erase(), None)?)
+        // Listening again binds the port number it got, even when 0 was asked for.
+        let bound = socket.local_addr().ok().and_then(|a| a.as_socket()).unwrap_or(address);
+        let rebind = Box::new(move || bind_tcp(bound, &options));
+        Ok(ListeningPort::start(self, socket, factory.into().erase(), None, Some(rebind))?)
     }
 
     /// Resolves a host name to its addresses on the thread pool (Twisted's
@@ -111,7 +120,7 @@ impl Reactor {
     /// let addresses = reactor.resolve("localhost", Duration::from_secs(10));
     /// let found = std::rc::Rc::new(std::cell::RefCell::new(None));
     /// let f = found.clone();
-    /// addresses.add_both(move |result| {
+    /// let _ = addresses.add_both(move |result| {
     ///     *f.borrow_mut() = Some(result.map_err(|e| e.to_string()));
     ///     Ok::<(), torque::defer::Failure>(())
     /// });

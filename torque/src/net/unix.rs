@@ -19,13 +19,13 @@ use crate::Reactor;
 pub struct UnixListenOptions {
     /// File mode for the socket file (default: as the umask leaves it).
     pub mode: Option<u32>,
-    /// The listen backlog (default 50).
+    /// The listen backlog (default: the system's maximum, as for TCP).
     pub backlog: i32,
 }
 
 impl Default for UnixListenOptions {
     fn default() -> Self {
-        UnixListenOptions { mode: None, backlog: 50 }
+        UnixListenOptions { mode: None, backlog: crate::sys::socket::max_backlog() }
     }
 }
 
@@ -68,17 +68,10 @@ impl Reactor {
         self.backend().require(crate::Capability::UnixSockets)?;
         let err = |e| listen_error(format!("unix:{name}"), e);
         let (addr, path) = unix_addr(name).map_err(err)?;
-        if let Some(path) = &path {
-            clear_stale_socket(path, &addr, Type::STREAM).map_err(err)?;
-        }
-        let socket = Socket::new(Domain::UNIX, Type::STREAM, None).map_err(err)?;
-        socket.set_nonblocking(true).map_err(err)?;
-        socket.bind(&addr).map_err(err)?;
-        if let (Some(path), Some(mode)) = (&path, options.mode) {
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(err)?;
-        }
-        socket.listen(options.backlog).map_err(err)?;
-        Ok(ListeningPort::start(self, socket, factory.into().erase(), path)?)
+        let socket = bind_unix(&addr, path.as_deref(), &options).map_err(err)?;
+        let rebind_path = path.clone();
+        let rebind = Box::new(move || bind_unix(&addr, rebind_path.as_deref(), &options));
+        Ok(ListeningPort::start(self, socket, factory.into().erase(), path, Some(rebind))?)
     }
 
     /// Connects to the UNIX stream socket at `name` (a path, or `@name`). Like
@@ -99,4 +92,24 @@ impl Reactor {
         let options = ConnectOptions { bind_address: None, ..options };
         Connector::create(self, target, factory.into().erase_client(), options)
     }
+}
+
+/// A listening UNIX stream socket at `addr` (a stale socket file at `path`
+/// replaced first, the mode applied to the new one).
+fn bind_unix(
+    addr: &SockAddr,
+    path: Option<&std::path::Path>,
+    options: &UnixListenOptions,
+) -> io::Result<Socket> {
+    if let Some(path) = path {
+        clear_stale_socket(path, addr, Type::STREAM)?;
+    }
+    let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(addr)?;
+    if let (Some(path), Some(mode)) = (path, options.mode) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    socket.listen(options.backlog)?;
+    Ok(socket)
 }

@@ -626,6 +626,59 @@ fn ports_report_their_address_and_stop_with_completion(kind: BackendKind) {
     iterate_until(&r, || done.get() == 2);
 }
 
+/// A stopped port listens again (Twisted's `startListening`): the same
+/// port number and options, the factory started again; the default backlog
+/// is the system's maximum, not Twisted's 50.
+fn a_stopped_port_listens_again_on_the_same_address(kind: BackendKind) {
+    struct Counting(Rc<Cell<(u32, u32)>>);
+    impl torque::net::Factory for Counting {
+        fn build_protocol(&mut self, _: &torque::net::Address) -> Option<Box<dyn torque::net::Protocol>> {
+            Some(Box::new(Echo))
+        }
+        fn start_factory(&mut self) {
+            self.0.set((self.0.get().0 + 1, self.0.get().1));
+        }
+        fn stop_factory(&mut self) {
+            self.0.set((self.0.get().0, self.0.get().1 + 1));
+        }
+    }
+    assert!(ListenOptions::default().backlog > 50, "{}", ListenOptions::default().backlog);
+    let r = reactor(kind);
+    let counts = Rc::new(Cell::new((0, 0)));
+    let port =
+        r.listen_tcp(0, Counting(counts.clone()), ListenOptions::interface([127, 0, 0, 1].into())).unwrap();
+    let number = port.address().port().unwrap();
+    let echo_once = |text: &'static [u8]| {
+        let (mut client, seen) = Recorder::new();
+        client.on_made = Some(Box::new(move |t| t.write(text)));
+        let (factory, outcomes) = Queue::one(client);
+        r.connect_tcp("127.0.0.1", number, factory, client_options());
+        iterate_until(&r, || seen.data_len() == text.len() || outcomes.len() == 2);
+        seen.data_len() == text.len()
+    };
+    assert!(echo_once(b"first"));
+    port.start_listening().expect("listening already: nothing to do");
+    let stopped = Rc::new(Cell::new(false));
+    let s = stopped.clone();
+    drop(port.stop_listening().map(move |_| s.set(true)));
+    iterate_until(&r, || stopped.get());
+    assert!(!port.is_listening());
+    assert_eq!(counts.get(), (1, 1));
+    assert!(!echo_once(b"refused"), "a stopped port refuses");
+    port.start_listening().expect("listen again");
+    assert!(port.is_listening());
+    assert_eq!(port.address().port(), Some(number), "the same port number");
+    assert_eq!(counts.get(), (2, 1), "the factory started again");
+    assert!(echo_once(b"again"));
+    // An adopted socket cannot be made again.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let adopted = r.adopt_stream_port(listener.into(), factory_fn(|_| Echo)).unwrap();
+    drop(adopted.stop_listening());
+    spin(&r, 1);
+    let err = adopted.start_listening().expect_err("an adopted socket cannot listen again");
+    assert!(matches!(err, NetError::CannotListen { .. }) && err.to_string().contains("adopted"), "{err}");
+}
+
 fn ipv6_loopback_works(kind: BackendKind) {
     let r = reactor(kind);
     let Ok(port) = r.listen_tcp(0, factory_fn(|_| Echo), ListenOptions::interface("::1".parse().unwrap()))
@@ -687,7 +740,7 @@ fn name_resolution_gives_up_after_its_timeout(kind: BackendKind) {
     let resolved = r.resolve("localhost", Duration::from_secs(1));
     let failure = Rc::new(RefCell::new(None));
     let f = failure.clone();
-    resolved.add_both(move |result| {
+    let _ = resolved.add_both(move |result| {
         *f.borrow_mut() = Some(result.map(|_| ()).map_err(|e| e.to_string()));
         Ok::<(), torque::defer::Failure>(())
     });
@@ -704,7 +757,7 @@ fn name_resolution_gives_up_after_its_timeout(kind: BackendKind) {
     let found = Rc::new(RefCell::new(Vec::new()));
     for name in ["localhost", "127.0.0.1", "[::1]"] {
         let found = found.clone();
-        r.resolve(name, Duration::from_secs(30)).add_callback(move |ips| {
+        let _ = r.resolve(name, Duration::from_secs(30)).add_callback(move |ips| {
             found.borrow_mut().extend(ips);
             Ok::<(), torque::defer::Failure>(())
         });
@@ -883,6 +936,7 @@ crate::cases! {
         shutdown_closes_connections_and_ports_with_notice,
         dual_stack_ports_and_bound_clients,
         ports_report_their_address_and_stop_with_completion,
+        a_stopped_port_listens_again_on_the_same_address,
         ipv6_loopback_works,
         host_names_are_resolved_off_the_loop,
         a_connect_timeout_fires_on_the_reactor_clock,

@@ -15,6 +15,24 @@ pub(crate) const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 #[cfg(apple)]
 pub(crate) const SEND_FLAGS: libc::c_int = 0;
 
+/// The largest listen backlog the system allows (what Go and nginx-class
+/// servers ask for): Linux's `net.core.somaxconn`, else `SOMAXCONN`. The
+/// kernel caps any larger value to it anyway.
+pub(crate) fn max_backlog() -> i32 {
+    static MAX: std::sync::OnceLock<i32> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        #[cfg(target_os = "linux")]
+        if let Some(max) = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|text| text.trim().parse::<i32>().ok())
+            .filter(|&max| max > 0)
+        {
+            return max;
+        }
+        libc::SOMAXCONN
+    })
+}
+
 /// Readies a new stream socket (accepted, connected or adopted) for the
 /// transport: on Apple systems, writes to a closed peer return EPIPE instead of
 /// raising SIGPIPE.
