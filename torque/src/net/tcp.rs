@@ -120,10 +120,10 @@ impl Reactor {
     /// let addresses = reactor.resolve("localhost", Duration::from_secs(10));
     /// let found = std::rc::Rc::new(std::cell::RefCell::new(None));
     /// let f = found.clone();
-    /// let _ = addresses.add_both(move |result| {
+    /// drop(addresses.add_both(move |result| {
     ///     *f.borrow_mut() = Some(result.map_err(|e| e.to_string()));
     ///     Ok::<(), torque::defer::Failure>(())
-    /// });
+    /// }));
     /// while found.borrow().is_none() {
     ///     reactor.iterate(Duration::from_millis(50))?;
     /// }

@@ -740,10 +740,10 @@ fn name_resolution_gives_up_after_its_timeout(kind: BackendKind) {
     let resolved = r.resolve("localhost", Duration::from_secs(1));
     let failure = Rc::new(RefCell::new(None));
     let f = failure.clone();
-    let _ = resolved.add_both(move |result| {
+    drop(resolved.add_both(move |result| {
         *f.borrow_mut() = Some(result.map(|_| ()).map_err(|e| e.to_string()));
         Ok::<(), torque::defer::Failure>(())
-    });
+    }));
     clock.advance(Duration::from_secs(1));
     iterate_until(&r, || outcomes.len() == 2 && failure.borrow().is_some());
     assert_eq!(outcomes.snapshot()[1], "dns");
@@ -757,10 +757,10 @@ fn name_resolution_gives_up_after_its_timeout(kind: BackendKind) {
     let found = Rc::new(RefCell::new(Vec::new()));
     for name in ["localhost", "127.0.0.1", "[::1]"] {
         let found = found.clone();
-        let _ = r.resolve(name, Duration::from_secs(30)).add_callback(move |ips| {
+        drop(r.resolve(name, Duration::from_secs(30)).add_callback(move |ips| {
             found.borrow_mut().extend(ips);
             Ok::<(), torque::defer::Failure>(())
-        });
+        }));
     }
     iterate_until(&r, || found.borrow().len() >= 3);
     assert!(found.borrow().iter().all(|ip| ip.is_loopback()), "{:?}", found.borrow());
