@@ -419,6 +419,35 @@ impl DatagramPort {
         })
     }
 
+    /// The multicast time-to-live (hop limit for IPv6; Twisted's `getTTL`).
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.socket_op(|s| match self.inner.address.socket_addr() {
+            Some(SocketAddr::V6(_)) => s.multicast_hops_v6(),
+            _ => s.multicast_ttl_v4(),
+        })
+    }
+
+    /// Whether our own multicast datagrams come back to us (Twisted's
+    /// `getLoopbackMode`).
+    pub fn loopback_mode(&self) -> io::Result<bool> {
+        self.socket_op(|s| match self.inner.address.socket_addr() {
+            Some(SocketAddr::V6(_)) => s.multicast_loop_v6(),
+            _ => s.multicast_loop_v4(),
+        })
+    }
+
+    /// The IPv4 address of the interface multicast datagrams go out of
+    /// (`0.0.0.0`: the system's choice; Twisted's `getOutgoingInterface`).
+    pub fn outgoing_interface(&self) -> io::Result<Ipv4Addr> {
+        self.socket_op(|s| s.multicast_if_v4())
+    }
+
+    /// The index of the interface IPv6 multicast datagrams go out of (0: the
+    /// system's choice).
+    pub fn outgoing_interface_v6(&self) -> io::Result<u32> {
+        self.socket_op(|s| s.multicast_if_v6())
+    }
+
     /// Whether our own multicast datagrams come back to us.
     pub fn set_loopback_mode(&self, enabled: bool) -> io::Result<()> {
         self.socket_op(|s| match self.inner.address.socket_addr() {

@@ -7,6 +7,9 @@
 //! Fields are separated by `:`; a backslash escapes the next character (`\:`), so
 //! IPv6 addresses can be written `interface=\:\:1`. Positional fields come first,
 //! then `key=value` fields.
+//!
+//! A port may be a service name (`tcp:http`, `tls:example.org:https`),
+//! looked up in `/etc/services`, then in a built-in table of common ones.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -219,6 +222,19 @@ fn parse(description: &str) -> Result<Parsed, EndpointError> {
     Ok(Parsed { kind, positional, options })
 }
 
+/// A port number or a service name (`http`, from `/etc/services`).
+pub(crate) fn port_number(value: &str, protocol: &str, description: &str) -> Result<u16, EndpointError> {
+    if let Ok(port) = value.parse() {
+        return Ok(port);
+    }
+    super::services::service_port(value, protocol).ok_or_else(|| EndpointError::BadValue {
+        field: "port",
+        value: value.to_owned(),
+        description: description.to_owned(),
+        reason: format!("not a port number (0 to 65535) or a known {protocol} service name"),
+    })
+}
+
 fn number<T: std::str::FromStr>(
     field: &'static str,
     value: &str,
@@ -280,7 +296,7 @@ pub fn server_from_string(description: &str) -> Result<ServerEndpoint, EndpointE
             let (mut private_key, mut cert_key, mut extra_cert_chain) = (None, None, None);
             let mut rest = positional.into_iter();
             if let Some(p) = rest.next() {
-                port = Some(number("port", &p, d)?);
+                port = Some(port_number(&p, "tcp", d)?);
             }
             if rest.next().is_some() {
                 return Err(EndpointError::TooManyFields { description: d.to_owned() });
@@ -288,7 +304,7 @@ pub fn server_from_string(description: &str) -> Result<ServerEndpoint, EndpointE
             let is_ssl = kind == "ssl";
             for (k, v) in options {
                 match k.as_str() {
-                    "port" => port = Some(number("port", &v, d)?),
+                    "port" => port = Some(port_number(&v, "tcp", d)?),
                     "interface" => interface = number("interface", &v, d)?,
                     "backlog" => backlog = number("backlog", &v, d)?,
                     "privateKey" if is_ssl => private_key = Some(PathBuf::from(v)),
@@ -350,7 +366,7 @@ pub fn client_from_string(description: &str) -> Result<ClientEndpoint, EndpointE
             let is_tls = kind == "tls";
             let mut rest = positional.into_iter();
             let mut host = rest.next();
-            let mut port = rest.next().map(|p| number("port", &p, d)).transpose()?;
+            let mut port = rest.next().map(|p| port_number(&p, "tcp", d)).transpose()?;
             if rest.next().is_some() {
                 return Err(EndpointError::TooManyFields { description: d.to_owned() });
             }
@@ -359,7 +375,7 @@ pub fn client_from_string(description: &str) -> Result<ClientEndpoint, EndpointE
             for (k, v) in options {
                 match k.as_str() {
                     "host" => host = Some(v),
-                    "port" => port = Some(number("port", &v, d)?),
+                    "port" => port = Some(port_number(&v, "tcp", d)?),
                     "timeout" => timeout = Some(seconds(&v, d)?),
                     "bindAddress" | "bind" => bind_address = Some(number("bindAddress", &v, d)?),
                     "trustRoots" if is_tls => trust_roots = Some(PathBuf::from(v)),
@@ -488,6 +504,25 @@ mod tests {
     use std::path::Path;
 
     #[test]
+    fn ports_may_be_service_names() {
+        assert_eq!(
+            server_from_string("tcp:http:interface=127.0.0.1").unwrap(),
+            ServerEndpoint::Tcp {
+                port: 80,
+                interface: [127, 0, 0, 1].into(),
+                backlog: crate::sys::socket::max_backlog()
+            }
+        );
+        assert!(matches!(
+            client_from_string("tcp:host=example.com:port=https").unwrap(),
+            ClientEndpoint::Tcp { port: 443, .. }
+        ));
+        let err = server_from_string("tcp:no-such-service").unwrap_err().to_string();
+        assert!(err.contains("not a port number") && err.contains("tcp service name"), "{err}");
+        assert!(server_from_string("tcp:99999").is_err());
+    }
+
+    #[test]
     fn tcp_servers_parse_positionally_and_by_name() {
         assert_eq!(
             server_from_string("tcp:8080:interface=127.0.0.1").unwrap(),
@@ -563,7 +598,7 @@ mod tests {
             ("", "empty endpoint description"),
             ("udp:53", "unknown endpoint type \"udp\""),
             ("tcp", "missing port"),
-            ("tcp:http", "bad port \"http\""),
+            ("tcp:gopherish", "bad port \"gopherish\""),
             ("tcp:99999", "bad port \"99999\""),
             ("tcp:80:interface=localhost", "bad interface \"localhost\""),
             ("tcp:80:colour=blue", "unknown option \"colour\" for a tcp endpoint"),

@@ -18,6 +18,7 @@ mod line;
 mod listener;
 mod oneshot;
 mod reconnect;
+mod services;
 pub(crate) mod stream;
 mod tcp;
 mod udp;

@@ -258,8 +258,7 @@ pub fn datagram_from_string(description: &str) -> Result<DatagramEndpoint, Endpo
                 }
             }
             let port = port.ok_or(EndpointError::Missing { field: "port", description: d.to_owned() })?;
-            let port =
-                port.parse().map_err(|e: std::num::ParseIntError| bad("port", &port, e.to_string()))?;
+            let port = super::endpoint::port_number(&port, "udp", d)?;
             Ok(DatagramEndpoint::Udp { port, interface, max_packet_size })
         }
         "unixgram" => {

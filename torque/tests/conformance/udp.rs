@@ -239,9 +239,17 @@ fn two_multicast_listeners_on_one_group_both_receive(kind: BackendKind) {
     }
     let (sender, _) = Recorder::new();
     let sender = r.listen_udp(0, sender, local()).unwrap();
+    assert_eq!(sender.outgoing_interface().unwrap(), Ipv4Addr::UNSPECIFIED, "the system's choice at first");
     sender.set_outgoing_interface(LOCALHOST).unwrap();
+    assert_eq!(sender.outgoing_interface().unwrap(), LOCALHOST);
+    sender.set_loopback_mode(false).unwrap();
+    assert!(!sender.loopback_mode().unwrap());
     sender.set_loopback_mode(true).unwrap();
+    assert!(sender.loopback_mode().unwrap());
+    sender.set_ttl(3).unwrap();
+    assert_eq!(sender.ttl().unwrap(), 3);
     sender.set_ttl(1).unwrap();
+    assert_eq!(sender.ttl().unwrap(), 1);
     sender.write(b"to the group", SocketAddr::from((group, port))).unwrap();
     iterate_until(&r, || a_seen.datagrams.borrow().len() == 1 && b_seen.datagrams.borrow().len() == 1);
     a.leave_group(group.into(), LOCALHOST.into()).unwrap();
