@@ -59,12 +59,25 @@ enum Waiting {
     Send,
 }
 
-/// A request body being read and thrown away.
+/// A request whose head is here and whose body (read and thrown away) is
+/// not yet whole. The request is answered only once its body is: a malformed
+/// body then gets one 400, not the answer and then a 400. The body is
+/// scanned as it arrives, never again from its start, and the head is parsed
+/// again only once the body is whole, so a trickled body costs linear time.
 #[derive(Clone, Copy, Debug)]
-enum BodySkip {
-    None,
-    Length(u64),
-    Chunked(ChunkState, u64),
+struct BodyWait {
+    /// The head's length; the body starts after it.
+    head_len: usize,
+    framing: BodyFraming,
+    /// Chunked: the scanner's state, the body bytes seen, and how far into
+    /// the body it has read.
+    chunks: ChunkState,
+    seen: u64,
+    scanned: usize,
+    /// The body's length, once whole.
+    done: Option<usize>,
+    /// Why the body was refused, once it was (the scan does not resume).
+    failed: Option<request::Refusal>,
 }
 
 pub(super) struct Core {
@@ -76,7 +89,7 @@ pub(super) struct Core {
     inbuf: Vec<u8>,
     /// The response head being built; reused.
     head: Vec<u8>,
-    skip: BodySkip,
+    body_wait: Option<BodyWait>,
     /// A file producer is sending a body; further requests wait.
     streaming: bool,
     /// Close once the current response is sent.
@@ -261,10 +274,11 @@ impl Core {
             // A head arriving in pieces is parsed again only once its end may
             // be here (or it is over the limit): re-parsing on every trickled
             // byte would cost a slow client's server quadratic time.
-            let head_pending = matches!(self.skip, BodySkip::None)
+            let head_pending = self.body_wait.is_none()
                 && !may_end_head(&buf[scan_from..])
                 && buf.len() <= self.site.config.limits.max_head;
-            if head_pending {
+            let body_pending = self.body_wait.is_some() && matches!(self.scan_body(&buf), Ok(None));
+            if head_pending || body_pending {
                 self.inbuf = buf;
             } else {
                 self.process_buffered(buf);
@@ -286,7 +300,7 @@ impl Core {
         if self.closed || self.streaming {
             return;
         }
-        let partial = !self.inbuf.is_empty() || !matches!(self.skip, BodySkip::None);
+        let partial = !self.inbuf.is_empty();
         if partial {
             if !self.in_request {
                 // The header timeout runs from a request's first byte; more
@@ -311,8 +325,7 @@ impl Core {
                 self.wait_for_drain();
                 break;
             }
-            at += self.skip_body(&data[at..]);
-            if !matches!(self.skip, BodySkip::None) || self.closed || at == data.len() {
+            if self.closed || at == data.len() {
                 break;
             }
             match request::parse(&data[at..], &self.site.config.limits) {
@@ -346,13 +359,29 @@ impl Core {
                     }
                 }
                 Parsed::Complete(req, len) => {
-                    at += len;
-                    self.in_request = false;
-                    self.skip = match req.body {
-                        BodyFraming::None => BodySkip::None,
-                        BodyFraming::Length(n) => BodySkip::Length(n),
-                        BodyFraming::Chunked => BodySkip::Chunked(ChunkState::Size, 0),
+                    if req.body != BodyFraming::None && self.body_wait.is_none() {
+                        self.body_wait = Some(BodyWait {
+                            head_len: len,
+                            framing: req.body,
+                            chunks: ChunkState::Size,
+                            seen: 0,
+                            scanned: 0,
+                            done: None,
+                            failed: None,
+                        });
+                    }
+                    let body_len = match self.scan_body(&data[at..]) {
+                        Ok(Some(body_len)) => body_len,
+                        Ok(None) => break, // the rest of the body has yet to come
+                        Err(refusal) => {
+                            self.send_error(refusal.status, Persistence::Close);
+                            self.close_lingering();
+                            return data.len();
+                        }
                     };
+                    self.body_wait = None;
+                    at += len + body_len;
+                    self.in_request = false;
                     self.handle(&req);
                 }
             }
@@ -360,33 +389,40 @@ impl Core {
         at
     }
 
-    /// Consumes body bytes being skipped; returns how many.
-    fn skip_body(&mut self, data: &[u8]) -> usize {
-        match self.skip {
-            BodySkip::None => 0,
-            BodySkip::Length(left) => {
-                let take = left.min(data.len() as u64);
-                self.skip = if take == left { BodySkip::None } else { BodySkip::Length(left - take) };
-                take as usize
+    /// How long the body of the request at the start of `request` is, once it
+    /// is all here (`None`: not yet); a malformed body is refused. Continues
+    /// from where the last call stopped.
+    fn scan_body(&mut self, request: &[u8]) -> Result<Option<usize>, request::Refusal> {
+        let Some(wait) = self.body_wait.as_mut() else { return Ok(Some(0)) };
+        if let Some(done) = wait.done {
+            return Ok(Some(done));
+        }
+        if let Some(refusal) = wait.failed {
+            return Err(refusal);
+        }
+        let body = &request[wait.head_len.min(request.len())..];
+        match wait.framing {
+            BodyFraming::None => wait.done = Some(0),
+            BodyFraming::Length(n) => {
+                if body.len() as u64 >= n {
+                    wait.done = Some(n as usize);
+                }
             }
-            BodySkip::Chunked(mut state, mut seen) => {
-                match request::skip_chunked(data, &mut state, &mut seen, self.site.config.limits.max_body) {
-                    Ok(ChunkProgress::Done(n)) => {
-                        self.skip = BodySkip::None;
-                        n
-                    }
-                    Ok(ChunkProgress::NeedMore(n)) => {
-                        self.skip = BodySkip::Chunked(state, seen);
-                        n
-                    }
+            BodyFraming::Chunked => {
+                let max_body = self.site.config.limits.max_body;
+                let scanned =
+                    request::skip_chunked(&body[wait.scanned..], &mut wait.chunks, &mut wait.seen, max_body);
+                match scanned {
+                    Ok(ChunkProgress::Done(n)) => wait.done = Some(wait.scanned + n),
+                    Ok(ChunkProgress::NeedMore(n)) => wait.scanned += n,
                     Err(refusal) => {
-                        self.send_error(refusal.status, Persistence::Close);
-                        self.close_lingering();
-                        data.len()
+                        wait.failed = Some(refusal);
+                        return Err(refusal);
                     }
                 }
             }
         }
+        Ok(wait.done)
     }
 
     fn persistence(&mut self, req: &Request<'_>) -> Persistence {
@@ -469,7 +505,7 @@ impl Core {
             Ok(entry) => Rc::new(entry),
             Err(e) => {
                 tracing::warn!(path = %name.display(), error = %e, "cannot read a file");
-                return self.send_error(Status::InternalError, persistence);
+                return self.send_error(files::status_for(&e), persistence);
             }
         };
         self.site.cache.borrow_mut().insert(path, Rc::clone(&entry));
@@ -866,7 +902,7 @@ impl HttpConnection {
                 transport: None,
                 inbuf: Vec::new(),
                 head: Vec::with_capacity(512),
-                skip: BodySkip::None,
+                body_wait: None,
                 streaming: false,
                 close_after: false,
                 closed: false,

@@ -90,6 +90,8 @@ pub fn status_for(error: &io::Error) -> Status {
         Some(libc_errno::EACCES | libc_errno::EPERM | libc_errno::EXDEV | libc_errno::ELOOP) => {
             Status::Forbidden
         }
+        // Out of descriptors or memory: the server is overloaded, not broken.
+        Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOMEM) => Status::Unavailable,
         _ if error.kind() == io::ErrorKind::PermissionDenied => Status::Forbidden,
         _ => Status::InternalError,
     }
@@ -335,7 +337,14 @@ pub fn parse_range(header: &[u8], len: u64) -> RangeRequest {
         return RangeRequest::Whole;
     }
     let Some((first, last)) = spec.trim().split_once('-') else { return RangeRequest::Whole };
-    let number = |s: &str| super::request::parse_decimal(s.trim().as_bytes());
+    // Positions are digits of any length: one past u64 is simply past any
+    // file's end (RFC 9110 §14.1.1), so it saturates rather than failing.
+    let number = |s: &str| {
+        let digits = s.trim().as_bytes();
+        (!digits.is_empty() && digits.iter().all(u8::is_ascii_digit)).then(|| {
+            digits.iter().fold(0u64, |n, &d| n.saturating_mul(10).saturating_add(u64::from(d - b'0')))
+        })
+    };
     match (first.trim().is_empty(), last.trim().is_empty()) {
         // `-n`: the last n bytes.
         (true, false) => match number(last) {
@@ -385,6 +394,14 @@ mod tests {
     }
 
     #[test]
+    fn out_of_descriptors_is_unavailable() {
+        for errno in [libc::EMFILE, libc::ENFILE] {
+            assert_eq!(status_for(&io::Error::from_raw_os_error(errno)), Status::Unavailable);
+        }
+        assert_eq!(status_for(&io::Error::from_raw_os_error(libc::EIO)), Status::InternalError);
+    }
+
+    #[test]
     fn ranges() {
         assert_eq!(parse_range(b"bytes=0-4", 10), RangeRequest::Part(0, 4));
         assert_eq!(parse_range(b"bytes=5-", 10), RangeRequest::Part(5, 9));
@@ -398,6 +415,12 @@ mod tests {
         assert_eq!(parse_range(b"bytes=0-1,3-4", 10), RangeRequest::Whole);
         assert_eq!(parse_range(b"items=0-1", 10), RangeRequest::Whole);
         assert_eq!(parse_range(b"bytes=x-1", 10), RangeRequest::Whole);
+        // Positions past u64: the first is past the end (416), the last clamps.
+        assert_eq!(parse_range(b"bytes=999999999999999999999-", 10), RangeRequest::Unsatisfiable);
+        assert_eq!(parse_range(b"bytes=0-18446744073709551615", 10), RangeRequest::Part(0, 9));
+        assert_eq!(parse_range(b"bytes=0-99999999999999999999999", 10), RangeRequest::Part(0, 9));
+        assert_eq!(parse_range(b"bytes=-99999999999999999999999", 10), RangeRequest::Part(0, 9));
+        assert_eq!(parse_range(b"bytes=+1-2", 10), RangeRequest::Whole);
     }
 
     #[test]

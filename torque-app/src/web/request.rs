@@ -1,5 +1,11 @@
 //! Reading one HTTP/1.1 request head with `httparse`, and every way it can be
 //! refused: each error carries the status to answer with.
+//!
+//! Framing is judged first, as RFC 9112 says: a malformed request line or
+//! HTTP-version, a Transfer-Encoding whose last coding is not `chunked`, two
+//! framings at once — each 400, whatever the method — before the target's
+//! length (414), the head's size (431), `Host` (400) and the method (405,
+//! 501).
 
 use super::response::Status;
 
@@ -106,22 +112,28 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
         Err(httparse::Error::TooManyHeaders) => {
             return Parsed::Refused(refuse(Status::HeadersTooLarge, "too many header fields"));
         }
-        Err(httparse::Error::Version) => {
-            return Parsed::Refused(refuse(Status::VersionNotSupported, "not an HTTP/1.x request"));
-        }
+        Err(httparse::Error::Version) => return Parsed::Refused(version_refusal(buf)),
         Err(_) => return Parsed::Refused(refuse(Status::BadRequest, "malformed request head")),
     };
     let (Some(method), Some(target), Some(minor_version)) = (req.method, req.path, req.version) else {
         return Parsed::Refused(refuse(Status::BadRequest, "incomplete request line"));
     };
-    // The target first: a long target is 414 even when it also makes the head long.
+    // Framing first: without it the connection cannot go on.
+    let mut request = match read_framing(req.headers, minor_version, limits) {
+        Ok(request) => request,
+        Err(refusal) => return Parsed::Refused(refusal),
+    };
+    // A long target is 414 even when it also makes the head long.
     if target.len() > limits.max_uri {
         return Parsed::Refused(refuse(Status::UriTooLong, "request target too long"));
     }
     if len > limits.max_head {
         return Parsed::Refused(refuse(Status::HeadersTooLarge, "request head too large"));
     }
-    let method = match method {
+    if let Err(refusal) = check_host(req.headers, minor_version) {
+        return Parsed::Refused(refusal);
+    }
+    request.method = match method {
         "GET" => Method::Get,
         "HEAD" => Method::Head,
         "POST" | "PUT" | "DELETE" | "OPTIONS" | "PATCH" | "TRACE" | "CONNECT" => {
@@ -129,13 +141,25 @@ pub fn parse<'a>(buf: &'a [u8], limits: &Limits) -> Parsed<'a> {
         }
         _ => return Parsed::Refused(refuse(Status::NotImplemented, "unknown method")),
     };
-    match read_headers(req.headers, minor_version, limits) {
-        Ok(mut request) => {
-            request.method = method;
-            request.target = target;
-            Parsed::Complete(request, len)
+    request.target = target;
+    Parsed::Complete(request, len)
+}
+
+/// A request line httparse refused for its version: 505 for a well-formed
+/// HTTP-version this server does not speak (`HTTP/2.0`), 400 for a malformed
+/// one (`HTTP/1.x`, `http/1.1`; RFC 9112 §2.3: `HTTP/` DIGIT `.` DIGIT, the
+/// name case-sensitive).
+fn version_refusal(buf: &[u8]) -> Refusal {
+    let line = buf.split(|&b| b == b'\n').next().unwrap_or(buf);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let version = line.rsplit(|&b| b == b' ').next().unwrap_or(b"");
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            refuse(Status::VersionNotSupported, "an HTTP version other than 1.0 and 1.1")
         }
-        Err(refusal) => Parsed::Refused(refusal),
+        _ => refuse(Status::BadRequest, "malformed HTTP version"),
     }
 }
 
@@ -163,7 +187,9 @@ pub fn refused_head_extent(buf: &[u8], limits: &Limits) -> Option<(usize, bool)>
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let Ok(httparse::Status::Complete(len)) = req.parse(buf) else { return None };
-    let request = read_headers(req.headers, req.version?, limits).ok()?;
+    let version = req.version?;
+    let request = read_framing(req.headers, version, limits).ok()?;
+    check_host(req.headers, version).ok()?;
     let body = match request.body {
         BodyFraming::None => 0,
         BodyFraming::Length(n) => n,
@@ -173,7 +199,17 @@ pub fn refused_head_extent(buf: &[u8], limits: &Limits) -> Option<(usize, bool)>
     (end <= buf.len() as u64).then_some((end as usize, request.keep_alive))
 }
 
-fn read_headers<'a>(
+/// HTTP/1.1 requests carry exactly one `Host` (RFC 9112 §3.2).
+fn check_host(headers: &[httparse::Header<'_>], minor_version: u8) -> Result<(), Refusal> {
+    let hosts = headers.iter().filter(|h| h.name.eq_ignore_ascii_case("host")).count();
+    if minor_version >= 1 && hosts != 1 {
+        return Err(refuse(Status::BadRequest, "HTTP/1.1 needs exactly one Host header"));
+    }
+    Ok(())
+}
+
+/// The headers a file server reads, and the body's framing (RFC 9112 §6).
+fn read_framing<'a>(
     headers: &[httparse::Header<'a>],
     minor_version: u8,
     limits: &Limits,
@@ -189,15 +225,13 @@ fn read_headers<'a>(
         if_range: None,
         body: BodyFraming::None,
     };
-    let mut hosts = 0;
     let mut length: Option<u64> = None;
-    let mut chunked = false;
+    // The transfer codings in order, across every Transfer-Encoding line.
+    let mut codings: Vec<&[u8]> = Vec::new();
     for header in headers {
         let name = header.name;
         let value = trim(header.value);
-        if name.eq_ignore_ascii_case("host") {
-            hosts += 1;
-        } else if name.eq_ignore_ascii_case("connection") {
+        if name.eq_ignore_ascii_case("connection") {
             for token in value.split(|&b| b == b',').map(trim) {
                 if token.eq_ignore_ascii_case(b"close") {
                     request.keep_alive = false;
@@ -212,11 +246,7 @@ fn read_headers<'a>(
             }
             length = Some(n);
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
-            // Only `chunked` alone is understood; anything else cannot be framed.
-            if chunked || !value.eq_ignore_ascii_case(b"chunked") {
-                return Err(refuse(Status::NotImplemented, "unsupported Transfer-Encoding"));
-            }
-            chunked = true;
+            codings.extend(value.split(|&b| b == b',').map(trim).filter(|c| !c.is_empty()));
         } else if name.eq_ignore_ascii_case("if-none-match") {
             request.if_none_match = Some(value);
         } else if name.eq_ignore_ascii_case("if-modified-since") {
@@ -227,8 +257,24 @@ fn read_headers<'a>(
             request.if_range = Some(value);
         }
     }
-    if minor_version >= 1 && hosts != 1 {
-        return Err(refuse(Status::BadRequest, "HTTP/1.1 needs exactly one Host header"));
+    let chunked = !codings.is_empty();
+    if chunked {
+        let is_chunked = |c: &[u8]| c.eq_ignore_ascii_case(b"chunked");
+        if minor_version == 0 {
+            // HTTP/1.0 has no transfer codings: the framing is faulty (§6.1).
+            return Err(refuse(Status::BadRequest, "Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        if !codings.last().is_some_and(|c| is_chunked(c)) {
+            // Without chunked last the body's end cannot be found (§6.3).
+            return Err(refuse(Status::BadRequest, "Transfer-Encoding does not end in chunked"));
+        }
+        if codings.iter().filter(|c| is_chunked(c)).count() > 1 {
+            return Err(refuse(Status::BadRequest, "chunked applied more than once"));
+        }
+        if codings.len() > 1 {
+            // Framed, but the coding under chunked is one we cannot undo.
+            return Err(refuse(Status::NotImplemented, "unsupported Transfer-Encoding"));
+        }
     }
     request.body = match (chunked, length) {
         (true, Some(_)) => {
@@ -265,8 +311,10 @@ pub fn parse_decimal(value: &[u8]) -> Option<u64> {
 pub enum ChunkState {
     /// Expecting a chunk-size line.
     Size,
-    /// Inside a chunk's data; this many bytes (and its CRLF) left.
+    /// Inside a chunk's data; this many bytes left.
     Data(u64),
+    /// After a chunk's data: this many bytes of its CRLF already seen.
+    DataEnd(u8),
     /// After the last chunk: trailer lines until an empty one.
     Trailers,
 }
@@ -280,38 +328,65 @@ pub enum ChunkProgress {
     Done(usize),
 }
 
+/// The longest chunk-size line (with extensions) accepted.
+const MAX_CHUNK_LINE: usize = 1024;
+
+/// A chunk-size line without its CRLF (RFC 9112 §7.1): hex digits, then
+/// optional extensions after `;`. `None` if malformed or over 64 bits.
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
+    if digits == 0 {
+        return None;
+    }
+    let rest = trim(&line[digits..]);
+    if !(rest.is_empty() || rest[0] == b';') || rest.contains(&b'\r') {
+        return None;
+    }
+    line[..digits].iter().try_fold(0u64, |n, &d| {
+        let value = (d as char).to_digit(16)?;
+        n.checked_mul(16)?.checked_add(u64::from(value))
+    })
+}
+
 /// Skips chunked-body bytes at the start of `buf`, keeping count of the total in
-/// `seen` against `max_body`.
+/// `seen` against `max_body`. Strict where framing is at stake: chunk-size
+/// lines and the line after each chunk's data end in CRLF (a bare LF there is
+/// how bodies are smuggled past proxies), and a size that overflows is 400.
 pub fn skip_chunked(
     buf: &[u8],
     state: &mut ChunkState,
     seen: &mut u64,
     max_body: u64,
 ) -> Result<ChunkProgress, Refusal> {
+    let bad = |reason| Err(refuse(Status::BadRequest, reason));
     let mut at = 0;
     loop {
         match *state {
-            ChunkState::Size => match httparse::parse_chunk_size(&buf[at..]) {
-                Ok(httparse::Status::Complete((used, 0))) => {
-                    at += used;
-                    *state = ChunkState::Trailers;
-                }
-                Ok(httparse::Status::Complete((used, size))) => {
-                    *seen = seen.saturating_add(size);
-                    if *seen > max_body {
-                        return Err(refuse(Status::PayloadTooLarge, "request body too large"));
-                    }
-                    at += used;
-                    *state = ChunkState::Data(size.saturating_add(2));
-                }
-                Ok(httparse::Status::Partial) => {
-                    if buf.len() - at > 1024 {
-                        return Err(refuse(Status::BadRequest, "bad chunk size line"));
+            ChunkState::Size => {
+                let rest = &buf[at..];
+                let Some(end) = rest.iter().take(MAX_CHUNK_LINE + 1).position(|&b| b == b'\n') else {
+                    if rest.len() > MAX_CHUNK_LINE {
+                        return bad("chunk size line too long");
                     }
                     return Ok(ChunkProgress::NeedMore(at));
+                };
+                let Some(line) = rest[..end].strip_suffix(b"\r") else {
+                    return bad("chunk size line not ended by CRLF");
+                };
+                let Some(size) = chunk_size(line) else {
+                    return bad("bad chunk size line");
+                };
+                at += end + 1;
+                if size == 0 {
+                    *state = ChunkState::Trailers;
+                    continue;
                 }
-                Err(_) => return Err(refuse(Status::BadRequest, "bad chunk size line")),
-            },
+                *seen = seen.saturating_add(size);
+                if *seen > max_body {
+                    return Err(refuse(Status::PayloadTooLarge, "request body too large"));
+                }
+                *state = ChunkState::Data(size);
+            }
             ChunkState::Data(left) => {
                 let available = (buf.len() - at) as u64;
                 if available < left {
@@ -319,6 +394,19 @@ pub fn skip_chunked(
                     return Ok(ChunkProgress::NeedMore(buf.len()));
                 }
                 at += left as usize;
+                *state = ChunkState::DataEnd(0);
+            }
+            ChunkState::DataEnd(matched) => {
+                for (i, &expected) in b"\r\n".iter().enumerate().skip(usize::from(matched)) {
+                    match buf.get(at) {
+                        None => {
+                            *state = ChunkState::DataEnd(i as u8);
+                            return Ok(ChunkProgress::NeedMore(at));
+                        }
+                        Some(&b) if b == expected => at += 1,
+                        Some(_) => return bad("chunk data not followed by CRLF"),
+                    }
+                }
                 *state = ChunkState::Size;
             }
             ChunkState::Trailers => {
@@ -333,6 +421,12 @@ pub fn skip_chunked(
                 at += end + 1;
                 if line.is_empty() || line == b"\r" {
                     return Ok(ChunkProgress::Done(at));
+                }
+                // Trailers count against the body's limit: there is no end
+                // to how many lines a client could send.
+                *seen = seen.saturating_add(end as u64 + 1);
+                if *seen > max_body {
+                    return Err(refuse(Status::PayloadTooLarge, "request trailers too large"));
                 }
             }
         }
@@ -379,10 +473,6 @@ mod tests {
         assert_eq!(refused(b"POST / HTTP/1.1\r\nHost: x\r\n\r\n"), Status::MethodNotAllowed);
         assert_eq!(refused(b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n"), Status::NotImplemented);
         assert_eq!(
-            refused(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"),
-            Status::NotImplemented
-        );
-        assert_eq!(
             refused(b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n"),
             Status::BadRequest
         );
@@ -405,6 +495,90 @@ mod tests {
         }
         many.push_str("\r\n");
         assert_eq!(refused(many.as_bytes()), Status::HeadersTooLarge);
+    }
+
+    /// Request lines and framing from RFC 9112, and what each gets: `None`
+    /// for a request that is served. Framing is judged before the method, so
+    /// a POST with broken framing is 400, not 405.
+    #[test]
+    fn rfc_9112_request_lines_and_framing() {
+        use Status::*;
+        let table: &[(&str, &[u8], Option<Status>)] = &[
+            ("a plain GET", b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", None),
+            ("HTTP/1.0 needs no Host", b"GET / HTTP/1.0\r\n\r\n", None),
+            ("bare LF line ends (§2.2 allows)", b"GET / HTTP/1.1\nHost: x\n\n", None),
+            ("an empty line before the request line (§2.2)", b"\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", None),
+            ("§2.3: a malformed version", b"GET / HTTP/1.x\r\nHost: x\r\n\r\n", Some(BadRequest)),
+            ("§2.3: the name is case-sensitive", b"GET / http/1.1\r\nHost: x\r\n\r\n", Some(BadRequest)),
+            ("§2.3: two digits", b"GET / HTTP/1.10\r\nHost: x\r\n\r\n", Some(BadRequest)),
+            ("§2.3: no version", b"GET /\r\nHost: x\r\n\r\n", Some(BadRequest)),
+            ("a well-formed version not spoken", b"GET / HTTP/2.0\r\nHost: x\r\n\r\n", Some(VersionNotSupported)),
+            ("§3: two spaces", b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n", Some(BadRequest)),
+            ("§3: a tab for a space", b"GET\t/ HTTP/1.1\r\nHost: x\r\n\r\n", Some(BadRequest)),
+            ("§3: methods are case-sensitive", b"get / HTTP/1.1\r\nHost: x\r\n\r\n", Some(NotImplemented)),
+            ("§3.2: no Host in HTTP/1.1", b"GET / HTTP/1.1\r\n\r\n", Some(BadRequest)),
+            ("§3.2: two Hosts", b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", Some(BadRequest)),
+            ("§5.1: space before the colon", b"GET / HTTP/1.1\r\nHost : x\r\n\r\n", Some(BadRequest)),
+            ("§5.2: obsolete line folding", b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n", Some(BadRequest)),
+            (
+                "§6.1: Transfer-Encoding in HTTP/1.0",
+                b"GET / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Some(BadRequest),
+            ),
+            (
+                "§6.3: chunked not last, on a POST",
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+                Some(BadRequest),
+            ),
+            (
+                "§6.3: chunked not last, on a GET",
+                b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+                Some(BadRequest),
+            ),
+            (
+                "§6.1: chunked twice, across lines",
+                b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Some(BadRequest),
+            ),
+            (
+                "§6.1: a coding under chunked we cannot undo",
+                b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                Some(NotImplemented),
+            ),
+            (
+                "§6.3: both Content-Length and Transfer-Encoding, on a POST",
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Some(BadRequest),
+            ),
+            (
+                "§6.3: differing Content-Lengths",
+                b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                Some(BadRequest),
+            ),
+            ("§8.6: a signed Content-Length", b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\n", Some(BadRequest)),
+            (
+                "framing before Host: a bad framing without Host is still 400",
+                b"POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n\r\n",
+                Some(BadRequest),
+            ),
+            ("a chunked GET is framed and served", b"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n", None),
+            ("a well-framed POST is 405", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", Some(MethodNotAllowed)),
+        ];
+        let mut wrong = Vec::new();
+        for &(case, text, expected) in table {
+            let got = match parse(text, &Limits::default()) {
+                Parsed::Complete(..) => None,
+                Parsed::Refused(r) => Some(r.status),
+                Parsed::Partial => {
+                    wrong.push(format!("{case}: incomplete"));
+                    continue;
+                }
+            };
+            if got != expected {
+                wrong.push(format!("{case}: expected {expected:?}, got {got:?}"));
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
     }
 
     #[test]
@@ -450,6 +624,31 @@ mod tests {
             };
             assert_eq!(&body[done..], b"NEXT", "split {split}");
         }
+    }
+
+    #[test]
+    fn malformed_chunked_bodies_are_refused() {
+        let cases: &[(&[u8], Status)] = &[
+            (b"ffffffffffffffffff\r\n", Status::BadRequest),
+            (b"10000000000000000\r\n", Status::BadRequest),
+            (b"4\nWiki\r\n0\r\n\r\n", Status::BadRequest),
+            (b"4\r\nWikiXX0\r\n\r\n", Status::BadRequest),
+            (b"4\r\nWiki\n0\r\n\r\n", Status::BadRequest),
+            (b"-4\r\n", Status::BadRequest),
+            (b"4 x\r\n", Status::BadRequest),
+            (b"fffffff\r\n", Status::PayloadTooLarge),
+        ];
+        for &(body, status) in cases {
+            let (mut state, mut seen) = (ChunkState::Size, 0);
+            let got = skip_chunked(body, &mut state, &mut seen, 1 << 20).map_err(|r| r.status);
+            assert_eq!(got, Err(status), "{:?}", String::from_utf8_lossy(body));
+        }
+        let long_line = format!("4;{}\r\n", "x".repeat(2000));
+        let (mut state, mut seen) = (ChunkState::Size, 0);
+        assert!(skip_chunked(long_line.as_bytes(), &mut state, &mut seen, 1 << 20).is_err());
+        let (mut state, mut seen) = (ChunkState::Size, 0);
+        let ok = b"4 ;ext=\"v\"\r\nWiki\r\n0\r\n\r\n";
+        assert_eq!(skip_chunked(ok, &mut state, &mut seen, 1 << 20), Ok(ChunkProgress::Done(ok.len())));
     }
 
     #[test]
