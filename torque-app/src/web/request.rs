@@ -433,6 +433,46 @@ pub fn skip_chunked(
     }
 }
 
+/// Runs the parser over arbitrary bytes — a head, then whatever body framing
+/// it declares, skipped in pieces whose size the body's first byte picks —
+/// and panics if it consumes more than it was given. Used by the fuzz target
+/// (`scripts/fuzz.sh`) and by the test that replays its findings.
+#[doc(hidden)]
+pub fn check_invariants(data: &[u8]) {
+    let limits = Limits::default();
+    let Parsed::Complete(head, len) = parse(data, &limits) else {
+        if let Some((end, _)) = refused_head_extent(data, &limits) {
+            assert!(end <= data.len());
+        }
+        return;
+    };
+    assert!(len <= data.len());
+    let body = &data[len..];
+    if head.body != BodyFraming::Chunked {
+        return;
+    }
+    let piece = usize::from(body.first().copied().unwrap_or(1)).max(1);
+    let (mut state, mut seen, mut at) = (ChunkState::Size, 0, 0);
+    let mut end = piece.min(body.len());
+    loop {
+        match skip_chunked(&body[at..end], &mut state, &mut seen, limits.max_body) {
+            Ok(ChunkProgress::Done(n)) => {
+                assert!(at + n <= end);
+                return;
+            }
+            Ok(ChunkProgress::NeedMore(n)) => {
+                at += n;
+                assert!(at <= end);
+                if end == body.len() {
+                    return;
+                }
+                end = (end + piece).min(body.len());
+            }
+            Err(_) => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
