@@ -111,6 +111,9 @@ pub struct WebArgs {
     /// Answer 403 for directories without index.html instead of listing them
     #[arg(long)]
     pub no_listings: bool,
+    /// Serve names starting with "." (.git/, .env); by default they are 404 and not listed
+    #[arg(long)]
+    pub serve_hidden: bool,
     /// Do not log a line per request
     #[arg(long)]
     pub no_access_log: bool,
@@ -292,6 +295,7 @@ fn web_service(reactor: &Reactor, args: WebArgs) -> Result<StreamService, Box<dy
     config.cache_ttl = args.cache_ttl;
     config.follow_symlinks = args.follow_symlinks;
     config.listings = !args.no_listings;
+    config.serve_hidden = args.serve_hidden;
     config.access_log = !args.no_access_log;
     config.sendfile = !args.no_sendfile;
     let server = WebServer::new(reactor, config)?;

@@ -218,6 +218,28 @@ fn no_escape_from_root(backend: &str) {
     assert_eq!(stdout(&curl(&[&allowed.url("/link-out")])), "secret");
 }
 
+/// Names starting with `.` (`.git/`, `.env`) are 404 and unlisted unless
+/// `--serve-hidden` asks for them: `torque web --path .` in a source tree
+/// must not publish its repository.
+fn hidden_files_are_not_served(backend: &str) {
+    let dir = site();
+    std::fs::create_dir(dir.path().join(".git")).unwrap();
+    std::fs::write(dir.path().join(".git/config"), "[core]\n").unwrap();
+    std::fs::write(dir.path().join(".env"), "SECRET=1\n").unwrap();
+    std::fs::write(dir.path().join("docs/.hidden"), "x").unwrap();
+    let server = web(backend, dir.path(), &[]);
+    for path in ["/.env", "/.git/config", "/.git/", "/.git", "/docs/.hidden", "/%2egit/config"] {
+        let out = stdout(&curl(&["-i", "--path-as-is", &server.url(path)]));
+        assert!(out.starts_with("HTTP/1.1 404 Not Found\r\n"), "{path}: {out}");
+    }
+    let listing = stdout(&curl(&[&server.url("/")]));
+    assert!(!listing.contains(".env") && !listing.contains(".git"), "{listing}");
+    assert!(listing.contains("hello.txt"), "{listing}");
+    let shown = web(backend, dir.path(), &["--serve-hidden"]);
+    assert_eq!(stdout(&curl(&[&shown.url("/.env")])), "SECRET=1\n");
+    assert!(stdout(&curl(&[&shown.url("/")])).contains(".git/"));
+}
+
 fn malformed_requests(backend: &str) {
     let dir = site();
     let server = web(backend, dir.path(), &[]);
@@ -525,6 +547,7 @@ app_main! {
             byte_ranges,
             directories,
             no_escape_from_root,
+            hidden_files_are_not_served,
             malformed_requests,
             slow_and_idle_clients_are_cut_off,
             connection_cap,

@@ -470,6 +470,9 @@ impl Core {
             Ok(decoded) => decoded,
             Err(status) => return self.send_error(status, persistence),
         };
+        if !self.site.config.serve_hidden && files::is_hidden(&decoded.relative) {
+            return self.send_error(Status::NotFound, persistence);
+        }
         let root = &self.site.root;
         let mut file = match root.open_file(&decoded.relative) {
             Ok(file) => file,
@@ -684,7 +687,7 @@ impl Core {
         } else {
             format!("/{}/", relative.to_string_lossy())
         };
-        let page = match listing::render(dir, &shown) {
+        let page = match listing::render(dir, &shown, self.site.config.serve_hidden) {
             Ok(page) => page,
             Err(e) => return self.send_error(files::status_for(&e), persistence),
         };

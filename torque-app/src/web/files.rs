@@ -82,6 +82,12 @@ fn percent_decode(input: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Whether a path has a component starting with `.` (a hidden file or
+/// directory: `.git/config`, `.env`).
+pub fn is_hidden(relative: &Path) -> bool {
+    relative.components().any(|c| c.as_os_str().as_encoded_bytes().starts_with(b"."))
+}
+
 /// How an open attempt failed, as a status.
 pub fn status_for(error: &io::Error) -> Status {
     match error.raw_os_error() {

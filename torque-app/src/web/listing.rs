@@ -36,13 +36,14 @@ pub fn escape_html(text: &str) -> String {
 }
 
 /// The listing page of the open directory `dir`, shown as `shown_path` (the
-/// request path, already decoded).
-pub fn render(dir: &File, shown_path: &str) -> io::Result<String> {
+/// request path, already decoded); names starting with `.` only with
+/// `show_hidden`.
+pub fn render(dir: &File, shown_path: &str, show_hidden: bool) -> io::Result<String> {
     let mut names: Vec<(String, bool)> = Vec::new();
     for entry in rustix::fs::Dir::read_from(dir)? {
         let entry = entry?;
         let raw = entry.file_name().to_bytes();
-        if raw == b"." || raw == b".." {
+        if raw == b"." || raw == b".." || (raw.starts_with(b".") && !show_hidden) {
             continue;
         }
         let name = String::from_utf8_lossy(raw).into_owned();

@@ -53,6 +53,9 @@ pub struct WebConfig {
     pub follow_symlinks: bool,
     /// List directories without an `index.html` (default: yes; no gives 403).
     pub listings: bool,
+    /// Serve names starting with `.` (`.git/`, `.env`). Off by default, as in
+    /// most static servers: they are 404 and left out of listings.
+    pub serve_hidden: bool,
     /// Request size limits.
     pub limits: request::Limits,
     /// Time allowed for a request head to arrive, from its first byte (408 after).
@@ -83,6 +86,7 @@ impl WebConfig {
             root: root.into(),
             follow_symlinks: false,
             listings: true,
+            serve_hidden: false,
             limits: request::Limits::default(),
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
