@@ -93,9 +93,10 @@ pub struct WebArgs {
     /// Endpoint to listen on (repeatable) [default: tcp:8080:interface=127.0.0.1]
     #[arg(long = "listen", value_name = "ENDPOINT")]
     pub listen: Vec<String>,
-    /// Most open connections; more are answered 503
-    #[arg(long, value_name = "N", default_value_t = 1024)]
-    pub max_connections: usize,
+    /// Most open connections; more are answered 503 (default 1024, or fewer
+    /// when the fd limit or the reactor allows fewer: about 480 on select)
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Time a client has to send a request head, from its first byte
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_timeout: Duration,
@@ -286,10 +287,34 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
     Ok(())
 }
 
+/// How many connections a server can hold and still answer the ones past
+/// its limit with a 503: half the fds the process may open and the reactor
+/// can watch (select: below FD_SETSIZE), less a few for everything else.
+fn connection_room(reactor: &Reactor) -> usize {
+    let open_files = crate::platform::raise_open_file_limit().unwrap_or(u64::MAX);
+    let watchable = reactor.backend().fd_limit.map_or(u64::MAX, |limit| limit as u64);
+    let room = open_files.min(watchable).saturating_sub(64) / 2;
+    usize::try_from(room).unwrap_or(usize::MAX).max(1)
+}
+
 fn web_service(reactor: &Reactor, args: WebArgs) -> Result<StreamService, Box<dyn Error>> {
     let endpoints = parse_endpoints(&args.listen, 8080)?;
     let mut config = WebConfig::new(&args.path);
-    config.max_connections = args.max_connections.max(1);
+    let room = connection_room(reactor);
+    config.max_connections = match args.max_connections {
+        Some(asked) => {
+            if asked > room * 2 {
+                tracing::warn!(
+                    asked,
+                    room,
+                    reactor = reactor.backend().name,
+                    "--max-connections is beyond what this process can watch; connections past the fd limit are closed without a 503"
+                );
+            }
+            asked.max(1)
+        }
+        None => room.min(1024),
+    };
     config.header_timeout = args.header_timeout;
     config.idle_timeout = args.idle_timeout;
     config.cache_ttl = args.cache_ttl;
@@ -298,8 +323,9 @@ fn web_service(reactor: &Reactor, args: WebArgs) -> Result<StreamService, Box<dy
     config.serve_hidden = args.serve_hidden;
     config.access_log = !args.no_access_log;
     config.sendfile = !args.no_sendfile;
+    let max_connections = config.max_connections;
     let server = WebServer::new(reactor, config)?;
-    tracing::info!(root = %args.path.display(), "serving files");
+    tracing::info!(root = %args.path.display(), max_connections, "serving files");
     let drain = server.drain();
     Ok(StreamService::new("web", endpoints, server.factory()).with_drain(drain).with_url_scheme("http"))
 }

@@ -356,6 +356,24 @@ fn connection_cap(backend: &str) {
     let refused = read_response(&mut third, false).unwrap();
     assert_eq!(refused.status, 503);
     assert!(closed_by_server(&mut third));
+    // By default the limit is one the reactor can reach with room for 503s:
+    // on select, about half of FD_SETSIZE.
+    let default = web(backend, dir.path(), &[]);
+    let deadline = Instant::now() + PATIENCE;
+    let limit = loop {
+        let log = default.log();
+        if let Some(at) = log.find("\"max_connections\":") {
+            let digits: String = log[at + 18..].chars().take_while(char::is_ascii_digit).collect();
+            break digits.parse::<usize>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no max_connections in the log: {log}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    if backend == "select" {
+        assert!((100..=480).contains(&limit), "select's default limit: {limit}");
+    } else {
+        assert!(limit >= 100, "{limit}");
+    }
 }
 
 /// A sparse 128 MiB file with marks at known places.

@@ -109,10 +109,9 @@ pub(super) struct Core {
     waiting: Waiting,
     /// When a request head must be complete (reactor time).
     deadline: Duration,
-    /// Bumped by each idle or send wait; compared when the timer fires.
-    activity: u64,
-    /// `activity` when the timer was armed.
-    armed_activity: u64,
+    /// When the last idle or send wait began (reactor time): the idle
+    /// timeout runs from there.
+    idle_since: Duration,
     timer: Option<DelayedCall>,
 }
 
@@ -122,10 +121,11 @@ impl Core {
     }
 
     /// Sets what we wait for. Waiting for a request head has an exact deadline
-    /// (one clock read, only when a head arrives in pieces). Idle and send waits
-    /// cost no clock read: they count activity, and the timer, when it fires,
-    /// re-arms if there was any since it was armed, so an idle connection closes
-    /// between one and two idle timeouts after its last activity.
+    /// (one clock read, only when a head arrives in pieces). An idle or send
+    /// wait notes when it began (one clock read, vDSO-cheap) and leaves an
+    /// armed timer alone: when it fires early it re-arms for what is left, so
+    /// an idle connection closes `idle_timeout` after its last activity with
+    /// one timer per connection, not one per request.
     fn wait_for(&mut self, waiting: Waiting) {
         self.waiting = waiting;
         match waiting {
@@ -140,11 +140,10 @@ impl Core {
                 }
             }
             Waiting::Idle | Waiting::Send => {
-                self.activity = self.activity.wrapping_add(1);
+                let Some(reactor) = self.reactor() else { return };
+                self.idle_since = reactor.now();
                 if !self.timer.as_ref().is_some_and(DelayedCall::active) {
-                    if let Some(reactor) = self.reactor() {
-                        self.schedule_timer(&reactor, self.site.config.idle_timeout);
-                    }
+                    self.schedule_timer(&reactor, self.site.config.idle_timeout);
                 }
             }
         }
@@ -154,7 +153,6 @@ impl Core {
         if let Some(old) = self.timer.take() {
             let _ = old.cancel();
         }
-        self.armed_activity = self.activity;
         let me = self.me.clone();
         self.timer = Some(reactor.call_later(after, move |r| {
             if let Some(core) = me.upgrade() {
@@ -190,8 +188,10 @@ impl Core {
                 }
             }
             Waiting::Idle | Waiting::Send => {
-                if self.activity != self.armed_activity {
-                    self.schedule_timer(reactor, self.site.config.idle_timeout);
+                let due = self.idle_since + self.site.config.idle_timeout;
+                let now = reactor.now();
+                if now < due {
+                    self.schedule_timer(reactor, due - now);
                     return;
                 }
             }
@@ -916,8 +916,7 @@ impl HttpConnection {
                 sent_at_arm: 0,
                 waiting: Waiting::Idle,
                 deadline: Duration::ZERO,
-                activity: 0,
-                armed_activity: 0,
+                idle_since: Duration::ZERO,
                 timer: None,
             })
         });

@@ -61,9 +61,8 @@ pub struct WebConfig {
     /// Time allowed for a request head to arrive, from its first byte (408 after).
     pub header_timeout: Duration,
     /// Time a connection may sit idle between requests, or a client may take no
-    /// data from a response being sent. Checked lazily (no clock read per
-    /// request): such a connection is closed between one and two of these after
-    /// its last activity.
+    /// data from a response being sent: it is closed this long after its last
+    /// activity.
     pub idle_timeout: Duration,
     /// Most open connections; more are answered 503 and closed.
     pub max_connections: usize,
