@@ -92,7 +92,7 @@ mod tests {
         std::fs::write(dir.path().join("<img src=x onerror=alert(1)>"), b"x").unwrap();
         std::fs::write(dir.path().join("a&b \"q\".txt"), b"x").unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
-        let page = render(&File::open(dir.path()).unwrap(), "/<x>/").unwrap();
+        let page = render(&File::open(dir.path()).unwrap(), "/<x>/", false).unwrap();
         assert!(!page.contains("<img"), "{page}");
         assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"), "{page}");
         assert!(page.contains("a&amp;b &quot;q&quot;.txt"), "{page}");
