@@ -125,6 +125,81 @@ fn a_child_whose_grandchild_keeps_its_output_open_is_still_restarted(backend: &s
     assert_eq!(server.wait().code(), Some(0));
 }
 
+/// The pids a command printed as `job=PID`.
+fn jobs_printed(log: &str) -> Vec<i32> {
+    log.match_indices("job=")
+        .filter_map(|(at, _)| {
+            let digits: String = log[at + 4..].chars().take_while(char::is_ascii_digit).collect();
+            digits.parse().ok()
+        })
+        .collect()
+}
+
+fn wait_until_gone(pid: i32, what: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    while is_alive(pid as u32) {
+        assert!(Instant::now() < deadline, "{what} (pid {pid}) is still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `--process NAME=COMMAND` runs through `sh -c`: what the shell starts (a
+/// background job here, `cd dir && ./server` or a pipe elsewhere) is in the
+/// command's process group, and stops with it.
+fn what_a_command_starts_stops_with_it(backend: &str) {
+    let mut server = Server::start(
+        backend,
+        &["procmon", "--kill-time", "300ms", "--process", "jobs=sleep 300 & echo job=$!; wait"],
+        0,
+    );
+    let log = wait_for_log(&server, |log| !jobs_printed(log).is_empty());
+    let job = jobs_printed(&log)[0];
+    assert!(is_alive(job as u32));
+    server.signal(Signal::TERM);
+    assert_eq!(server.wait().code(), Some(0));
+    wait_until_gone(job, "the background job");
+}
+
+/// A command that exits leaving a job behind: the job is stopped before the
+/// restart, so two copies never run side by side.
+fn a_restart_never_runs_beside_what_the_last_run_left(backend: &str) {
+    let mut server = Server::start(
+        backend,
+        &[
+            "procmon",
+            "--min-restart-delay",
+            "50ms",
+            "--kill-time",
+            "300ms",
+            "--process",
+            "leaver=sleep 300 & echo job=$!",
+        ],
+        0,
+    );
+    let log = wait_for_log(&server, |log| jobs_printed(log).len() >= 3);
+    let jobs = jobs_printed(&log);
+    for &job in &jobs[..2] {
+        wait_until_gone(job, "a job left by an earlier run");
+    }
+    server.signal(Signal::TERM);
+    assert_eq!(server.wait().code(), Some(0));
+    for job in jobs_printed(&server.log()) {
+        wait_until_gone(job, "a job left running at stop");
+    }
+}
+
+/// Carriage returns, NUL and escape sequences in a child's output are
+/// escaped in the log like other control characters.
+fn control_characters_in_output_are_escaped(backend: &str) {
+    let mut server =
+        Server::start(backend, &["procmon", "--process", r"esc=printf 'a\rb\0c\033[31m\tz\n'; sleep 300"], 0);
+    let log = wait_for_log(&server, |log| log.contains("\"process\":\"esc\"") && log.contains("tz"));
+    // The log is JSON: the escape's backslash is itself escaped there.
+    assert!(log.contains(r"a\\rb\\0c\\u{1b}[31m\tz"), "{log}");
+    server.signal(Signal::TERM);
+    assert_eq!(server.wait().code(), Some(0));
+}
+
 fn a_missing_command_is_a_one_line_error(backend: &str) {
     let out =
         std::process::Command::new(support::binary()).args(["-r", backend, "procmon"]).output().unwrap();
@@ -145,6 +220,9 @@ app_main! {
             sigterm_stops_the_children_then_torque,
             a_missing_command_is_a_one_line_error,
             a_child_whose_grandchild_keeps_its_output_open_is_still_restarted,
+            what_a_command_starts_stops_with_it,
+            a_restart_never_runs_beside_what_the_last_run_left,
+            control_characters_in_output_are_escaped,
         }
     }
 }

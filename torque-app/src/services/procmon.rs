@@ -1,9 +1,12 @@
 //! `torque procmon` (Twisted's `procmon`): keeps commands running. Each exit
 //! restarts its command after a delay that doubles while it keeps dying quickly
 //! (from `min_delay` up to `max_delay`) and resets once it ran for `threshold`;
-//! output is logged line by line under the command's name; stopping sends
-//! SIGTERM, then SIGKILL after `kill_time`, and finishes when every child has
-//! ended.
+//! output is logged line by line under the command's name (control
+//! characters escaped); stopping sends SIGTERM, then SIGKILL after
+//! `kill_time`, and finishes when every child has ended. Each command runs in
+//! a process group of its own and signals go to the whole group, so what a
+//! shell command starts (`cd dir && ./server`, pipes, background jobs) stops
+//! with it and never outlives it into a restart.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -125,8 +128,29 @@ impl Child {
 }
 
 fn log_line(name: &str, stream: &str, line: &[u8]) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
     let text = String::from_utf8_lossy(line);
-    tracing::info!(target: "torque::procmon", process = name, stream, "{}", text.trim_end_matches('\r'));
+    let text = escape_controls(&text);
+    tracing::info!(target: "torque::procmon", process = name, stream, "{text}");
+}
+
+/// A child's output line with control characters — carriage returns, NUL,
+/// escape sequences — written as escapes (`\r`, `\0`, `\u{1b}`), so a
+/// child cannot rewrite or hide log lines. Tabs stay.
+fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(|c| c.is_control() && c != '\t') {
+        return text.into();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\t' => out.push('\t'),
+            '\0' => out.push_str("\\0"),
+            c if c.is_control() => out.extend(c.escape_default()),
+            c => out.push(c),
+        }
+    }
+    out.into()
 }
 
 impl ProcessProtocol for Child {
@@ -154,7 +178,9 @@ fn start(shared: &Rc<RefCell<Shared>>, name: &str) {
     };
     let child = Child { name: name.to_owned(), partial: [Vec::new(), Vec::new()], shared: Rc::clone(shared) };
     let args: Vec<&str> = argv[1..].iter().map(String::as_str).collect();
-    match reactor.spawn_process(child, &argv[0], &args, ProcessOptions::default()) {
+    // A group of its own: signals reach whatever the command starts (a
+    // shell's children and background jobs), not just the command.
+    match reactor.spawn_process(child, &argv[0], &args, ProcessOptions::default().process_group()) {
         Ok(process) => {
             // Nothing to say: the command reads end of file.
             process.close_stdin();
@@ -173,12 +199,13 @@ fn start(shared: &Rc<RefCell<Shared>>, name: &str) {
 }
 
 fn child_exited(shared: &Rc<RefCell<Shared>>, name: &str, exit: ProcessExit) {
-    let (stopping, all_ended) = {
+    let (stopping, all_ended, leftovers) = {
         let mut s = shared.borrow_mut();
         let now = s.reactor.now();
         let timing = s.timing;
+        let mut leftovers = None;
         if let Some(slot) = s.slots.get_mut(name) {
-            slot.running = None;
+            leftovers = slot.running.take();
             if let Some(kill) = slot.kill.take() {
                 let _ = kill.cancel();
             }
@@ -189,9 +216,12 @@ fn child_exited(shared: &Rc<RefCell<Shared>>, name: &str, exit: ProcessExit) {
             }
         }
         let all_ended = s.slots.values().all(|slot| slot.running.is_none());
-        (s.stopping, all_ended)
+        (s.stopping, all_ended, leftovers)
     };
     tracing::info!(target: "torque::procmon", process = name, "{exit}");
+    if let Some(group) = leftovers {
+        end_leftovers(shared, name, &group, stopping);
+    }
     if stopping {
         if all_ended {
             let resolvers = std::mem::take(&mut shared.borrow_mut().stopped);
@@ -202,6 +232,31 @@ fn child_exited(shared: &Rc<RefCell<Shared>>, name: &str, exit: ProcessExit) {
     } else {
         schedule_restart(shared, name);
     }
+}
+
+/// The command has exited; what it started in its group must not outlive it
+/// (a restart would run a second copy beside it). Stopping, they already had
+/// their TERM with the command: KILL now. Otherwise TERM, and KILL after
+/// `kill_time` for what ignores it. (No one left: ESRCH, ignored.)
+fn end_leftovers(shared: &Rc<RefCell<Shared>>, name: &str, group: &ProcessTransport, stopping: bool) {
+    if stopping {
+        if group.signal_group(libc::SIGKILL).is_ok() {
+            tracing::warn!(target: "torque::procmon", process = name, "killed what the command left running");
+        }
+        return;
+    }
+    if group.signal_group(libc::SIGTERM).is_err() {
+        return; // nothing left in the group
+    }
+    tracing::info!(target: "torque::procmon", process = name, "stopping what the command left running (SIGTERM)");
+    let (reactor, kill_time) = {
+        let s = shared.borrow();
+        (s.reactor.clone(), s.timing.kill_time)
+    };
+    let group = group.clone();
+    reactor.call_later(kill_time, move |_| {
+        let _ = group.signal_group(libc::SIGKILL);
+    });
 }
 
 fn schedule_restart(shared: &Rc<RefCell<Shared>>, name: &str) {
@@ -301,11 +356,11 @@ impl Service for ProcessMonitor {
         let kill_time = shared.borrow().timing.kill_time;
         for (name, process) in running {
             tracing::info!(target: "torque::procmon", process = %name, pid = process.pid(), "stopping (SIGTERM)");
-            let _ = process.signal(libc::SIGTERM);
+            let _ = process.signal_group(libc::SIGTERM);
             let target = process.clone();
             let kill = reactor.call_later(kill_time, move |_| {
                 tracing::warn!(target: "torque::procmon", pid = target.pid(), "still running; SIGKILL");
-                let _ = target.signal(libc::SIGKILL);
+                let _ = target.signal_group(libc::SIGKILL);
             });
             if let Some(slot) = shared.borrow_mut().slots.get_mut(&name) {
                 slot.kill = Some(kill);

@@ -195,6 +195,11 @@ pub struct ProcessOptions {
     pub pty: Option<WindowSize>,
     /// How the child's exit is noticed.
     pub reaping: Reaping,
+    /// Start the child in a new process group of its own, so
+    /// [`ProcessTransport::signal_group`] reaches it and everything it starts
+    /// (a shell's children, background jobs). A PTY child leads its own
+    /// session, and so a group, anyway.
+    pub process_group: bool,
 }
 
 impl Default for ProcessOptions {
@@ -209,6 +214,7 @@ impl Default for ProcessOptions {
             child_fds,
             pty: None,
             reaping: Reaping::Auto,
+            process_group: false,
         }
     }
 }
@@ -223,6 +229,13 @@ impl ProcessOptions {
     /// Starts from an empty environment.
     pub fn clear_env(mut self) -> ProcessOptions {
         self.clear_env = true;
+        self
+    }
+
+    /// Starts the child leading a process group of its own (see
+    /// [`process_group`](ProcessOptions::process_group)).
+    pub fn process_group(mut self) -> ProcessOptions {
+        self.process_group = true;
         self
     }
 
@@ -320,6 +333,9 @@ pub enum ProcessError {
     /// This process has no PTY.
     #[error("the process has no PTY")]
     NoPty,
+    /// The child was not started leading a process group of its own.
+    #[error("the process does not lead a process group of its own (see ProcessOptions::process_group)")]
+    NoProcessGroup,
     /// The child has no open pipe at this fd that we write to: it was never
     /// mapped, is mapped for reading, or was closed.
     #[error("child fd {0} is not an open pipe to write to")]

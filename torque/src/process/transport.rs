@@ -53,6 +53,8 @@ struct Inner {
     program: String,
     state: RefCell<State>,
     protocol: RefCell<Option<Box<dyn ProcessProtocol>>>,
+    /// Started leading a process group of its own (its id is the pid).
+    group_leader: bool,
 }
 
 /// The handle to a running child (Twisted's `IProcessTransport`). Clones share
@@ -216,6 +218,7 @@ fn spawn(
             ended_told: false,
             pty: options.pty.is_some(),
         }),
+        group_leader: options.process_group || options.pty.is_some(),
         protocol: RefCell::new(Some(protocol)),
     });
     let process = ProcessTransport { inner };
@@ -309,6 +312,7 @@ fn start_child(
             env: env.as_deref(),
             cwd: cwd.as_deref(),
             map: &map,
+            process_group: options.process_group,
         };
         return sys::posix_spawn(&request).map_err(exec_error);
     }
@@ -331,6 +335,10 @@ fn start_child(
     }
     if let Some(gid) = options.gid {
         std::os::unix::process::CommandExt::gid(&mut command, gid);
+    }
+    if options.process_group && options.pty.is_none() {
+        // (A PTY child leads a session, and so a group, already.)
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
     }
     let setup = sys::ChildSetup { map, controlling_tty: options.pty.is_some() };
     let child = sys::spawn(&mut command, setup).map_err(exec_error)?;
@@ -484,6 +492,24 @@ impl ProcessTransport {
         }
         let pidfd = state.watch.as_ref().and_then(ChildWatch::pidfd);
         sys::send_signal(pidfd, self.inner.pid, signal).map_err(ProcessError::Io)
+    }
+
+    /// Sends `signal` to the child's whole process group — it and whatever it
+    /// started that stayed in the group (a shell's pipeline, background jobs)
+    /// — when it leads one of its own ([`ProcessOptions::process_group`], or
+    /// a PTY). The group outlives its leader while any member lives, so this
+    /// also reaches members left after the child exited; once none is left it
+    /// is an `Io` error (ESRCH).
+    ///
+    /// # Errors
+    ///
+    /// [`ProcessError::NoProcessGroup`] if the child was not started leading
+    /// a group; `Io` if the system refuses.
+    pub fn signal_group(&self, signal: i32) -> Result<(), ProcessError> {
+        if !self.inner.group_leader {
+            return Err(ProcessError::NoProcessGroup);
+        }
+        sys::send_group_signal(self.inner.pid, signal).map_err(ProcessError::Io)
     }
 
     /// Sends a signal by name: `"TERM"`, `"SIGKILL"`, `"hup"`, or a number.

@@ -505,6 +505,53 @@ fn a_dropped_handle_loses_nothing(kind: BackendKind) {
     }
 }
 
+/// A child started leading its own process group: `signal_group` reaches
+/// what it started too (a shell's background job), also after the leader
+/// is gone; a child without a group of its own refuses it clearly.
+fn signal_group_reaches_the_whole_process_group(kind: BackendKind) {
+    let gone = |pid: i32| {
+        // SAFETY (test): kill with signal 0 only checks the pid.
+        let dead = unsafe { libc::kill(pid, 0) } != 0;
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        });
+        dead || zombie
+    };
+    let r = reactor(kind);
+    let (protocol, seen) = recorder();
+    let script = "sleep 300 & echo $!; wait";
+    let p = r.spawn_process(protocol, "sh", &sh(script), ProcessOptions::default().process_group()).unwrap();
+    iterate_until(&r, || seen.text(1).ends_with('\n'));
+    let grandchild: i32 = seen.text(1).trim().parse().unwrap();
+    assert!(!gone(grandchild));
+    p.signal_group(libc::SIGTERM).unwrap();
+    iterate_until(&r, || seen.ended.borrow().is_some());
+    let start = std::time::Instant::now();
+    while !gone(grandchild) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the background job outlived the group signal");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Members left after the leader exits are still reached.
+    let (protocol, seen) = recorder();
+    let script = "sleep 300 & echo $!";
+    let p = r.spawn_process(protocol, "sh", &sh(script), ProcessOptions::default().process_group()).unwrap();
+    // (It holds the shell's stdout open: the shell exits, its pipes stay.)
+    iterate_until(&r, || seen.exited.borrow().is_some() && seen.text(1).ends_with('\n'));
+    let orphan: i32 = seen.text(1).trim().parse().unwrap();
+    assert!(!gone(orphan), "the background job runs on after its shell");
+    p.signal_group(libc::SIGKILL).unwrap();
+    let start = std::time::Instant::now();
+    while !gone(orphan) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the orphaned job survived");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // Without a group of its own, the child's group is ours: refused.
+    let (protocol, _) = recorder();
+    let p = r.spawn_process(protocol, "sleep", &["30"], ProcessOptions::default()).unwrap();
+    assert!(matches!(p.signal_group(libc::SIGTERM), Err(ProcessError::NoProcessGroup)));
+    p.signal(libc::SIGKILL).unwrap();
+}
+
 crate::cases! {
     [Processes] plain {
         echo_through_cat,
@@ -513,6 +560,7 @@ crate::cases! {
         stdin_applies_backpressure,
         wc_counts_everything,
         a_child_killed_by_a_signal_says_which,
+        signal_group_reaches_the_whole_process_group,
         a_non_zero_exit_is_reported,
         a_child_closing_stdout_early_keeps_running,
         extra_child_fds_work_both_ways,

@@ -63,6 +63,12 @@ pub(crate) fn pidfd_open(_pid: u32) -> io::Result<OwnedFd> {
 }
 
 /// Sends `signal` through a pidfd (no pid-reuse race) or, without one, by pid.
+/// Sends `signal` to every process in group `pgid` (`killpg`).
+pub(crate) fn send_group_signal(pgid: u32, signal: i32) -> io::Result<()> {
+    // SAFETY: killpg with integer arguments.
+    cvt(unsafe { libc::killpg(pgid as libc::pid_t, signal) }).map(drop)
+}
+
 pub(crate) fn send_signal(pidfd: Option<RawFd>, pid: u32, signal: i32) -> io::Result<()> {
     #[cfg(linux_like)]
     if let Some(fd) = pidfd {
@@ -278,6 +284,8 @@ pub(crate) struct SpawnRequest<'a> {
     pub(crate) cwd: Option<&'a std::ffi::CStr>,
     /// `(target, source)` pairs, as for [`ChildSetup`].
     pub(crate) map: &'a [(RawFd, RawFd)],
+    /// Start the child in a new process group of its own.
+    pub(crate) process_group: bool,
 }
 
 /// Whether [`posix_spawn`] is available: glibc's, a vfork-style clone that
@@ -342,7 +350,11 @@ pub(crate) fn posix_spawn(request: &SpawnRequest<'_>) -> io::Result<u32> {
             let mut none: libc::sigset_t = std::mem::zeroed();
             libc::sigemptyset(&mut none);
             check(libc::posix_spawnattr_setsigmask(attr, &none))?;
-            let flags = libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK;
+            let mut flags = libc::POSIX_SPAWN_SETSIGDEF | libc::POSIX_SPAWN_SETSIGMASK;
+            if request.process_group {
+                check(libc::posix_spawnattr_setpgroup(attr, 0))?;
+                flags |= libc::POSIX_SPAWN_SETPGROUP;
+            }
             check(libc::posix_spawnattr_setflags(attr, flags as libc::c_short))?;
             let mut argv: Vec<*mut libc::c_char> =
                 request.args.iter().map(|a| a.as_ptr() as *mut libc::c_char).collect();
@@ -394,7 +406,7 @@ pub(crate) fn posix_spawn(request: &SpawnRequest<'_>) -> io::Result<u32> {
 /// [`spawn`].
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub(crate) fn posix_spawn(request: &SpawnRequest<'_>) -> io::Result<u32> {
-    let SpawnRequest { program, args, env, cwd, map } = request;
-    let _ = (program, args, env, cwd, map);
+    let SpawnRequest { program, args, env, cwd, map, process_group } = request;
+    let _ = (program, args, env, cwd, map, process_group);
     Err(io::Error::from(io::ErrorKind::Unsupported))
 }
