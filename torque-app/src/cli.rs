@@ -236,12 +236,13 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         print!("{}", crate::reactors::table());
         return Ok(());
     }
-    logging::init(cli.log_file.as_deref(), cli.log_format)?;
+    let log_target = logging::init(cli.log_file.as_deref(), cli.log_format)?;
     let mut builder = Reactor::builder();
     if let Some(kind) = backend {
         builder = builder.backend(kind);
     }
     let reactor = builder.build()?;
+    logging::reopen_on_signals(&reactor, log_target)?;
     let mut services = MultiService::new();
     match cli.service {
         Command::Web(args) => services.add(web_service(&reactor, args)?),

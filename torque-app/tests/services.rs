@@ -155,6 +155,64 @@ fn sigterm_stops_cleanly_with_pid_file(backend: &str) {
     assert!(log.contains(&format!("reactor=\"{backend}\"")), "{log}");
 }
 
+/// SIGHUP (and SIGUSR1, twistd's) reopen the log file for logrotate; the
+/// command keeps running and its pid file stays until it stops.
+fn sighup_reopens_the_log_file_and_keeps_running(backend: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let (log_path, pid_path) = (dir.path().join("torque.log"), dir.path().join("torque.pid"));
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Command::new(binary())
+        .args(["-r", backend, "--log-file", path_str(&log_path), "--pid-file", path_str(&pid_path)])
+        .args(["echo", "--listen", "tcp:0:interface=127.0.0.1"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(KillOnDrop)
+        .unwrap();
+    let wait_for = |path: &std::path::Path, needle: &str| {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{needle:?} never logged in {}: {text}",
+                path.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    wait_for(&log_path, "listening");
+    let rotated = dir.path().join("torque.log.1");
+    std::fs::rename(&log_path, &rotated).unwrap();
+    let pid = rustix::process::Pid::from_raw(child.0.id() as i32).unwrap();
+    rustix::process::kill_process(pid, Signal::HUP).unwrap();
+    wait_for(&log_path, "reopened the log file");
+    assert!(child.0.try_wait().unwrap().is_none(), "SIGHUP must not stop torque");
+    assert!(pid_path.exists());
+    rustix::process::kill_process(pid, Signal::USR1).unwrap();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::fs::read_to_string(&log_path).unwrap().matches("reopened the log file").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "SIGUSR1 did not reopen the log");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    rustix::process::kill_process(pid, Signal::TERM).unwrap();
+    assert_eq!(child.0.wait().unwrap().code(), Some(0));
+    assert!(!pid_path.exists(), "the pid file is removed at exit");
+    let old = std::fs::read_to_string(&rotated).unwrap();
+    assert!(!old.contains("reopened"), "lines after the rotation went to the new file: {old}");
+    assert!(std::fs::read_to_string(&log_path).unwrap().contains("stopped"));
+}
+
 app_main! {
     per_backend {
         [Tcp] {
@@ -163,6 +221,7 @@ app_main! {
             chargen_streams_without_growing,
             portforward_relays_both_ways,
             sigterm_stops_cleanly_with_pid_file,
+            sighup_reopens_the_log_file_and_keeps_running,
         }
     }
     once {
