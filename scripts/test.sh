@@ -6,4 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-system-packages.sh
-cargo test --workspace "$@"
+# torque-app with `glib`, so `torque -r glib` is tested too (GTK and GLib's
+# development files are installed above for torque-glib anyway).
+cargo test --workspace --features torque-app/glib "$@"

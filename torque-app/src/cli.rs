@@ -28,7 +28,8 @@ use crate::web::{WebConfig, WebServer};
     after_help = "Examples:\n  torque web --path ./public --listen tcp:8080:interface=127.0.0.1\n  torque -r poll echo --listen tcp:8007\n  torque reactors"
 )]
 pub struct Cli {
-    /// Reactor backend to run on (see `torque reactors`) [default: the platform's best]
+    /// Reactor backend to run on (see `torque reactors`), or `glib` for GLib's main loop
+    /// (builds with `--features glib`) [default: the platform's best]
     #[arg(short, long, value_name = "NAME", env = "TORQUE_REACTOR", global = true)]
     pub reactor: Option<String>,
     /// Write logs here instead of stderr (`-` is stderr)
@@ -229,9 +230,56 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The `-r` name of the GLib-driven reactor.
+const GLIB: &str = "glib";
+
+/// What `-r` takes in this build: the backends here, and `glib` if built in.
+fn reactor_names() -> String {
+    let mut names: Vec<&str> = BackendKind::all().iter().map(|k| k.name()).collect();
+    if cfg!(feature = "glib") {
+        names.push(GLIB);
+    }
+    names.join(", ")
+}
+
+#[cfg(feature = "glib")]
+fn run_on_glib(reactor: &Reactor) -> Result<(), Box<dyn Error>> {
+    Ok(torque_glib::run(reactor)?)
+}
+
+#[cfg(not(feature = "glib"))]
+fn run_on_glib(_reactor: &Reactor) -> Result<(), Box<dyn Error>> {
+    unreachable!("refused before the reactor was built")
+}
+
 /// Runs the parsed command until the reactor stops.
 pub fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
-    let backend = cli.reactor.as_deref().map(str::parse::<BackendKind>).transpose()?;
+    // `glib` is not a backend but a driver (Twisted's `gi` reactor): GLib's
+    // main loop waits on the best backend that has a watch fd.
+    let glib = cli.reactor.as_deref() == Some(GLIB);
+    if glib && !cfg!(feature = "glib") {
+        return Err(format!(
+            "the glib reactor is not in this build; build torque with `--features glib` (it needs GLib's development files); available: {}",
+            reactor_names()
+        )
+        .into());
+    }
+    let backend = match cli.reactor.as_deref() {
+        // GLib watches one fd: the best backend that has one (set here, so
+        // that TORQUE_REACTOR=glib is not read again as a backend's name).
+        Some(_) if glib => {
+            let watchable =
+                BackendKind::all().iter().find(|k| k.info().supports(torque::Capability::WatchFd));
+            Some(*watchable.ok_or("no backend here has a watch fd for GLib to watch")?)
+        }
+        Some(name) => Some(name.parse::<BackendKind>().map_err(|e| match e {
+            torque::ReactorError::UnknownBackend { name, .. } => {
+                format!("unknown reactor backend {name:?}; available: {}", reactor_names())
+            }
+            other => other.to_string(),
+        })?),
+        None => None,
+    };
     if matches!(cli.service, Command::Reactors) {
         print!("{}", crate::reactors::table());
         return Ok(());
@@ -278,8 +326,13 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
     });
     let services: Rc<RefCell<dyn Service>> = Rc::new(RefCell::new(services));
     let failed = run_services(&reactor, services, cli.shutdown_timeout);
-    tracing::info!(reactor = reactor.backend().name, pid = std::process::id(), "starting");
-    reactor.run()?;
+    let driver = if glib { "glib" } else { "torque" };
+    tracing::info!(reactor = reactor.backend().name, driver, pid = std::process::id(), "starting");
+    if glib {
+        run_on_glib(&reactor)?;
+    } else {
+        reactor.run()?;
+    }
     drop(pid_file);
     if let Some(error) = failed.borrow_mut().take() {
         return Err(error.into());

@@ -229,7 +229,29 @@ app_main! {
         the_readme_shows_the_reactor_table,
         errors_are_one_clear_line,
         help_reads_well,
+        the_glib_reactor_runs_the_command_where_built_in,
     }
+}
+
+/// `-r glib` (Twisted's `twistd -r gi`): GLib's main loop drives the
+/// command where the build has it (`--features glib`, as `scripts/test.sh`
+/// builds); elsewhere a one-line error says how to get it.
+fn the_glib_reactor_runs_the_command_where_built_in() {
+    if !cfg!(feature = "glib") {
+        let out = run(&["-r", "glib", "echo", "--listen", "tcp:0:interface=127.0.0.1"]);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!((out.status.code(), err.lines().count()), (Some(1), 1), "{err}");
+        assert!(err.contains("--features glib"), "{err}");
+        return;
+    }
+    let mut server = Server::start("glib", &["echo", "--listen", "tcp:0:interface=127.0.0.1"], 1);
+    assert!(server.log().contains("\"driver\":\"glib\""), "{}", server.log());
+    round_trip(connect(server.addresses[0]), 100_000);
+    server.signal(Signal::TERM);
+    assert_eq!(server.wait().code(), Some(0));
+    // The error for an unknown name lists glib among the choices.
+    let err = String::from_utf8(run(&["-r", "gtk", "echo"]).stderr).unwrap();
+    assert!(err.contains(", glib"), "{err}");
 }
 
 fn run(args: &[&str]) -> std::process::Output {
