@@ -97,9 +97,15 @@ impl Server {
     /// Starts `torque -r BACKEND ARGS…` with JSON logs on stderr and waits for
     /// `listeners` ports to be listening.
     pub fn start(backend: &str, args: &[&str], listeners: usize) -> Server {
-        let mut child = Command::new(binary())
-            .args(["-r", backend, "--log-format", "json"])
-            .args(args)
+        let mut command = Command::new(binary());
+        command.args(["-r", backend, "--log-format", "json"]).args(args);
+        Server::start_command(command, listeners)
+    }
+
+    /// Starts `command` (a `torque` command line, logging JSON to stderr)
+    /// and waits for `listeners` ports to be listening.
+    pub fn start_command(mut command: Command, listeners: usize) -> Server {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
