@@ -148,12 +148,12 @@ fn readme_commands(readme: &str) -> Vec<String> {
     for span in spans {
         let span = normalize(span);
         let starts = ["cargo ", "scripts/", "openssl ", "curl ", "TORQUE_REACTOR="];
-        if !starts.iter().any(|s| span.starts_with(s)) || span.contains('…') || !span.contains(' ') {
-            if !(span.starts_with("scripts/") && !span.ends_with('/')) {
-                continue;
-            }
+        let script = span.starts_with("scripts/") && !span.ends_with('/') && !span.contains('…');
+        let command_line =
+            starts.iter().any(|s| span.starts_with(s)) && span.contains(' ') && !span.contains('…');
+        if script || command_line {
+            commands.push(span);
         }
-        commands.push(span);
     }
     commands.dedup();
     commands
