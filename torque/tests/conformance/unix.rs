@@ -89,6 +89,24 @@ fn a_missing_socket_is_refused(kind: BackendKind) {
     assert_eq!(outcomes.snapshot()[1], "refused");
 }
 
+/// A client and a server connected over a fresh UNIX socket: what each side
+/// saw, and the listening port (kept for the case's life).
+fn connected_pair(
+    r: &torque::Reactor,
+    tag: &str,
+) -> (std::rc::Rc<crate::netkit::Seen>, std::rc::Rc<crate::netkit::Seen>, torque::net::ListeningPort) {
+    let path = temp_socket_path(tag);
+    let name = path.to_str().unwrap().to_owned();
+    let (server, server_seen) = Recorder::new();
+    let (factory, _) = Queue::one(server);
+    let port = r.listen_unix(&name, factory, UnixListenOptions::default()).unwrap();
+    let (client, client_seen) = Recorder::new();
+    let (factory, _) = Queue::one(client);
+    r.connect_unix(&name, factory, options());
+    iterate_until(r, || client_seen.made.get() && server_seen.made.get());
+    (client_seen, server_seen, port)
+}
+
 fn file_descriptors_and_credentials_pass_over_unix_sockets(kind: BackendKind) {
     use std::os::fd::{AsFd, AsRawFd};
     let r = reactor(kind);
@@ -139,15 +157,7 @@ fn many_queued_descriptors_arrive_in_order_and_pause_a_producer(kind: BackendKin
     const COUNT: usize = 100;
     crate::support::raise_fd_limit(8192);
     let r = reactor(kind);
-    let path = temp_socket_path(&format!("many-fds-{kind}"));
-    let name = path.to_str().unwrap().to_owned();
-    let (server, server_seen) = Recorder::new();
-    let (factory, _) = Queue::one(server);
-    let _port = r.listen_unix(&name, factory, UnixListenOptions::default()).unwrap();
-    let (client, client_seen) = Recorder::new();
-    let (factory, _) = Queue::one(client);
-    r.connect_unix(&name, factory, options());
-    iterate_until(&r, || client_seen.made.get() && server_seen.made.get());
+    let (client_seen, server_seen, _port) = connected_pair(&r, &format!("many-fds-{kind}"));
     let t = client_seen.transport();
     let (pauses, resumes) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
     t.register_producer(Rc::new(RefCell::new(Counting(pauses.clone(), resumes.clone()))), true).unwrap();
@@ -181,15 +191,7 @@ fn many_queued_descriptors_arrive_in_order_and_pause_a_producer(kind: BackendKin
 fn descriptors_no_byte_carried_are_reported_when_the_connection_closes(kind: BackendKind) {
     use std::os::fd::AsFd;
     let r = reactor(kind);
-    let path = temp_socket_path(&format!("unsent-fds-{kind}"));
-    let name = path.to_str().unwrap().to_owned();
-    let (server, server_seen) = Recorder::new();
-    let (factory, _) = Queue::one(server);
-    let _port = r.listen_unix(&name, factory, UnixListenOptions::default()).unwrap();
-    let (client, client_seen) = Recorder::new();
-    let (factory, _) = Queue::one(client);
-    r.connect_unix(&name, factory, options());
-    iterate_until(&r, || client_seen.made.get() && server_seen.made.get());
+    let (client_seen, server_seen, _port) = connected_pair(&r, &format!("unsent-fds-{kind}"));
     let t = client_seen.transport();
     let pipe = crate::support::Pipe::new();
     t.send_file_descriptor(pipe.r.as_fd()).unwrap();
