@@ -399,13 +399,20 @@ fn a_factory_shared_by_ports_starts_and_stops_once(kind: BackendKind) {
     assert_eq!((shared.get().borrow().starts, shared.get().borrow().stops), (1, 1));
 }
 
-fn tcp_transports_refuse_unix_only_features(kind: BackendKind) {
-    let r = reactor(kind);
-    let (_port, number) = echo_server(&r);
+/// A client connected to an echo server on `r`: what the client saw, and
+/// the server's port (kept for the case's life).
+fn connected_to_echo(r: &torque::Reactor) -> (torque::net::ListeningPort, Rc<crate::netkit::Seen>) {
+    let (port, number) = echo_server(r);
     let (client, seen) = Recorder::new();
     let (factory, _) = Queue::one(client);
     r.connect_tcp("127.0.0.1", number, factory, client_options());
-    iterate_until(&r, || seen.made.get());
+    iterate_until(r, || seen.made.get());
+    (port, seen)
+}
+
+fn tcp_transports_refuse_unix_only_features(kind: BackendKind) {
+    let r = reactor(kind);
+    let (_port, seen) = connected_to_echo(&r);
     let t = seen.transport();
     let pipe = crate::support::Pipe::new();
     use std::os::fd::AsFd;
@@ -867,11 +874,7 @@ fn a_second_producer_is_refused_and_a_closed_transport_stops_a_new_one(kind: Bac
         (Rc::new(RefCell::new(Counting(stops.clone()))), stops)
     };
     let r = reactor(kind);
-    let (_port, number) = echo_server(&r);
-    let (client, seen) = Recorder::new();
-    let (factory, _) = Queue::one(client);
-    r.connect_tcp("127.0.0.1", number, factory, client_options());
-    iterate_until(&r, || seen.made.get());
+    let (_port, seen) = connected_to_echo(&r);
     let t = seen.transport.borrow().clone().unwrap();
     let ((first, first_stops), (second, second_stops)) = (counting(), counting());
     t.register_producer(first, true).unwrap();
