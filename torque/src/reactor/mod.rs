@@ -91,9 +91,11 @@ pub(crate) struct Inner {
     /// one). Registration changes made outside any pass reach the backend at
     /// once; those made inside one wait for the next wait (or the pass's end).
     dispatch_depth: Cell<usize>,
-    /// The handlers being called, innermost last, with their fds: a handler
-    /// that removed itself can still add itself again from its callback.
-    calling: RefCell<Vec<(*const (), RawFd)>>,
+    /// The fd handler being called (its address) and its fd: a handler that
+    /// removed itself can still add itself again from its callback. Only the
+    /// innermost call runs code, so one entry suffices; a nested call saves
+    /// and restores it.
+    calling: Cell<(*const (), RawFd)>,
     clock: Rc<dyn Clock>,
     timers: RefCell<TimerQueue>,
     live_timers: LiveCount,
@@ -245,7 +247,7 @@ impl Reactor {
                 events: RefCell::new(Events::with_capacity(1024)),
                 changes: RefCell::new(Vec::new()),
                 dispatch_depth: Cell::new(0),
-                calling: RefCell::new(Vec::new()),
+                calling: Cell::new((std::ptr::null(), -1)),
                 clock,
                 timers: RefCell::new(TimerQueue::default()),
                 live_timers: Cell::new(0),
@@ -756,8 +758,8 @@ impl Reactor {
             // registered (or borrowed elsewhere: then it cannot be asked).
             Err(_) => {
                 let address = Rc::as_ptr(handler).cast::<()>();
-                let calling =
-                    self.inner.calling.borrow().iter().rev().find(|(a, _)| *a == address).map(|&(_, fd)| fd);
+                let (called, fd) = self.inner.calling.get();
+                let calling = (called == address).then_some(fd);
                 calling.or_else(|| self.inner.fds.borrow().fd_of(&erased)).ok_or(ReactorError::HandlerBusy)?
             }
         };
@@ -969,9 +971,9 @@ impl Reactor {
         // Busy means a nested `iterate` from inside this very handler: skip it; the
         // fd is level-triggered and will be reported again.
         let Ok(mut h) = handler.try_borrow_mut() else { return };
-        self.inner.calling.borrow_mut().push((Rc::as_ptr(handler).cast::<()>(), fd));
+        let outer = self.inner.calling.replace((Rc::as_ptr(handler).cast::<()>(), fd));
         let result = catch_unwind(AssertUnwindSafe(|| f(&mut *h, self)));
-        self.inner.calling.borrow_mut().pop();
+        self.inner.calling.set(outer);
         drop(h);
         if let Err(payload) = result {
             let message = panic_message(&*payload);
