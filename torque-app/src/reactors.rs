@@ -77,7 +77,7 @@ fn describe(info: &BackendInfo) -> String {
     };
     let limit = info.fd_limit.map_or(String::new(), |n| format!("; fds below {n} only"));
     format!(
-        "{:<7} {}. On {}. Wait {}; children: {children}; wake: {wake}; stop signals: {signals}{limit}.",
+        "{:<8} {}. On {}. Wait {}; children: {children}; wake: {wake}; stop signals: {signals}{limit}.",
         info.name, info.summary, info.platforms, info.wait_cost
     )
 }

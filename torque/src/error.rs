@@ -32,6 +32,15 @@ pub enum ReactorError {
         /// The backend's name.
         name: &'static str,
     },
+    /// A backend this platform has that cannot start here: io_uring where the
+    /// kernel lacks it, or a sandbox, seccomp filter or sysctl forbids it.
+    #[error("the {name} backend cannot start here: {cause}")]
+    BackendRefused {
+        /// The backend's name.
+        name: &'static str,
+        /// Why, in one line (the OS error and what causes it).
+        cause: String,
+    },
     /// `remove_system_event_trigger` with an id that is not registered: it was
     /// removed already, or has already run.
     #[error("no such system event trigger (already removed, or already run)")]

@@ -133,3 +133,59 @@ fn a_required_capability_picks_a_backend_that_has_it_or_is_refused() {
         );
     }
 }
+
+/// io_uring may be missing or forbidden where Torque runs (old kernels,
+/// containers, `kernel.io_uring_disabled`): asking for it then fails at once,
+/// with one line that names the cause, and the default backend still opens.
+/// Forced here by a seccomp filter on `io_uring_setup` in a child process.
+#[cfg(target_os = "linux")]
+#[test]
+fn io_uring_refused_by_the_kernel_fails_at_start_naming_the_cause() {
+    for (errno, cause) in [("EPERM", "seccomp"), ("ENOSYS", "ENOSYS")] {
+        let out = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "child_opens_io_uring_under_seccomp", "--nocapture", "--include-ignored"])
+            .env(SECCOMP_ERRNO_ENV, errno)
+            .env_remove(REACTOR_ENV)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line =
+            stdout.lines().find_map(|l| l.strip_prefix("IO_URING=")).unwrap_or_else(|| panic!("{stdout}"));
+        assert!(line.starts_with("the io_uring backend cannot start here: "), "{line}");
+        assert!(line.contains(cause), "{errno}: {line}");
+        assert!(stdout.contains("DEFAULT=epoll"), "{stdout}");
+    }
+}
+
+#[cfg(target_os = "linux")]
+const SECCOMP_ERRNO_ENV: &str = "TORQUE_TEST_SECCOMP_ERRNO";
+
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "run by the io_uring refusal test in a child process"]
+fn child_opens_io_uring_under_seccomp() {
+    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
+    let errno = match std::env::var(SECCOMP_ERRNO_ENV).as_deref() {
+        Ok("EPERM") => libc::EPERM,
+        Ok("ENOSYS") => libc::ENOSYS,
+        _ => return,
+    };
+    let filter: BpfProgram = SeccompFilter::new(
+        [(libc::SYS_io_uring_setup, vec![])].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(errno as u32),
+        std::env::consts::ARCH.try_into().unwrap(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    seccompiler::apply_filter(&filter).unwrap();
+    match Reactor::builder().backend(BackendKind::IoUring).handle_signals(false).build() {
+        Ok(_) => println!("IO_URING=opened"),
+        Err(e) => println!("IO_URING={e}"),
+    }
+    match Reactor::builder().handle_signals(false).build() {
+        Ok(r) => println!("DEFAULT={}", r.backend().name),
+        Err(e) => println!("DEFAULT-ERROR={e}"),
+    }
+}

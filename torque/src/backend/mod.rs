@@ -13,6 +13,7 @@
 //! it — follows from that list.
 
 mod epoll;
+mod io_uring;
 mod kqueue;
 mod poll;
 mod select;
@@ -33,6 +34,8 @@ pub(crate) use selector::{Change, Event, Events, ForeignWait, Interest, Refused,
 pub enum BackendKind {
     /// Linux `epoll(7)`: O(ready) per wait.
     Epoll,
+    /// Linux `io_uring(7)`: changes, re-arms and the wait in one ring enter per pass.
+    IoUring,
     /// macOS and BSD `kqueue(2)`: O(ready) per wait, changes sent with the wait.
     Kqueue,
     /// POSIX `poll(2)`: O(registered) per wait, no fd limit.
@@ -340,7 +343,7 @@ pub(crate) struct Entry {
 }
 
 /// Every backend, best first.
-static BACKENDS: [Entry; 4] = [epoll::ENTRY, kqueue::ENTRY, poll::ENTRY, select::ENTRY];
+static BACKENDS: [Entry; 5] = [epoll::ENTRY, io_uring::ENTRY, kqueue::ENTRY, poll::ENTRY, select::ENTRY];
 
 static AVAILABLE: LazyLock<Vec<BackendKind>> =
     LazyLock::new(|| BACKENDS.iter().filter(|e| e.open.is_some()).map(|e| e.info.kind).collect());
@@ -378,7 +381,7 @@ impl BackendKind {
         self.entry().info
     }
 
-    /// The backend's name (`"epoll"`, `"kqueue"`, `"poll"`, `"select"`).
+    /// The backend's name (`"epoll"`, `"io_uring"`, `"kqueue"`, `"poll"`, `"select"`).
     pub fn name(self) -> &'static str {
         self.info().name
     }

@@ -146,6 +146,11 @@ pub(crate) trait Selector: Send {
         let _ = pid;
     }
 
+    /// Submits work the backend queued since its last wait (io_uring's re-armed
+    /// polls), before another loop waits on [`watch_fd`](Selector::watch_fd)
+    /// or a helper thread on [`foreign_wait`](Selector::foreign_wait).
+    fn flush(&mut self) {}
+
     /// Optional: an fd another event loop can watch for readability, ready
     /// whenever this backend has events (the epoll or kqueue fd).
     fn watch_fd(&self) -> Option<RawFd> {
@@ -178,4 +183,8 @@ pub(crate) enum ForeignWait {
     /// A copy of an interest set kept in user memory (select, poll): the
     /// reactor wakes the wait and sends a fresh copy after each change.
     Snapshot(Box<dyn WaitSet>),
+    /// A wait that only learns that events are there (io_uring: its fd is
+    /// readable), live like `Live`; the reactor's thread then collects them
+    /// with a wait of zero.
+    Reap(Box<dyn WaitSet>),
 }

@@ -1,7 +1,7 @@
 //! The reactor's one seam to its backend: an enum of the two ways a backend
 //! can work, so each call is a match, never a dynamic dispatch per event.
 //!
-//! Readiness backends (select, poll, epoll, kqueue) say an fd is ready and the
+//! Readiness backends (select, poll, epoll, kqueue, and io_uring's first stage) say an fd is ready and the
 //! reactor's handlers do the I/O. Completion backends (io_uring, IOCP) will
 //! run the I/O themselves and own each operation's buffer until the kernel
 //! reports it done; they get their own variant here.
@@ -14,7 +14,7 @@ use crate::backend::{Change, Events, ForeignWait, Refused, Selector, Token};
 
 /// The backend behind one reactor.
 pub(crate) enum Driver {
-    /// select, poll, epoll, kqueue.
+    /// select, poll, epoll, kqueue, io_uring (polls in the ring).
     Readiness(Box<dyn Selector>),
 }
 
@@ -38,6 +38,14 @@ impl Driver {
     ) -> io::Result<()> {
         match self {
             Driver::Readiness(selector) => selector.apply_and_wait(changes, refused, events, timeout),
+        }
+    }
+
+    /// Submits what the backend queued since its last wait (see
+    /// [`Selector::flush`]).
+    pub(crate) fn flush(&mut self) {
+        match self {
+            Driver::Readiness(selector) => selector.flush(),
         }
     }
 

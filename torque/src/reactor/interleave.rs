@@ -40,6 +40,9 @@ pub(crate) struct Interleaved {
     requests: Option<mpsc::Sender<Request>>,
     helper: Option<std::thread::JoinHandle<()>>,
     sent_live_set: bool,
+    /// The helper's wait only says events are there ([`ForeignWait::Reap`]);
+    /// each batch collects them on this thread.
+    reaps_here: bool,
     /// The event buffer, back from the last batch, for the next wait.
     spare_events: Events,
 }
@@ -107,6 +110,7 @@ impl Reactor {
             requests: Some(requests),
             helper: Some(helper),
             sent_live_set: false,
+            reaps_here: false,
             spare_events: Events::default(),
         });
         self.begin_run();
@@ -127,9 +131,24 @@ impl Reactor {
     }
 
     /// On the GUI thread: one batch from the helper.
-    fn interleaved_batch(&self, waited: io::Result<()>, mut events: Events) {
+    fn interleaved_batch(&self, mut waited: io::Result<()>, mut events: Events) {
         self.inner.wait_in_flight.set(false);
-        if let Err(e) = self.dispatch_after_wait(waited, Vec::new(), &mut events) {
+        let reaps = self.inner.interleaved.borrow().as_ref().is_some_and(|link| link.reaps_here);
+        let mut refused = Vec::new();
+        if reaps && waited.is_ok() {
+            // The helper only saw that events are there: collect them here.
+            let mut changes = std::mem::take(&mut *self.inner.changes.borrow_mut());
+            self.inner.fds.borrow_mut().take_changes(&mut changes);
+            waited = self.inner.driver.borrow_mut().wait(
+                &changes,
+                &mut refused,
+                &mut events,
+                Some(Duration::ZERO),
+            );
+            changes.clear();
+            *self.inner.changes.borrow_mut() = changes;
+        }
+        if let Err(e) = self.dispatch_after_wait(waited, refused, &mut events) {
             tracing::error!(error = %e, "the helper thread's wait failed; the reactor stops");
             self.crash();
         }
@@ -164,6 +183,11 @@ impl Reactor {
                     Some(set)
                 }
                 Some(ForeignWait::Snapshot(set)) => Some(set),
+                Some(ForeignWait::Reap(set)) => {
+                    link.sent_live_set = true;
+                    link.reaps_here = true;
+                    Some(set)
+                }
                 None => None,
             };
             let events = link.take_events();

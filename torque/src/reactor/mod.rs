@@ -844,6 +844,9 @@ impl Reactor {
     /// returned.
     fn apply_changes(&self, returning: Option<RawFd>) -> Result<(), ReactorError> {
         if !self.inner.fds.borrow().has_changes() {
+            // No change, but the backend may hold queued work (io_uring's
+            // re-armed polls) that must reach the kernel before another loop waits.
+            self.inner.driver.borrow_mut().flush();
             return Ok(());
         }
         self.apply_queued(returning, false)
