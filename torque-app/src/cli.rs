@@ -5,6 +5,7 @@ use std::error::Error;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -18,6 +19,7 @@ use crate::services::portforward::{PortForward, Target};
 use crate::services::procmon::{Monitored, ProcessMonitor, Timing};
 use crate::services::{Chargen, Daytime, Discard, Echo};
 use crate::web::{WebConfig, WebServer};
+use crate::workers::BuildService;
 
 /// Run network services on a Torque reactor (Twisted's twistd).
 #[derive(Debug, Parser)]
@@ -77,6 +79,9 @@ pub struct ListenArgs<const PORT: u16> {
     /// [default: 127.0.0.1, port 8007 echo, 8009 discard, 8013 daytime, 8019 chargen]
     #[arg(long = "listen", value_name = "ENDPOINT")]
     pub listen: Vec<String>,
+    /// Reactor threads serving the ports, one per core by default (1: a single reactor)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
 }
 
 impl<const PORT: u16> ListenArgs<PORT> {
@@ -94,6 +99,9 @@ pub struct WebArgs {
     /// Endpoint to listen on (repeatable) [default: tcp:8080:interface=127.0.0.1]
     #[arg(long = "listen", value_name = "ENDPOINT")]
     pub listen: Vec<String>,
+    /// Reactor threads serving the ports, one per core by default (1: a single reactor)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
     /// Most open connections; more are answered 503 (default 1024, or fewer
     /// when the fd limit or the reactor allows fewer: about 480 on select)
     #[arg(long, value_name = "N")]
@@ -292,20 +300,24 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
     let reactor = builder.build()?;
     logging::reopen_on_signals(&reactor, log_target)?;
     let mut services = MultiService::new();
+    // The services one reactor per core can serve: how to build each on a
+    // worker's reactor, and how many workers.
+    let mut replicated: Option<(BuildService, usize)> = None;
     match cli.service {
-        Command::Web(args) => services.add(web_service(&reactor, args)?),
-        Command::Echo(args) => {
-            services.add(StreamService::new("echo", args.endpoints()?, factory_fn(|_| Echo)))
+        Command::Web(args) => {
+            let workers = worker_count(args.workers);
+            let config = web_config(&reactor, &args);
+            let max_connections = config.max_connections;
+            let endpoints = parse_endpoints(&args.listen, 8080)?;
+            let build: BuildService =
+                Arc::new(move |r: &Reactor| web_service(r, config.clone(), endpoints.clone()));
+            tracing::info!(root = %args.path.display(), max_connections, workers, "serving files");
+            replicated = Some((build, workers));
         }
-        Command::Discard(args) => {
-            services.add(StreamService::new("discard", args.endpoints()?, factory_fn(|_| Discard)))
-        }
-        Command::Daytime(args) => {
-            services.add(StreamService::new("daytime", args.endpoints()?, factory_fn(|_| Daytime)))
-        }
-        Command::Chargen(args) => {
-            services.add(StreamService::new("chargen", args.endpoints()?, factory_fn(|_| Chargen)))
-        }
+        Command::Echo(args) => replicated = Some(simple_service("echo", &args, || Echo)?),
+        Command::Discard(args) => replicated = Some(simple_service("discard", &args, || Discard)?),
+        Command::Daytime(args) => replicated = Some(simple_service("daytime", &args, || Daytime)?),
+        Command::Chargen(args) => replicated = Some(simple_service("chargen", &args, || Chargen)?),
         Command::Portforward(args) => {
             let endpoints = parse_endpoints(&args.listen, 0)?;
             tracing::info!(target = %args.to, "forwarding connections");
@@ -314,6 +326,13 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
         }
         Command::Procmon(args) => services.add(procmon_service(args)?),
         Command::Reactors => unreachable!("handled above"),
+    }
+    let mut workers = None;
+    if let Some((build, count)) = replicated {
+        let service = build(&reactor)?;
+        let ports = service.ports();
+        services.add(service);
+        workers = (count > 1).then_some((build, count, ports));
     }
     let pid_file = cli.pid_file.as_deref().map(PidFile::create).transpose()?;
     let pid_path = cli.pid_file.clone();
@@ -326,6 +345,10 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
     });
     let services: Rc<RefCell<dyn Service>> = Rc::new(RefCell::new(services));
     let failed = run_services(&reactor, services, cli.shutdown_timeout);
+    // After run_services, so the workers start once the ports are open.
+    let worker_error = workers.map(|(build, count, ports)| {
+        crate::workers::start(&reactor, count - 1, ports, build, cli.shutdown_timeout)
+    });
     let driver = if glib { "glib" } else { "torque" };
     tracing::info!(reactor = reactor.backend().name, driver, pid = std::process::id(), "starting");
     if glib {
@@ -336,6 +359,10 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
     drop(pid_file);
     if let Some(error) = failed.borrow_mut().take() {
         return Err(error.into());
+    }
+    let worker_failure = worker_error.and_then(|slot| slot.lock().unwrap_or_else(|e| e.into_inner()).take());
+    if let Some(message) = worker_failure {
+        return Err(message.into());
     }
     tracing::info!("stopped");
     Ok(())
@@ -351,8 +378,25 @@ fn connection_room(reactor: &Reactor) -> usize {
     usize::try_from(room).unwrap_or(usize::MAX).max(1)
 }
 
-fn web_service(reactor: &Reactor, args: WebArgs) -> Result<StreamService, Box<dyn Error>> {
-    let endpoints = parse_endpoints(&args.listen, 8080)?;
+/// `--workers`, or one per core.
+fn worker_count(asked: Option<u16>) -> usize {
+    asked.map_or_else(crate::workers::default_count, usize::from)
+}
+
+/// A service whose protocol needs no configuration, and how many workers serve it.
+fn simple_service<const PORT: u16, P: torque::net::Protocol + 'static>(
+    name: &'static str,
+    args: &ListenArgs<PORT>,
+    protocol: fn() -> P,
+) -> Result<(BuildService, usize), Box<dyn Error>> {
+    let endpoints = args.endpoints()?;
+    let build: BuildService = Arc::new(move |_: &Reactor| {
+        Ok(StreamService::new(name, endpoints.clone(), factory_fn(move |_| protocol())))
+    });
+    Ok((build, worker_count(args.workers)))
+}
+
+fn web_config(reactor: &Reactor, args: &WebArgs) -> WebConfig {
     let mut config = WebConfig::new(&args.path);
     let room = connection_room(reactor);
     config.max_connections = match args.max_connections {
@@ -377,9 +421,16 @@ fn web_service(reactor: &Reactor, args: WebArgs) -> Result<StreamService, Box<dy
     config.serve_hidden = args.serve_hidden;
     config.access_log = !args.no_access_log;
     config.sendfile = !args.no_sendfile;
-    let max_connections = config.max_connections;
+    config
+}
+
+/// `torque web`'s service on `reactor` (the first reactor's, or a worker's).
+fn web_service(
+    reactor: &Reactor,
+    config: WebConfig,
+    endpoints: Vec<(String, ServerEndpoint)>,
+) -> Result<StreamService, Box<dyn Error>> {
     let server = WebServer::new(reactor, config)?;
-    tracing::info!(root = %args.path.display(), max_connections, "serving files");
     let drain = server.drain();
     Ok(StreamService::new("web", endpoints, server.factory()).with_drain(drain).with_url_scheme("http"))
 }

@@ -21,3 +21,4 @@ pub mod reactors;
 pub mod service;
 pub mod services;
 pub mod web;
+pub mod workers;

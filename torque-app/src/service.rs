@@ -9,6 +9,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -120,8 +121,9 @@ pub trait Drain {
     fn drain(&self, reactor: &Reactor, grace: Duration) -> Deferred<()>;
 }
 
-/// Opens one endpoint with the service's factory.
-type ListenFn = Box<dyn Fn(&Reactor, &ServerEndpoint) -> Result<ListeningPort, NetError>>;
+/// Opens one endpoint with the service's factory, or serves the socket given
+/// for it (opened for that endpoint by another reactor).
+type ListenFn = Box<dyn Fn(&Reactor, &ServerEndpoint, Option<OwnedFd>) -> Result<ListeningPort, NetError>>;
 
 /// Listens on endpoints with a factory (Twisted's `StreamServerEndpointService`).
 /// Stopping closes the ports, then drains the connections if a [`Drain`] is set.
@@ -132,6 +134,9 @@ pub struct StreamService {
     drain: Option<Rc<dyn Drain>>,
     ports: Rc<RefCell<Vec<ListeningPort>>>,
     scheme: Option<&'static str>,
+    /// Sockets to serve instead of opening the endpoints, one per endpoint
+    /// (a worker reactor's share of the ports); taken by the first start.
+    adopted: Vec<OwnedFd>,
 }
 
 impl fmt::Debug for StreamService {
@@ -153,11 +158,23 @@ impl StreamService {
         StreamService {
             name: name.into(),
             endpoints,
-            listen: Box::new(move |reactor, endpoint| endpoint.listen(reactor, factory.clone())),
+            listen: Box::new(move |reactor, endpoint, socket| match socket {
+                Some(socket) => endpoint.adopt(reactor, socket, factory.clone()),
+                None => endpoint.listen(reactor, factory.clone()),
+            }),
             drain: None,
             ports: Rc::new(RefCell::new(Vec::new())),
             scheme: None,
+            adopted: Vec::new(),
         }
+    }
+
+    /// Serves `sockets` (one per endpoint, in order: duplicates of the
+    /// [`ports`](StreamService::ports) the same service opened on another
+    /// reactor) instead of opening the endpoints.
+    pub fn adopting(mut self, sockets: Vec<OwnedFd>) -> StreamService {
+        self.adopted = sockets;
+        self
     }
 
     /// Drains connections with `drain` when stopping.
@@ -185,13 +202,24 @@ impl Service for StreamService {
     }
 
     fn start_service(&mut self, reactor: &Reactor) -> Result<(), ServiceError> {
+        let mut adopted = std::mem::take(&mut self.adopted).into_iter();
+        let adopting = adopted.len() > 0;
         for (text, endpoint) in &self.endpoints {
-            let port = (self.listen)(reactor, endpoint).map_err(|source| ServiceError::Listen {
+            let socket = adopted.next();
+            if adopting && socket.is_none() {
+                return Err(ServiceError::Other {
+                    service: self.name.clone(),
+                    message: format!("no socket was handed over for {text}"),
+                });
+            }
+            let port = (self.listen)(reactor, endpoint, socket).map_err(|source| ServiceError::Listen {
                 service: self.name.clone(),
                 endpoint: text.clone(),
                 source,
             })?;
             match (self.scheme, port.address().socket_addr()) {
+                // A worker serving a port the first reactor announced.
+                _ if adopting => {}
                 (Some(scheme), Some(address)) => {
                     // The secure form of the scheme over TLS (https).
                     let secure = if endpoint.is_tls() { "s" } else { "" };

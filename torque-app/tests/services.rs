@@ -59,6 +59,22 @@ fn echo_round_trips_with_backpressure(backend: &str) {
     assert!(peak < 32 * 1024, "echo peak RSS {peak} KiB for 64 MiB echoed");
 }
 
+/// `--workers 2`: two reactors serve the one port; concurrent clients all
+/// get their bytes back, and SIGTERM stops both.
+fn echo_with_workers_serves_concurrent_clients(backend: &str) {
+    let mut server =
+        Server::start(backend, &["echo", "--workers", "2", "--listen", "tcp:0:interface=127.0.0.1"], 1);
+    let addr = server.addr();
+    let clients: Vec<_> =
+        (0..8).map(|_| std::thread::spawn(move || round_trip(connect(addr), 1 << 20))).collect();
+    for client in clients {
+        client.join().unwrap();
+    }
+    server.signal(Signal::TERM);
+    let status = server.wait();
+    assert_eq!(status.code(), Some(0), "log:\n{}", server.log());
+}
+
 fn discard_and_daytime(backend: &str) {
     let server = service(backend, "discard");
     let mut stream = connect(server.addr());
@@ -217,6 +233,7 @@ app_main! {
     per_backend {
         [Tcp] {
             echo_round_trips_with_backpressure,
+            echo_with_workers_serves_concurrent_clients,
             discard_and_daytime,
             chargen_streams_without_growing,
             portforward_relays_both_ways,
@@ -228,8 +245,12 @@ app_main! {
         reactors_table_lists_every_backend,
         the_readme_shows_the_reactor_table,
         errors_are_one_clear_line,
+        io_uring_refused_by_the_kernel_is_one_line_at_start,
         help_reads_well,
         the_glib_reactor_runs_the_command_where_built_in,
+    }
+    children {
+        child_runs_torque_under_seccomp,
     }
 }
 
@@ -331,6 +352,52 @@ fn errors_are_one_clear_line() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(&endpoint), "{err}");
 }
+
+/// Where io_uring is forbidden (here: a seccomp filter on `io_uring_setup`,
+/// inherited by the command), `-r io_uring` fails at start with one line that
+/// names the cause; the default reactor still runs.
+fn io_uring_refused_by_the_kernel_is_one_line_at_start() {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_runs_torque_under_seccomp", "--nocapture", "--include-ignored"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let err = stdout
+        .split("STDERR<")
+        .nth(1)
+        .and_then(|s| s.split(">STDERR").next())
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(stdout.contains("CODE=Some(1)"), "{stdout}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("torque: the io_uring backend cannot start here: "), "{err}");
+    assert!(err.contains("seccomp") && err.contains("EPERM"), "{err}");
+}
+
+/// In a child process (the filter stays with it): `torque -r io_uring` under a
+/// seccomp filter that refuses `io_uring_setup` with EPERM.
+#[cfg(target_os = "linux")]
+fn child_runs_torque_under_seccomp() {
+    use seccompiler::{BpfProgram, SeccompAction, SeccompFilter};
+    let filter: BpfProgram = SeccompFilter::new(
+        [(libc::SYS_io_uring_setup, vec![])].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::EPERM as u32),
+        std::env::consts::ARCH.try_into().unwrap(),
+    )
+    .unwrap()
+    .try_into()
+    .unwrap();
+    seccompiler::apply_filter(&filter).unwrap();
+    let out = run(&["-r", "io_uring", "echo", "--listen", "tcp:0:interface=127.0.0.1"]);
+    println!("CODE={:?}", out.status.code());
+    println!("STDERR<{}>STDERR", String::from_utf8_lossy(&out.stderr));
+}
+
+#[cfg(not(target_os = "linux"))]
+fn child_runs_torque_under_seccomp() {}
 
 fn help_reads_well() {
     let out = run(&["--help"]);

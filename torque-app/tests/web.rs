@@ -482,7 +482,47 @@ fn pipelining_without_reading_is_bounded(backend: &str) {
 fn sigterm_finishes_in_flight_requests(backend: &str) {
     let dir = site();
     let len = big_file(dir.path());
-    let mut server = web(backend, dir.path(), &["--shutdown-timeout", "60s"]);
+    let server = web(backend, dir.path(), &["--shutdown-timeout", "60s", "--workers", "1"]);
+    finish_in_flight_then_stop(server, len);
+}
+
+/// `--workers 3`: three reactor threads serve the one port (every request
+/// answered, whichever takes it), and SIGTERM stops all of them gracefully.
+fn workers_serve_one_port_and_stop_gracefully(backend: &str) {
+    let dir = site();
+    let len = big_file(dir.path());
+    let server = web(backend, dir.path(), &["--shutdown-timeout", "60s", "--workers", "3"]);
+    wait_for_log(&server, "\"workers\":3");
+    wait_for_log(&server, "one reactor per worker thread");
+    let threads = std::fs::read_dir(format!("/proc/{}/task", server.child.id())).unwrap();
+    let names: Vec<String> = threads
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect();
+    for worker in ["torque-worker-1", "torque-worker-2"] {
+        assert!(names.iter().any(|n| n == worker), "{names:?}");
+    }
+    for _ in 0..24 {
+        let (response, _) =
+            raw_request(&server, b"GET /hello.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        assert_eq!(response.status, 200);
+    }
+    finish_in_flight_then_stop(server, len);
+}
+
+/// Waits (bounded) until the server's log contains `text`.
+fn wait_for_log(server: &Server, text: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    while !server.log().contains(text) {
+        assert!(Instant::now() < deadline, "no {text} in the log: {}", server.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A download in flight and an idle connection, then SIGTERM: the idle one is
+/// closed at once, new connections are refused, the download completes and
+/// the server exits 0.
+fn finish_in_flight_then_stop(mut server: Server, len: u64) {
     let addr = server.addr();
     let mut stream = server.connect();
     stream.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -573,6 +613,7 @@ app_main! {
             closing_downloads_complete_and_free_their_slot,
             pipelining_without_reading_is_bounded,
             sigterm_finishes_in_flight_requests,
+            workers_serve_one_port_and_stop_gracefully,
             second_signal_exits_at_once,
         }
     }

@@ -931,6 +931,7 @@ impl Protocol for HttpConnection {
         let _ = transport.set_tcp_nodelay(true);
         core.site.connections.borrow_mut().insert(core.id, Rc::downgrade(&self.core));
         core.site.active.set(core.site.active.get() + 1);
+        core.site.config.open_connections.add(1);
         if core.site.draining.get() {
             core.begin_drain();
         } else {

@@ -35,6 +35,8 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use torque::defer::{Deferred, Resolver};
@@ -64,8 +66,12 @@ pub struct WebConfig {
     /// data from a response being sent: it is closed this long after its last
     /// activity.
     pub idle_timeout: Duration,
-    /// Most open connections; more are answered 503 and closed.
+    /// Most open connections; more are answered 503 and closed. Counted in
+    /// `open_connections`, across every worker reactor.
     pub max_connections: usize,
+    /// The open connections of every server built from clones of this config
+    /// (one per worker reactor, `--workers`), which `max_connections` limits.
+    pub open_connections: ConnectionCount,
     /// How long a small file's content and validators are trusted before being
     /// read again (zero: every request reads the file).
     pub cache_ttl: Duration,
@@ -90,11 +96,33 @@ impl WebConfig {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 1024,
+            open_connections: ConnectionCount::default(),
             cache_ttl: Duration::from_secs(1),
             small_file: 64 * 1024,
             access_log: true,
             sendfile: true,
         }
+    }
+}
+
+/// A count of open connections shared by the servers of several reactors
+/// (clones share it).
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionCount(Arc<AtomicUsize>);
+
+impl ConnectionCount {
+    /// The connections open now.
+    pub fn get(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn add(&self, n: usize) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn sub(&self, n: usize) {
+        // Never below zero, whatever the order of updates.
+        let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
     }
 }
 
@@ -114,6 +142,7 @@ pub(crate) struct Site {
 impl Site {
     fn connection_closed(&self) {
         self.active.set(self.active.get().saturating_sub(1));
+        self.config.open_connections.sub(1);
         if self.draining.get() && self.active.get() == 0 {
             let waiting = std::mem::take(&mut *self.drained.borrow_mut());
             for resolver in waiting {
@@ -191,7 +220,7 @@ impl fmt::Debug for WebFactory {
 
 impl Factory for WebFactory {
     fn build_protocol(&mut self, _peer: &Address) -> Option<Box<dyn Protocol>> {
-        if self.site.active.get() >= self.site.config.max_connections {
+        if self.site.config.open_connections.get() >= self.site.config.max_connections {
             tracing::warn!(
                 limit = self.site.config.max_connections,
                 "connection limit reached; answering 503"

@@ -36,7 +36,9 @@ pub struct AppCase {
 /// ```
 #[macro_export]
 macro_rules! app_main {
-    (per_backend { $( [$($need:ident),* $(,)?] { $($name:ident),* $(,)? } )* } $(once { $($single:ident),* $(,)? })?) => {
+    (per_backend { $( [$($need:ident),* $(,)?] { $($name:ident),* $(,)? } )* }
+     $(once { $($single:ident),* $(,)? })?
+     $(children { $($child:ident),* $(,)? })?) => {
         fn main() {
             let mut cases = Vec::new();
             $({
@@ -44,14 +46,17 @@ macro_rules! app_main {
                 $( cases.push($crate::support::AppCase { name: stringify!($name), run: $name, needs }); )*
             })*
             let once: Vec<(&'static str, fn())> = vec![$($( (stringify!($single), $single as fn()) ),*)?];
-            $crate::support::main(cases, once);
+            let children: Vec<(&'static str, fn())> = vec![$($( (stringify!($child), $child as fn()) ),*)?];
+            $crate::support::main(cases, once, children);
         }
     };
 }
 
 /// Runs the cases on every backend, and the `once` tests, with libtest's
-/// command line (filters, `--list`, `--exact`, `--test-threads`).
-pub fn main(cases: Vec<AppCase>, once: Vec<(&'static str, fn())>) {
+/// command line (filters, `--list`, `--exact`, `--test-threads`). The
+/// `children` are ignored: a test runs one in a child process of this binary
+/// (`--exact NAME --include-ignored`) when it must change the whole process.
+pub fn main(cases: Vec<AppCase>, once: Vec<(&'static str, fn())>, children: Vec<(&'static str, fn())>) {
     let mut trials = Vec::new();
     for case in cases {
         for &kind in torque::BackendKind::all() {
@@ -67,6 +72,9 @@ pub fn main(cases: Vec<AppCase>, once: Vec<(&'static str, fn())>) {
     }
     for (name, test) in once {
         trials.push(libtest_mimic::Trial::test(name, move || outcome(test)));
+    }
+    for (name, test) in children {
+        trials.push(libtest_mimic::Trial::test(name, move || outcome(test)).with_ignored_flag(true));
     }
     libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials).exit();
 }

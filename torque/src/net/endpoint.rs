@@ -417,6 +417,19 @@ pub fn client_from_string(description: &str) -> Result<ClientEndpoint, EndpointE
     }
 }
 
+/// An `ssl:` endpoint's TLS configuration, from its PEM files.
+fn tls_server_config(
+    private_key: &std::path::Path,
+    cert_key: &std::path::Path,
+    extra_cert_chain: Option<&std::path::Path>,
+) -> Result<crate::tls::TlsServerConfig, NetError> {
+    let mut identity = Identity::from_pem_files(cert_key, private_key)?;
+    if let Some(chain) = extra_cert_chain {
+        identity = identity.with_extra_chain_file(chain)?;
+    }
+    Ok(TlsServerOptions::new(identity).build()?)
+}
+
 impl ServerEndpoint {
     /// Listens here with `factory`.
     pub fn listen<F: Factory + 'static>(
@@ -434,13 +447,33 @@ impl ServerEndpoint {
                 reactor.listen_unix(path, factory, UnixListenOptions { mode: *mode, backlog: *backlog })
             }
             ServerEndpoint::Ssl { port, interface, backlog, private_key, cert_key, extra_cert_chain } => {
-                let mut identity = Identity::from_pem_files(cert_key, private_key)?;
-                if let Some(chain) = extra_cert_chain {
-                    identity = identity.with_extra_chain_file(chain)?;
-                }
-                let config = TlsServerOptions::new(identity).build()?;
+                let config = tls_server_config(private_key, cert_key, extra_cert_chain.as_deref())?;
                 let options = ListenOptions { interface: *interface, backlog: *backlog, ipv6_only: None };
                 reactor.listen_tcp(*port, TlsServerFactory::new(factory, &config), options)
+            }
+        }
+    }
+
+    /// Serves `socket`, a listening socket opened for this endpoint elsewhere
+    /// (usually [`ListeningPort::try_clone_socket`] of a port another reactor
+    /// opened with [`listen`](ServerEndpoint::listen)), wrapped as `listen`
+    /// wraps it (TLS for `ssl:`). This is how several reactors, one per core,
+    /// serve one port: see the `workers` example.
+    ///
+    /// [`ListeningPort::try_clone_socket`]: super::ListeningPort::try_clone_socket
+    pub fn adopt<F: Factory + 'static>(
+        &self,
+        reactor: &Reactor,
+        socket: std::os::fd::OwnedFd,
+        factory: impl Into<FactoryRef<F>>,
+    ) -> Result<ListeningPort, NetError> {
+        match self {
+            ServerEndpoint::Tcp { .. } | ServerEndpoint::Unix { .. } => {
+                reactor.adopt_stream_port(socket, factory)
+            }
+            ServerEndpoint::Ssl { private_key, cert_key, extra_cert_chain, .. } => {
+                let config = tls_server_config(private_key, cert_key, extra_cert_chain.as_deref())?;
+                reactor.adopt_stream_port(socket, TlsServerFactory::new(factory, &config))
             }
         }
     }

@@ -136,6 +136,17 @@ impl ListeningPort {
         &self.inner.address
     }
 
+    /// A duplicate of the listening socket, for another reactor (on another
+    /// thread) to serve with [`Reactor::adopt_stream_port`] or
+    /// [`ServerEndpoint::adopt`](super::ServerEndpoint::adopt): one socket
+    /// served by a reactor per core. Fails once the port stopped listening.
+    pub fn try_clone_socket(&self) -> io::Result<std::os::fd::OwnedFd> {
+        match self.inner.socket.borrow().as_ref() {
+            Some(socket) => Ok(socket.try_clone()?.into()),
+            None => Err(io::Error::new(io::ErrorKind::NotConnected, "the port is not listening")),
+        }
+    }
+
     /// Whether the port is still accepting.
     pub fn is_listening(&self) -> bool {
         self.inner.listening.get()
