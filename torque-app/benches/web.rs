@@ -222,6 +222,8 @@ fn main() {
     let torque_args = |extra: &[&str]| {
         let mut args = vec![torque.clone(), "web".into(), "--path".into(), root.display().to_string()];
         args.extend(["--listen".into(), "tcp:{port}:interface=127.0.0.1".into(), "--no-access-log".into()]);
+        // One reactor, like the other single-threaded peers (on the one CPU the server gets).
+        args.extend(["--workers".into(), "1".into()]);
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     };

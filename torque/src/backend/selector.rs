@@ -151,6 +151,33 @@ pub(crate) trait Selector: Send {
     /// or a helper thread on [`foreign_wait`](Selector::foreign_wait).
     fn flush(&mut self) {}
 
+    /// Asks that `fd`'s reads arrive as completions the reactor takes with
+    /// [`take_received`](Selector::take_received) instead of readiness plus
+    /// `read(2)` (io_uring's multishot receive); false if this backend does
+    /// not. Asked by a stream transport before it registers the fd.
+    fn receive_completions(&mut self, fd: RawFd) -> bool {
+        let _ = fd;
+        false
+    }
+
+    /// As `read(2)` on `fd`, from what its receives delivered (`None`: `fd`
+    /// does not receive completions; read it yourself).
+    fn take_received(&mut self, fd: RawFd, out: &mut [u8]) -> Option<io::Result<usize>> {
+        let _ = (fd, out);
+        None
+    }
+
+    /// As a one-byte `MSG_PEEK` on `fd`, from what its receives delivered.
+    fn peek_received(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
+        let _ = fd;
+        None
+    }
+
+    /// `fd`'s connection is closing: drop what it received and did not read.
+    fn forget_received(&mut self, fd: RawFd) {
+        let _ = fd;
+    }
+
     /// Optional: an fd another event loop can watch for readability, ready
     /// whenever this backend has events (the epoll or kqueue fd).
     fn watch_fd(&self) -> Option<RawFd> {

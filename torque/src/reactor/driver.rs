@@ -49,6 +49,34 @@ impl Driver {
         }
     }
 
+    /// See [`Selector::receive_completions`].
+    pub(crate) fn receive_completions(&mut self, fd: RawFd) -> bool {
+        match self {
+            Driver::Readiness(selector) => selector.receive_completions(fd),
+        }
+    }
+
+    /// See [`Selector::take_received`].
+    pub(crate) fn take_received(&mut self, fd: RawFd, out: &mut [u8]) -> Option<io::Result<usize>> {
+        match self {
+            Driver::Readiness(selector) => selector.take_received(fd, out),
+        }
+    }
+
+    /// See [`Selector::peek_received`].
+    pub(crate) fn peek_received(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
+        match self {
+            Driver::Readiness(selector) => selector.peek_received(fd),
+        }
+    }
+
+    /// See [`Selector::forget_received`].
+    pub(crate) fn forget_received(&mut self, fd: RawFd) {
+        match self {
+            Driver::Readiness(selector) => selector.forget_received(fd),
+        }
+    }
+
     pub(crate) fn watch_child(&mut self, pid: u32, token: Token) -> io::Result<()> {
         match self {
             Driver::Readiness(selector) => selector.watch_child(pid, token),

@@ -1192,6 +1192,30 @@ impl Reactor {
         }
     }
 
+    /// Asks the backend to deliver `fd`'s reads as completions (io_uring's
+    /// multishot receive); then [`take_received`](Reactor::take_received)
+    /// replaces `read(2)` for it. False where the backend does not.
+    pub(crate) fn receive_completions(&self, fd: RawFd) -> bool {
+        self.inner.driver.borrow_mut().receive_completions(fd)
+    }
+
+    /// As `read(2)` on `fd`, from what the backend received for it.
+    pub(crate) fn take_received(&self, fd: RawFd, out: &mut [u8]) -> std::io::Result<usize> {
+        let taken = self.inner.driver.borrow_mut().take_received(fd, out);
+        taken.unwrap_or_else(|| Err(std::io::ErrorKind::WouldBlock.into()))
+    }
+
+    /// As a one-byte `MSG_PEEK` on `fd`, from what the backend received for it.
+    pub(crate) fn peek_received(&self, fd: RawFd) -> std::io::Result<usize> {
+        let peeked = self.inner.driver.borrow_mut().peek_received(fd);
+        peeked.unwrap_or_else(|| Err(std::io::ErrorKind::WouldBlock.into()))
+    }
+
+    /// `fd`'s connection closes: the backend drops what it received for it.
+    pub(crate) fn forget_received(&self, fd: RawFd) {
+        self.inner.driver.borrow_mut().forget_received(fd);
+    }
+
     /// Lends out the reactor's read buffer. A nested pass that needs it meanwhile
     /// gets a fresh one, so the lender never aliases.
     pub(crate) fn take_read_buffer(&self) -> Vec<u8> {

@@ -163,6 +163,9 @@ pub(crate) struct Connection {
     /// Set for a pipe or PTY end (child processes): read(2)/write(2) instead of
     /// socket calls.
     pipe: Option<PipeEnd>,
+    /// The backend delivers reads as completions (io_uring's multishot
+    /// receive, TCP only): taken from the reactor instead of read(2).
+    received: Cell<bool>,
     local: Address,
     peer: Address,
     state: RefCell<State>,
@@ -217,6 +220,7 @@ impl Connection {
             fd: endpoint.fd,
             is_unix: endpoint.is_unix,
             pipe: endpoint.pipe,
+            received: Cell::new(false),
             local,
             peer,
             state: RefCell::new(State {
@@ -330,6 +334,8 @@ impl Transport {
         }
         let endpoint = Endpoint { socket: Some(socket), memory: None, fd, is_unix, pipe: None };
         let conn = Connection::new(reactor, endpoint, local, peer, protocol, on_closed);
+        // UNIX sockets keep recvmsg (passed fds); TCP reads may come as completions.
+        conn.received.set(!is_unix && reactor.receive_completions(fd));
         let transport = Transport::register(reactor, conn)?;
         before_made(&transport);
         transport.call_protocol(|p, t| p.connection_made(t));
@@ -394,6 +400,9 @@ impl Transport {
         let fd = conn.fd;
         let transport = Transport { conn };
         if let Err(e) = reactor.watch(fd, handler, Interest::READ) {
+            if transport.conn.received.get() {
+                reactor.forget_received(fd);
+            }
             transport.conn.handler.borrow_mut().take();
             transport.conn.socket.borrow_mut().take();
             return Err(e);
@@ -533,6 +542,7 @@ impl Transport {
                 other => other,
             },
             Some(_) if self.conn.is_unix => unix_socket::recv_with_fds(self.conn.fd, &mut buffer, &mut fds),
+            Some(_) if self.conn.received.get() => reactor.take_received(self.conn.fd, &mut buffer),
             Some(socket) => (&*socket).read(&mut buffer),
             None => Ok(0),
         };
@@ -578,6 +588,7 @@ impl Transport {
         let peeked = match self.conn.socket.borrow().as_ref() {
             // A pipe cannot be peeked: park until resumed.
             Some(_) if self.conn.pipe.is_some() => Ok(1),
+            Some(_) if self.conn.received.get() => reactor.peek_received(self.conn.fd),
             Some(socket) => socket.peek(&mut byte),
             None => return,
         };
@@ -968,6 +979,9 @@ impl Transport {
         let reactor = self.reactor();
         if let Some(reactor) = &reactor {
             reactor.unwatch(self.conn.fd, Interest::BOTH);
+            if self.conn.received.get() {
+                reactor.forget_received(self.conn.fd);
+            }
         }
         // The fd is deregistered above, so closing it cannot leave a stale
         // registration; the handler's Rc cycle is broken here too.

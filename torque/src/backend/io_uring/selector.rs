@@ -1,0 +1,678 @@
+//! The io_uring selector: per-fd state, the operations armed for it, and the
+//! one `io_uring_enter` per pass.
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use io_uring::{IoUring, cqueue, opcode, squeue, types};
+
+use super::buffers::{self, BufferRing};
+use super::receive::ReceiveQueue;
+use crate::backend::{
+    BackendInfo, Change, Event, Events, ForeignWait, Interest, Opened, Refused, Selector, Token, WaitSet,
+};
+use crate::error::ReactorError;
+use crate::sys::waker::Waker;
+
+/// Submission queue size; the completion queue gets four times as many.
+const ENTRIES: u32 = 1024;
+/// Receive buffers shared by every connection of the reactor, and their size:
+/// 8 MiB of address space, touched as used.
+const BUFFERS: u16 = 2048;
+const BUFFER_SIZE: usize = 4096;
+/// The waker's poll.
+const WAKER_DATA: u64 = u64::MAX;
+/// Entries whose completion means nothing (removals, cancels, no-ops).
+const IGNORED_DATA: u64 = u64::MAX - 1;
+/// Set in the user data of receives (clear: polls).
+const RECEIVE_BIT: u32 = 1 << 31;
+
+/// What the backend knows of one fd number.
+struct FdState {
+    token: Token,
+    /// What the reactor wants (empty: not registered).
+    interest: Interest,
+    /// The one-shot poll armed for it (sequence number), if any.
+    poll_armed: Option<u32>,
+    /// Reads arrive as completions of a multishot receive (stream sockets
+    /// whose transport asked for it), not as readiness.
+    receives: bool,
+    /// The multishot receive armed for it (its number), if any.
+    receive_armed: Option<u32>,
+    /// The number of the next receive armed for this fd.
+    next_receive: u32,
+    /// Receives numbered below this belong to an earlier connection on this
+    /// fd number: their data is dropped.
+    receive_valid_from: u32,
+    /// The receive reported the end of file or an error: not armed again.
+    receive_ended: bool,
+    queue: ReceiveQueue,
+    /// In `RingSelector::unread` (its queue may hold something to announce).
+    listed: bool,
+}
+
+impl Default for FdState {
+    fn default() -> FdState {
+        FdState {
+            token: Token::IGNORED,
+            interest: Interest::NONE,
+            poll_armed: None,
+            receives: false,
+            receive_armed: None,
+            next_receive: 0,
+            receive_valid_from: 0,
+            receive_ended: false,
+            queue: ReceiveQueue::default(),
+            listed: false,
+        }
+    }
+}
+
+impl FdState {
+    /// Whether receive number `seq` belongs to the current connection (numbers
+    /// wrap, so compared by distance).
+    fn receive_is_current(&self, seq: u32) -> bool {
+        seq.wrapping_sub(self.receive_valid_from) & !RECEIVE_BIT < 1 << 30
+    }
+
+    /// What the poll covers: reads too, unless they come as completions.
+    fn poll_interest(&self) -> Interest {
+        Interest { read: self.interest.read && !self.receives, write: self.interest.write }
+    }
+
+    /// Whether queued completions should be announced as readable now.
+    fn announce(&self) -> bool {
+        self.interest.read && !self.queue.is_empty()
+    }
+}
+
+pub(super) fn open() -> Result<Opened, ReactorError> {
+    let refused = |cause: String| ReactorError::BackendRefused { name: super::INFO.name, cause };
+    // Completions are posted when this thread next enters the kernel, not by
+    // interrupting it (COOP_TASKRUN, 5.19; without it, older kernels).
+    let ring = IoUring::builder()
+        .setup_cqsize(ENTRIES * 4)
+        .setup_clamp()
+        .setup_coop_taskrun()
+        .setup_taskrun_flag()
+        .build(ENTRIES)
+        .or_else(|_| IoUring::builder().setup_cqsize(ENTRIES * 4).setup_clamp().build(ENTRIES))
+        .map_err(|e| refused(setup_failure(&e)))?;
+    if !ring.params().is_feature_ext_arg() {
+        return Err(refused(
+            "the kernel's io_uring lacks IORING_FEAT_EXT_ARG (waits with a timeout, Linux 5.11)".into(),
+        ));
+    }
+    if !ring.params().is_feature_nodrop() {
+        return Err(refused("the kernel's io_uring lacks IORING_FEAT_NODROP (Linux 5.5)".into()));
+    }
+    let buffers = if receives_supported() {
+        match BufferRing::new(&ring, BUFFERS, BUFFER_SIZE) {
+            Ok(buffers) => Some(buffers),
+            Err(e) => {
+                tracing::debug!(error = %e, "io_uring: no provided buffer ring; reads use readiness");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let waker = Arc::new(Waker::new_fd().map_err(ReactorError::Os)?);
+    let waker_fd = waker.read_fd().ok_or_else(|| ReactorError::Os(io::Error::other("no waker fd")))?;
+    let mut selector = RingSelector {
+        ring,
+        buffers,
+        waker: Arc::clone(&waker),
+        waker_fd,
+        fds: Vec::new(),
+        next_seq: 0,
+        rearm: Vec::new(),
+        fired: Vec::new(),
+        backlog_rearm: Vec::new(),
+        backlog: Vec::new(),
+        refused_backlog: Vec::new(),
+        unread: Vec::new(),
+        receive_rearm: Vec::new(),
+        completions: Vec::with_capacity(ENTRIES as usize),
+    };
+    selector.arm_waker().map_err(ReactorError::Os)?;
+    selector.ring.submit().map_err(|e| refused(format!("io_uring_enter failed: {e}")))?;
+    Ok(Opened { selector: Box::new(selector), waker })
+}
+
+/// Multishot receives with provided buffer rings: Linux 6.0.
+fn receives_supported() -> bool {
+    let Ok(release) = std::fs::read_to_string("/proc/sys/kernel/osrelease") else { return false };
+    let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (6, 0)
+}
+
+/// One line naming why `io_uring_setup` failed.
+fn setup_failure(error: &io::Error) -> String {
+    let disabled = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .unwrap_or(0);
+    match error.raw_os_error() {
+        Some(libc::ENOSYS) => {
+            "io_uring_setup is not implemented (kernel without io_uring, or a sandbox that hides it): ENOSYS"
+                .into()
+        }
+        Some(libc::EPERM) if disabled > 0 => {
+            format!("io_uring is disabled by the sysctl kernel.io_uring_disabled={disabled}: EPERM")
+        }
+        Some(libc::EPERM) => {
+            "io_uring_setup is forbidden (a seccomp filter or container policy): EPERM".into()
+        }
+        Some(libc::ENOMEM) => {
+            "no memory for the ring (RLIMIT_MEMLOCK too low on kernels before 5.12): ENOMEM".into()
+        }
+        _ => format!("io_uring_setup failed: {error}"),
+    }
+}
+
+pub(super) struct RingSelector {
+    ring: IoUring,
+    /// The receive buffers, where the kernel has multishot receives.
+    buffers: Option<BufferRing>,
+    waker: Arc<Waker>,
+    waker_fd: RawFd,
+    /// By fd number.
+    fds: Vec<FdState>,
+    next_seq: u32,
+    /// Fds whose poll readiness was delivered: re-armed with the next enter,
+    /// after their handlers ran.
+    rearm: Vec<RawFd>,
+    /// Fds whose poll fired in the reap going on.
+    fired: Vec<RawFd>,
+    /// Readiness reaped while applying changes, for the next wait...
+    backlog: Vec<Event>,
+    /// ...and those events' fds, re-armed only once it was delivered.
+    backlog_rearm: Vec<RawFd>,
+    /// Refusals reaped where no caller could be told, for the next wait.
+    refused_backlog: Vec<Refused>,
+    /// Fds whose receive queue may hold something (announced while it does
+    /// and reading is wanted).
+    unread: Vec<RawFd>,
+    /// Fds whose multishot receive ended early (no buffer free, …): armed
+    /// again with the next enter.
+    receive_rearm: Vec<RawFd>,
+    /// `(user data, result, flags)` of the completions being reaped, kept for
+    /// its allocation.
+    completions: Vec<(u64, i32, u32)>,
+}
+
+impl Drop for RingSelector {
+    fn drop(&mut self) {
+        // The kernel lets go of the buffers before their memory goes.
+        if let Some(buffers) = &self.buffers {
+            buffers.unregister(&self.ring);
+        }
+    }
+}
+
+fn poll_mask(interest: Interest) -> u32 {
+    let mut mask = 0;
+    if interest.read {
+        mask |= libc::POLLIN | libc::POLLRDHUP | libc::POLLPRI;
+    }
+    if interest.write {
+        mask |= libc::POLLOUT;
+    }
+    mask as u32
+}
+
+fn user_data(fd: RawFd, seq: u32) -> u64 {
+    (u64::from(fd as u32) << 32) | u64::from(seq)
+}
+
+impl RingSelector {
+    /// Queues `entry`, submitting first if the queue is full.
+    fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: the entries this backend makes point at no user memory
+            // (receives draw from the registered buffer ring, which lives as
+            // long as the ring), so nothing must outlive the submission.
+            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+                return Ok(());
+            }
+            self.submit_now()?;
+        }
+    }
+
+    /// Submits what is queued without waiting. Completions stay in the ring
+    /// for the next reap.
+    fn submit_now(&mut self) -> io::Result<()> {
+        loop {
+            match self.ring.submit() {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // The completion queue is full and the kernel holds more:
+                // reaping makes room.
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    let mut events = std::mem::take(&mut self.backlog);
+                    let mut refused = std::mem::take(&mut self.refused_backlog);
+                    self.reap(&mut events, &mut refused);
+                    self.backlog = events;
+                    self.refused_backlog = refused;
+                    self.backlog_rearm.append(&mut self.fired);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn arm_waker(&mut self) -> io::Result<()> {
+        let entry = opcode::PollAdd::new(types::Fd(self.waker_fd), libc::POLLIN as u32)
+            .multi(true)
+            .build()
+            .user_data(WAKER_DATA);
+        self.push(&entry)
+    }
+
+    fn state(&mut self, fd: RawFd) -> &mut FdState {
+        let index = fd as usize;
+        if index >= self.fds.len() {
+            self.fds.resize_with(index + 1, FdState::default);
+        }
+        &mut self.fds[index]
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        let seq = self.next_seq & !RECEIVE_BIT;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        seq
+    }
+
+    /// Arms a one-shot poll for what `fd`'s poll covers, unless one is armed.
+    fn arm_poll(&mut self, fd: RawFd) -> io::Result<()> {
+        let seq = self.next_seq();
+        let state = self.state(fd);
+        let interest = state.poll_interest();
+        if interest.is_empty() || state.poll_armed.is_some() {
+            return Ok(());
+        }
+        state.poll_armed = Some(seq);
+        self.push(
+            &opcode::PollAdd::new(types::Fd(fd), poll_mask(interest)).build().user_data(user_data(fd, seq)),
+        )
+    }
+
+    /// Removes `fd`'s armed poll, if any.
+    fn disarm_poll(&mut self, fd: RawFd) -> io::Result<()> {
+        let Some(seq) = self.state(fd).poll_armed.take() else { return Ok(()) };
+        self.push(&opcode::PollRemove::new(user_data(fd, seq)).build().user_data(IGNORED_DATA))
+    }
+
+    /// Arms `fd`'s multishot receive, if reads are wanted and none is armed.
+    fn arm_receive(&mut self, fd: RawFd) -> io::Result<()> {
+        let state = self.state(fd);
+        if !state.receives || !state.interest.read || state.receive_armed.is_some() || state.receive_ended {
+            return Ok(());
+        }
+        let seq = state.next_receive & !RECEIVE_BIT;
+        state.next_receive = state.next_receive.wrapping_add(1);
+        state.receive_armed = Some(seq);
+        let entry = opcode::RecvMulti::new(types::Fd(fd), buffers::GROUP)
+            .build()
+            .user_data(user_data(fd, seq | RECEIVE_BIT));
+        self.push(&entry)
+    }
+
+    /// Cancels `fd`'s multishot receive. What it received before the cancel
+    /// still arrives, and is kept.
+    fn disarm_receive(&mut self, fd: RawFd) -> io::Result<()> {
+        let Some(seq) = self.state(fd).receive_armed.take() else { return Ok(()) };
+        self.push(&opcode::AsyncCancel::new(user_data(fd, seq | RECEIVE_BIT)).build().user_data(IGNORED_DATA))
+    }
+
+    /// Queues the entries for one change.
+    fn change(&mut self, change: &Change) -> io::Result<()> {
+        let Change { fd, token, new, .. } = *change;
+        if fd < 0 {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        if fd == self.ring.as_raw_fd() && !new.is_empty() {
+            // Its readiness is its own completions: a loop (epoll refuses itself
+            // the same way).
+            return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        }
+        let state = self.state(fd);
+        let old_poll = state.poll_interest();
+        let retoken = state.token != token;
+        state.token = token;
+        state.interest = new;
+        if state.poll_interest() != old_poll || retoken {
+            self.disarm_poll(fd)?;
+            self.arm_poll(fd)?;
+        }
+        if new.read {
+            self.arm_receive(fd)?;
+            let state = self.state(fd);
+            if state.announce() && !state.listed {
+                state.listed = true;
+                self.unread.push(fd);
+            }
+        } else {
+            self.disarm_receive(fd)?;
+        }
+        Ok(())
+    }
+
+    fn queue_changes(&mut self, changes: &[Change], refused: &mut Vec<Refused>) {
+        for change in changes {
+            if let Err(e) = self.change(change) {
+                if change.token != Token::IGNORED {
+                    refused.push((change.token, e));
+                }
+            }
+        }
+    }
+
+    /// Re-arms the polls whose readiness was delivered, and the receives that
+    /// ended early.
+    fn rearm_delivered(&mut self) -> io::Result<()> {
+        let fired = std::mem::take(&mut self.rearm);
+        for &fd in &fired {
+            self.arm_poll(fd)?;
+        }
+        self.rearm = fired;
+        self.rearm.clear();
+        let ended = std::mem::take(&mut self.receive_rearm);
+        for &fd in &ended {
+            self.arm_receive(fd)?;
+        }
+        self.receive_rearm = ended;
+        self.receive_rearm.clear();
+        Ok(())
+    }
+
+    /// Takes every completion: poll readiness into `events`, received data into
+    /// the fds' queues, refused polls into `refused`.
+    fn reap(&mut self, events: &mut Vec<Event>, refused: &mut Vec<Refused>) {
+        let mut rearm_waker = false;
+        // The completion queue borrows the ring; collect first, then update the fds.
+        let mut reaped = std::mem::take(&mut self.completions);
+        reaped.extend(self.ring.completion().map(|cqe| (cqe.user_data(), cqe.result(), cqe.flags())));
+        for &(data, result, flags) in &reaped {
+            match data {
+                WAKER_DATA => {
+                    self.waker.reset();
+                    rearm_waker |= !cqueue::more(flags);
+                }
+                IGNORED_DATA => {}
+                _ if data as u32 & RECEIVE_BIT != 0 => self.received(data, result, flags),
+                _ => self.polled(data, result, events, refused),
+            }
+        }
+        reaped.clear();
+        self.completions = reaped;
+        if rearm_waker {
+            if let Err(e) = self.arm_waker() {
+                tracing::error!(error = %e, "io_uring: cannot re-arm the waker's poll");
+            }
+        }
+    }
+
+    /// One poll's completion.
+    fn polled(&mut self, data: u64, result: i32, events: &mut Vec<Event>, refused: &mut Vec<Refused>) {
+        let fd = (data >> 32) as RawFd;
+        let state = self.state(fd);
+        if state.poll_armed != Some(data as u32) {
+            return; // a poll replaced or removed since
+        }
+        state.poll_armed = None;
+        let token = state.token;
+        if result < 0 {
+            // The fd was closed, or cannot be polled: drop it, as epoll refuses
+            // such an fd when it is added.
+            state.interest = Interest::NONE;
+            refused.push((token, io::Error::from_raw_os_error(-result)));
+            return;
+        }
+        let bits = result as u32 as libc::c_short;
+        let error = bits & (libc::POLLERR | libc::POLLHUP) != 0;
+        events.push(Event {
+            token,
+            readable: error || bits & (libc::POLLIN | libc::POLLRDHUP | libc::POLLPRI) != 0,
+            writable: error || bits & libc::POLLOUT != 0,
+            invalid: bits & libc::POLLNVAL != 0,
+        });
+        self.fired.push(fd);
+    }
+
+    /// One multishot receive's completion: data, the end of file, an error,
+    /// or the end of the receive.
+    fn received(&mut self, data: u64, result: i32, flags: u32) {
+        let fd = (data >> 32) as RawFd;
+        let seq = data as u32 & !RECEIVE_BIT;
+        let bid = cqueue::buffer_select(flags);
+        let Some(buffers) = self.buffers.as_mut() else { return };
+        let index = fd as usize;
+        let Some(state) = self.fds.get_mut(index) else {
+            if let Some(bid) = bid {
+                buffers.give_back(bid);
+            }
+            return;
+        };
+        let current = state.receive_is_current(seq);
+        if !cqueue::more(flags) && state.receive_armed == Some(seq) {
+            state.receive_armed = None;
+            // Out of buffers (or the kernel ended it for room): arm again once
+            // this pass gave buffers back. The end of file and errors end it.
+            if result > 0 || result == -libc::ENOBUFS {
+                tracing::trace!(
+                    fd,
+                    result,
+                    "io_uring: receive ended early (no free buffer?); armed again next pass"
+                );
+                self.receive_rearm.push(fd);
+            } else if result != -libc::ECANCELED {
+                state.receive_ended = true;
+            }
+        }
+        if !current {
+            if let Some(bid) = bid {
+                buffers.give_back(bid);
+            }
+            return;
+        }
+        match result {
+            n if n > 0 => match bid {
+                Some(bid) => state.queue.push_data(bid, n as u32),
+                None => state.queue.push_error(libc::EIO),
+            },
+            0 => state.queue.push_eof(),
+            e if e == -libc::ENOBUFS || e == -libc::ECANCELED => return,
+            e => state.queue.push_error(-e),
+        }
+        if !state.listed {
+            state.listed = true;
+            self.unread.push(fd);
+        }
+    }
+
+    /// Whether some fd's received data waits to be announced.
+    fn unread_pending(&self) -> bool {
+        self.unread.iter().any(|&fd| self.fds.get(fd as usize).is_some_and(FdState::announce))
+    }
+
+    /// Announces every fd whose queue holds something, while reading is
+    /// wanted (level-triggered, like readiness); forgets the others.
+    fn announce_unread(&mut self, events: &mut Events) {
+        let mut index = 0;
+        while index < self.unread.len() {
+            let fd = self.unread[index];
+            let state = &mut self.fds[fd as usize];
+            if state.queue.is_empty() || !state.interest.read {
+                state.listed = false;
+                self.unread.swap_remove(index);
+                continue;
+            }
+            events.push(Event { token: state.token, readable: true, writable: false, invalid: false });
+            index += 1;
+        }
+    }
+
+    /// Submits the queue, and reaps at once so refusals are known now.
+    fn submit_and_reap(&mut self, refused: &mut Vec<Refused>) {
+        if let Err(e) = self.rearm_delivered().and_then(|()| self.submit_now()) {
+            tracing::error!(error = %e, "io_uring: submitting changes failed");
+        }
+        let mut events = std::mem::take(&mut self.backlog);
+        self.reap(&mut events, refused);
+        self.backlog = events;
+        self.backlog_rearm.append(&mut self.fired);
+        if !self.backlog.is_empty() || !self.refused_backlog.is_empty() || self.unread_pending() {
+            // The ring's fd must stay readable while reaped events wait, or a
+            // loop watching it (embed, interleave) would sleep on them: a
+            // no-op's completion keeps it so.
+            let nop = opcode::Nop::new().build().user_data(IGNORED_DATA);
+            if let Err(e) = self.push(&nop).and_then(|()| self.submit_now()) {
+                tracing::error!(error = %e, "io_uring: cannot post a no-op");
+            }
+        }
+    }
+
+    /// Blocks in one `io_uring_enter` that submits the queue and waits for a
+    /// completion or the timeout.
+    fn enter(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let result = match timeout {
+            None => self.ring.submit_and_wait(1),
+            Some(t) if t.is_zero() => self.ring.submit(),
+            Some(t) => {
+                let ts = types::Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos());
+                let args = types::SubmitArgs::new().timespec(&ts);
+                self.ring.submitter().submit_with_args(1, &args)
+            }
+        };
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR | libc::EBUSY)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl Selector for RingSelector {
+    fn info(&self) -> &'static BackendInfo {
+        &super::INFO
+    }
+
+    fn apply(&mut self, changes: &[Change], refused: &mut Vec<Refused>) {
+        self.queue_changes(changes, refused);
+        self.submit_and_reap(refused);
+    }
+
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        // Refusals wait for the next `apply_and_wait`, which can report them.
+        let mut refused = Vec::new();
+        let result = self.apply_and_wait(&[], &mut refused, events, timeout);
+        self.refused_backlog.append(&mut refused);
+        result
+    }
+
+    fn apply_and_wait(
+        &mut self,
+        changes: &[Change],
+        refused: &mut Vec<Refused>,
+        events: &mut Events,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        events.clear();
+        refused.append(&mut self.refused_backlog);
+        self.queue_changes(changes, refused);
+        self.rearm_delivered()?;
+        // Readiness reaped earlier, refusals or unread data: do not sleep on them.
+        let pending = !self.backlog.is_empty() || !refused.is_empty() || self.unread_pending();
+        self.enter(if pending { Some(Duration::ZERO) } else { timeout })?;
+        let mut reaped = std::mem::take(&mut self.backlog);
+        self.reap(&mut reaped, refused);
+        for event in reaped.drain(..) {
+            events.push(event);
+        }
+        self.backlog = reaped;
+        self.announce_unread(events);
+        // Everything reaped is delivered now: re-armed at the next enter.
+        self.rearm.append(&mut self.backlog_rearm);
+        self.rearm.append(&mut self.fired);
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        if self.rearm.is_empty()
+            && self.receive_rearm.is_empty()
+            && self.ring.submission().is_empty()
+            && !self.unread_pending()
+        {
+            return;
+        }
+        // A re-armed poll refused here is reported by the next wait.
+        let mut refused = std::mem::take(&mut self.refused_backlog);
+        self.submit_and_reap(&mut refused);
+        self.refused_backlog = refused;
+    }
+
+    fn receive_completions(&mut self, fd: RawFd) -> bool {
+        if self.buffers.is_none() || fd < 0 {
+            return false;
+        }
+        let state = self.state(fd);
+        state.receives = true;
+        state.receive_ended = false;
+        true
+    }
+
+    fn take_received(&mut self, fd: RawFd, out: &mut [u8]) -> Option<io::Result<usize>> {
+        let buffers = self.buffers.as_mut()?;
+        let state = self.fds.get_mut(fd as usize).filter(|s| s.receives)?;
+        Some(state.queue.take(out, buffers))
+    }
+
+    fn peek_received(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
+        self.fds.get(fd as usize).filter(|s| s.receives).map(|s| s.queue.peek())
+    }
+
+    fn forget_received(&mut self, fd: RawFd) {
+        let Some(buffers) = self.buffers.as_mut() else { return };
+        let Some(state) = self.fds.get_mut(fd as usize) else { return };
+        state.queue.clear(buffers);
+        state.receives = false;
+        state.receive_ended = false;
+        // Data still in flight from its receives belongs to no one now.
+        state.receive_valid_from = state.next_receive & !RECEIVE_BIT;
+    }
+
+    fn watch_fd(&self) -> Option<RawFd> {
+        Some(self.ring.as_raw_fd())
+    }
+
+    fn foreign_wait(&self) -> Option<ForeignWait> {
+        // SAFETY: the ring owns this fd and outlives the call; the clone is a
+        // new fd the helper owns.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.ring.as_raw_fd()) }.try_clone_to_owned().ok()?;
+        Some(ForeignWait::Reap(Box::new(RingReadable { fd })))
+    }
+}
+
+/// `interleave`'s wait: blocks until the ring has completions; the reactor's
+/// thread reaps them.
+struct RingReadable {
+    fd: OwnedFd,
+}
+
+impl WaitSet for RingReadable {
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        events.clear();
+        let mut pollfd = libc::pollfd { fd: self.fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pollfd, 1, crate::sys::timeout_millis(timeout)) };
+        match crate::sys::cvt(n) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
