@@ -1,6 +1,8 @@
-//! Echo benchmark: Torque (each backend), tokio's current-thread runtime and a
-//! minimal raw mio loop serve identical ping-pong load, one after another, in one
-//! invocation. Run with `cargo bench --bench echo` (`-- --secs 3` for longer rows).
+//! Echo benchmark: Torque (each backend), tokio's current-thread runtime, a
+//! minimal raw mio loop and monoio (io_uring) serve identical ping-pong load, one
+//! after another, in one invocation. Run with `cargo bench --bench echo`
+//! (`-- --secs 3` for longer rows; name servers, e.g. `-- torque-io_uring monoio`,
+//! to run only those).
 //!
 //! The server runs in a child process pinned to CPU 0; this process is the load
 //! generator (a raw mio loop) pinned to CPU 1. For each row it reports round trips
@@ -24,11 +26,34 @@ use std::time::{Duration, Instant};
 
 const ROWS: [(usize, usize); 6] = [(1, 64), (1, 4096), (64, 64), (64, 4096), (1000, 64), (1000, 4096)];
 const IDLE_CONNECTIONS: usize = 10_000;
-/// The servers compared: Torque on every backend of this build, tokio, and a
-/// raw mio loop.
+/// The servers compared: Torque on every backend of this build, tokio, a raw
+/// mio loop, and monoio on io_uring (`benches/monoio-echo`, built on first use
+/// with its own lock file; Linux only).
 fn servers() -> Vec<String> {
     let torque = torque::BackendKind::all().iter().map(|k| format!("torque-{k}"));
-    torque.chain(["tokio".to_owned(), "mio".to_owned()]).collect()
+    let monoio = cfg!(target_os = "linux").then(|| "monoio".to_owned());
+    torque.chain(["tokio".to_owned(), "mio".to_owned()]).chain(monoio).collect()
+}
+
+/// Builds the monoio peer once (its own workspace, its own target directory);
+/// the binary's path, or why not.
+fn monoio_binary() -> io::Result<std::path::PathBuf> {
+    static BUILT: std::sync::OnceLock<Result<std::path::PathBuf, String>> = std::sync::OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace");
+        let target = repo.join("target/monoio-echo");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--quiet", "--manifest-path"])
+            .arg(repo.join("benches/monoio-echo/Cargo.toml"))
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .map_err(|e| format!("cannot run cargo: {e}"))?;
+        if !status.success() {
+            return Err("building benches/monoio-echo failed".into());
+        }
+        Ok(target.join("release/monoio-echo"))
+    });
+    built.clone().map_err(io::Error::other)
 }
 
 // ----- servers (child process) -----
@@ -286,11 +311,17 @@ struct Server {
 
 impl Server {
     fn start(kind: &str) -> io::Result<Server> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["--role", "server", "--kind", kind])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()?;
+        let mut command = if kind == "monoio" {
+            // Its own binary, pinned to the server's CPU like the others.
+            let mut command = Command::new("taskset");
+            command.args(["-c", "0"]).arg(monoio_binary()?);
+            command
+        } else {
+            let mut command = Command::new(std::env::current_exe()?);
+            command.args(["--role", "server", "--kind", kind]);
+            command
+        };
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
         let stdout = child.stdout.take().expect("piped");
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line)?;

@@ -151,11 +151,13 @@ pub(crate) trait Selector: Send {
     /// or a helper thread on [`foreign_wait`](Selector::foreign_wait).
     fn flush(&mut self) {}
 
-    /// Asks that `fd`'s reads arrive as completions the reactor takes with
-    /// [`take_received`](Selector::take_received) instead of readiness plus
-    /// `read(2)` (io_uring's multishot receive); false if this backend does
-    /// not. Asked by a stream transport before it registers the fd.
-    fn receive_completions(&mut self, fd: RawFd) -> bool {
+    /// Asks that `fd` (a stream socket) be served by completions: its reads
+    /// taken with [`take_received`](Selector::take_received) instead of
+    /// readiness plus `read(2)`, its writes handed over with
+    /// [`send_copy`](Selector::send_copy) (io_uring's multishot receive and
+    /// sends); false if this backend does not. Asked by a stream transport
+    /// before it registers the fd.
+    fn stream_completions(&mut self, fd: RawFd) -> bool {
         let _ = fd;
         false
     }
@@ -173,8 +175,24 @@ pub(crate) trait Selector: Send {
         None
     }
 
-    /// `fd`'s connection is closing: drop what it received and did not read.
-    fn forget_received(&mut self, fd: RawFd) {
+    /// Starts sending a copy of (the start of) `data` on `fd`; how many bytes
+    /// were taken. `WouldBlock` while a send is in flight or its result waits
+    /// for [`send_done`](Selector::send_done). Its completion is announced as
+    /// writable to a registered writer.
+    fn send_copy(&mut self, fd: RawFd, data: &[u8]) -> io::Result<usize> {
+        let _ = (fd, data);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    /// The finished send's result (bytes sent, or its error), once.
+    fn send_done(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
+        let _ = fd;
+        None
+    }
+
+    /// `fd`'s connection is closing: drop what it received and did not read,
+    /// and cancel its send.
+    fn forget_stream(&mut self, fd: RawFd) {
         let _ = fd;
     }
 

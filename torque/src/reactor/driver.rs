@@ -49,10 +49,10 @@ impl Driver {
         }
     }
 
-    /// See [`Selector::receive_completions`].
-    pub(crate) fn receive_completions(&mut self, fd: RawFd) -> bool {
+    /// See [`Selector::stream_completions`].
+    pub(crate) fn stream_completions(&mut self, fd: RawFd) -> bool {
         match self {
-            Driver::Readiness(selector) => selector.receive_completions(fd),
+            Driver::Readiness(selector) => selector.stream_completions(fd),
         }
     }
 
@@ -70,10 +70,24 @@ impl Driver {
         }
     }
 
-    /// See [`Selector::forget_received`].
-    pub(crate) fn forget_received(&mut self, fd: RawFd) {
+    /// See [`Selector::send_copy`].
+    pub(crate) fn send_copy(&mut self, fd: RawFd, data: &[u8]) -> io::Result<usize> {
         match self {
-            Driver::Readiness(selector) => selector.forget_received(fd),
+            Driver::Readiness(selector) => selector.send_copy(fd, data),
+        }
+    }
+
+    /// See [`Selector::send_done`].
+    pub(crate) fn send_done(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
+        match self {
+            Driver::Readiness(selector) => selector.send_done(fd),
+        }
+    }
+
+    /// See [`Selector::forget_stream`].
+    pub(crate) fn forget_stream(&mut self, fd: RawFd) {
+        match self {
+            Driver::Readiness(selector) => selector.forget_stream(fd),
         }
     }
 

@@ -1192,11 +1192,12 @@ impl Reactor {
         }
     }
 
-    /// Asks the backend to deliver `fd`'s reads as completions (io_uring's
-    /// multishot receive); then [`take_received`](Reactor::take_received)
-    /// replaces `read(2)` for it. False where the backend does not.
-    pub(crate) fn receive_completions(&self, fd: RawFd) -> bool {
-        self.inner.driver.borrow_mut().receive_completions(fd)
+    /// Asks the backend to serve stream socket `fd` by completions (io_uring's
+    /// multishot receive and sends); then [`take_received`](Reactor::take_received)
+    /// replaces `read(2)` and [`send_copy`](Reactor::send_copy) `send(2)`.
+    /// False where the backend does not.
+    pub(crate) fn stream_completions(&self, fd: RawFd) -> bool {
+        self.inner.driver.borrow_mut().stream_completions(fd)
     }
 
     /// As `read(2)` on `fd`, from what the backend received for it.
@@ -1211,9 +1212,20 @@ impl Reactor {
         peeked.unwrap_or_else(|| Err(std::io::ErrorKind::WouldBlock.into()))
     }
 
-    /// `fd`'s connection closes: the backend drops what it received for it.
-    pub(crate) fn forget_received(&self, fd: RawFd) {
-        self.inner.driver.borrow_mut().forget_received(fd);
+    /// Hands a copy of (the start of) `data` to the backend to send on `fd`.
+    pub(crate) fn send_copy(&self, fd: RawFd, data: &[u8]) -> std::io::Result<usize> {
+        self.inner.driver.borrow_mut().send_copy(fd, data)
+    }
+
+    /// The result of `fd`'s finished send, once.
+    pub(crate) fn send_done(&self, fd: RawFd) -> Option<std::io::Result<usize>> {
+        self.inner.driver.borrow_mut().send_done(fd)
+    }
+
+    /// `fd`'s connection closes: the backend drops what it received for it and
+    /// cancels its send.
+    pub(crate) fn forget_stream(&self, fd: RawFd) {
+        self.inner.driver.borrow_mut().forget_stream(fd);
     }
 
     /// Lends out the reactor's read buffer. A nested pass that needs it meanwhile

@@ -48,6 +48,7 @@ pub struct Recorder {
     pub on_made: Option<TransportFn>,
     pub on_data: Option<DataFn>,
     pub on_eof: Option<TransportFn>,
+    pub on_write_closed: Option<TransportFn>,
     pub keep_data: bool,
 }
 
@@ -99,8 +100,11 @@ impl Protocol for Recorder {
     fn file_descriptor_received(&mut self, _t: &Transport, fd: std::os::fd::OwnedFd) {
         self.seen.fds.borrow_mut().push(fd);
     }
-    fn write_connection_lost(&mut self, _t: &Transport) {
+    fn write_connection_lost(&mut self, t: &Transport) {
         self.seen.write_closed.set(true);
+        if let Some(f) = self.on_write_closed.as_mut() {
+            f(t);
+        }
     }
     fn connection_lost(&mut self, reason: DisconnectReason) {
         self.seen.lost_count.set(self.seen.lost_count.get() + 1);

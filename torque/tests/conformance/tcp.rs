@@ -136,9 +136,9 @@ fn half_close_keeps_the_other_direction_open(kind: BackendKind) {
     client.on_made = Some(Box::new(|t| {
         t.write(b"ping");
         t.lose_write_connection();
-        // "ping" left at once, so the write side is already shut: dropped.
-        t.write(b"dropped: the write side is shut");
     }));
+    // Once the write side is shut, writes are dropped.
+    client.on_write_closed = Some(Box::new(|t| t.write(b"dropped: the write side is shut")));
     let (factory, _) = Queue::one(client);
     r.connect_tcp("127.0.0.1", number, factory, client_options());
     iterate_until(&r, || client_seen.lost_count.get() == 1 && server_seen.lost_count.get() == 1);

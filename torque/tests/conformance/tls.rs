@@ -274,12 +274,10 @@ fn closing_without_close_notify_is_a_truncation(kind: BackendKind) {
     let r = reactor(kind);
     let pki = Pki::new();
     let (mut server_side, server_seen) = Recorder::new();
-    server_side.on_data = Some(Box::new(|t, _| {
+    let reactor_ = r.clone();
+    server_side.on_data = Some(Box::new(move |t, _| {
         t.write(b"partial");
-        // Shut the socket under TLS: end of file with no close_notify.
-        let fd = t.fd().expect("a socket");
-        // SAFETY: the fd is the connection's open socket.
-        unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+        shut_once_flushed(&reactor_, t.clone());
     }));
     let number = tls_server_with(&r, &pki.server_config(), server_side);
     let (mut client, seen) = Recorder::new();
@@ -291,6 +289,20 @@ fn closing_without_close_notify_is_a_truncation(kind: BackendKind) {
     assert_eq!(seen.lost_kind().as_deref(), Some("tls: Truncated"));
     assert!(!seen.eof.get(), "a truncation is not a clean end of file");
     drop(server_seen);
+}
+
+/// Shuts the socket under TLS (end of file with no close_notify) once what was
+/// written has left: at once where writes go out in the call, after the
+/// completion where the backend sends them (io_uring).
+fn shut_once_flushed(r: &Reactor, t: Transport) {
+    if t.buffered() == 0 {
+        let fd = t.fd().expect("a socket");
+        // SAFETY: the fd is the connection's open socket.
+        unsafe { libc::shutdown(fd, libc::SHUT_WR) };
+        return;
+    }
+    let again = r.clone();
+    r.call_later(Duration::from_millis(1), move |_| shut_once_flushed(&again, t));
 }
 
 fn abort_sends_no_close_notify(kind: BackendKind) {

@@ -26,8 +26,19 @@ const BUFFER_SIZE: usize = 4096;
 const WAKER_DATA: u64 = u64::MAX;
 /// Entries whose completion means nothing (removals, cancels, no-ops).
 const IGNORED_DATA: u64 = u64::MAX - 1;
-/// Set in the user data of receives (clear: polls).
-const RECEIVE_BIT: u32 = 1 << 31;
+/// The kind of operation, in the top bits of the low half of its user data
+/// (the high half is the fd); the rest is its sequence number.
+const KIND_MASK: u32 = 0b11 << 30;
+const RECEIVE_KIND: u32 = 0b10 << 30;
+const SEND_KIND: u32 = 0b01 << 30;
+const SEQ_MASK: u32 = !KIND_MASK;
+/// The most one send copies (the rest goes once it completed).
+const SEND_MAX: usize = 256 * 1024;
+/// Send buffers kept for reuse (at most 8 MiB in all), and the largest kept:
+/// small sends allocate nothing once warm, and an idle connection holds no
+/// send buffer.
+const SEND_POOL: usize = 1024;
+const SEND_POOL_CAPACITY: usize = 8 * 1024;
 
 /// What the backend knows of one fd number.
 struct FdState {
@@ -51,6 +62,17 @@ struct FdState {
     queue: ReceiveQueue,
     /// In `RingSelector::unread` (its queue may hold something to announce).
     listed: bool,
+    /// Writes go through ring sends (stream sockets whose transport asked).
+    sends: bool,
+    /// The send in flight (its number) and the bytes it sends, which stay
+    /// alive until the kernel reports it done.
+    send_in_flight: Option<u32>,
+    send_buffer: Option<Vec<u8>>,
+    next_send: u32,
+    /// The finished send's result (bytes sent, or `-errno`), until taken.
+    send_result: Option<i32>,
+    /// In `RingSelector::writable`.
+    send_listed: bool,
 }
 
 impl Default for FdState {
@@ -66,6 +88,12 @@ impl Default for FdState {
             receive_ended: false,
             queue: ReceiveQueue::default(),
             listed: false,
+            sends: false,
+            send_in_flight: None,
+            send_buffer: None,
+            next_send: 0,
+            send_result: None,
+            send_listed: false,
         }
     }
 }
@@ -74,12 +102,18 @@ impl FdState {
     /// Whether receive number `seq` belongs to the current connection (numbers
     /// wrap, so compared by distance).
     fn receive_is_current(&self, seq: u32) -> bool {
-        seq.wrapping_sub(self.receive_valid_from) & !RECEIVE_BIT < 1 << 30
+        seq.wrapping_sub(self.receive_valid_from) & SEQ_MASK < 1 << 29
+    }
+
+    /// Whether to announce the fd writable: a writer waits and no send is in
+    /// flight (its result, if any, is for the transport to take).
+    fn can_send(&self) -> bool {
+        self.interest.write && self.send_in_flight.is_none()
     }
 
     /// What the poll covers: reads too, unless they come as completions.
     fn poll_interest(&self) -> Interest {
-        Interest { read: self.interest.read && !self.receives, write: self.interest.write }
+        Interest { read: self.interest.read && !self.receives, write: self.interest.write && !self.sends }
     }
 
     /// Whether queued completions should be announced as readable now.
@@ -135,6 +169,9 @@ pub(super) fn open() -> Result<Opened, ReactorError> {
         refused_backlog: Vec::new(),
         unread: Vec::new(),
         receive_rearm: Vec::new(),
+        writable: Vec::new(),
+        send_pool: Vec::new(),
+        orphans: Vec::new(),
         completions: Vec::with_capacity(ENTRIES as usize),
     };
     selector.arm_waker().map_err(ReactorError::Os)?;
@@ -200,6 +237,14 @@ pub(super) struct RingSelector {
     /// Fds whose multishot receive ended early (no buffer free, …): armed
     /// again with the next enter.
     receive_rearm: Vec<RawFd>,
+    /// Fds sending through the ring with a writer registered (announced
+    /// writable while no send is in flight).
+    writable: Vec<RawFd>,
+    /// Send buffers for reuse.
+    send_pool: Vec<Vec<u8>>,
+    /// Sends of connections that closed meanwhile, by user data: their bytes
+    /// live until the kernel is done with them.
+    orphans: Vec<(u64, Vec<u8>)>,
     /// `(user data, result, flags)` of the completions being reaped, kept for
     /// its allocation.
     completions: Vec<(u64, i32, u32)>,
@@ -282,7 +327,7 @@ impl RingSelector {
     }
 
     fn next_seq(&mut self) -> u32 {
-        let seq = self.next_seq & !RECEIVE_BIT;
+        let seq = self.next_seq & SEQ_MASK;
         self.next_seq = self.next_seq.wrapping_add(1);
         seq
     }
@@ -313,12 +358,12 @@ impl RingSelector {
         if !state.receives || !state.interest.read || state.receive_armed.is_some() || state.receive_ended {
             return Ok(());
         }
-        let seq = state.next_receive & !RECEIVE_BIT;
+        let seq = state.next_receive & SEQ_MASK;
         state.next_receive = state.next_receive.wrapping_add(1);
         state.receive_armed = Some(seq);
         let entry = opcode::RecvMulti::new(types::Fd(fd), buffers::GROUP)
             .build()
-            .user_data(user_data(fd, seq | RECEIVE_BIT));
+            .user_data(user_data(fd, seq | RECEIVE_KIND));
         self.push(&entry)
     }
 
@@ -326,7 +371,9 @@ impl RingSelector {
     /// still arrives, and is kept.
     fn disarm_receive(&mut self, fd: RawFd) -> io::Result<()> {
         let Some(seq) = self.state(fd).receive_armed.take() else { return Ok(()) };
-        self.push(&opcode::AsyncCancel::new(user_data(fd, seq | RECEIVE_BIT)).build().user_data(IGNORED_DATA))
+        self.push(
+            &opcode::AsyncCancel::new(user_data(fd, seq | RECEIVE_KIND)).build().user_data(IGNORED_DATA),
+        )
     }
 
     /// Queues the entries for one change.
@@ -358,6 +405,11 @@ impl RingSelector {
             }
         } else {
             self.disarm_receive(fd)?;
+        }
+        let state = self.state(fd);
+        if state.sends && new.write && !state.send_listed {
+            state.send_listed = true;
+            self.writable.push(fd);
         }
         Ok(())
     }
@@ -404,7 +456,8 @@ impl RingSelector {
                     rearm_waker |= !cqueue::more(flags);
                 }
                 IGNORED_DATA => {}
-                _ if data as u32 & RECEIVE_BIT != 0 => self.received(data, result, flags),
+                _ if data as u32 & KIND_MASK == RECEIVE_KIND => self.received(data, result, flags),
+                _ if data as u32 & KIND_MASK == SEND_KIND => self.sent(data, result),
                 _ => self.polled(data, result, events, refused),
             }
         }
@@ -448,7 +501,7 @@ impl RingSelector {
     /// or the end of the receive.
     fn received(&mut self, data: u64, result: i32, flags: u32) {
         let fd = (data >> 32) as RawFd;
-        let seq = data as u32 & !RECEIVE_BIT;
+        let seq = data as u32 & SEQ_MASK;
         let bid = cqueue::buffer_select(flags);
         let Some(buffers) = self.buffers.as_mut() else { return };
         let index = fd as usize;
@@ -495,9 +548,38 @@ impl RingSelector {
         }
     }
 
-    /// Whether some fd's received data waits to be announced.
+    /// One send's completion: its result waits for the transport, and its
+    /// buffer goes back to the pool.
+    fn sent(&mut self, data: u64, result: i32) {
+        let fd = (data >> 32) as RawFd;
+        let seq = data as u32 & SEQ_MASK;
+        let finished = match self.fds.get_mut(fd as usize) {
+            Some(state) if state.send_in_flight == Some(seq) => {
+                state.send_in_flight = None;
+                state.send_result = Some(result);
+                state.send_buffer.take()
+            }
+            // A send of a connection that closed meanwhile.
+            _ => self.orphans.iter().position(|(d, _)| *d == data).map(|i| self.orphans.swap_remove(i).1),
+        };
+        if let Some(buffer) = finished {
+            self.recycle(buffer);
+        }
+    }
+
+    fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if buffer.capacity() <= SEND_POOL_CAPACITY && self.send_pool.len() < SEND_POOL {
+            buffer.clear();
+            self.send_pool.push(buffer);
+        }
+    }
+
+    /// Whether some fd's received data waits to be announced, or a writer
+    /// can send.
     fn unread_pending(&self) -> bool {
-        self.unread.iter().any(|&fd| self.fds.get(fd as usize).is_some_and(FdState::announce))
+        let fds = &self.fds;
+        self.unread.iter().any(|&fd| fds.get(fd as usize).is_some_and(FdState::announce))
+            || self.writable.iter().any(|&fd| fds.get(fd as usize).is_some_and(FdState::can_send))
     }
 
     /// Announces every fd whose queue holds something, while reading is
@@ -513,6 +595,20 @@ impl RingSelector {
                 continue;
             }
             events.push(Event { token: state.token, readable: true, writable: false, invalid: false });
+            index += 1;
+        }
+        let mut index = 0;
+        while index < self.writable.len() {
+            let fd = self.writable[index];
+            let state = &mut self.fds[fd as usize];
+            if !state.interest.write || !state.sends {
+                state.send_listed = false;
+                self.writable.swap_remove(index);
+                continue;
+            }
+            if state.can_send() {
+                events.push(Event { token: state.token, readable: false, writable: true, invalid: false });
+            }
             index += 1;
         }
     }
@@ -616,14 +712,45 @@ impl Selector for RingSelector {
         self.refused_backlog = refused;
     }
 
-    fn receive_completions(&mut self, fd: RawFd) -> bool {
+    fn stream_completions(&mut self, fd: RawFd) -> bool {
         if self.buffers.is_none() || fd < 0 {
             return false;
         }
         let state = self.state(fd);
         state.receives = true;
         state.receive_ended = false;
+        state.sends = true;
         true
+    }
+
+    fn send_copy(&mut self, fd: RawFd, data: &[u8]) -> io::Result<usize> {
+        let mut buffer = self.send_pool.pop().unwrap_or_default();
+        let state = self.state(fd);
+        if !state.sends {
+            return Err(io::ErrorKind::Unsupported.into());
+        }
+        if state.send_in_flight.is_some() || state.send_result.is_some() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let len = data.len().min(SEND_MAX);
+        buffer.extend_from_slice(&data[..len]);
+        let seq = state.next_send & SEQ_MASK;
+        state.next_send = state.next_send.wrapping_add(1);
+        let entry = opcode::Send::new(types::Fd(fd), buffer.as_ptr(), len as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build()
+            .user_data(user_data(fd, seq | SEND_KIND));
+        state.send_in_flight = Some(seq);
+        // The bytes live in the fd's state (or, once it closes, among the
+        // orphans) until the completion: moving the Vec does not move them.
+        state.send_buffer = Some(buffer);
+        self.push(&entry)?;
+        Ok(len)
+    }
+
+    fn send_done(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
+        let result = self.fds.get_mut(fd as usize)?.send_result.take()?;
+        Some(if result >= 0 { Ok(result as usize) } else { Err(io::Error::from_raw_os_error(-result)) })
     }
 
     fn take_received(&mut self, fd: RawFd, out: &mut [u8]) -> Option<io::Result<usize>> {
@@ -636,14 +763,27 @@ impl Selector for RingSelector {
         self.fds.get(fd as usize).filter(|s| s.receives).map(|s| s.queue.peek())
     }
 
-    fn forget_received(&mut self, fd: RawFd) {
+    fn forget_stream(&mut self, fd: RawFd) {
         let Some(buffers) = self.buffers.as_mut() else { return };
         let Some(state) = self.fds.get_mut(fd as usize) else { return };
         state.queue.clear(buffers);
         state.receives = false;
         state.receive_ended = false;
         // Data still in flight from its receives belongs to no one now.
-        state.receive_valid_from = state.next_receive & !RECEIVE_BIT;
+        state.receive_valid_from = state.next_receive & SEQ_MASK;
+        state.sends = false;
+        state.send_result = None;
+        if let Some(seq) = state.send_in_flight.take() {
+            // Cancelled now (the send holds the socket open); its bytes live
+            // until the kernel reports it.
+            let data = user_data(fd, seq | SEND_KIND);
+            let buffer = state.send_buffer.take().unwrap_or_default();
+            self.orphans.push((data, buffer));
+            let cancel = opcode::AsyncCancel::new(data).build().user_data(IGNORED_DATA);
+            if let Err(e) = self.push(&cancel).and_then(|()| self.submit_now()) {
+                tracing::error!(error = %e, "io_uring: cannot cancel a send");
+            }
+        }
     }
 
     fn watch_fd(&self) -> Option<RawFd> {

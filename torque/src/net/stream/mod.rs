@@ -163,9 +163,12 @@ pub(crate) struct Connection {
     /// Set for a pipe or PTY end (child processes): read(2)/write(2) instead of
     /// socket calls.
     pipe: Option<PipeEnd>,
-    /// The backend delivers reads as completions (io_uring's multishot
-    /// receive, TCP only): taken from the reactor instead of read(2).
-    received: Cell<bool>,
+    /// The backend serves this socket by completions (io_uring, TCP only):
+    /// reads are taken from the reactor instead of read(2), and writes are
+    /// handed to it instead of send(2) — the bytes stay in the write buffer
+    /// until the send completes, so everything that waits for the buffer to
+    /// drain (closes, half-closes, producers, `write_file`) waits for them.
+    completions: Cell<bool>,
     local: Address,
     peer: Address,
     state: RefCell<State>,
@@ -220,7 +223,7 @@ impl Connection {
             fd: endpoint.fd,
             is_unix: endpoint.is_unix,
             pipe: endpoint.pipe,
-            received: Cell::new(false),
+            completions: Cell::new(false),
             local,
             peer,
             state: RefCell::new(State {
@@ -334,8 +337,8 @@ impl Transport {
         }
         let endpoint = Endpoint { socket: Some(socket), memory: None, fd, is_unix, pipe: None };
         let conn = Connection::new(reactor, endpoint, local, peer, protocol, on_closed);
-        // UNIX sockets keep recvmsg (passed fds); TCP reads may come as completions.
-        conn.received.set(!is_unix && reactor.receive_completions(fd));
+        // UNIX sockets keep recvmsg/sendmsg (passed fds); TCP may use completions.
+        conn.completions.set(!is_unix && reactor.stream_completions(fd));
         let transport = Transport::register(reactor, conn)?;
         before_made(&transport);
         transport.call_protocol(|p, t| p.connection_made(t));
@@ -400,8 +403,8 @@ impl Transport {
         let fd = conn.fd;
         let transport = Transport { conn };
         if let Err(e) = reactor.watch(fd, handler, Interest::READ) {
-            if transport.conn.received.get() {
-                reactor.forget_received(fd);
+            if transport.conn.completions.get() {
+                reactor.forget_stream(fd);
             }
             transport.conn.handler.borrow_mut().take();
             transport.conn.socket.borrow_mut().take();
@@ -542,7 +545,7 @@ impl Transport {
                 other => other,
             },
             Some(_) if self.conn.is_unix => unix_socket::recv_with_fds(self.conn.fd, &mut buffer, &mut fds),
-            Some(_) if self.conn.received.get() => reactor.take_received(self.conn.fd, &mut buffer),
+            Some(_) if self.conn.completions.get() => reactor.take_received(self.conn.fd, &mut buffer),
             Some(socket) => (&*socket).read(&mut buffer),
             None => Ok(0),
         };
@@ -588,7 +591,7 @@ impl Transport {
         let peeked = match self.conn.socket.borrow().as_ref() {
             // A pipe cannot be peeked: park until resumed.
             Some(_) if self.conn.pipe.is_some() => Ok(1),
-            Some(_) if self.conn.received.get() => reactor.peek_received(self.conn.fd),
+            Some(_) if self.conn.completions.get() => reactor.peek_received(self.conn.fd),
             Some(socket) => socket.peek(&mut byte),
             None => return,
         };
@@ -667,6 +670,8 @@ impl Transport {
             let mut sent = 0;
             if state.buffer.is_empty() && state.pending_fds.is_empty() {
                 let result = match (self.conn.socket.borrow().as_ref(), &self.conn.memory) {
+                    // Buffered below, and handed to the backend from the buffer.
+                    (Some(_), _) if self.conn.completions.get() => Ok(0),
                     (Some(_), _) if self.conn.pipe.is_some() => {
                         crate::sys::write_vectored(self.conn.fd, parts)
                     }
@@ -694,6 +699,14 @@ impl Transport {
                     }
                     state.buffer.bytes.extend_from_slice(&part[skip..]);
                     skip = 0;
+                }
+                if self.conn.completions.get() && sent == 0 && state.buffer.len() == total {
+                    // The buffer was empty, so no send is in flight: start one.
+                    if let Some(reactor) = self.reactor() {
+                        if let Err(e) = reactor.send_copy(self.conn.fd, state.buffer.pending()) {
+                            failure = Some(e);
+                        }
+                    }
                 }
                 // Watch for writability while bytes wait, and also when a pull
                 // producer is registered: its next writable event asks it for more.
@@ -752,7 +765,26 @@ impl Transport {
             if state.disconnected {
                 return;
             }
-            while !state.buffer.is_empty() {
+            if self.conn.completions.get() {
+                // The backend's send finished (this event says so): its bytes
+                // leave the buffer; the next part goes.
+                match reactor.send_done(self.conn.fd) {
+                    Some(Ok(n)) => {
+                        state.buffer.consume(n);
+                        state.bytes_sent += n as u64;
+                    }
+                    Some(Err(e)) => failure = Some(e),
+                    None => {}
+                }
+                if failure.is_none() && !state.buffer.is_empty() {
+                    match reactor.send_copy(self.conn.fd, state.buffer.pending()) {
+                        Ok(_) => {}
+                        Err(e) if would_block(&e) => {}
+                        Err(e) => failure = Some(e),
+                    }
+                }
+            }
+            while !state.buffer.is_empty() && !self.conn.completions.get() {
                 // Descriptors go at most MAX_FDS_PER_MESSAGE to a message; while
                 // more wait than one carries, a message carries one byte, so
                 // bytes are left for the rest.
@@ -979,8 +1011,8 @@ impl Transport {
         let reactor = self.reactor();
         if let Some(reactor) = &reactor {
             reactor.unwatch(self.conn.fd, Interest::BOTH);
-            if self.conn.received.get() {
-                reactor.forget_received(self.conn.fd);
+            if self.conn.completions.get() {
+                reactor.forget_stream(self.conn.fd);
             }
         }
         // The fd is deregistered above, so closing it cannot leave a stale
