@@ -16,6 +16,9 @@
 #     with the standard library's sources, to build std for FreeBSD and macOS
 #     (-Zbuild-std) and run clippy there;
 #   clang: compiles ring's C code for the Apple targets.
+# bench (the benchmarks; not used by CI):
+#   wrk, nginx-light: the web benchmark's load generator and peer;
+#   util-linux: taskset, to pin servers and load generators to a core.
 set -euo pipefail
 
 groups=("$@")
@@ -35,8 +38,11 @@ for group in "${groups[@]}"; do
         platforms)
             PACKAGES+=(rustc-web cargo-web rust-web-src rust-web-clippy clang)
             ;;
+        bench)
+            PACKAGES+=(wrk nginx-light curl util-linux)
+            ;;
         *)
-            echo "unknown package group: $group (tests, platforms)" >&2
+            echo "unknown package group: $group (tests, platforms, bench)" >&2
             exit 2
             ;;
     esac

@@ -1,24 +1,31 @@
 //! `cargo bench -p torque-app --bench web`: `torque web` against nginx and a
 //! minimal tokio + hyper server, side by side in one run.
 //!
-//! Each server is pinned to CPU 0 and wrk to CPU 1. For `wrk -t1 -c64` and
-//! `-c1` over a 13-byte file it reports requests per second and the server's
-//! CPU time per request (user + system from /proc/PID/stat: wrk saturates its
-//! own core here, so throughput alone cannot separate fast servers). Rounds
-//! alternate the servers; the median round is reported. Then a 1 GiB download
-//! with curl from `torque web` and nginx.
+//! Each single-threaded server is pinned to CPU 0 and wrk to CPU 1. For `wrk
+//! -t1 -c64` and `-c1` over a 13-byte file it reports requests per second and
+//! the server's CPU time per request (user + system from /proc/PID/stat, its
+//! child processes included: wrk saturates its own core here, so throughput
+//! alone cannot separate fast servers). Then `torque web --workers 2` on each
+//! backend and nginx with 2 workers run on both CPUs (wrk shares CPU 1 with one
+//! worker). Rounds alternate the servers; the median round is reported. Then a
+//! 1 GiB download with curl from `torque web` and nginx.
 //!
-//! Needs wrk, nginx, curl and taskset (Debian: `apt-get install wrk nginx-light
-//! curl util-linux`); builds `benches/hyper-hello` on first use. Settings:
+//! Needs wrk, nginx, curl and taskset (`scripts/install-system-packages.sh
+//! bench`); builds `benches/hyper-hello` on first use. Settings:
 //! `TORQUE_BENCH_SECONDS` (per measurement, default 5), `TORQUE_BENCH_ROUNDS`
 //! (default 5), `TORQUE_BENCH_LARGE=0` to skip the large file,
-//! `TORQUE_BENCH_SMALL=0` to skip the small one.
+//! `TORQUE_BENCH_SMALL=0` to skip the small one, `TORQUE_BENCH_WORKERS=0` to
+//! skip the two-worker rows.
 
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+const HYPER: &str = "hyper 1 + tokio (current thread)";
+const NGINX: &str = "nginx 1 worker";
+const NGINX_2: &str = "nginx 2 workers";
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -53,11 +60,26 @@ fn cpu_time(pid: u32) -> Duration {
     user + system
 }
 
-/// User and system CPU time of a process, all threads (/proc/PID/stat).
+/// User and system CPU time of a server: the process, all threads
+/// (/proc/PID/stat), and its child processes (nginx's workers).
 fn cpu_split(pid: u32) -> (Duration, Duration) {
+    let (mut user, mut system) = process_cpu_split(pid);
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    for child in children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
+        if std::fs::metadata(format!("/proc/{child}/stat")).is_ok() {
+            let (u, s) = process_cpu_split(child);
+            user += u;
+            system += s;
+        }
+    }
+    (user, system)
+}
+
+/// User and system CPU time of one process, all threads (/proc/PID/stat).
+fn process_cpu_split(pid: u32) -> (Duration, Duration) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the server's /proc stat");
     // Fields after the command name (which may hold spaces) start at field 3.
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
     let fields: Vec<&str> = after.split_whitespace().collect();
     let per_second = rustix::param::clock_ticks_per_second();
     let time = |field: &str| Duration::from_nanos(field.parse::<u64>().unwrap() * 1_000_000_000 / per_second);
@@ -68,6 +90,9 @@ fn cpu_split(pid: u32) -> (Duration, Duration) {
 struct Peer {
     name: String,
     command: Vec<String>,
+    /// The CPUs it runs on (`taskset -c`): CPU 0 for one thread or process,
+    /// both for two workers (wrk then shares CPU 1 with one of them).
+    cpus: &'static str,
 }
 
 struct Running {
@@ -87,7 +112,7 @@ impl Peer {
         let args: Vec<String> = self.command.iter().map(|a| a.replace("{port}", &port.to_string())).collect();
         let mut child = Command::new("taskset")
             .arg("-c")
-            .arg("0")
+            .arg(self.cpus)
             .args(&args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -154,10 +179,12 @@ fn build_hyper(repo: &Path) -> PathBuf {
     target.join("release/hyper-hello")
 }
 
-fn nginx_config(dir: &Path, root: &Path) -> PathBuf {
-    let config = dir.join("nginx.conf");
+/// nginx's configuration with `workers` worker processes (one: no master).
+fn nginx_config(dir: &Path, root: &Path, workers: u32) -> PathBuf {
+    let config = dir.join(format!("nginx-{workers}.conf"));
+    let master = if workers > 1 { "on" } else { "off" };
     let text = format!(
-        "daemon off;\nmaster_process off;\nworker_processes 1;\nerror_log {dir}/nginx-error.log;\npid {dir}/nginx.pid;\n\
+        "daemon off;\nmaster_process {master};\nworker_processes {workers};\nerror_log {dir}/nginx-error.log;\npid {dir}/nginx-{workers}.pid;\n\
          events {{ worker_connections 1024; }}\n\
          http {{\n  access_log off;\n  sendfile on;\n  tcp_nopush on;\n  keepalive_requests 100000000;\n\
          \x20 types {{ text/plain txt; application/octet-stream bin; }}\n\
@@ -217,55 +244,74 @@ fn main() {
     let root = dir.path().join("www");
     std::fs::create_dir(&root).unwrap();
     std::fs::write(root.join("hello.txt"), b"Hello, world\n").unwrap();
-    let nginx = nginx_config(dir.path(), &root);
     let torque = env!("CARGO_BIN_EXE_torque").to_owned();
-    let torque_args = |extra: &[&str]| {
+    let torque_args = |workers: &str, extra: &[&str]| {
         let mut args = vec![torque.clone(), "web".into(), "--path".into(), root.display().to_string()];
         args.extend(["--listen".into(), "tcp:{port}:interface=127.0.0.1".into(), "--no-access-log".into()]);
-        // One reactor, like the other single-threaded peers (on the one CPU the server gets).
-        args.extend(["--workers".into(), "1".into()]);
+        args.extend(["--workers".into(), workers.into()]);
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     };
-    // Every backend of this build but select (FD_SETSIZE), the default one
-    // also without its file cache.
+    let nginx_command = |config: PathBuf| {
+        vec!["nginx".into(), "-c".into(), config.display().to_string(), "-e".into(), "stderr".into()]
+    };
+    // Every backend of this build but select (FD_SETSIZE), one reactor each on
+    // CPU 0 like the single-threaded peers; the default one also without its
+    // file cache.
     let default = torque::BackendKind::platform_default().name();
     let mut peers: Vec<Peer> = torque::BackendKind::all()
         .iter()
         .filter(|k| k.info().fd_limit.is_none())
-        .map(|k| Peer { name: format!("torque web ({k})"), command: torque_args(&["-r", k.name()]) })
+        .map(|k| Peer {
+            name: format!("torque web ({k})"),
+            command: torque_args("1", &["-r", k.name()]),
+            cpus: "0",
+        })
         .collect();
     peers.insert(
         1,
         Peer {
             name: format!("torque web ({default}, --cache-ttl 0)"),
-            command: torque_args(&["-r", default, "--cache-ttl", "0s"]),
+            command: torque_args("1", &["-r", default, "--cache-ttl", "0s"]),
+            cpus: "0",
         },
     );
     peers.extend([
         Peer {
-            name: "hyper 1 + tokio (current thread)".into(),
+            name: HYPER.into(),
             command: vec![hyper.display().to_string(), "127.0.0.1:{port}".into()],
+            cpus: "0",
         },
-        Peer {
-            name: "nginx 1 worker".into(),
-            command: vec![
-                "nginx".into(),
-                "-c".into(),
-                nginx.display().to_string(),
-                "-e".into(),
-                "stderr".into(),
-            ],
-        },
+        Peer { name: NGINX.into(), command: nginx_command(nginx_config(dir.path(), &root, 1)), cpus: "0" },
     ]);
+    // Two workers on both CPUs (wrk shares CPU 1 with one of them), unless
+    // TORQUE_BENCH_WORKERS=0.
+    if env_number("TORQUE_BENCH_WORKERS", 1) != 0 {
+        for kind in torque::BackendKind::all().iter().filter(|k| k.info().fd_limit.is_none()) {
+            peers.push(Peer {
+                name: format!("torque web ({kind}, --workers 2)"),
+                command: torque_args("2", &["-r", kind.name()]),
+                cpus: "0,1",
+            });
+        }
+        peers.push(Peer {
+            name: NGINX_2.into(),
+            command: nginx_command(nginx_config(dir.path(), &root, 2)),
+            cpus: "0,1",
+        });
+    }
     // nginx reads its port from the config: one port per peer, fixed up front.
     let ports: Vec<u16> = peers.iter().map(|_| free_port()).collect();
-    let nginx_port = ports[peers.len() - 1]; // nginx is the last peer
-    let nginx_text = std::fs::read_to_string(&nginx).unwrap().replace("{port}", &nginx_port.to_string());
-    std::fs::write(&nginx, nginx_text).unwrap();
+    for (peer, port) in peers.iter().zip(&ports).filter(|(p, _)| p.name.starts_with("nginx")) {
+        let config = PathBuf::from(&peer.command[2]);
+        let text = std::fs::read_to_string(&config).unwrap().replace("{port}", &port.to_string());
+        std::fs::write(&config, text).unwrap();
+    }
 
     let small = env_number("TORQUE_BENCH_SMALL", 1) != 0;
-    eprintln!("web benchmark: {rounds} rounds × {seconds}s per measurement; server on CPU 0, wrk on CPU 1");
+    eprintln!(
+        "web benchmark: {rounds} rounds × {seconds}s per measurement; server on CPU 0 (two workers: CPUs 0 and 1), wrk on CPU 1"
+    );
     let mut results: Vec<[Vec<Sample>; 2]> = peers.iter().map(|_| [Vec::new(), Vec::new()]).collect();
     for round in (0..rounds).filter(|_| small) {
         // Each round starts with a different server, so drift in the machine's
@@ -289,8 +335,8 @@ fn main() {
             }
         }
     }
-    let nginx_index = peers.len() - 1;
-    let hyper_index = nginx_index - 1;
+    let index_of = |name: &str| peers.iter().position(|p| p.name == name).expect("a peer");
+    let (nginx_index, hyper_index) = (index_of(NGINX), index_of(HYPER));
     if small {
         small_table(&peers, &results, rounds, seconds, hyper_index, nginx_index);
     }
@@ -346,6 +392,7 @@ fn large_table(peers: &[Peer], ports: &[u16], root: &Path, rounds: u64, nginx_in
     let copying = Peer {
         name: format!("{} --no-sendfile", peers[0].name),
         command: peers[0].command.iter().cloned().chain(["--no-sendfile".to_owned()]).collect(),
+        cpus: peers[0].cpus,
     };
     let large_peers = [(0, &peers[0]), (1, &copying), (nginx_index, &peers[nginx_index])];
     let mut speeds: Vec<Vec<f64>> = vec![Vec::new(); large_peers.len()];
