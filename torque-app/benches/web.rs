@@ -64,20 +64,32 @@ fn cpu_time(pid: u32) -> Duration {
 /// (/proc/PID/stat), and its child processes (nginx's workers).
 fn cpu_split(pid: u32) -> (Duration, Duration) {
     let (mut user, mut system) = process_cpu_split(pid);
-    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
-    for child in children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()) {
-        if std::fs::metadata(format!("/proc/{child}/stat")).is_ok() {
-            let (u, s) = process_cpu_split(child);
-            user += u;
-            system += s;
-        }
+    for child in child_processes(pid) {
+        let (u, s) = process_cpu_split(child);
+        user += u;
+        system += s;
     }
     (user, system)
 }
 
+/// The live processes whose parent is `pid` (a scan of /proc: the kernel's
+/// `children` file is not always built in).
+fn child_processes(pid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&candidate| {
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{candidate}/stat")) else { return false };
+            let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
+            after.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid)
+        })
+        .collect()
+}
+
 /// User and system CPU time of one process, all threads (/proc/PID/stat).
 fn process_cpu_split(pid: u32) -> (Duration, Duration) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the server's /proc stat");
+    // A process that just exited counts as nothing.
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return Default::default() };
     // Fields after the command name (which may hold spaces) start at field 3.
     let after = &stat[stat.rfind(')').map_or(0, |i| i + 2)..];
     let fields: Vec<&str> = after.split_whitespace().collect();
@@ -102,6 +114,15 @@ struct Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
+        // SIGTERM first: nginx's master then stops its workers (a SIGKILL
+        // would orphan them, still serving the port in later rounds).
+        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
