@@ -231,5 +231,6 @@ pub(crate) enum ForeignWait {
     /// A wait that only learns that events are there (io_uring: its fd is
     /// readable), live like `Live`; the reactor's thread then collects them
     /// with a wait of zero.
+    #[cfg_attr(not(linux_like), allow(dead_code))]
     Reap(Box<dyn WaitSet>),
 }
