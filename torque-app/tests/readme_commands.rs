@@ -52,6 +52,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     ("TORQUE_REACTOR=poll cargo run --example echo_server", "not run: as cargo run --example echo_server"),
     ("cargo run --example udp_echo", "not run: as cargo run --example echo_server"),
+    ("cargo run --example workers", "not run: as cargo run --example echo_server (tcp:8000)"),
     (
         "cargo run --example multicast -- listen",
         "not run: as cargo run --example echo_server (a fixed group and port)",
@@ -75,6 +76,10 @@ const COMMANDS: &[(&str, &str)] = &[
     ("cargo bench --bench reactor", "not run: a benchmark (minutes); its figures are in the README"),
     ("cargo bench --bench echo", "not run: a benchmark (minutes); its figures are in the README"),
     ("cargo bench --bench echo -- udp", "not run: a benchmark (minutes); its figures are in the README"),
+    (
+        "cargo bench -p torque --bench echo -- torque-epoll torque-io_uring tokio mio monoio --secs 3",
+        "not run: a benchmark (minutes; builds benches/monoio-echo); its figures are in the README",
+    ),
     (
         "cargo bench -p torque-app --bench web",
         "not run: a benchmark (minutes); its figures are in the README",

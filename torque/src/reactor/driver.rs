@@ -1,10 +1,12 @@
-//! The reactor's one seam to its backend: an enum of the two ways a backend
-//! can work, so each call is a match, never a dynamic dispatch per event.
+//! The reactor's one seam to its backend: an enum of the ways a backend can
+//! work, so each call is a match, never a dynamic dispatch per event.
 //!
-//! Readiness backends (select, poll, epoll, kqueue, and io_uring's first stage) say an fd is ready and the
-//! reactor's handlers do the I/O. Completion backends (io_uring, IOCP) will
-//! run the I/O themselves and own each operation's buffer until the kernel
-//! reports it done; they get their own variant here.
+//! Readiness backends (select, poll, epoll, kqueue) say an fd is ready and the
+//! reactor's handlers do the I/O. io_uring is a readiness backend too, with
+//! optional stream hooks: for TCP connections the ring runs the receives and
+//! sends itself, and the transport takes what was received and hands over what
+//! to send through the calls below. A backend whose every operation is a
+//! completion (IOCP) gets its own variant here.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -14,7 +16,7 @@ use crate::backend::{Change, Events, ForeignWait, Refused, Selector, Token};
 
 /// The backend behind one reactor.
 pub(crate) enum Driver {
-    /// select, poll, epoll, kqueue, io_uring (polls in the ring).
+    /// select, poll, epoll, kqueue, io_uring.
     Readiness(Box<dyn Selector>),
 }
 
