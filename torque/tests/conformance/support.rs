@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use torque::testing::FakeClock;
 use torque::{BackendKind, Capability, Embedded, FdHandler, GuiCall, LostReason, Reactor, ReactorError};
@@ -364,19 +364,35 @@ pub fn run_case_with(kind: BackendKind, driver: fn() -> Rc<dyn Driver>, case: fn
 
 /// A reactor on `kind` that leaves signals alone.
 pub fn reactor(kind: BackendKind) -> Reactor {
-    Reactor::builder().backend(kind).handle_signals(false).build().expect("build reactor")
+    build_with_room(kind, || Reactor::builder().backend(kind).handle_signals(false))
 }
 
 /// A reactor on `kind` driven by a fake clock.
 pub fn fake_reactor(kind: BackendKind) -> (Reactor, FakeClock) {
     let clock = FakeClock::new();
-    let reactor = Reactor::builder()
-        .backend(kind)
-        .handle_signals(false)
-        .clock(clock.clone())
-        .build()
-        .expect("build reactor");
+    let reactor =
+        build_with_room(kind, || Reactor::builder().backend(kind).handle_signals(false).clock(clock.clone()));
     (reactor, clock)
+}
+
+/// Builds a reactor. A backend with an fd limit (select: below FD_SETSIZE)
+/// cannot open while cases running beside it (a thousand connections each)
+/// hold the low fd numbers; it waits for them, bounded, rather than fail.
+fn build_with_room(kind: BackendKind, builder: impl Fn() -> torque::ReactorBuilder) -> Reactor {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match builder().build() {
+            Ok(reactor) => return reactor,
+            Err(torque::ReactorError::Os(e))
+                if kind.info().fd_limit.is_some()
+                    && e.kind() == std::io::ErrorKind::InvalidInput
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("build reactor: {e:?}"),
+        }
+    }
 }
 
 /// A shared list of what happened, in order.

@@ -850,6 +850,54 @@ fn many_simultaneous_bulk_senders_lose_nothing(kind: BackendKind) {
     assert_eq!(wrong.get(), 0, "bytes out of order or changed");
 }
 
+/// A connection whose protocol stopped reading while its peer floods it holds
+/// nothing the others need: another connection's traffic still flows (on
+/// io_uring the receive buffers are shared, and a paused reader must not keep
+/// them).
+fn a_flooded_paused_reader_does_not_starve_others(kind: BackendKind) {
+    const ECHOED: usize = 1 << 20;
+    let r = reactor(kind);
+    // A server whose protocol stops reading at once, flooded by a peer
+    // (another thread) that writes until the kernel's buffers are full.
+    let (mut paused, paused_seen) = Recorder::new();
+    paused.keep_data = false;
+    paused.on_made = Some(Box::new(|t| t.pause_producing()));
+    let (_paused_port, paused_number) = server_with(&r, vec![Box::new(paused)]);
+    let flooder = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", paused_number)).unwrap();
+        // Once the kernel's buffers are full a write blocks; this bounds it.
+        stream.set_write_timeout(Some(Duration::from_millis(200))).unwrap();
+        let block = vec![7u8; 64 * 1024];
+        let mut sent = 0usize;
+        while sent < 64 << 20 {
+            match std::io::Write::write(&mut stream, &block) {
+                Ok(n) => sent += n,
+                Err(_) => break, // the buffers are full: the flood is in place
+            }
+        }
+        (stream, sent)
+    });
+    iterate_until(&r, || flooder.is_finished());
+    let (_flood_stream, flooded) = flooder.join().unwrap();
+    assert!(flooded > 0);
+    // Meanwhile another client echoes 1 MiB through a server on the same reactor.
+    let (_port, number) = echo_server(&r);
+    let other = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", number)).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let data: Vec<u8> = (0..ECHOED).map(|i| (i % 251) as u8).collect();
+        let mut writer = stream.try_clone().unwrap();
+        let sender = std::thread::spawn(move || std::io::Write::write_all(&mut writer, &data));
+        let mut back = vec![0u8; ECHOED];
+        let result = std::io::Read::read_exact(&mut stream, &mut back);
+        let _ = sender.join();
+        result.is_ok() && back.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8)
+    });
+    iterate_until(&r, || other.is_finished());
+    assert!(other.join().unwrap(), "the other connection's echo did not come back whole");
+    assert!(paused_seen.data.borrow().is_empty(), "the paused protocol was given nothing");
+}
+
 fn a_thousand_simultaneous_connections(kind: BackendKind) {
     const N: usize = 1000;
     // Both ends live in this process, and three backends may run at once.
@@ -977,6 +1025,7 @@ crate::cases! {
         a_callback_may_close_another_connection,
         a_large_transfer_arrives_intact_with_backpressure,
         many_simultaneous_bulk_senders_lose_nothing,
+        a_flooded_paused_reader_does_not_starve_others,
         a_paused_transport_stops_reading_until_resumed,
         a_paused_transport_still_notices_the_peer_closing,
         data_waiting_while_paused_arrives_after_resume_then_the_close,

@@ -9,10 +9,13 @@ use std::io;
 use super::buffers::BufferRing;
 
 /// One completion's result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 enum Chunk {
     /// `len` bytes in ring buffer `bid`, of which `read` were taken already.
     Data { bid: u16, len: u32, read: u32 },
+    /// Bytes copied out of the ring (the connection stopped reading), of
+    /// which `read` were taken already.
+    Owned { bytes: Box<[u8]>, read: usize },
     /// The peer closed its side: every read from now on is 0.
     Eof,
     /// The receive failed (reset, …): reported once, in order.
@@ -29,6 +32,11 @@ impl ReceiveQueue {
     /// Whether nothing waits (no data, no end of file, no error).
     pub(super) fn is_empty(&self) -> bool {
         self.chunks.is_empty()
+    }
+
+    /// How many completions wait (each data chunk holds one ring buffer).
+    pub(super) fn len(&self) -> usize {
+        self.chunks.len()
     }
 
     /// Appends `len` bytes that arrived in buffer `bid`.
@@ -63,6 +71,16 @@ impl ReceiveQueue {
                         self.chunks.pop_front();
                     }
                 }
+                Some(Chunk::Owned { bytes, read }) => {
+                    let rest = &bytes[*read..];
+                    let n = rest.len().min(out.len() - copied);
+                    out[copied..copied + n].copy_from_slice(&rest[..n]);
+                    copied += n;
+                    *read += n;
+                    if *read == bytes.len() {
+                        self.chunks.pop_front();
+                    }
+                }
                 // The end of file stays: every later read sees it too.
                 Some(Chunk::Eof) => return Ok(copied),
                 Some(Chunk::Error(errno)) if copied == 0 => {
@@ -82,10 +100,22 @@ impl ReceiveQueue {
     /// or `WouldBlock`.
     pub(super) fn peek(&self) -> io::Result<usize> {
         match self.chunks.front() {
-            Some(Chunk::Data { .. }) => Ok(1),
+            Some(Chunk::Data { .. } | Chunk::Owned { .. }) => Ok(1),
             Some(Chunk::Eof) => Ok(0),
             Some(Chunk::Error(errno)) => Err(io::Error::from_raw_os_error(*errno)),
             None => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// Copies what waits in ring buffers out of the ring and gives them back:
+    /// a connection that stopped reading must not hold the shared ring.
+    pub(super) fn detach(&mut self, ring: &mut BufferRing) {
+        for chunk in &mut self.chunks {
+            if let Chunk::Data { bid, len, read } = *chunk {
+                let bytes = ring.bytes(bid, len as usize)[read as usize..].into();
+                ring.give_back(bid);
+                *chunk = Chunk::Owned { bytes, read: 0 };
+            }
         }
     }
 

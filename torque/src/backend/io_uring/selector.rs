@@ -22,6 +22,13 @@ const ENTRIES: u32 = 1024;
 /// 8 MiB of address space, touched as used.
 const BUFFERS: u16 = 2048;
 const BUFFER_SIZE: usize = 4096;
+/// The most ring buffers one connection's queue holds (64 KiB, what one read
+/// takes): past it its receive is cancelled, so the rest waits in the socket
+/// (and TCP's window applies) instead of draining the shared ring — a peer
+/// sending faster than its protocol reads could otherwise take every buffer
+/// and starve the others. Armed again once the queue is half read. A
+/// connection that stops reading copies its queue out of the ring.
+const QUEUE_LIMIT: usize = 16;
 /// The waker's poll.
 const WAKER_DATA: u64 = u64::MAX;
 /// Entries whose completion means nothing (removals, cancels, no-ops).
@@ -169,6 +176,7 @@ pub(super) fn open() -> Result<Opened, ReactorError> {
         refused_backlog: Vec::new(),
         unread: Vec::new(),
         receive_rearm: Vec::new(),
+        starved: Vec::new(),
         writable: Vec::new(),
         send_pool: Vec::new(),
         orphans: Vec::new(),
@@ -234,9 +242,12 @@ pub(super) struct RingSelector {
     /// Fds whose receive queue may hold something (announced while it does
     /// and reading is wanted).
     unread: Vec<RawFd>,
-    /// Fds whose multishot receive ended early (no buffer free, …): armed
-    /// again with the next enter.
+    /// Fds whose multishot receive ended early, or whose full queue was read
+    /// down: armed again with the next enter.
     receive_rearm: Vec<RawFd>,
+    /// Fds whose receive found no free buffer: armed again only once a buffer
+    /// was given back (re-arming at once would spin while the ring is empty).
+    starved: Vec<RawFd>,
     /// Fds sending through the ring with a writer registered (announced
     /// writable while no send is in flight).
     writable: Vec<RawFd>,
@@ -405,6 +416,12 @@ impl RingSelector {
             }
         } else {
             self.disarm_receive(fd)?;
+            // Reading stopped (paused, half-closed, closing): what it holds
+            // leaves the shared ring.
+            if let (Some(buffers), Some(state)) = (self.buffers.as_mut(), self.fds.get_mut(fd as usize)) {
+                state.queue.detach(buffers);
+                self.receive_rearm.append(&mut self.starved);
+            }
         }
         let state = self.state(fd);
         if state.sends && new.write && !state.send_listed {
@@ -514,14 +531,13 @@ impl RingSelector {
         let current = state.receive_is_current(seq);
         if !cqueue::more(flags) && state.receive_armed == Some(seq) {
             state.receive_armed = None;
-            // Out of buffers (or the kernel ended it for room): arm again once
-            // this pass gave buffers back. The end of file and errors end it.
-            if result > 0 || result == -libc::ENOBUFS {
-                tracing::trace!(
-                    fd,
-                    result,
-                    "io_uring: receive ended early (no free buffer?); armed again next pass"
-                );
+            // Out of buffers: armed again once one is given back. Ended by the
+            // kernel with data (for room): armed with the next enter. The end
+            // of file and errors end it.
+            if result == -libc::ENOBUFS {
+                tracing::trace!(fd, "io_uring: no free receive buffer; armed again once one is back");
+                self.starved.push(fd);
+            } else if result > 0 {
                 self.receive_rearm.push(fd);
             } else if result != -libc::ECANCELED {
                 state.receive_ended = true;
@@ -542,9 +558,19 @@ impl RingSelector {
             e if e == -libc::ENOBUFS || e == -libc::ECANCELED => return,
             e => state.queue.push_error(-e),
         }
+        if !state.interest.read {
+            // Arrived after reading stopped (a cancelled receive's last data).
+            state.queue.detach(buffers);
+        }
+        let full = state.queue.len() >= QUEUE_LIMIT && state.receive_armed.is_some();
         if !state.listed {
             state.listed = true;
             self.unread.push(fd);
+        }
+        if full {
+            if let Err(e) = self.disarm_receive(fd) {
+                tracing::error!(error = %e, "io_uring: cannot pause a full receive");
+            }
         }
     }
 
@@ -756,7 +782,14 @@ impl Selector for RingSelector {
     fn take_received(&mut self, fd: RawFd, out: &mut [u8]) -> Option<io::Result<usize>> {
         let buffers = self.buffers.as_mut()?;
         let state = self.fds.get_mut(fd as usize).filter(|s| s.receives)?;
-        Some(state.queue.take(out, buffers))
+        let taken = state.queue.take(out, buffers);
+        // A receive stopped for a full queue resumes once half of it was read.
+        if state.receive_armed.is_none() && !state.receive_ended && state.queue.len() <= QUEUE_LIMIT / 2 {
+            self.receive_rearm.push(fd);
+        }
+        // Buffers came back: receives that found none may try again.
+        self.receive_rearm.append(&mut self.starved);
+        Some(taken)
     }
 
     fn peek_received(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
@@ -767,6 +800,7 @@ impl Selector for RingSelector {
         let Some(buffers) = self.buffers.as_mut() else { return };
         let Some(state) = self.fds.get_mut(fd as usize) else { return };
         state.queue.clear(buffers);
+        self.receive_rearm.append(&mut self.starved);
         state.receives = false;
         state.receive_ended = false;
         // Data still in flight from its receives belongs to no one now.
