@@ -26,8 +26,8 @@ const BUFFER_SIZE: usize = 4096;
 /// takes): past it its receive is cancelled, so the rest waits in the socket
 /// (and TCP's window applies) instead of draining the shared ring — a peer
 /// sending faster than its protocol reads could otherwise take every buffer
-/// and starve the others. Armed again once the queue is half read. A
-/// connection that stops reading copies its queue out of the ring.
+/// and starve the others. Armed again once the queue is half read. When the
+/// ring runs dry, connections that stopped reading copy their queues out of it.
 const QUEUE_LIMIT: usize = 16;
 /// The waker's poll.
 const WAKER_DATA: u64 = u64::MAX;
@@ -416,12 +416,6 @@ impl RingSelector {
             }
         } else {
             self.disarm_receive(fd)?;
-            // Reading stopped (paused, half-closed, closing): what it holds
-            // leaves the shared ring.
-            if let (Some(buffers), Some(state)) = (self.buffers.as_mut(), self.fds.get_mut(fd as usize)) {
-                state.queue.detach(buffers);
-                self.receive_rearm.append(&mut self.starved);
-            }
         }
         let state = self.state(fd);
         if state.sends && new.write && !state.send_listed {
@@ -529,6 +523,7 @@ impl RingSelector {
             return;
         };
         let current = state.receive_is_current(seq);
+        let mut dry = false;
         if !cqueue::more(flags) && state.receive_armed == Some(seq) {
             state.receive_armed = None;
             // Out of buffers: armed again once one is given back. Ended by the
@@ -537,12 +532,19 @@ impl RingSelector {
             if result == -libc::ENOBUFS {
                 tracing::trace!(fd, "io_uring: no free receive buffer; armed again once one is back");
                 self.starved.push(fd);
+                dry = true;
             } else if result > 0 {
                 self.receive_rearm.push(fd);
             } else if result != -libc::ECANCELED {
                 state.receive_ended = true;
             }
         }
+        if dry {
+            self.release_stopped_readers();
+            return;
+        }
+        let Some(buffers) = self.buffers.as_mut() else { return };
+        let Some(state) = self.fds.get_mut(index) else { return };
         if !current {
             if let Some(bid) = bid {
                 buffers.give_back(bid);
@@ -558,10 +560,6 @@ impl RingSelector {
             e if e == -libc::ENOBUFS || e == -libc::ECANCELED => return,
             e => state.queue.push_error(-e),
         }
-        if !state.interest.read {
-            // Arrived after reading stopped (a cancelled receive's last data).
-            state.queue.detach(buffers);
-        }
         let full = state.queue.len() >= QUEUE_LIMIT && state.receive_armed.is_some();
         if !state.listed {
             state.listed = true;
@@ -571,6 +569,22 @@ impl RingSelector {
             if let Err(e) = self.disarm_receive(fd) {
                 tracing::error!(error = %e, "io_uring: cannot pause a full receive");
             }
+        }
+    }
+
+    /// The ring ran dry: connections that stopped reading (paused, parked)
+    /// copy what they hold out of it, so the others are not starved by them.
+    /// Only then: copying costs memory the kernel's socket buffers would
+    /// otherwise hold, and usually the ring has room.
+    fn release_stopped_readers(&mut self) {
+        let Some(buffers) = self.buffers.as_mut() else { return };
+        let mut released = false;
+        for state in self.fds.iter_mut().filter(|s| s.receives && !s.interest.read && !s.queue.is_empty()) {
+            state.queue.detach(buffers);
+            released = true;
+        }
+        if released {
+            self.receive_rearm.append(&mut self.starved);
         }
     }
 
