@@ -416,6 +416,10 @@ impl RingSelector {
             }
         } else {
             self.disarm_receive(fd)?;
+            if !self.starved.is_empty() {
+                // Receives wait for buffers this reader may hold.
+                self.release_stopped_readers();
+            }
         }
         let state = self.state(fd);
         if state.sends && new.write && !state.send_listed {
@@ -662,10 +666,14 @@ impl RingSelector {
         self.reap(&mut events, refused);
         self.backlog = events;
         self.backlog_rearm.append(&mut self.fired);
-        if !self.backlog.is_empty() || !self.refused_backlog.is_empty() || self.unread_pending() {
-            // The ring's fd must stay readable while reaped events wait, or a
-            // loop watching it (embed, interleave) would sleep on them: a
-            // no-op's completion keeps it so.
+        if !self.backlog.is_empty()
+            || !self.refused_backlog.is_empty()
+            || !self.receive_rearm.is_empty()
+            || self.unread_pending()
+        {
+            // The ring's fd must stay readable while reaped events (or receives
+            // to arm again) wait, or a loop watching it (embed, interleave)
+            // would sleep on them: a no-op's completion keeps it so.
             let nop = opcode::Nop::new().build().user_data(IGNORED_DATA);
             if let Err(e) = self.push(&nop).and_then(|()| self.submit_now()) {
                 tracing::error!(error = %e, "io_uring: cannot post a no-op");
