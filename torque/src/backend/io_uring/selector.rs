@@ -263,6 +263,26 @@ pub(super) struct RingSelector {
 
 impl Drop for RingSelector {
     fn drop(&mut self) {
+        // Sends still in flight read memory this drop frees: cancel them and
+        // wait (bounded) for the kernel to report each one done.
+        let mut in_flight: Vec<u64> = self.orphans.iter().map(|(data, _)| *data).collect();
+        for (fd, state) in self.fds.iter().enumerate() {
+            if let Some(seq) = state.send_in_flight {
+                in_flight.push(user_data(fd as RawFd, seq | SEND_KIND));
+            }
+        }
+        for data in in_flight {
+            let _ = self.push(&opcode::AsyncCancel::new(data).build().user_data(IGNORED_DATA));
+        }
+        let mut events = Vec::new();
+        let mut refused = Vec::new();
+        for _ in 0..100 {
+            let sending = !self.orphans.is_empty() || self.fds.iter().any(|s| s.send_in_flight.is_some());
+            if !sending || self.enter(Some(Duration::from_millis(10))).is_err() {
+                break;
+            }
+            self.reap(&mut events, &mut refused);
+        }
         // The kernel lets go of the buffers before their memory goes.
         if let Some(buffers) = &self.buffers {
             buffers.unregister(&self.ring);
