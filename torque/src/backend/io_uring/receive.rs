@@ -109,14 +109,18 @@ impl ReceiveQueue {
 
     /// Copies what waits in ring buffers out of the ring and gives them back:
     /// a connection that stopped reading must not hold the shared ring.
-    pub(super) fn detach(&mut self, ring: &mut BufferRing) {
+    /// Whether any buffer went back.
+    pub(super) fn detach(&mut self, ring: &mut BufferRing) -> bool {
+        let mut released = false;
         for chunk in &mut self.chunks {
             if let Chunk::Data { bid, len, read } = *chunk {
                 let bytes = ring.bytes(bid, len as usize)[read as usize..].into();
                 ring.give_back(bid);
                 *chunk = Chunk::Owned { bytes, read: 0 };
+                released = true;
             }
         }
+        released
     }
 
     /// Drops everything (the connection closed), giving the buffers back.

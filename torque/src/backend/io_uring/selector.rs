@@ -283,6 +283,15 @@ impl Drop for RingSelector {
             }
             self.reap(&mut events, &mut refused);
         }
+        // Still not reported: the kernel may yet read them, so they are never freed.
+        for (_, buffer) in self.orphans.drain(..) {
+            std::mem::forget(buffer);
+        }
+        for state in self.fds.iter_mut().filter(|s| s.send_in_flight.is_some()) {
+            if let Some(buffer) = state.send_buffer.take() {
+                std::mem::forget(buffer);
+            }
+        }
         // The kernel lets go of the buffers before their memory goes.
         if let Some(buffers) = &self.buffers {
             buffers.unregister(&self.ring);
@@ -309,9 +318,12 @@ impl RingSelector {
     /// Queues `entry`, submitting first if the queue is full.
     fn push(&mut self, entry: &squeue::Entry) -> io::Result<()> {
         loop {
-            // SAFETY: the entries this backend makes point at no user memory
-            // (receives draw from the registered buffer ring, which lives as
-            // long as the ring), so nothing must outlive the submission.
+            // SAFETY: the memory entries point at outlives their operations:
+            // receives draw from the registered buffer ring, which lives as
+            // long as the ring; a send's bytes live in its fd's state (or the
+            // orphans) until its completion, and `Drop` waits for in-flight
+            // sends or leaks their bytes. Polls, removals, cancels and no-ops
+            // point at no memory.
             if unsafe { self.ring.submission().push(entry) }.is_ok() {
                 return Ok(());
             }
@@ -386,16 +398,23 @@ impl RingSelector {
     /// Arms `fd`'s multishot receive, if reads are wanted and none is armed.
     fn arm_receive(&mut self, fd: RawFd) -> io::Result<()> {
         let state = self.state(fd);
-        if !state.receives || !state.interest.read || state.receive_armed.is_some() || state.receive_ended {
+        // A full queue waits until it is half read (see QUEUE_LIMIT).
+        if !state.receives
+            || !state.interest.read
+            || state.receive_armed.is_some()
+            || state.receive_ended
+            || state.queue.len() >= QUEUE_LIMIT
+        {
             return Ok(());
         }
         let seq = state.next_receive & SEQ_MASK;
         state.next_receive = state.next_receive.wrapping_add(1);
-        state.receive_armed = Some(seq);
         let entry = opcode::RecvMulti::new(types::Fd(fd), buffers::GROUP)
             .build()
             .user_data(user_data(fd, seq | RECEIVE_KIND));
-        self.push(&entry)
+        self.push(&entry)?;
+        self.state(fd).receive_armed = Some(seq);
+        Ok(())
     }
 
     /// Cancels `fd`'s multishot receive. What it received before the cancel
@@ -604,8 +623,7 @@ impl RingSelector {
         let Some(buffers) = self.buffers.as_mut() else { return };
         let mut released = false;
         for state in self.fds.iter_mut().filter(|s| s.receives && !s.interest.read && !s.queue.is_empty()) {
-            state.queue.detach(buffers);
-            released = true;
+            released |= state.queue.detach(buffers);
         }
         if released {
             self.receive_rearm.append(&mut self.starved);
@@ -769,6 +787,8 @@ impl Selector for RingSelector {
     fn flush(&mut self) {
         if self.rearm.is_empty()
             && self.receive_rearm.is_empty()
+            && self.backlog.is_empty()
+            && self.refused_backlog.is_empty()
             && self.ring.submission().is_empty()
             && !self.unread_pending()
         {

@@ -1103,10 +1103,13 @@ impl Transport {
                 ));
             }
             // TLS must encrypt the bytes, so they cannot bypass user space.
+            // Ring sends (io_uring) copy too: sendfile's EAGAIN would need the
+            // socket's writability, which that path does not watch.
             state.buffer.is_empty()
                 && state.pending_fds.is_empty()
                 && self.conn.socket.borrow().is_some()
                 && !self.conn.tls_on.get()
+                && !self.conn.completions.get()
         };
         if direct {
             loop {
