@@ -184,6 +184,13 @@ pub(crate) trait Selector: Send {
         Err(io::ErrorKind::Unsupported.into())
     }
 
+    /// A write made directly on completion-served `fd` (`sendfile` of a
+    /// file body, zero-copy) found the socket full: announce it writable once
+    /// the kernel says it has room again, not at once as after a send.
+    fn await_room(&mut self, fd: RawFd) {
+        let _ = fd;
+    }
+
     /// The finished send's result (bytes sent, or its error), once.
     fn send_done(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
         let _ = fd;

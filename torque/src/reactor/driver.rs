@@ -72,6 +72,13 @@ impl Driver {
         }
     }
 
+    /// See [`Selector::await_room`].
+    pub(crate) fn await_room(&mut self, fd: RawFd) {
+        match self {
+            Driver::Readiness(selector) => selector.await_room(fd),
+        }
+    }
+
     /// See [`Selector::send_copy`].
     pub(crate) fn send_copy(&mut self, fd: RawFd, data: &[u8]) -> io::Result<usize> {
         match self {

@@ -1212,6 +1212,12 @@ impl Reactor {
         peeked.unwrap_or_else(|| Err(std::io::ErrorKind::WouldBlock.into()))
     }
 
+    /// A direct write on completion-served `fd` found its socket full: the
+    /// backend announces it writable once there is room.
+    pub(crate) fn await_room(&self, fd: RawFd) {
+        self.inner.driver.borrow_mut().await_room(fd);
+    }
+
     /// Hands a copy of (the start of) `data` to the backend to send on `fd`.
     pub(crate) fn send_copy(&self, fd: RawFd, data: &[u8]) -> std::io::Result<usize> {
         self.inner.driver.borrow_mut().send_copy(fd, data)

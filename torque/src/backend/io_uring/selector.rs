@@ -80,6 +80,9 @@ struct FdState {
     send_result: Option<i32>,
     /// In `RingSelector::writable`.
     send_listed: bool,
+    /// A direct write (`sendfile`) found the socket full: a poll for room
+    /// announces it writable, not the (absent) send's completion.
+    await_room: bool,
 }
 
 impl Default for FdState {
@@ -101,6 +104,7 @@ impl Default for FdState {
             next_send: 0,
             send_result: None,
             send_listed: false,
+            await_room: false,
         }
     }
 }
@@ -115,12 +119,16 @@ impl FdState {
     /// Whether to announce the fd writable: a writer waits and no send is in
     /// flight (its result, if any, is for the transport to take).
     fn can_send(&self) -> bool {
-        self.interest.write && self.send_in_flight.is_none()
+        self.interest.write && self.send_in_flight.is_none() && !self.await_room
     }
 
-    /// What the poll covers: reads too, unless they come as completions.
+    /// What the poll covers: reads and writes, unless they come as
+    /// completions (writes too while waiting for room).
     fn poll_interest(&self) -> Interest {
-        Interest { read: self.interest.read && !self.receives, write: self.interest.write && !self.sends }
+        Interest {
+            read: self.interest.read && !self.receives,
+            write: self.interest.write && (!self.sends || self.await_room),
+        }
     }
 
     /// Whether queued completions should be announced as readable now.
@@ -532,6 +540,8 @@ impl RingSelector {
             return; // a poll replaced or removed since
         }
         state.poll_armed = None;
+        // The socket has room (or failed): its writer hears it now.
+        state.await_room = false;
         let token = state.token;
         if result < 0 {
             // The fd was closed, or cannot be polled: drop it, as epoll refuses
@@ -822,6 +832,8 @@ impl Selector for RingSelector {
         }
         let len = data.len().min(SEND_MAX);
         buffer.extend_from_slice(&data[..len]);
+        // This send's completion announces the writer now, not the poll.
+        let awaited_room = std::mem::take(&mut state.await_room);
         let seq = state.next_send & SEQ_MASK;
         state.next_send = state.next_send.wrapping_add(1);
         let entry = opcode::Send::new(types::Fd(fd), buffer.as_ptr(), len as u32)
@@ -833,7 +845,21 @@ impl Selector for RingSelector {
         // orphans) until the completion: moving the Vec does not move them.
         state.send_buffer = Some(buffer);
         self.push(&entry)?;
+        if awaited_room {
+            self.disarm_poll(fd)?;
+        }
         Ok(len)
+    }
+
+    fn await_room(&mut self, fd: RawFd) {
+        let state = self.state(fd);
+        if !state.sends || state.await_room {
+            return;
+        }
+        state.await_room = true;
+        if let Err(e) = self.disarm_poll(fd).and_then(|()| self.arm_poll(fd)) {
+            tracing::error!(error = %e, fd, "io_uring: cannot poll a full socket for room");
+        }
     }
 
     fn send_done(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
@@ -868,6 +894,7 @@ impl Selector for RingSelector {
         // Data still in flight from its receives belongs to no one now.
         state.receive_valid_from = state.next_receive & SEQ_MASK;
         state.sends = false;
+        state.await_room = false;
         state.send_result = None;
         if let Some(seq) = state.send_in_flight.take() {
             // Cancelled now (the send holds the socket open); its bytes live

@@ -1103,13 +1103,12 @@ impl Transport {
                 ));
             }
             // TLS must encrypt the bytes, so they cannot bypass user space.
-            // Ring sends (io_uring) copy too: sendfile's EAGAIN would need the
-            // socket's writability, which that path does not watch.
+            // On a completion-served socket an empty buffer means no send is
+            // in flight, so sendfile cannot overtake one.
             state.buffer.is_empty()
                 && state.pending_fds.is_empty()
                 && self.conn.socket.borrow().is_some()
                 && !self.conn.tls_on.get()
-                && !self.conn.completions.get()
         };
         if direct {
             loop {
@@ -1123,6 +1122,13 @@ impl Transport {
                         return Ok(n);
                     }
                     Err(e) if would_block(&e) => {
+                        if self.conn.completions.get() {
+                            // Its writable events come from sends; this one
+                            // must wait for the socket's room instead.
+                            if let Some(reactor) = self.reactor() {
+                                reactor.await_room(self.conn.fd);
+                            }
+                        }
                         self.want_writable();
                         return Ok(0);
                     }
