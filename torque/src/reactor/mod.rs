@@ -146,6 +146,16 @@ pub(crate) struct Inner {
     crash_epoch: Cell<u64>,
 }
 
+/// Ends a pass's awake span ([`set_awake`](crate::sys::waker::Waker::set_awake)) even if a callback unwinds
+/// out of the dispatch.
+struct AwakeGuard<'a>(&'a crate::sys::waker::Waker);
+
+impl Drop for AwakeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.may_sleep();
+    }
+}
+
 /// What runs for a stop signal that arrives while already stopping.
 type SignalHook = Rc<dyn Fn(&Reactor, i32)>;
 
@@ -1093,6 +1103,10 @@ impl Reactor {
     /// dispatching reach the backend before this returns, for a loop other
     /// than `run()`'s that waits next.
     fn pass(&self, max_wait: Option<Duration>, apply_after: bool) -> Result<(), ReactorError> {
+        let waker = &self.inner.threads.waker;
+        // Before the queues are looked at: work queued from now on wakes the
+        // wait (a nested pass inside a dispatch needs this too).
+        waker.may_sleep();
         let timeout = self.prepare(max_wait);
         // Step 2: wait. The event and change buffers are taken out of their
         // cells so that a nested pass started from a callback uses its own.
@@ -1103,7 +1117,13 @@ impl Reactor {
         let waited = self.inner.driver.borrow_mut().wait(&changes, &mut refused, &mut events, timeout);
         changes.clear();
         *self.inner.changes.borrow_mut() = changes;
+        // Work other threads queue while this pass dispatches is seen by the
+        // next pass's prepare step: no wake needed. Other loops (embed,
+        // interleave) never set this, so their waits are always woken.
+        waker.set_awake();
+        let awake = AwakeGuard(waker);
         let result = self.dispatch_after_wait(waited, refused, &mut events);
+        drop(awake);
         *self.inner.events.borrow_mut() = events;
         if apply_after {
             self.apply_changes(None)?;

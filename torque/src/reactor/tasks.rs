@@ -32,7 +32,7 @@ impl ReadyList {
     fn push(&self, slot: usize, generation: u32) {
         lock(&self.ids).push((slot, generation));
         self.any.store(true, Ordering::Release);
-        self.backend.wake();
+        self.backend.wake_for_queued();
     }
 
     pub(crate) fn has_ready(&self) -> bool {

@@ -62,7 +62,7 @@ impl ReactorHandle {
         // Set under the lock, so it can never be cleared while an item is queued.
         self.shared.queued.store(1, Ordering::Release);
         drop(queue);
-        self.shared.waker.wake();
+        self.shared.waker.wake_for_queued();
     }
 
     /// Interrupts the reactor's wait without queueing anything.

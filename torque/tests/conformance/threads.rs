@@ -228,6 +228,38 @@ fn wakes_are_never_lost_under_contention(kind: BackendKind) {
     assert_eq!(SEEN.with(Cell::get), PRODUCERS * CALLS);
 }
 
+/// Calls from other threads, made while the reactor dispatches a pass (no
+/// wake is written for those: it looks at its queue again before it waits)
+/// and while it sleeps right after one (those must wake it), all run. A lost
+/// call hangs here until the harness's timeout.
+fn calls_made_during_and_after_a_dispatch_all_run(kind: BackendKind) {
+    let r = reactor(kind);
+    let ran = Arc::new(AtomicUsize::new(0));
+    for round in 0..20 {
+        let handle = r.handle();
+        let ran_in = ran.clone();
+        r.handle().call_from_thread(move |_| {
+            // Made and finished while this pass runs its thread calls, after
+            // it took the queue: it lands in the next pass's.
+            let during = handle.clone();
+            std::thread::spawn(move || during.call_from_thread(|_| {})).join().unwrap();
+            // Made once the reactor has (most likely) gone to sleep.
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(2));
+                handle.call_from_thread(move |r| {
+                    ran_in.fetch_add(1, Ordering::Relaxed);
+                    r.crash();
+                });
+            });
+        });
+        // Nothing else would end the wait for an hour.
+        let idle = r.call_later(Duration::from_secs(3600), |_| {});
+        run(&r).unwrap();
+        idle.cancel().unwrap();
+        assert_eq!(ran.load(Ordering::Relaxed), round + 1);
+    }
+}
+
 /// The pool as an object (Twisted's `getThreadPool`): its maximum, what it
 /// is doing, and stopping it by hand; the reactor makes a fresh one after
 /// shutdown. Jobs given to a stopped pool are dropped, never run.
@@ -306,6 +338,7 @@ fn a_handle_knows_whether_it_is_on_the_reactor_thread(kind: BackendKind) {
 crate::cases! {
     [] driven {
         wakes_are_never_lost_under_contention,
+        calls_made_during_and_after_a_dispatch_all_run,
         a_thread_call_wakes_a_sleeping_reactor,
         calls_from_one_thread_run_in_order,
         a_call_made_inside_a_thread_call_runs_on_a_later_pass,

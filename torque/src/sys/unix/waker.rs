@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 #[cfg(kqueue)]
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 
 /// How a waker interrupts the wait.
 #[derive(Debug)]
@@ -33,6 +33,10 @@ pub(crate) struct Waker {
     mechanism: Mechanism,
     /// Set by the first `wake` since the last `reset`; later wakes skip the syscall.
     pending: AtomicBool,
+    /// Set while the reactor's thread dispatches a pass: it looks at its
+    /// queues again before it next waits, so work queued meanwhile needs no
+    /// wake at all (see [`Waker::wake_for_queued`]).
+    awake: AtomicBool,
 }
 
 /// Where a signal handler sends its wake: an fd and how to write to it, packed
@@ -61,7 +65,11 @@ impl Waker {
             let fd = super::cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
             // SAFETY: eventfd succeeded, so `fd` is open and owned only by us.
             let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-            Ok(Waker { mechanism: Mechanism::EventFd(fd), pending: AtomicBool::new(false) })
+            Ok(Waker {
+                mechanism: Mechanism::EventFd(fd),
+                pending: AtomicBool::new(false),
+                awake: AtomicBool::new(false),
+            })
         }
         #[cfg(not(linux_like))]
         {
@@ -73,14 +81,22 @@ impl Waker {
     #[cfg_attr(linux_like, allow(dead_code))]
     pub(crate) fn new_pipe() -> io::Result<Waker> {
         let (read, write) = super::pipe()?;
-        Ok(Waker { mechanism: Mechanism::Pipe { read, write }, pending: AtomicBool::new(false) })
+        Ok(Waker {
+            mechanism: Mechanism::Pipe { read, write },
+            pending: AtomicBool::new(false),
+            awake: AtomicBool::new(false),
+        })
     }
 
     /// A waker that triggers `EVFILT_USER` event [`super::kqueue::WAKE_IDENT`]
     /// on `kqueue`; the backend registers that event.
     #[cfg(kqueue)]
     pub(crate) fn new_kqueue_user(kqueue: Arc<OwnedFd>) -> Waker {
-        Waker { mechanism: Mechanism::KqueueUser(kqueue), pending: AtomicBool::new(false) }
+        Waker {
+            mechanism: Mechanism::KqueueUser(kqueue),
+            pending: AtomicBool::new(false),
+            awake: AtomicBool::new(false),
+        }
     }
 
     /// The fd a backend watches for readability, for fd-based wakers.
@@ -115,6 +131,37 @@ impl Waker {
             #[cfg(kqueue)]
             Mechanism::KqueueUser(_) => "EVFILT_USER",
         }
+    }
+
+    /// Wakes the reactor for work the caller has just queued where the
+    /// reactor's prepare step looks (thread calls, ready tasks) — unless the
+    /// reactor is dispatching a pass, in which case it sees the work before it
+    /// waits and no syscall is made.
+    ///
+    /// The two sides form Dekker's pattern: the caller queues, fences, reads
+    /// `awake`; the reactor clears `awake`, fences ([`Waker::may_sleep`]),
+    /// reads its queues. With both fences sequentially consistent, at least one
+    /// side sees the other's write: either the reactor finds the work before
+    /// waiting, or the caller finds it may sleep and wakes it.
+    pub(crate) fn wake_for_queued(&self) {
+        fence(Ordering::SeqCst);
+        if self.awake.load(Ordering::Relaxed) {
+            return;
+        }
+        self.wake();
+    }
+
+    /// The reactor's thread is dispatching a pass (after its wait, before it
+    /// looks at its queues again): queued work needs no wake.
+    pub(crate) fn set_awake(&self) {
+        self.awake.store(true, Ordering::Relaxed);
+    }
+
+    /// The reactor's thread may wait next: from now on queued work wakes it.
+    /// Called before it looks at its queues to choose the wait's timeout.
+    pub(crate) fn may_sleep(&self) {
+        self.awake.store(false, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
     }
 
     /// Interrupts the wait, unless a wake is already pending.
@@ -209,6 +256,20 @@ mod tests {
     #[test]
     fn pipe_wakes_coalesce() {
         check_coalescing(Waker::new_pipe().unwrap());
+    }
+
+    #[test]
+    fn queued_work_is_not_woken_for_while_the_reactor_dispatches() {
+        let waker = Waker::new_fd().unwrap();
+        waker.set_awake();
+        waker.wake_for_queued();
+        assert_eq!(tokens(&waker), 0, "the dispatching reactor sees the work itself");
+        waker.wake();
+        assert_eq!(tokens(&waker), 1, "a plain wake always writes");
+        waker.reset();
+        waker.may_sleep();
+        waker.wake_for_queued();
+        assert_eq!(tokens(&waker), 1, "a reactor that may sleep is woken");
     }
 
     #[test]
