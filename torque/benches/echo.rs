@@ -13,6 +13,15 @@
 //! server's resident memory growth with 10,000 idle connections. `-- udp` runs only
 //! the UDP table: 64-byte request-response datagrams against Torque's UDP ports and
 //! tokio's `UdpSocket`, with the server's CPU time per round trip.
+//!
+//! `-- --callgrind` prints instead the server's user-space instructions per
+//! round trip, counted by `valgrind --tool=callgrind` (identical from run to
+//! run, so differences smaller than this machine's timing noise show): each
+//! server runs under callgrind twice per row, with N and 2N round trips on
+//! the same connections (`--rounds N`, default 5000), and the difference ÷ N
+//! excludes start-up and connection set-up. Kernel work (system calls, the
+//! network stack, io_uring's task work) is not counted: that is what the
+//! CPU-time table adds.
 
 #[path = "common/cpu.rs"]
 mod cpu;
@@ -311,16 +320,44 @@ struct Server {
 
 impl Server {
     fn start(kind: &str) -> io::Result<Server> {
-        let mut command = if kind == "monoio" {
-            // Its own binary, pinned to the server's CPU like the others.
-            let mut command = Command::new("taskset");
-            command.args(["-c", "0"]).arg(monoio_binary()?);
-            command
-        } else {
-            let mut command = Command::new(std::env::current_exe()?);
-            command.args(["--role", "server", "--kind", kind]);
-            command
+        Server::start_under(kind, None, 0)
+    }
+
+    /// Starts the server, under callgrind writing to `callgrind_out` if given.
+    /// There monoio exits by itself once it echoed `echo_bytes`: valgrind
+    /// (3.19) holds signals, and other threads, while a thread sleeps in
+    /// io_uring_enter.
+    fn start_under(
+        kind: &str,
+        callgrind_out: Option<&std::path::Path>,
+        echo_bytes: u64,
+    ) -> io::Result<Server> {
+        let mut command = match callgrind_out {
+            Some(out) => {
+                let mut command = Command::new("valgrind");
+                command.args(["--tool=callgrind", "--quiet"]);
+                command.arg(format!("--callgrind-out-file={}", out.display()));
+                command
+            }
+            // monoio's own binary is pinned here; ours pin themselves.
+            None if kind == "monoio" => {
+                let mut command = Command::new("taskset");
+                command.args(["-c", "0"]);
+                command
+            }
+            None => Command::new(std::env::current_exe()?),
         };
+        if kind == "monoio" {
+            command.arg(monoio_binary()?);
+            if callgrind_out.is_some() {
+                command.args(["--exit-after-bytes", &echo_bytes.to_string()]);
+            }
+        } else {
+            if callgrind_out.is_some() {
+                command.arg(std::env::current_exe()?);
+            }
+            command.args(["--role", "server", "--kind", kind]);
+        }
         let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
         let stdout = child.stdout.take().expect("piped");
         let mut line = String::new();
@@ -397,6 +434,18 @@ impl Window {
 
 /// `conns` connections each doing ping-pong with `size`-byte messages for `secs`.
 fn ping_pong(server: &Server, conns: usize, size: usize, secs: f64) -> io::Result<Row> {
+    let mut window = Window::new(secs);
+    let round_trips = ping_pong_while(server, conns, size, |done| window.running(server, done))?;
+    Ok(window.finish(server, round_trips))
+}
+
+/// Ping-pong on `conns` connections while `keep_going(round trips so far)`.
+fn ping_pong_while(
+    server: &Server,
+    conns: usize,
+    size: usize,
+    mut keep_going: impl FnMut(u64) -> bool,
+) -> io::Result<u64> {
     use mio::net::TcpStream;
     use mio::{Events, Interest, Poll, Token};
     let mut poll = Poll::new()?;
@@ -415,9 +464,8 @@ fn ping_pong(server: &Server, conns: usize, size: usize, secs: f64) -> io::Resul
     for (stream, _) in &mut streams {
         stream.write_all(&message)?;
     }
-    let mut window = Window::new(secs);
     let mut round_trips = 0u64;
-    while window.running(server, round_trips) {
+    while keep_going(round_trips) {
         poll.poll(&mut events, Some(Duration::from_millis(100)))?;
         for event in &events {
             let (stream, got) = &mut streams[event.token().0];
@@ -443,7 +491,67 @@ fn ping_pong(server: &Server, conns: usize, size: usize, secs: f64) -> io::Resul
             }
         }
     }
-    Ok(window.finish(server, round_trips))
+    Ok(round_trips)
+}
+
+/// The instructions callgrind counted in `kind`'s server for `round_trips`
+/// round trips on `conns` connections (start-up and set-up included).
+fn callgrind_count(kind: &str, conns: usize, size: usize, round_trips: u64) -> io::Result<u64> {
+    let out = std::env::temp_dir().join(format!("torque-echo-callgrind-{}-{kind}", std::process::id()));
+    let mut server = Server::start_under(kind, Some(&out), round_trips * size as u64)?;
+    // Every connection gets its first message at once; stop once the total is reached.
+    let result = ping_pong_while(&server, conns, size, |done| done < round_trips);
+    if kind == "monoio" {
+        // It exits by itself after the last echo (see `start_under`): a
+        // connection it reset on the way out is no failure.
+        server.child.wait()?;
+    } else {
+        result?;
+    }
+    // SIGTERM: callgrind writes its counts as the program ends. Valgrind
+    // (3.19) holds signals while a thread sleeps in io_uring_enter, so a
+    // connection wakes the server until the signal gets through (bounded).
+    let _ = Command::new("kill").args(["-TERM", &server.pid().to_string()]).status();
+    for _ in 0..100 {
+        if server.child.try_wait()?.is_some() {
+            break;
+        }
+        let _ = std::net::TcpStream::connect(server.addr);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = server.child.wait();
+    let text = std::fs::read_to_string(&out)?;
+    let _ = std::fs::remove_file(&out);
+    text.lines()
+        .find_map(|l| l.strip_prefix("summary:").or_else(|| l.strip_prefix("totals:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| io::Error::other(format!("no instruction total in callgrind's output for {kind}")))
+}
+
+/// Prints user-space instructions per round trip for each server and row.
+fn callgrind_table(kinds: &[&str], rounds: u64) {
+    const CALLGRIND_ROWS: [(usize, usize); 4] = [(64, 64), (64, 4096), (1000, 64), (1000, 4096)];
+    println!("Server user-space instructions per round trip (valgrind --tool=callgrind:");
+    println!("(count at {} − count at {rounds} round trips) ÷ {rounds}; lower is better)\n", 2 * rounds);
+    print!("| server |");
+    for (conns, size) in CALLGRIND_ROWS {
+        print!(" {conns} conn × {size} B |");
+    }
+    println!("\n|---|{}", "---:|".repeat(CALLGRIND_ROWS.len()));
+    for kind in kinds {
+        let mut cells = Vec::new();
+        for (conns, size) in CALLGRIND_ROWS {
+            let counts = callgrind_count(kind, conns, size, rounds)
+                .and_then(|one| Ok((one, callgrind_count(kind, conns, size, 2 * rounds)?)));
+            let cell = match counts {
+                Ok((one, two)) => format!("{:.0}", two.saturating_sub(one) as f64 / rounds as f64),
+                Err(e) => format!("n/a ({e})"),
+            };
+            eprintln!("{kind} {conns}×{size}: {cell} instructions");
+            cells.push(cell);
+        }
+        println!("| {kind} | {} |", cells.join(" | "));
+    }
 }
 
 /// KiB of server RSS per idle connection, with `n` connections open.
@@ -499,6 +607,21 @@ fn main() {
         .unwrap_or(2.0);
     let servers = servers();
     let only: Vec<&String> = args.iter().skip(1).filter(|a| servers.contains(a)).collect();
+    if args.iter().any(|a| a == "--callgrind") {
+        let rounds = args
+            .iter()
+            .position(|a| a == "--rounds")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5000);
+        let kinds: Vec<&str> = servers
+            .iter()
+            .map(String::as_str)
+            .filter(|k| only.is_empty() || only.iter().any(|o| o.as_str() == *k))
+            .collect();
+        callgrind_table(&kinds, rounds);
+        return;
+    }
     pin_to_cpu(1);
     println!("Echo benchmark: server pinned to CPU 0, load generator (mio) on CPU 1; {secs} s per row.");
     println!(
