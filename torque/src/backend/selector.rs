@@ -175,13 +175,15 @@ pub(crate) trait Selector: Send {
         None
     }
 
-    /// Starts sending a copy of (the start of) `data` on `fd`; how many bytes
-    /// were taken. `WouldBlock` while a send is in flight or its result waits
-    /// for [`send_done`](Selector::send_done). Its completion is announced as
-    /// writable to a registered writer.
-    fn send_copy(&mut self, fd: RawFd, data: &[u8]) -> io::Result<usize> {
-        let _ = (fd, data);
-        Err(io::ErrorKind::Unsupported.into())
+    /// Starts sending `buffer[offset..]` (or its start) on `fd`. The buffer
+    /// moves in, so nothing can move or free the bytes while the kernel reads
+    /// them; it comes back with the result from
+    /// [`send_done`](Selector::send_done) (or with the error, if the send
+    /// could not start: `WouldBlock` while a send is in flight or its result
+    /// waits). Its completion is announced as writable to a registered writer.
+    fn send_lent(&mut self, fd: RawFd, buffer: Vec<u8>, offset: usize) -> Result<(), (io::Error, Vec<u8>)> {
+        let _ = (fd, offset);
+        Err((io::ErrorKind::Unsupported.into(), buffer))
     }
 
     /// A write made directly on completion-served `fd` (`sendfile` of a
@@ -191,8 +193,9 @@ pub(crate) trait Selector: Send {
         let _ = fd;
     }
 
-    /// The finished send's result (bytes sent, or its error), once.
-    fn send_done(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
+    /// The finished send's result (bytes sent, or its error) and the buffer
+    /// it was lent, once.
+    fn send_done(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)> {
         let _ = fd;
         None
     }

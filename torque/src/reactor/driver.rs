@@ -79,15 +79,20 @@ impl Driver {
         }
     }
 
-    /// See [`Selector::send_copy`].
-    pub(crate) fn send_copy(&mut self, fd: RawFd, data: &[u8]) -> io::Result<usize> {
+    /// See [`Selector::send_lent`].
+    pub(crate) fn send_lent(
+        &mut self,
+        fd: RawFd,
+        buffer: Vec<u8>,
+        offset: usize,
+    ) -> Result<(), (io::Error, Vec<u8>)> {
         match self {
-            Driver::Readiness(selector) => selector.send_copy(fd, data),
+            Driver::Readiness(selector) => selector.send_lent(fd, buffer, offset),
         }
     }
 
     /// See [`Selector::send_done`].
-    pub(crate) fn send_done(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
+    pub(crate) fn send_done(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)> {
         match self {
             Driver::Readiness(selector) => selector.send_done(fd),
         }

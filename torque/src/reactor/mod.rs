@@ -1214,7 +1214,7 @@ impl Reactor {
 
     /// Asks the backend to serve stream socket `fd` by completions (io_uring's
     /// multishot receive and sends); then [`take_received`](Reactor::take_received)
-    /// replaces `read(2)` and [`send_copy`](Reactor::send_copy) `send(2)`.
+    /// replaces `read(2)` and [`send_lent`](Reactor::send_lent) `send(2)`.
     /// False where the backend does not.
     pub(crate) fn stream_completions(&self, fd: RawFd) -> bool {
         self.inner.driver.borrow_mut().stream_completions(fd)
@@ -1238,13 +1238,19 @@ impl Reactor {
         self.inner.driver.borrow_mut().await_room(fd);
     }
 
-    /// Hands a copy of (the start of) `data` to the backend to send on `fd`.
-    pub(crate) fn send_copy(&self, fd: RawFd, data: &[u8]) -> std::io::Result<usize> {
-        self.inner.driver.borrow_mut().send_copy(fd, data)
+    /// Lends `buffer` to the backend to send `buffer[offset..]` on `fd`; it
+    /// comes back from [`send_done`](Reactor::send_done), or with the error.
+    pub(crate) fn send_lent(
+        &self,
+        fd: RawFd,
+        buffer: Vec<u8>,
+        offset: usize,
+    ) -> Result<(), (std::io::Error, Vec<u8>)> {
+        self.inner.driver.borrow_mut().send_lent(fd, buffer, offset)
     }
 
-    /// The result of `fd`'s finished send, once.
-    pub(crate) fn send_done(&self, fd: RawFd) -> Option<std::io::Result<usize>> {
+    /// The result of `fd`'s finished send and its buffer, once.
+    pub(crate) fn send_done(&self, fd: RawFd) -> Option<(std::io::Result<usize>, Vec<u8>)> {
         self.inner.driver.borrow_mut().send_done(fd)
     }
 

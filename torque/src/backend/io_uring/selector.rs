@@ -39,13 +39,9 @@ const KIND_MASK: u32 = 0b11 << 30;
 const RECEIVE_KIND: u32 = 0b10 << 30;
 const SEND_KIND: u32 = 0b01 << 30;
 const SEQ_MASK: u32 = !KIND_MASK;
-/// The most one send copies (the rest goes once it completed).
-const SEND_MAX: usize = 256 * 1024;
-/// Send buffers kept for reuse (at most 8 MiB in all), and the largest kept:
-/// small sends allocate nothing once warm, and an idle connection holds no
-/// send buffer.
-const SEND_POOL: usize = 1024;
-const SEND_POOL_CAPACITY: usize = 8 * 1024;
+/// The most one send hands the kernel (it takes what the socket holds and
+/// reports that; the rest goes with the next send).
+const SEND_MAX: usize = 1 << 30;
 
 /// What the backend knows of one fd number.
 struct FdState {
@@ -71,8 +67,9 @@ struct FdState {
     listed: bool,
     /// Writes go through ring sends (stream sockets whose transport asked).
     sends: bool,
-    /// The send in flight (its number) and the bytes it sends, which stay
-    /// alive until the kernel reports it done.
+    /// The send in flight (its number) and the buffer lent to it, which
+    /// stays here until the kernel reports the send done, then until the
+    /// transport takes it back with the result.
     send_in_flight: Option<u32>,
     send_buffer: Option<Vec<u8>>,
     next_send: u32,
@@ -186,7 +183,6 @@ pub(super) fn open() -> Result<Opened, ReactorError> {
         receive_rearm: Vec::new(),
         starved: Vec::new(),
         writable: Vec::new(),
-        send_pool: Vec::new(),
         orphans: Vec::new(),
         completions: Vec::with_capacity(ENTRIES as usize),
     };
@@ -259,8 +255,6 @@ pub(super) struct RingSelector {
     /// Fds sending through the ring with a writer registered (announced
     /// writable while no send is in flight).
     writable: Vec<RawFd>,
-    /// Send buffers for reuse.
-    send_pool: Vec<Vec<u8>>,
     /// Sends of connections that closed meanwhile, by user data: their bytes
     /// live until the kernel is done with them.
     orphans: Vec<(u64, Vec<u8>)>,
@@ -640,29 +634,22 @@ impl RingSelector {
         }
     }
 
-    /// One send's completion: its result waits for the transport, and its
-    /// buffer goes back to the pool.
+    /// One send's completion: its result and buffer wait for the transport;
+    /// an orphan's buffer is freed now that the kernel is done with it.
     fn sent(&mut self, data: u64, result: i32) {
         let fd = (data >> 32) as RawFd;
         let seq = data as u32 & SEQ_MASK;
-        let finished = match self.fds.get_mut(fd as usize) {
+        match self.fds.get_mut(fd as usize) {
             Some(state) if state.send_in_flight == Some(seq) => {
                 state.send_in_flight = None;
                 state.send_result = Some(result);
-                state.send_buffer.take()
             }
             // A send of a connection that closed meanwhile.
-            _ => self.orphans.iter().position(|(d, _)| *d == data).map(|i| self.orphans.swap_remove(i).1),
-        };
-        if let Some(buffer) = finished {
-            self.recycle(buffer);
-        }
-    }
-
-    fn recycle(&mut self, mut buffer: Vec<u8>) {
-        if buffer.capacity() <= SEND_POOL_CAPACITY && self.send_pool.len() < SEND_POOL {
-            buffer.clear();
-            self.send_pool.push(buffer);
+            _ => {
+                if let Some(i) = self.orphans.iter().position(|(d, _)| *d == data) {
+                    self.orphans.swap_remove(i);
+                }
+            }
         }
     }
 
@@ -821,34 +808,37 @@ impl Selector for RingSelector {
         true
     }
 
-    fn send_copy(&mut self, fd: RawFd, data: &[u8]) -> io::Result<usize> {
-        let mut buffer = self.send_pool.pop().unwrap_or_default();
+    fn send_lent(&mut self, fd: RawFd, buffer: Vec<u8>, offset: usize) -> Result<(), (io::Error, Vec<u8>)> {
         let state = self.state(fd);
         if !state.sends {
-            return Err(io::ErrorKind::Unsupported.into());
+            return Err((io::ErrorKind::Unsupported.into(), buffer));
         }
-        if state.send_in_flight.is_some() || state.send_result.is_some() {
-            return Err(io::ErrorKind::WouldBlock.into());
+        if state.send_in_flight.is_some() || state.send_result.is_some() || offset >= buffer.len() {
+            return Err((io::ErrorKind::WouldBlock.into(), buffer));
         }
-        let len = data.len().min(SEND_MAX);
-        buffer.extend_from_slice(&data[..len]);
-        // This send's completion announces the writer now, not the poll.
-        let awaited_room = std::mem::take(&mut state.await_room);
-        let seq = state.next_send & SEQ_MASK;
-        state.next_send = state.next_send.wrapping_add(1);
-        let entry = opcode::Send::new(types::Fd(fd), buffer.as_ptr(), len as u32)
+        let bytes = &buffer[offset..];
+        let len = bytes.len().min(SEND_MAX);
+        let entry = opcode::Send::new(types::Fd(fd), bytes.as_ptr(), len as u32)
             .flags(libc::MSG_NOSIGNAL)
             .build()
-            .user_data(user_data(fd, seq | SEND_KIND));
-        state.send_in_flight = Some(seq);
+            .user_data(user_data(fd, (state.next_send & SEQ_MASK) | SEND_KIND));
         // The bytes live in the fd's state (or, once it closes, among the
         // orphans) until the completion: moving the Vec does not move them.
         state.send_buffer = Some(buffer);
-        self.push(&entry)?;
-        if awaited_room {
-            self.disarm_poll(fd)?;
+        if let Err(e) = self.push(&entry) {
+            let buffer = self.state(fd).send_buffer.take().unwrap_or_default();
+            return Err((e, buffer));
         }
-        Ok(len)
+        let state = self.state(fd);
+        state.send_in_flight = Some(state.next_send & SEQ_MASK);
+        state.next_send = state.next_send.wrapping_add(1);
+        // This send's completion announces the writer now, not the poll.
+        if std::mem::take(&mut state.await_room) {
+            if let Err(e) = self.disarm_poll(fd) {
+                tracing::error!(error = %e, fd, "io_uring: cannot remove a poll for room");
+            }
+        }
+        Ok(())
     }
 
     fn await_room(&mut self, fd: RawFd) {
@@ -862,9 +852,13 @@ impl Selector for RingSelector {
         }
     }
 
-    fn send_done(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
-        let result = self.fds.get_mut(fd as usize)?.send_result.take()?;
-        Some(if result >= 0 { Ok(result as usize) } else { Err(io::Error::from_raw_os_error(-result)) })
+    fn send_done(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)> {
+        let state = self.fds.get_mut(fd as usize)?;
+        let result = state.send_result.take()?;
+        let buffer = state.send_buffer.take().unwrap_or_default();
+        let result =
+            if result >= 0 { Ok(result as usize) } else { Err(io::Error::from_raw_os_error(-result)) };
+        Some((result, buffer))
     }
 
     fn take_received(&mut self, fd: RawFd, out: &mut [u8]) -> Option<io::Result<usize>> {
@@ -895,7 +889,9 @@ impl Selector for RingSelector {
         state.receive_valid_from = state.next_receive & SEQ_MASK;
         state.sends = false;
         state.await_room = false;
-        state.send_result = None;
+        if state.send_result.take().is_some() {
+            state.send_buffer = None; // the kernel is done with it
+        }
         if let Some(seq) = state.send_in_flight.take() {
             // Cancelled now (the send holds the socket open); its bytes live
             // until the kernel reports it.

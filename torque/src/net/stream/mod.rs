@@ -74,17 +74,55 @@ pub(crate) type OnClosed = Box<dyn FnOnce(&Reactor, &DisconnectReason)>;
 struct WriteBuffer {
     bytes: Vec<u8>,
     sent: usize,
+    /// On a completion-served socket: how many bytes (at `lent_from` in their
+    /// own `Vec`, which moved to the backend) a send in flight holds. They
+    /// come before `bytes[sent..]`, written since.
+    lent: usize,
+    lent_from: usize,
 }
 
 impl WriteBuffer {
     fn len(&self) -> usize {
-        self.bytes.len() - self.sent
+        self.lent + self.bytes.len() - self.sent
     }
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// The bytes not lent to a send.
     fn pending(&self) -> &[u8] {
         &self.bytes[self.sent..]
+    }
+    /// Moves the unsent bytes out to lend them to the backend's send: the
+    /// `Vec` and the offset its bytes start at. None if a send holds some
+    /// already, or nothing waits.
+    fn lend(&mut self) -> Option<(Vec<u8>, usize)> {
+        if self.lent > 0 || self.pending().is_empty() {
+            return None;
+        }
+        self.lent = self.bytes.len() - self.sent;
+        self.lent_from = self.sent;
+        self.sent = 0;
+        Some((std::mem::take(&mut self.bytes), self.lent_from))
+    }
+    /// The lent `buffer` is back, `n` of its bytes sent: the rest goes
+    /// first, then what was written meanwhile. Its allocation is kept, so a
+    /// connection alternates two buffers and allocates nothing per send.
+    fn returned(&mut self, n: usize, mut buffer: Vec<u8>) {
+        let n = n.min(self.lent);
+        if n == self.lent && self.bytes.is_empty() {
+            buffer.clear();
+            self.bytes = buffer;
+            self.sent = 0;
+        } else if n < self.lent {
+            // Partly sent: the unsent tail stays where it is; what was
+            // written meanwhile moves behind it.
+            buffer.extend_from_slice(&self.bytes[self.sent..]);
+            self.bytes = buffer;
+            self.sent = self.lent_from + n;
+        }
+        self.lent = 0;
+        self.lent_from = 0;
+        self.consume(0);
     }
     fn consume(&mut self, n: usize) {
         self.sent += n;
@@ -101,6 +139,9 @@ impl WriteBuffer {
     fn clear(&mut self) {
         self.bytes = Vec::new();
         self.sent = 0;
+        // A lent buffer stays with the backend until its send completes.
+        self.lent = 0;
+        self.lent_from = 0;
     }
 }
 
@@ -700,12 +741,9 @@ impl Transport {
                     state.buffer.bytes.extend_from_slice(&part[skip..]);
                     skip = 0;
                 }
-                if self.conn.completions.get() && sent == 0 && state.buffer.len() == total {
-                    // The buffer was empty, so no send is in flight: start one.
+                if self.conn.completions.get() {
                     if let Some(reactor) = self.reactor() {
-                        if let Err(e) = reactor.send_copy(self.conn.fd, state.buffer.pending()) {
-                            failure = Some(e);
-                        }
+                        failure = self.start_send(&reactor, &mut state.buffer);
                     }
                 }
                 // Watch for writability while bytes wait, and also when a pull
@@ -724,6 +762,20 @@ impl Transport {
             self.try_register_writer()?;
         }
         Ok(())
+    }
+
+    /// On a completion-served socket with no send in flight, lends what
+    /// waits in `buffer` to the backend's send; the error that ends the
+    /// connection, if any. Runs no user code.
+    fn start_send(&self, reactor: &Reactor, buffer: &mut WriteBuffer) -> Option<io::Error> {
+        let (lent, offset) = buffer.lend()?;
+        match reactor.send_lent(self.conn.fd, lent, offset) {
+            Ok(()) => None,
+            Err((e, lent)) => {
+                buffer.returned(0, lent);
+                (!would_block(&e)).then_some(e)
+            }
+        }
     }
 
     fn register_writer(&self) {
@@ -769,19 +821,18 @@ impl Transport {
                 // The backend's send finished (this event says so): its bytes
                 // leave the buffer; the next part goes.
                 match reactor.send_done(self.conn.fd) {
-                    Some(Ok(n)) => {
-                        state.buffer.consume(n);
+                    Some((Ok(n), buffer)) => {
+                        state.buffer.returned(n, buffer);
                         state.bytes_sent += n as u64;
                     }
-                    Some(Err(e)) => failure = Some(e),
+                    Some((Err(e), buffer)) => {
+                        state.buffer.returned(0, buffer);
+                        failure = Some(e);
+                    }
                     None => {}
                 }
-                if failure.is_none() && !state.buffer.is_empty() {
-                    match reactor.send_copy(self.conn.fd, state.buffer.pending()) {
-                        Ok(_) => {}
-                        Err(e) if would_block(&e) => {}
-                        Err(e) => failure = Some(e),
-                    }
+                if failure.is_none() {
+                    failure = self.start_send(reactor, &mut state.buffer);
                 }
             }
             while !state.buffer.is_empty() && !self.conn.completions.get() {
@@ -1551,5 +1602,53 @@ impl fmt::Debug for Transport {
             .field("peer", &self.conn.peer)
             .field("disconnected", &self.is_disconnected())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WriteBuffer;
+
+    fn written(buffer: &mut WriteBuffer, bytes: &[u8]) {
+        buffer.bytes.extend_from_slice(bytes);
+    }
+
+    #[test]
+    fn a_lent_buffer_counts_until_it_comes_back() {
+        let mut buffer = WriteBuffer::default();
+        written(&mut buffer, b"hello");
+        let (lent, offset) = buffer.lend().unwrap();
+        assert_eq!(&lent[offset..], b"hello");
+        assert_eq!(buffer.len(), 5, "lent bytes are still buffered");
+        assert!(buffer.lend().is_none(), "one send at a time");
+        written(&mut buffer, b" world");
+        assert_eq!(buffer.len(), 11);
+        buffer.returned(5, lent);
+        assert_eq!(buffer.pending(), b" world");
+        assert_eq!(buffer.len(), 6);
+    }
+
+    #[test]
+    fn a_partly_sent_buffer_keeps_its_tail_first() {
+        let mut buffer = WriteBuffer::default();
+        written(&mut buffer, b"abcdef");
+        buffer.consume(1);
+        let (lent, offset) = buffer.lend().unwrap();
+        assert_eq!(offset, 1);
+        written(&mut buffer, b"XY");
+        buffer.returned(2, lent);
+        assert_eq!(buffer.pending(), b"defXY");
+        assert_eq!(buffer.len(), 5);
+    }
+
+    #[test]
+    fn a_fully_sent_buffer_is_reused() {
+        let mut buffer = WriteBuffer::default();
+        written(&mut buffer, &[7; 4096]);
+        let (lent, _) = buffer.lend().unwrap();
+        let capacity = lent.capacity();
+        buffer.returned(4096, lent);
+        assert!(buffer.is_empty());
+        assert_eq!(buffer.bytes.capacity(), capacity, "no allocation for the next send");
     }
 }
