@@ -40,20 +40,35 @@ fn set_soft_limit(limit: libc::rlim_t) -> libc::rlim_t {
 fn accepting_survives_fd_exhaustion(kind: BackendKind) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let r = reactor(kind);
-    let options = ListenOptions { backlog: 64, ..ListenOptions::interface([127, 0, 0, 1].into()) };
-    let port = r.listen_tcp(0, factory_fn(|_| Echo), options).unwrap();
-    let addr = port.address().socket_addr().unwrap();
-    // Pending connections, waiting in the accept queue.
-    let mut pending: Vec<TcpStream> = (0..5).map(|_| TcpStream::connect(addr).unwrap()).collect();
-    // Exhaust the table: cap the limit just above what is open, fill the holes.
+    // Clients' sockets, made while fds remain.
+    let clients: Vec<socket2::Socket> = (0..5)
+        .map(|_| socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap())
+        .collect();
+    // Cap the limit just above what is open. Before the port is made: a
+    // backend that accepts ahead of the port (io_uring) reads the limit when
+    // its accept is armed.
     let probe = File::open("/dev/null").unwrap();
     let highest = std::os::fd::AsRawFd::as_raw_fd(&probe) as libc::rlim_t;
     drop(probe);
     let old_limit = set_soft_limit(highest + 8);
+    let options = ListenOptions { backlog: 64, ..ListenOptions::interface([127, 0, 0, 1].into()) };
+    let port = r.listen_tcp(0, factory_fn(|_| Echo), options).unwrap();
+    let addr = port.address().socket_addr().unwrap();
+    r.iterate(Duration::ZERO).unwrap();
+    // Exhaust the table: fill the holes.
     let mut fillers = Vec::new();
     while let Ok(f) = File::open("/dev/null") {
         fillers.push(f);
     }
+    // Connections arrive while no fd is left (a backend that accepts ahead of
+    // the port, io_uring, meets EMFILE in its accept).
+    let mut pending: Vec<TcpStream> = clients
+        .into_iter()
+        .map(|socket| {
+            socket.connect(&addr.into()).unwrap();
+            TcpStream::from(socket)
+        })
+        .collect();
     // The port hits EMFILE: it must shed the pending connections, not spin.
     for _ in 0..10 {
         r.iterate(Duration::from_millis(10)).unwrap();

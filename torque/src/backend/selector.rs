@@ -4,7 +4,7 @@
 //! [`Waker`](crate::sys::waker::Waker), made when the backend opens.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::BackendInfo;
@@ -193,6 +193,23 @@ pub(crate) trait Selector: Send {
         let _ = fd;
     }
 
+    /// Asks that listening socket `fd`'s connections arrive by completions
+    /// (io_uring's multishot accept), taken with
+    /// [`take_accepted`](Selector::take_accepted) instead of readiness plus
+    /// `accept(2)`; false if this backend does not. Asked before the port
+    /// registers the fd.
+    fn accept_completions(&mut self, fd: RawFd) -> bool {
+        let _ = fd;
+        false
+    }
+
+    /// As `accept4(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC` on `fd`, from what
+    /// its accepts delivered (`None`: `fd` does not accept by completions).
+    fn take_accepted(&mut self, fd: RawFd) -> Option<io::Result<OwnedFd>> {
+        let _ = fd;
+        None
+    }
+
     /// The finished send's result (bytes sent, or its error) and the buffer
     /// it was lent, once.
     fn send_done(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)> {
@@ -200,9 +217,10 @@ pub(crate) trait Selector: Send {
         None
     }
 
-    /// `fd`'s connection is closing: drop what it received and did not read,
-    /// and cancel its send.
-    fn forget_stream(&mut self, fd: RawFd) {
+    /// `fd`'s owner is closing it: drop what its completions hold (received
+    /// bytes not read, accepted connections not taken, which are closed) and
+    /// cancel what is in flight.
+    fn forget_completions(&mut self, fd: RawFd) {
         let _ = fd;
     }
 

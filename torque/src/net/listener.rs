@@ -35,6 +35,9 @@ pub(crate) struct PortInner {
     /// A UNIX socket file this port created and removes when it stops.
     unix_path: Option<PathBuf>,
     listening: Cell<bool>,
+    /// The backend accepts for this socket (io_uring's multishot accept):
+    /// connections are taken from it instead of `accept(2)`.
+    completions: Cell<bool>,
     /// How to listen again after a stop (none for an adopted socket).
     rebind: Option<Rebind>,
 }
@@ -72,6 +75,7 @@ impl ListeningPort {
             spare: RefCell::new(None),
             unix_path,
             listening: Cell::new(false),
+            completions: Cell::new(false),
             rebind,
         });
         let port = ListeningPort { inner };
@@ -89,7 +93,11 @@ impl ListeningPort {
         // Only the reactor's registry holds the handler (and through it the port):
         // no cycle, so a port dropped with its reactor frees its socket.
         let handler = Rc::new(RefCell::new(PortHandler { port: Rc::clone(inner) }));
+        inner.completions.set(reactor.accept_completions(fd));
         if let Err(e) = reactor.watch(fd, handler, Interest::READ) {
+            if inner.completions.get() {
+                reactor.forget_completions(fd);
+            }
             // Undo everything: the socket, the spare fd and a socket file we created.
             drop(inner.socket.borrow_mut().take());
             drop(inner.spare.borrow_mut().take());
@@ -163,6 +171,10 @@ impl ListeningPort {
         };
         let factory = if self.inner.listening.replace(false) {
             reactor.unwatch(self.inner.fd.get(), Interest::READ);
+            if self.inner.completions.get() {
+                // Before the close: an armed accept holds the socket open.
+                reactor.forget_completions(self.inner.fd.get());
+            }
             drop(self.inner.socket.borrow_mut().take());
             drop(self.inner.spare.borrow_mut().take());
             if let Some(path) = &self.inner.unix_path {
@@ -209,11 +221,29 @@ impl PortInner {
                 return;
             }
             let accepted = match self.socket.borrow().as_ref() {
-                Some(socket) => socket.accept(),
+                // Accepted non-blocking by the backend; the peer's address
+                // does not come with it.
+                Some(socket) if self.completions.get() => match reactor.take_accepted(self.fd.get()) {
+                    Some(Ok(connection)) => {
+                        let socket = Socket::from(connection);
+                        match socket.peer_addr() {
+                            Ok(peer) => Ok((socket, peer, true)),
+                            Err(e) => {
+                                tracing::debug!(port = %self.address, error = %e, "a connection left before it was served");
+                                continue;
+                            }
+                        }
+                    }
+                    Some(Err(e)) => Err(e),
+                    None => socket.accept().map(|(s, peer)| (s, peer, false)),
+                },
+                Some(socket) => socket.accept().map(|(s, peer)| (s, peer, false)),
                 None => return,
             };
             match accepted {
-                Ok((socket, peer)) => self.serve(reactor, socket, Address::from_sockaddr(&peer)),
+                Ok((socket, peer, nonblocking)) => {
+                    self.serve(reactor, socket, Address::from_sockaddr(&peer), nonblocking);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                     self.shed_pending(&e);
@@ -246,15 +276,18 @@ impl PortInner {
         tracing::warn!(port = %self.address, error = %cause, shed, "out of file descriptors; pending connections closed");
     }
 
-    fn serve(&self, reactor: &Reactor, socket: Socket, peer: Address) {
-        if let Err(e) = socket.set_nonblocking(true) {
-            tracing::warn!(error = %e, "cannot make an accepted socket non-blocking; closed");
-            return;
+    /// Serves an accepted connection (`nonblocking`: accepted so already).
+    fn serve(&self, reactor: &Reactor, socket: Socket, peer: Address, nonblocking: bool) {
+        if !nonblocking {
+            if let Err(e) = socket.set_nonblocking(true) {
+                tracing::warn!(error = %e, "cannot make an accepted socket non-blocking; closed");
+                return;
+            }
         }
         let Some(protocol) = self.factory.build(&peer) else {
             return; // the factory refused the connection: dropping closes it
         };
-        if let Err(e) = Transport::start(reactor, socket, protocol, None) {
+        if let Err(e) = Transport::start_accepted(reactor, socket, peer, protocol) {
             tracing::warn!(port = %self.address, error = %e, "cannot serve an accepted connection; closed");
         }
     }

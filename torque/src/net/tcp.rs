@@ -563,7 +563,7 @@ impl Connector {
             });
         });
         // Connected before connection_made runs, so the protocol may disconnect.
-        if let Err(e) = Transport::start_with(reactor, socket, protocol, Some(on_closed), |t| {
+        if let Err(e) = Transport::start_with(reactor, socket, None, protocol, Some(on_closed), |t| {
             *self.inner.state.borrow_mut() = ConnectorState::Connected(t.clone());
         }) {
             *self.inner.state.borrow_mut() = ConnectorState::Resolving;

@@ -9,7 +9,7 @@
 //! completion (IOCP) gets its own variant here.
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::backend::{Change, Events, ForeignWait, Refused, Selector, Token};
@@ -79,6 +79,20 @@ impl Driver {
         }
     }
 
+    /// See [`Selector::accept_completions`].
+    pub(crate) fn accept_completions(&mut self, fd: RawFd) -> bool {
+        match self {
+            Driver::Readiness(selector) => selector.accept_completions(fd),
+        }
+    }
+
+    /// See [`Selector::take_accepted`].
+    pub(crate) fn take_accepted(&mut self, fd: RawFd) -> Option<io::Result<OwnedFd>> {
+        match self {
+            Driver::Readiness(selector) => selector.take_accepted(fd),
+        }
+    }
+
     /// See [`Selector::send_lent`].
     pub(crate) fn send_lent(
         &mut self,
@@ -98,10 +112,10 @@ impl Driver {
         }
     }
 
-    /// See [`Selector::forget_stream`].
-    pub(crate) fn forget_stream(&mut self, fd: RawFd) {
+    /// See [`Selector::forget_completions`].
+    pub(crate) fn forget_completions(&mut self, fd: RawFd) {
         match self {
-            Driver::Readiness(selector) => selector.forget_stream(fd),
+            Driver::Readiness(selector) => selector.forget_completions(fd),
         }
     }
 

@@ -1238,6 +1238,22 @@ impl Reactor {
         self.inner.driver.borrow_mut().await_room(fd);
     }
 
+    /// Asks the backend to deliver listening socket `fd`'s connections by
+    /// completions (io_uring's multishot accept); then
+    /// [`take_accepted`](Reactor::take_accepted) replaces `accept(2)`. False
+    /// where the backend does not.
+    pub(crate) fn accept_completions(&self, fd: RawFd) -> bool {
+        self.inner.driver.borrow_mut().accept_completions(fd)
+    }
+
+    /// As `accept4(2)` (non-blocking, close-on-exec) on `fd`, from what the
+    /// backend accepted for it; `WouldBlock` when nothing waits; `None`: call
+    /// `accept(2)` yourself this time (the backend is out of fds to accept
+    /// with, and the port's own accept sheds what it cannot serve).
+    pub(crate) fn take_accepted(&self, fd: RawFd) -> Option<std::io::Result<std::os::fd::OwnedFd>> {
+        self.inner.driver.borrow_mut().take_accepted(fd)
+    }
+
     /// Lends `buffer` to the backend to send `buffer[offset..]` on `fd`; it
     /// comes back from [`send_done`](Reactor::send_done), or with the error.
     pub(crate) fn send_lent(
@@ -1256,8 +1272,8 @@ impl Reactor {
 
     /// `fd`'s connection closes: the backend drops what it received for it and
     /// cancels its send.
-    pub(crate) fn forget_stream(&self, fd: RawFd) {
-        self.inner.driver.borrow_mut().forget_stream(fd);
+    pub(crate) fn forget_completions(&self, fd: RawFd) {
+        self.inner.driver.borrow_mut().forget_completions(fd);
     }
 
     /// Lends out the reactor's read buffer. A nested pass that needs it meanwhile

@@ -1,8 +1,9 @@
 //! The io_uring selector: per-fd state, the operations armed for it, and the
 //! one `io_uring_enter` per pass.
 
+use std::collections::VecDeque;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,10 +39,34 @@ const IGNORED_DATA: u64 = u64::MAX - 1;
 const KIND_MASK: u32 = 0b11 << 30;
 const RECEIVE_KIND: u32 = 0b10 << 30;
 const SEND_KIND: u32 = 0b01 << 30;
+const ACCEPT_KIND: u32 = 0b11 << 30;
 const SEQ_MASK: u32 = !KIND_MASK;
 /// The most one send hands the kernel (it takes what the socket holds and
 /// reports that; the rest goes with the next send).
 const SEND_MAX: usize = 1 << 30;
+
+/// Connections one listening socket's queue holds at most: past it its
+/// accept is cancelled (armed again once half were taken), so the rest wait
+/// in the kernel's backlog, as with readiness.
+const ACCEPT_QUEUE_LIMIT: usize = 64;
+
+/// A listening socket whose connections arrive by a multishot accept.
+struct Listener {
+    fd: RawFd,
+    /// The accept armed (its number), if any.
+    armed: Option<u32>,
+    /// Accepts numbered below this belong to an earlier socket on this fd
+    /// number: what they accepted is closed.
+    valid_from: u32,
+    /// Accepted connections (or an errno), not taken yet.
+    queue: VecDeque<Result<OwnedFd, i32>>,
+}
+
+impl Listener {
+    fn is_current(&self, seq: u32) -> bool {
+        seq.wrapping_sub(self.valid_from) & SEQ_MASK < 1 << 29
+    }
+}
 
 /// What the backend knows of one fd number.
 struct FdState {
@@ -67,6 +92,14 @@ struct FdState {
     listed: bool,
     /// Writes go through ring sends (stream sockets whose transport asked).
     sends: bool,
+    /// A listening socket whose connections come by a multishot accept (in
+    /// `RingSelector::listeners`), not as readiness.
+    accepts: bool,
+    /// Its accept failed for want of fds (EMFILE, ENFILE): until an fd is
+    /// free again the port accepts by readiness (a poll) and `accept(2)`,
+    /// which sheds what it cannot serve; an accept armed while the table is
+    /// full fails at once, pending connection or not.
+    accept_waits: bool,
     /// The send in flight (its number) and the buffer lent to it, which
     /// stays here until the kernel reports the send done, then until the
     /// transport takes it back with the result.
@@ -96,6 +129,8 @@ impl Default for FdState {
             queue: ReceiveQueue::default(),
             listed: false,
             sends: false,
+            accepts: false,
+            accept_waits: false,
             send_in_flight: None,
             send_buffer: None,
             next_send: 0,
@@ -123,7 +158,7 @@ impl FdState {
     /// completions (writes too while waiting for room).
     fn poll_interest(&self) -> Interest {
         Interest {
-            read: self.interest.read && !self.receives,
+            read: self.interest.read && !self.receives && (!self.accepts || self.accept_waits),
             write: self.interest.write && (!self.sends || self.await_room),
         }
     }
@@ -184,6 +219,8 @@ pub(super) fn open() -> Result<Opened, ReactorError> {
         starved: Vec::new(),
         writable: Vec::new(),
         orphans: Vec::new(),
+        listeners: Vec::new(),
+        accept_rearm: Vec::new(),
         completions: Vec::with_capacity(ENTRIES as usize),
     };
     selector.arm_waker().map_err(ReactorError::Os)?;
@@ -197,6 +234,19 @@ fn receives_supported() -> bool {
     let mut parts = release.trim().split(['.', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     (major, minor) >= (6, 0)
+}
+
+/// Whether the process may open another fd (a duplicate of `fd`, closed
+/// again at once).
+fn fd_available(fd: RawFd) -> bool {
+    // SAFETY: F_DUPFD_CLOEXEC has no pointer arguments; a new fd is closed below.
+    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+    if dup < 0 {
+        return false;
+    }
+    // SAFETY: `dup` was just opened here and nothing else owns it.
+    drop(unsafe { OwnedFd::from_raw_fd(dup) });
+    true
 }
 
 /// One line naming why `io_uring_setup` failed.
@@ -258,6 +308,11 @@ pub(super) struct RingSelector {
     /// Sends of connections that closed meanwhile, by user data: their bytes
     /// live until the kernel is done with them.
     orphans: Vec<(u64, Vec<u8>)>,
+    /// Listening sockets served by multishot accepts (a few per reactor).
+    listeners: Vec<Listener>,
+    /// Listening sockets whose accept ended, or whose full queue was taken
+    /// down: armed again with the next enter.
+    accept_rearm: Vec<RawFd>,
     /// `(user data, result, flags)` of the completions being reaped, kept for
     /// its allocation.
     completions: Vec<(u64, i32, u32)>,
@@ -428,6 +483,31 @@ impl RingSelector {
         )
     }
 
+    /// Arms listening socket `fd`'s multishot accept, if connections are
+    /// wanted, none is armed and its queue has room.
+    fn arm_accept(&mut self, fd: RawFd) -> io::Result<()> {
+        let wanted = self.fds.get(fd as usize).is_some_and(|s| s.accepts && s.interest.read);
+        let seq = self.next_seq();
+        let Some(listener) = self.listeners.iter_mut().find(|l| l.fd == fd) else { return Ok(()) };
+        if !wanted || listener.armed.is_some() || listener.queue.len() >= ACCEPT_QUEUE_LIMIT {
+            return Ok(());
+        }
+        listener.armed = Some(seq);
+        let entry = opcode::AcceptMulti::new(types::Fd(fd))
+            .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            .build()
+            .user_data(user_data(fd, seq | ACCEPT_KIND));
+        self.push(&entry)
+    }
+
+    /// Cancels `fd`'s multishot accept; connections it took before the
+    /// cancel still arrive and are kept.
+    fn disarm_accept(&mut self, fd: RawFd) -> io::Result<()> {
+        let Some(listener) = self.listeners.iter_mut().find(|l| l.fd == fd) else { return Ok(()) };
+        let Some(seq) = listener.armed.take() else { return Ok(()) };
+        self.push(&opcode::AsyncCancel::new(user_data(fd, seq | ACCEPT_KIND)).build().user_data(IGNORED_DATA))
+    }
+
     /// Queues the entries for one change.
     fn change(&mut self, change: &Change) -> io::Result<()> {
         let Change { fd, token, new, .. } = *change;
@@ -450,6 +530,7 @@ impl RingSelector {
         }
         if new.read {
             self.arm_receive(fd)?;
+            self.arm_accept(fd)?;
             let state = self.state(fd);
             if state.announce() && !state.listed {
                 state.listed = true;
@@ -457,6 +538,7 @@ impl RingSelector {
             }
         } else {
             self.disarm_receive(fd)?;
+            self.disarm_accept(fd)?;
             if !self.starved.is_empty() {
                 // Receives wait for buffers this reader may hold.
                 self.release_stopped_readers();
@@ -495,6 +577,12 @@ impl RingSelector {
         }
         self.receive_rearm = ended;
         self.receive_rearm.clear();
+        let ended = std::mem::take(&mut self.accept_rearm);
+        for &fd in &ended {
+            self.arm_accept(fd)?;
+        }
+        self.accept_rearm = ended;
+        self.accept_rearm.clear();
         Ok(())
     }
 
@@ -512,6 +600,7 @@ impl RingSelector {
                     rearm_waker |= !cqueue::more(flags);
                 }
                 IGNORED_DATA => {}
+                _ if data as u32 & KIND_MASK == ACCEPT_KIND => self.accepted(data, result, flags),
                 _ if data as u32 & KIND_MASK == RECEIVE_KIND => self.received(data, result, flags),
                 _ if data as u32 & KIND_MASK == SEND_KIND => self.sent(data, result),
                 _ => self.polled(data, result, events, refused),
@@ -619,6 +708,46 @@ impl RingSelector {
         }
     }
 
+    /// One multishot accept's completion: a connection, an error, or the end
+    /// of the accept.
+    fn accepted(&mut self, data: u64, result: i32, flags: u32) {
+        let fd = (data >> 32) as RawFd;
+        let seq = data as u32 & SEQ_MASK;
+        // SAFETY: a non-negative result is a connection's fd the kernel just
+        // opened for this process; nothing else owns it.
+        let connection = (result >= 0).then(|| unsafe { OwnedFd::from_raw_fd(result) });
+        let Some(listener) = self.listeners.iter_mut().find(|l| l.fd == fd && l.is_current(seq)) else {
+            drop(connection); // its port stopped meanwhile: closed
+            return;
+        };
+        let mut wait_for_connection = false;
+        if !cqueue::more(flags) && listener.armed == Some(seq) {
+            listener.armed = None;
+            if result == -libc::EMFILE || result == -libc::ENFILE {
+                wait_for_connection = true;
+            } else if result != -libc::ECANCELED {
+                self.accept_rearm.push(fd);
+            }
+        }
+        match connection {
+            Some(connection) => listener.queue.push_back(Ok(connection)),
+            // Out of fds: the port hears it from its own accept(2) (below).
+            None if result == -libc::ECANCELED || wait_for_connection => {}
+            None => listener.queue.push_back(Err(-result)),
+        }
+        if listener.queue.len() >= ACCEPT_QUEUE_LIMIT && listener.armed.is_some() {
+            if let Err(e) = self.disarm_accept(fd) {
+                tracing::error!(error = %e, "io_uring: cannot pause a full accept queue");
+            }
+        }
+        if wait_for_connection {
+            self.state(fd).accept_waits = true;
+            if let Err(e) = self.arm_poll(fd) {
+                tracing::error!(error = %e, "io_uring: cannot poll a listening socket");
+            }
+        }
+    }
+
     /// The ring ran dry: connections that stopped reading (paused, parked)
     /// copy what they hold out of it, so the others are not starved by them.
     /// Only then: copying costs memory the kernel's socket buffers would
@@ -659,11 +788,27 @@ impl RingSelector {
         let fds = &self.fds;
         self.unread.iter().any(|&fd| fds.get(fd as usize).is_some_and(FdState::announce))
             || self.writable.iter().any(|&fd| fds.get(fd as usize).is_some_and(FdState::can_send))
+            || self.listeners.iter().any(|l| self.accepted_wanted(l))
+    }
+
+    fn listener_queue_is_empty(&self, fd: RawFd) -> bool {
+        self.listeners.iter().find(|l| l.fd == fd).is_none_or(|l| l.queue.is_empty())
+    }
+
+    /// Whether `listener` holds connections and its port wants them.
+    fn accepted_wanted(&self, listener: &Listener) -> bool {
+        !listener.queue.is_empty() && self.fds.get(listener.fd as usize).is_some_and(|s| s.interest.read)
     }
 
     /// Announces every fd whose queue holds something, while reading is
     /// wanted (level-triggered, like readiness); forgets the others.
     fn announce_unread(&mut self, events: &mut Events) {
+        for listener in &self.listeners {
+            if self.accepted_wanted(listener) {
+                let token = self.fds[listener.fd as usize].token;
+                events.push(Event { token, readable: true, writable: false, invalid: false });
+            }
+        }
         let mut index = 0;
         while index < self.unread.len() {
             let fd = self.unread[index];
@@ -878,7 +1023,68 @@ impl Selector for RingSelector {
         self.fds.get(fd as usize).filter(|s| s.receives).map(|s| s.queue.peek())
     }
 
-    fn forget_stream(&mut self, fd: RawFd) {
+    fn accept_completions(&mut self, fd: RawFd) -> bool {
+        // Multishot accepts came in 5.19; served with the receives (6.0).
+        if self.buffers.is_none() || fd < 0 {
+            return false;
+        }
+        self.forget_completions(fd);
+        let valid_from = self.next_seq;
+        self.listeners.push(Listener {
+            fd,
+            armed: None,
+            valid_from: valid_from & SEQ_MASK,
+            queue: VecDeque::new(),
+        });
+        self.state(fd).accepts = true;
+        true
+    }
+
+    fn take_accepted(&mut self, fd: RawFd) -> Option<io::Result<OwnedFd>> {
+        if self.fds.get(fd as usize).is_some_and(|s| s.accept_waits) && self.listener_queue_is_empty(fd) {
+            if !fd_available(fd) {
+                return None; // accept(2) it is: it sheds what it cannot serve
+            }
+            // Fds are back: the multishot accept serves the port again.
+            let state = self.state(fd);
+            state.accept_waits = false;
+            if let Err(e) = self.disarm_poll(fd) {
+                tracing::error!(error = %e, "io_uring: cannot remove a listening socket's poll");
+            }
+            self.accept_rearm.push(fd);
+            return Some(Err(io::ErrorKind::WouldBlock.into()));
+        }
+        let listener = self.listeners.iter_mut().find(|l| l.fd == fd)?;
+        let taken = listener.queue.pop_front();
+        // An accept stopped for a full queue resumes once half of it was taken.
+        if listener.armed.is_none() && listener.queue.len() <= ACCEPT_QUEUE_LIMIT / 2 {
+            self.accept_rearm.push(fd);
+        }
+        Some(match taken {
+            Some(Ok(connection)) => Ok(connection),
+            Some(Err(errno)) => Err(io::Error::from_raw_os_error(errno)),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        })
+    }
+
+    fn forget_completions(&mut self, fd: RawFd) {
+        if let Some(index) = self.listeners.iter().position(|l| l.fd == fd) {
+            // Connections not taken close with the queue; the accept is
+            // cancelled now (it holds the socket open).
+            let listener = self.listeners.swap_remove(index);
+            let state = self.state(fd);
+            state.accepts = false;
+            state.accept_waits = false;
+            if let Some(seq) = listener.armed {
+                let cancel = opcode::AsyncCancel::new(user_data(fd, seq | ACCEPT_KIND))
+                    .build()
+                    .user_data(IGNORED_DATA);
+                if let Err(e) = self.push(&cancel).and_then(|()| self.submit_now()) {
+                    tracing::error!(error = %e, "io_uring: cannot cancel an accept");
+                }
+            }
+            return;
+        }
         let Some(buffers) = self.buffers.as_mut() else { return };
         let Some(state) = self.fds.get_mut(fd as usize) else { return };
         state.queue.clear(buffers);

@@ -357,7 +357,18 @@ impl Transport {
         protocol: Box<dyn Protocol>,
         on_closed: Option<OnClosed>,
     ) -> Result<Transport, crate::ReactorError> {
-        Transport::start_with(reactor, socket, protocol, on_closed, |_| {})
+        Transport::start_with(reactor, socket, None, protocol, on_closed, |_| {})
+    }
+
+    /// Like [`start`](Transport::start) for a connection a port accepted from
+    /// `peer` (known already: no `getpeername`).
+    pub(crate) fn start_accepted(
+        reactor: &Reactor,
+        socket: Socket,
+        peer: Address,
+        protocol: Box<dyn Protocol>,
+    ) -> Result<Transport, crate::ReactorError> {
+        Transport::start_with(reactor, socket, Some(peer), protocol, None, |_| {})
     }
 
     /// Like [`start`](Transport::start), running `before_made` just before
@@ -365,12 +376,15 @@ impl Transport {
     pub(crate) fn start_with(
         reactor: &Reactor,
         socket: Socket,
+        peer: Option<Address>,
         protocol: Box<dyn Protocol>,
         on_closed: Option<OnClosed>,
         before_made: impl FnOnce(&Transport),
     ) -> Result<Transport, crate::ReactorError> {
         let local = socket.local_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
-        let peer = socket.peer_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed);
+        let peer = peer.unwrap_or_else(|| {
+            socket.peer_addr().map(|a| Address::from_sockaddr(&a)).unwrap_or(Address::UnixUnnamed)
+        });
         let fd = socket.as_raw_fd();
         let is_unix = !matches!(local, Address::Ip(_));
         if let Err(e) = crate::sys::socket::prepare_stream(&socket) {
@@ -445,7 +459,7 @@ impl Transport {
         let transport = Transport { conn };
         if let Err(e) = reactor.watch(fd, handler, Interest::READ) {
             if transport.conn.completions.get() {
-                reactor.forget_stream(fd);
+                reactor.forget_completions(fd);
             }
             transport.conn.handler.borrow_mut().take();
             transport.conn.socket.borrow_mut().take();
@@ -1063,7 +1077,7 @@ impl Transport {
         if let Some(reactor) = &reactor {
             reactor.unwatch(self.conn.fd, Interest::BOTH);
             if self.conn.completions.get() {
-                reactor.forget_stream(self.conn.fd);
+                reactor.forget_completions(self.conn.fd);
             }
         }
         // The fd is deregistered above, so closing it cannot leave a stale
