@@ -73,6 +73,9 @@ fn fd_limit(kind: &str) -> Option<usize> {
     backend.info().fd_limit
 }
 
+/// Makes a Torque echo server exit once it echoed this many bytes.
+const EXIT_AFTER_VAR: &str = "TORQUE_ECHO_EXIT_AFTER_BYTES";
+
 fn run_server(kind: &str) -> io::Result<()> {
     pin_to_cpu(0);
     let announce = |addr: SocketAddr| {
@@ -96,9 +99,21 @@ fn run_server(kind: &str) -> io::Result<()> {
 fn torque_server(backend: &str, announce: impl Fn(SocketAddr)) -> io::Result<()> {
     use torque::net::{ListenOptions, Protocol, Transport, factory_fn};
     struct Echo;
+    thread_local! { static ECHOED: std::cell::Cell<u64> = const { std::cell::Cell::new(0) }; }
+    // Set for instruction counts (see `Server::start_under`).
+    static EXIT_AFTER: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    EXIT_AFTER
+        .get_or_init(|| std::env::var(EXIT_AFTER_VAR).ok().and_then(|v| v.parse().ok()).unwrap_or(u64::MAX));
     impl Protocol for Echo {
         fn data_received(&mut self, t: &Transport, data: &[u8]) {
             t.write(data);
+            let echoed = ECHOED.with(|e| {
+                e.set(e.get() + data.len() as u64);
+                e.get()
+            });
+            if echoed >= EXIT_AFTER.get().copied().unwrap_or(u64::MAX) {
+                std::process::exit(0);
+            }
         }
     }
     let kind: torque::BackendKind = backend.parse().map_err(io::Error::other)?;
@@ -324,9 +339,9 @@ impl Server {
     }
 
     /// Starts the server, under callgrind writing to `callgrind_out` if given.
-    /// There monoio exits by itself once it echoed `echo_bytes`: valgrind
-    /// (3.19) holds signals, and other threads, while a thread sleeps in
-    /// io_uring_enter.
+    /// There Torque's and monoio's servers exit by themselves once they echoed
+    /// `echo_bytes`: valgrind (3.19) holds signals, and other threads, while
+    /// a thread sleeps in io_uring_enter.
     fn start_under(
         kind: &str,
         callgrind_out: Option<&std::path::Path>,
@@ -354,7 +369,7 @@ impl Server {
             }
         } else {
             if callgrind_out.is_some() {
-                command.arg(std::env::current_exe()?);
+                command.arg(std::env::current_exe()?).env(EXIT_AFTER_VAR, echo_bytes.to_string());
             }
             command.args(["--role", "server", "--kind", kind]);
         }
@@ -501,16 +516,14 @@ fn callgrind_count(kind: &str, conns: usize, size: usize, round_trips: u64) -> i
     let mut server = Server::start_under(kind, Some(&out), round_trips * size as u64)?;
     // Every connection gets its first message at once; stop once the total is reached.
     let result = ping_pong_while(&server, conns, size, |done| done < round_trips);
-    if kind == "monoio" {
-        // It exits by itself after the last echo (see `start_under`): a
-        // connection it reset on the way out is no failure.
-        server.child.wait()?;
-    } else {
+    // Torque's and monoio's servers exit by themselves after the last echo
+    // (see `start_under`): a connection reset on the way out is no failure.
+    if !(kind.starts_with("torque-") || kind == "monoio") {
         result?;
     }
-    // SIGTERM: callgrind writes its counts as the program ends. Valgrind
-    // (3.19) holds signals while a thread sleeps in io_uring_enter, so a
-    // connection wakes the server until the signal gets through (bounded).
+    // The others end on SIGTERM; callgrind writes its counts as the program
+    // ends. A connection wakes a server until the signal gets through
+    // (bounded).
     let _ = Command::new("kill").args(["-TERM", &server.pid().to_string()]).status();
     for _ in 0..100 {
         if server.child.try_wait()?.is_some() {

@@ -210,6 +210,14 @@ pub(crate) trait Selector: Send {
         None
     }
 
+    /// The transport of completion-served `fd` wants to hear once it can write
+    /// (a pull producer, a direct write that found the socket full): announce
+    /// it writable when no send is in flight, until its next
+    /// [`send_done`](Selector::send_done).
+    fn notify_writable(&mut self, fd: RawFd) {
+        let _ = fd;
+    }
+
     /// The finished send's result (bytes sent, or its error) and the buffer
     /// it was lent, once.
     fn send_done(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)> {

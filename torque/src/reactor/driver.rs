@@ -105,6 +105,13 @@ impl Driver {
         }
     }
 
+    /// See [`Selector::notify_writable`].
+    pub(crate) fn notify_writable(&mut self, fd: RawFd) {
+        match self {
+            Driver::Readiness(selector) => selector.notify_writable(fd),
+        }
+    }
+
     /// See [`Selector::send_done`].
     pub(crate) fn send_done(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)> {
         match self {

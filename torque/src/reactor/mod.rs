@@ -1265,6 +1265,12 @@ impl Reactor {
         self.inner.driver.borrow_mut().send_lent(fd, buffer, offset)
     }
 
+    /// Completion-served `fd`'s transport wants a writable event once no send
+    /// is in flight (its write interest stays registered for its life).
+    pub(crate) fn notify_writable(&self, fd: RawFd) {
+        self.inner.driver.borrow_mut().notify_writable(fd);
+    }
+
     /// The result of `fd`'s finished send and its buffer, once.
     pub(crate) fn send_done(&self, fd: RawFd) -> Option<(std::io::Result<usize>, Vec<u8>)> {
         self.inner.driver.borrow_mut().send_done(fd)

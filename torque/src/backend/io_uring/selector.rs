@@ -110,6 +110,10 @@ struct FdState {
     send_result: Option<i32>,
     /// In `RingSelector::writable`.
     send_listed: bool,
+    /// The transport asked to hear once it can write (a pull producer, a
+    /// direct write that found the socket full): announced writable when no
+    /// send is in flight, until its next `send_done`.
+    wants_writable: bool,
     /// A direct write (`sendfile`) found the socket full: a poll for room
     /// announces it writable, not the (absent) send's completion.
     await_room: bool,
@@ -136,6 +140,7 @@ impl Default for FdState {
             next_send: 0,
             send_result: None,
             send_listed: false,
+            wants_writable: false,
             await_room: false,
         }
     }
@@ -148,10 +153,21 @@ impl FdState {
         seq.wrapping_sub(self.receive_valid_from) & SEQ_MASK < 1 << 29
     }
 
-    /// Whether to announce the fd writable: a writer waits and no send is in
-    /// flight (its result, if any, is for the transport to take).
+    /// Whether to announce the fd writable: a send finished (its result is
+    /// for the transport to take), or the transport asked and no send is in
+    /// flight nor room awaited. A completion connection keeps write interest
+    /// registered for its life, so the result always reaches it.
     fn can_send(&self) -> bool {
-        self.interest.write && self.send_in_flight.is_none() && !self.await_room
+        self.interest.write
+            && self.send_in_flight.is_none()
+            && !self.await_room
+            && (self.send_result.is_some() || self.wants_writable)
+    }
+
+    /// Whether `RingSelector::writable` should keep listing the fd (a send
+    /// in flight lists it again when it completes).
+    fn send_pending(&self) -> bool {
+        self.sends && (self.send_result.is_some() || self.wants_writable)
     }
 
     /// What the poll covers: reads and writes, unless they come as
@@ -544,11 +560,6 @@ impl RingSelector {
                 self.release_stopped_readers();
             }
         }
-        let state = self.state(fd);
-        if state.sends && new.write && !state.send_listed {
-            state.send_listed = true;
-            self.writable.push(fd);
-        }
         Ok(())
     }
 
@@ -623,8 +634,12 @@ impl RingSelector {
             return; // a poll replaced or removed since
         }
         state.poll_armed = None;
-        // The socket has room (or failed): its writer hears it now.
-        state.await_room = false;
+        if state.sends && std::mem::take(&mut state.await_room) {
+            // The socket has room (or failed): its writer hears it as any
+            // completion connection's writer does.
+            self.list_writable(fd);
+            return;
+        }
         let token = state.token;
         if result < 0 {
             // The fd was closed, or cannot be polled: drop it, as epoll refuses
@@ -772,6 +787,7 @@ impl RingSelector {
             Some(state) if state.send_in_flight == Some(seq) => {
                 state.send_in_flight = None;
                 state.send_result = Some(result);
+                self.list_writable(fd);
             }
             // A send of a connection that closed meanwhile.
             _ => {
@@ -779,6 +795,15 @@ impl RingSelector {
                     self.orphans.swap_remove(i);
                 }
             }
+        }
+    }
+
+    /// Lists `fd` for `announce_unread`'s writable pass.
+    fn list_writable(&mut self, fd: RawFd) {
+        let state = self.state(fd);
+        if !state.send_listed {
+            state.send_listed = true;
+            self.writable.push(fd);
         }
     }
 
@@ -825,7 +850,7 @@ impl RingSelector {
         while index < self.writable.len() {
             let fd = self.writable[index];
             let state = &mut self.fds[fd as usize];
-            if !state.interest.write || !state.sends {
+            if !state.send_pending() {
                 state.send_listed = false;
                 self.writable.swap_remove(index);
                 continue;
@@ -997,8 +1022,17 @@ impl Selector for RingSelector {
         }
     }
 
+    fn notify_writable(&mut self, fd: RawFd) {
+        if self.state(fd).sends {
+            self.state(fd).wants_writable = true;
+            self.list_writable(fd);
+        }
+    }
+
     fn send_done(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)> {
         let state = self.fds.get_mut(fd as usize)?;
+        // The transport is writing now: it asks again if it still wants to.
+        state.wants_writable = false;
         let result = state.send_result.take()?;
         let buffer = state.send_buffer.take().unwrap_or_default();
         let result =
@@ -1095,6 +1129,7 @@ impl Selector for RingSelector {
         state.receive_valid_from = state.next_receive & SEQ_MASK;
         state.sends = false;
         state.await_room = false;
+        state.wants_writable = false;
         if state.send_result.take().is_some() {
             state.send_buffer = None; // the kernel is done with it
         }

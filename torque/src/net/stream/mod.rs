@@ -457,7 +457,10 @@ impl Transport {
         *conn.handler.borrow_mut() = Some(Rc::clone(&handler));
         let fd = conn.fd;
         let transport = Transport { conn };
-        if let Err(e) = reactor.watch(fd, handler, Interest::READ) {
+        // A completion connection's write interest stays for its life: its
+        // sends' completions come as writable events (see `do_write`).
+        let interest = if transport.conn.completions.get() { Interest::BOTH } else { Interest::READ };
+        if let Err(e) = reactor.watch(fd, handler, interest) {
             if transport.conn.completions.get() {
                 reactor.forget_completions(fd);
             }
@@ -760,10 +763,13 @@ impl Transport {
                         failure = self.start_send(&reactor, &mut state.buffer);
                     }
                 }
-                // Watch for writability while bytes wait, and also when a pull
-                // producer is registered: its next writable event asks it for more.
+                // Watch for writability while bytes wait (a completion
+                // connection hears its send's completion anyway), and also
+                // when a pull producer is registered: its next writable event
+                // asks it for more.
                 let pull_producer = matches!(state.producer, Some((_, false)));
-                if (!state.buffer.is_empty() || pull_producer) && !state.writer_registered {
+                let bytes_wait = !state.buffer.is_empty() && !self.conn.completions.get();
+                if (bytes_wait || pull_producer) && !state.writer_registered {
                     state.writer_registered = true;
                     need_writer = true;
                 }
@@ -812,6 +818,12 @@ impl Transport {
                     this.conn.state.borrow_mut().writer_registered = false;
                     this.buffer_drained(r);
                 });
+            }
+            return Ok(());
+        }
+        if self.conn.completions.get() {
+            if let Some(reactor) = self.reactor() {
+                reactor.notify_writable(self.conn.fd);
             }
             return Ok(());
         }
@@ -897,7 +909,9 @@ impl Transport {
             self.maybe_resume_producer();
             return;
         }
-        reactor.unwatch(self.conn.fd, Interest::WRITE);
+        if !self.conn.completions.get() {
+            reactor.unwatch(self.conn.fd, Interest::WRITE);
+        }
         self.buffer_drained(reactor);
     }
 
