@@ -79,7 +79,14 @@ struct WriteBuffer {
     /// come before `bytes[sent..]`, written since.
     lent: usize,
     lent_from: usize,
+    /// The other buffer of a completion connection, empty: taken as `bytes`
+    /// when `bytes` is lent, so writes made while a send is in flight
+    /// allocate nothing.
+    spare: Vec<u8>,
 }
+
+/// The largest spare buffer a connection keeps (larger ones are freed).
+const SPARE_CAPACITY: usize = 64 * 1024;
 
 impl WriteBuffer {
     fn len(&self) -> usize {
@@ -102,22 +109,35 @@ impl WriteBuffer {
         self.lent = self.bytes.len() - self.sent;
         self.lent_from = self.sent;
         self.sent = 0;
-        Some((std::mem::take(&mut self.bytes), self.lent_from))
+        let spare = std::mem::take(&mut self.spare);
+        Some((std::mem::replace(&mut self.bytes, spare), self.lent_from))
     }
     /// The lent `buffer` is back, `n` of its bytes sent: the rest goes
     /// first, then what was written meanwhile. Its allocation is kept, so a
     /// connection alternates two buffers and allocates nothing per send.
     fn returned(&mut self, n: usize, mut buffer: Vec<u8>) {
         let n = n.min(self.lent);
-        if n == self.lent && self.bytes.is_empty() {
+        if n == self.lent {
             buffer.clear();
-            self.bytes = buffer;
-            self.sent = 0;
-        } else if n < self.lent {
+            if self.bytes.is_empty() {
+                // The empty one becomes the spare again.
+                self.spare = std::mem::replace(&mut self.bytes, buffer);
+                self.sent = 0;
+            } else {
+                self.spare = buffer;
+            }
+            if self.spare.capacity() > SPARE_CAPACITY {
+                self.spare = Vec::new();
+            }
+        } else {
             // Partly sent: the unsent tail stays where it is; what was
             // written meanwhile moves behind it.
             buffer.extend_from_slice(&self.bytes[self.sent..]);
-            self.bytes = buffer;
+            let mut written = std::mem::replace(&mut self.bytes, buffer);
+            written.clear();
+            if written.capacity() <= SPARE_CAPACITY {
+                self.spare = written;
+            }
             self.sent = self.lent_from + n;
         }
         self.lent = 0;
@@ -142,6 +162,7 @@ impl WriteBuffer {
         // A lent buffer stays with the backend until its send completes.
         self.lent = 0;
         self.lent_from = 0;
+        self.spare = Vec::new();
     }
 }
 
@@ -1678,5 +1699,22 @@ mod tests {
         buffer.returned(4096, lent);
         assert!(buffer.is_empty());
         assert_eq!(buffer.bytes.capacity(), capacity, "no allocation for the next send");
+    }
+
+    #[test]
+    fn writes_during_a_send_go_to_the_spare() {
+        let mut buffer = WriteBuffer::default();
+        written(&mut buffer, b"one");
+        let (first, _) = buffer.lend().unwrap();
+        written(&mut buffer, b"two"); // while "one" is in flight
+        buffer.returned(3, first);
+        assert_eq!(buffer.pending(), b"two");
+        assert!(buffer.spare.capacity() >= 3, "the sent buffer is kept as the spare");
+        let (second, _) = buffer.lend().unwrap();
+        assert!(buffer.bytes.capacity() >= 3, "the spare takes the writes from now on");
+        written(&mut buffer, b"six");
+        buffer.returned(3, second);
+        assert_eq!(buffer.pending(), b"six");
+        assert!(buffer.spare.capacity() >= 3);
     }
 }
