@@ -25,7 +25,9 @@ use std::sync::{Arc, LazyLock};
 
 use crate::error::ReactorError;
 use crate::sys::waker::Waker;
-pub(crate) use selector::{Change, Event, Events, ForeignWait, Interest, Refused, Selector, Token, WaitSet};
+pub(crate) use selector::{
+    Change, Event, Events, ForeignWait, Interest, ReceivedBytes, Refused, Selector, Token, WaitSet,
+};
 
 /// The backends Torque has, on any platform; [`BackendKind::all`] lists those
 /// compiled into this build.

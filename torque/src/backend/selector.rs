@@ -61,6 +61,37 @@ pub(crate) struct Change {
 /// A change the OS refused, with why.
 pub(crate) type Refused = (Token, io::Error);
 
+/// Received bytes lent straight out of a backend's memory (io_uring's
+/// provided buffer ring), so a protocol reads them without a copy. They go
+/// back with [`Selector::give_back_received`]; until then the backend neither
+/// reuses nor frees that memory.
+pub(crate) struct ReceivedBytes {
+    start: std::ptr::NonNull<u8>,
+    len: usize,
+    /// The backend's name for the memory (a buffer number).
+    pub(in crate::backend) id: u16,
+}
+
+impl ReceivedBytes {
+    /// Lends `bytes`, which must stay valid and unchanged until this value is
+    /// given back to the backend that made it (its buffer `id`).
+    pub(in crate::backend) fn lend(bytes: &[u8], id: u16) -> ReceivedBytes {
+        ReceivedBytes { start: std::ptr::NonNull::from(bytes).cast(), len: bytes.len(), id }
+    }
+}
+
+impl std::ops::Deref for ReceivedBytes {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        // SAFETY: made by `lend` from a live slice of backend memory that the
+        // backend keeps valid and untouched until this value is given back
+        // (`Selector::give_back_received`), which consumes it; the reactor
+        // (and its backend) outlives the read that holds it.
+        unsafe { std::slice::from_raw_parts(self.start.as_ptr(), self.len) }
+    }
+}
+
 /// One readiness report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Event {
@@ -167,6 +198,20 @@ pub(crate) trait Selector: Send {
     fn take_received(&mut self, fd: RawFd, out: &mut [u8]) -> Option<io::Result<usize>> {
         let _ = (fd, out);
         None
+    }
+
+    /// What `fd`'s receives delivered, lent without a copy, when it is all
+    /// that waits in one piece of backend memory (`None`: use
+    /// [`take_received`](Selector::take_received)). Give it back with
+    /// [`give_back_received`](Selector::give_back_received).
+    fn lend_received(&mut self, fd: RawFd) -> Option<ReceivedBytes> {
+        let _ = fd;
+        None
+    }
+
+    /// Takes back what [`lend_received`](Selector::lend_received) lent.
+    fn give_back_received(&mut self, bytes: ReceivedBytes) {
+        let _ = bytes;
     }
 
     /// As a one-byte `MSG_PEEK` on `fd`, from what its receives delivered.

@@ -12,7 +12,7 @@ use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
-use crate::backend::{Change, Events, ForeignWait, Refused, Selector, Token};
+use crate::backend::{Change, Events, ForeignWait, ReceivedBytes, Refused, Selector, Token};
 
 /// The backend behind one reactor.
 pub(crate) enum Driver {
@@ -62,6 +62,20 @@ impl Driver {
     pub(crate) fn take_received(&mut self, fd: RawFd, out: &mut [u8]) -> Option<io::Result<usize>> {
         match self {
             Driver::Readiness(selector) => selector.take_received(fd, out),
+        }
+    }
+
+    /// See [`Selector::lend_received`].
+    pub(crate) fn lend_received(&mut self, fd: RawFd) -> Option<ReceivedBytes> {
+        match self {
+            Driver::Readiness(selector) => selector.lend_received(fd),
+        }
+    }
+
+    /// See [`Selector::give_back_received`].
+    pub(crate) fn give_back_received(&mut self, bytes: ReceivedBytes) {
+        match self {
+            Driver::Readiness(selector) => selector.give_back_received(bytes),
         }
     }
 

@@ -1226,6 +1226,18 @@ impl Reactor {
         taken.unwrap_or_else(|| Err(std::io::ErrorKind::WouldBlock.into()))
     }
 
+    /// What the backend received for `fd`, lent without a copy when it is
+    /// all that waits in one buffer; give it back with
+    /// [`give_back_received`](Reactor::give_back_received).
+    pub(crate) fn lend_received(&self, fd: RawFd) -> Option<crate::backend::ReceivedBytes> {
+        self.inner.driver.borrow_mut().lend_received(fd)
+    }
+
+    /// Takes back bytes [`lend_received`](Reactor::lend_received) lent.
+    pub(crate) fn give_back_received(&self, bytes: crate::backend::ReceivedBytes) {
+        self.inner.driver.borrow_mut().give_back_received(bytes);
+    }
+
     /// As a one-byte `MSG_PEEK` on `fd`, from what the backend received for it.
     pub(crate) fn peek_received(&self, fd: RawFd) -> std::io::Result<usize> {
         let peeked = self.inner.driver.borrow_mut().peek_received(fd);

@@ -107,6 +107,19 @@ impl ReceiveQueue {
         }
     }
 
+    /// Takes the only thing queued if it is data in a ring buffer: its buffer
+    /// number and the unread part's offset and end, for the caller to lend
+    /// out and give back.
+    pub(super) fn take_only_buffer(&mut self) -> Option<(u16, usize, usize)> {
+        match self.chunks.front() {
+            Some(&Chunk::Data { bid, len, read }) if self.chunks.len() == 1 => {
+                self.chunks.pop_front();
+                Some((bid, read as usize, len as usize))
+            }
+            _ => None,
+        }
+    }
+
     /// Copies what waits in ring buffers out of the ring and gives them back:
     /// a connection that stopped reading must not hold the shared ring.
     /// Whether any buffer went back.

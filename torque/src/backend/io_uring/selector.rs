@@ -12,7 +12,8 @@ use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use super::buffers::{self, BufferRing};
 use super::receive::ReceiveQueue;
 use crate::backend::{
-    BackendInfo, Change, Event, Events, ForeignWait, Interest, Opened, Refused, Selector, Token, WaitSet,
+    BackendInfo, Change, Event, Events, ForeignWait, Interest, Opened, ReceivedBytes, Refused, Selector,
+    Token, WaitSet,
 };
 use crate::error::ReactorError;
 use crate::sys::waker::Waker;
@@ -1051,6 +1052,24 @@ impl Selector for RingSelector {
         // Buffers came back: receives that found none may try again.
         self.receive_rearm.append(&mut self.starved);
         Some(taken)
+    }
+
+    fn lend_received(&mut self, fd: RawFd) -> Option<ReceivedBytes> {
+        let buffers = self.buffers.as_mut()?;
+        let state = self.fds.get_mut(fd as usize).filter(|s| s.receives)?;
+        let (bid, from, to) = state.queue.take_only_buffer()?;
+        if state.receive_armed.is_none() && !state.receive_ended {
+            self.receive_rearm.push(fd); // the queue is empty now
+        }
+        Some(ReceivedBytes::lend(&buffers.bytes(bid, to)[from..], bid))
+    }
+
+    fn give_back_received(&mut self, bytes: ReceivedBytes) {
+        if let Some(buffers) = self.buffers.as_mut() {
+            buffers.give_back(bytes.id);
+        }
+        // Receives that found no buffer may try again.
+        self.receive_rearm.append(&mut self.starved);
     }
 
     fn peek_received(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
