@@ -81,6 +81,10 @@ const COMMANDS: &[(&str, &str)] = &[
         "not run: a benchmark (minutes; builds benches/monoio-echo); its figures are in the README",
     ),
     (
+        "cargo bench -p torque --bench echo -- --callgrind torque-epoll torque-io_uring tokio mio monoio",
+        "not run: a benchmark (minutes under valgrind); its figures are in the README",
+    ),
+    (
         "cargo bench -p torque-app --bench web",
         "not run: a benchmark (minutes); its figures are in the README",
     ),

@@ -7,21 +7,24 @@
 //! applied outside a pass reap the ring at once and report refusals then;
 //! anything else reaped that way waits for the next wait.
 //!
-//! **Reads of stream sockets are completions.** A TCP transport asks for them
-//! (`Reactor::receive_completions`); its fd then has one multishot receive
-//! armed while reading is wanted, drawing from one ring of provided buffers
-//! shared by every connection ([`buffers`]; nothing per idle connection). What
-//! arrives waits in the fd's queue ([`receive`]) and is announced as readable,
-//! again on each pass while some is left (level-triggered, as readiness is);
-//! the transport's read copies it out and the buffer goes back to the ring at
-//! once. No `read(2)` per message. A receive that ran out of buffers (`ENOBUFS`)
-//! is armed again with the next enter: an exhausted ring is backpressure, not a
-//! dead connection. Pausing cancels the receive (what it already took is kept);
-//! closing forgets the queue and drops whatever a cancelled receive still
-//! delivers.
+//! **Stream sockets and listening ports are served by completions.** A TCP
+//! transport asks for them (`Reactor::stream_completions`); its fd then has
+//! one multishot receive armed while reading is wanted, drawing from one ring
+//! of provided buffers shared by every connection ([`buffers`]; nothing per
+//! idle connection). What arrives waits in the fd's queue ([`receive`]) and is
+//! announced as readable, again on each pass while some is left
+//! (level-triggered, as readiness is); the transport borrows a lone buffer for
+//! `data_received` or copies out, and the buffer goes back to the ring at once.
+//! A receive that ran out of buffers (`ENOBUFS`) is armed again once one comes
+//! back: an exhausted ring is backpressure, not a dead connection. Pausing
+//! cancels the receive (what it already took is kept); closing forgets the
+//! queue and drops whatever a cancelled receive still delivers. Writes are
+//! sends of the transport's own buffer, lent to the selector until the kernel
+//! reports them (`send_lent`), announced as writable events. Listening ports
+//! get a multishot accept (`accept_completions`).
 //!
-//! **Everything else is readiness through the ring.** Writes, accepts, UNIX
-//! sockets, pipes and user fds get one-shot `POLL_ADD`s, re-armed after their
+//! **Everything else is readiness through the ring.** UNIX sockets, pipes,
+//! pidfds and user fds get one-shot `POLL_ADD`s, re-armed after their
 //! readiness was delivered, so an fd that is still ready is reported again
 //! (re-armed polls check readiness when the kernel takes them, at the next
 //! enter, after the handlers ran).
@@ -34,7 +37,7 @@
 //! Opening refuses cleanly where io_uring is missing or forbidden (ENOSYS, EPERM
 //! from seccomp or `kernel.io_uring_disabled`, ENOMEM from `RLIMIT_MEMLOCK` on
 //! old kernels) with [`ReactorError::BackendRefused`] naming the cause. Before
-//! Linux 6.0 (no multishot receive) reads use readiness too.
+//! Linux 6.0 (no multishot receive) stream sockets and ports use readiness too.
 //!
 //! [`ReactorError::BackendRefused`]: crate::ReactorError::BackendRefused
 //! [`ForeignWait::Reap`]: super::ForeignWait::Reap
@@ -51,7 +54,7 @@ mod selector;
 const INFO: BackendInfo = BackendInfo {
     kind: BackendKind::IoUring,
     name: "io_uring",
-    summary: "Linux io_uring(7): one ring enter per pass; TCP reads as multishot receives into shared buffers, the rest through ring polls",
+    summary: "Linux io_uring(7): one ring enter per pass; TCP accepts, reads and writes as completions (multishot receives into shared buffers), the rest through ring polls",
     status: Status::Experimental,
     platforms: "Linux 5.11+ (receives: 6.0+)",
     io_model: IoModel::Readiness,
