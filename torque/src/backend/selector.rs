@@ -64,7 +64,8 @@ pub(crate) type Refused = (Token, io::Error);
 /// Received bytes lent straight out of a backend's memory (io_uring's
 /// provided buffer ring), so a protocol reads them without a copy. They go
 /// back with [`Selector::give_back_received`]; until then the backend neither
-/// reuses nor frees that memory.
+/// reuses nor frees that memory. Only io_uring makes them (Linux).
+#[cfg_attr(not(linux_like), allow(dead_code))]
 pub(crate) struct ReceivedBytes {
     start: std::ptr::NonNull<u8>,
     len: usize,
@@ -72,6 +73,7 @@ pub(crate) struct ReceivedBytes {
     pub(in crate::backend) id: u16,
 }
 
+#[cfg_attr(not(linux_like), allow(dead_code))]
 impl ReceivedBytes {
     /// Lends `bytes`, which must stay valid and unchanged until this value is
     /// given back to the backend that made it (its buffer `id`).
