@@ -34,7 +34,8 @@ mod imp {
     use std::time::Duration;
 
     use crate::backend::{
-        BackendInfo, Change, Event, Events, ForeignWait, Interest, Opened, Refused, Selector, Token,
+        BackendInfo, Change, Event, Events, ForeignWait, Interest, Opened, OpenedSelector, Refused, Selector,
+        Token,
     };
     use crate::error::ReactorError;
     use crate::sys::{cvt, timeout_millis, waker::Waker};
@@ -59,7 +60,7 @@ mod imp {
         selector
             .ctl(libc::EPOLL_CTL_ADD, waker_fd, WAKER_DATA, libc::EPOLLIN as u32)
             .map_err(ReactorError::Os)?;
-        Ok(Opened { selector: Box::new(selector), waker })
+        Ok(Opened { selector: OpenedSelector::Readiness(Box::new(selector)), waker })
     }
 
     pub(super) struct EpollSelector {

@@ -43,7 +43,9 @@ mod imp {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use crate::backend::{BackendInfo, Change, Event, Events, ForeignWait, Opened, Refused, Selector, Token};
+    use crate::backend::{
+        BackendInfo, Change, Event, Events, ForeignWait, Opened, OpenedSelector, Refused, Selector, Token,
+    };
     use crate::error::ReactorError;
     use crate::sys::kqueue::{WAKE_IDENT, event, kevent, kqueue, udata};
     use crate::sys::waker::Waker;
@@ -72,7 +74,7 @@ mod imp {
             Ok(mut refused) => return Err(ReactorError::Os(refused.remove(0).1)),
             Err(e) => return Err(ReactorError::Os(e)),
         }
-        Ok(Opened { selector: Box::new(selector), waker })
+        Ok(Opened { selector: OpenedSelector::Readiness(Box::new(selector)), waker })
     }
 
     pub(super) struct KqueueSelector {

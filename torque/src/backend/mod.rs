@@ -26,7 +26,8 @@ use std::sync::{Arc, LazyLock};
 use crate::error::ReactorError;
 use crate::sys::waker::Waker;
 pub(crate) use selector::{
-    Change, Event, Events, ForeignWait, Interest, ReceivedBytes, Refused, Selector, Token, WaitSet,
+    Change, Completions, Event, Events, ForeignWait, Interest, ReceivedBytes, Refused, Selector, Token,
+    WaitSet,
 };
 
 /// The backends Torque has, on any platform; [`BackendKind::all`] lists those
@@ -331,10 +332,18 @@ const FD_WAKE: Wake = if cfg!(linux_like) { Wake::EventFd } else { Wake::Pipe };
 /// How fd-based backends see children exit: pidfds where there are some.
 const FD_CHILD_EXIT: ChildExit = if cfg!(linux_like) { ChildExit::Pidfd } else { ChildExit::Sigchld };
 
-/// An opened backend: the readiness selector and its waker.
+/// An opened backend: its selector and its waker.
 pub(crate) struct Opened {
-    pub(crate) selector: Box<dyn Selector>,
+    pub(crate) selector: OpenedSelector,
     pub(crate) waker: Arc<Waker>,
+}
+
+/// What an opened backend can do: readiness only, or completions too.
+pub(crate) enum OpenedSelector {
+    Readiness(Box<dyn Selector>),
+    /// io_uring (Linux only, so far).
+    #[cfg_attr(not(linux_like), allow(dead_code))]
+    Completion(Box<dyn Completions>),
 }
 
 /// A backend in [`BACKENDS`]: its description, and how to open it where it

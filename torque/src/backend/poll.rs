@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{
     BackendInfo, BackendKind, Change, Entry, Event, Events, Features, ForeignWait, Interest, IoModel, Opened,
-    Refused, Selector, SignalDelivery, Status, Support, Token,
+    OpenedSelector, Refused, Selector, SignalDelivery, Status, Support, Token,
 };
 use crate::error::ReactorError;
 use crate::sys::{cvt, timeout_millis, waker::Waker};
@@ -42,7 +42,7 @@ fn open() -> Result<Opened, ReactorError> {
         tokens: vec![Token::IGNORED],
         index_of: Vec::new(),
     };
-    Ok(Opened { selector: Box::new(selector), waker })
+    Ok(Opened { selector: OpenedSelector::Readiness(Box::new(selector)), waker })
 }
 
 #[derive(Clone)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::{
     BackendInfo, BackendKind, Change, Entry, Event, Events, Features, ForeignWait, Interest, IoModel, Opened,
-    Refused, Selector, SignalDelivery, Status, Support, Token,
+    OpenedSelector, Refused, Selector, SignalDelivery, Status, Support, Token,
 };
 use crate::error::ReactorError;
 use crate::sys::{cvt, fd_is_open, waker::Waker};
@@ -45,7 +45,7 @@ fn open() -> Result<Opened, ReactorError> {
         write_set: FdSet::new(),
         highest_fd: -1,
     };
-    Ok(Opened { selector: Box::new(selector), waker })
+    Ok(Opened { selector: OpenedSelector::Readiness(Box::new(selector)), waker })
 }
 
 /// A safe wrapper over `fd_set` that only ever touches fds below `FD_SETSIZE`.

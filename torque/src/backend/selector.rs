@@ -184,101 +184,6 @@ pub(crate) trait Selector: Send {
     /// or a helper thread on [`foreign_wait`](Selector::foreign_wait).
     fn flush(&mut self) {}
 
-    /// Asks that `fd` (a stream socket) be served by completions: its reads
-    /// taken with [`take_received`](Selector::take_received) instead of
-    /// readiness plus `read(2)`, its writes handed over with
-    /// [`send_copy`](Selector::send_copy) (io_uring's multishot receive and
-    /// sends); false if this backend does not. Asked by a stream transport
-    /// before it registers the fd.
-    fn stream_completions(&mut self, fd: RawFd) -> bool {
-        let _ = fd;
-        false
-    }
-
-    /// As `read(2)` on `fd`, from what its receives delivered (`None`: `fd`
-    /// does not receive completions; read it yourself).
-    fn take_received(&mut self, fd: RawFd, out: &mut [u8]) -> Option<io::Result<usize>> {
-        let _ = (fd, out);
-        None
-    }
-
-    /// What `fd`'s receives delivered, lent without a copy, when it is all
-    /// that waits in one piece of backend memory (`None`: use
-    /// [`take_received`](Selector::take_received)). Give it back with
-    /// [`give_back_received`](Selector::give_back_received).
-    fn lend_received(&mut self, fd: RawFd) -> Option<ReceivedBytes> {
-        let _ = fd;
-        None
-    }
-
-    /// Takes back what [`lend_received`](Selector::lend_received) lent.
-    fn give_back_received(&mut self, bytes: ReceivedBytes) {
-        let _ = bytes;
-    }
-
-    /// As a one-byte `MSG_PEEK` on `fd`, from what its receives delivered.
-    fn peek_received(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
-        let _ = fd;
-        None
-    }
-
-    /// Starts sending `buffer[offset..]` (or its start) on `fd`. The buffer
-    /// moves in, so nothing can move or free the bytes while the kernel reads
-    /// them; it comes back with the result from
-    /// [`send_done`](Selector::send_done) (or with the error, if the send
-    /// could not start: `WouldBlock` while a send is in flight or its result
-    /// waits). Its completion is announced as writable to a registered writer.
-    fn send_lent(&mut self, fd: RawFd, buffer: Vec<u8>, offset: usize) -> Result<(), (io::Error, Vec<u8>)> {
-        let _ = (fd, offset);
-        Err((io::ErrorKind::Unsupported.into(), buffer))
-    }
-
-    /// A write made directly on completion-served `fd` (`sendfile` of a
-    /// file body, zero-copy) found the socket full: announce it writable once
-    /// the kernel says it has room again, not at once as after a send.
-    fn await_room(&mut self, fd: RawFd) {
-        let _ = fd;
-    }
-
-    /// Asks that listening socket `fd`'s connections arrive by completions
-    /// (io_uring's multishot accept), taken with
-    /// [`take_accepted`](Selector::take_accepted) instead of readiness plus
-    /// `accept(2)`; false if this backend does not. Asked before the port
-    /// registers the fd.
-    fn accept_completions(&mut self, fd: RawFd) -> bool {
-        let _ = fd;
-        false
-    }
-
-    /// As `accept4(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC` on `fd`, from what
-    /// its accepts delivered (`None`: `fd` does not accept by completions).
-    fn take_accepted(&mut self, fd: RawFd) -> Option<io::Result<OwnedFd>> {
-        let _ = fd;
-        None
-    }
-
-    /// The transport of completion-served `fd` wants to hear once it can write
-    /// (a pull producer, a direct write that found the socket full): announce
-    /// it writable when no send is in flight, until its next
-    /// [`send_done`](Selector::send_done).
-    fn notify_writable(&mut self, fd: RawFd) {
-        let _ = fd;
-    }
-
-    /// The finished send's result (bytes sent, or its error) and the buffer
-    /// it was lent, once.
-    fn send_done(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)> {
-        let _ = fd;
-        None
-    }
-
-    /// `fd`'s owner is closing it: drop what its completions hold (received
-    /// bytes not read, accepted connections not taken, which are closed) and
-    /// cancel what is in flight.
-    fn forget_completions(&mut self, fd: RawFd) {
-        let _ = fd;
-    }
-
     /// Optional: an fd another event loop can watch for readability, ready
     /// whenever this backend has events (the epoll or kqueue fd).
     fn watch_fd(&self) -> Option<RawFd> {
@@ -289,6 +194,77 @@ pub(crate) trait Selector: Send {
     fn foreign_wait(&self) -> Option<ForeignWait> {
         None
     }
+}
+
+/// A backend that also runs operations to completion itself (io_uring): TCP
+/// sockets' receives and sends, listening sockets' accepts. The reactor holds
+/// such a backend as `Driver::Completion` (`reactor/driver.rs`) and asks
+/// these before a transport or port registers; readiness backends have none of
+/// them. Everything else (user fds, pipes, UNIX sockets, pidfds) still goes
+/// through the [`Selector`] role.
+pub(crate) trait Completions: Selector {
+    /// Asks that `fd` (a stream socket) be served by completions: its reads
+    /// taken with [`take_received`](Completions::take_received) instead of
+    /// readiness plus `read(2)`, its writes handed over with
+    /// [`send_lent`](Completions::send_lent) (io_uring's multishot receive and
+    /// sends); false if this backend does not. Asked by a stream transport
+    /// before it registers the fd.
+    fn stream_completions(&mut self, fd: RawFd) -> bool;
+
+    /// As `read(2)` on `fd`, from what its receives delivered (`None`: `fd`
+    /// does not receive completions; read it yourself).
+    fn take_received(&mut self, fd: RawFd, out: &mut [u8]) -> Option<io::Result<usize>>;
+
+    /// What `fd`'s receives delivered, lent without a copy, when it is all
+    /// that waits in one piece of backend memory (`None`: use
+    /// [`take_received`](Completions::take_received)). Give it back with
+    /// [`give_back_received`](Completions::give_back_received).
+    fn lend_received(&mut self, fd: RawFd) -> Option<ReceivedBytes>;
+
+    /// Takes back what [`lend_received`](Completions::lend_received) lent.
+    fn give_back_received(&mut self, bytes: ReceivedBytes);
+
+    /// As a one-byte `MSG_PEEK` on `fd`, from what its receives delivered.
+    fn peek_received(&mut self, fd: RawFd) -> Option<io::Result<usize>>;
+
+    /// Starts sending `buffer[offset..]` (or its start) on `fd`. The buffer
+    /// moves in, so nothing can move or free the bytes while the kernel reads
+    /// them; it comes back with the result from
+    /// [`send_done`](Completions::send_done) (or with the error, if the send
+    /// could not start: `WouldBlock` while a send is in flight or its result
+    /// waits). Its completion is announced as writable to a registered writer.
+    fn send_lent(&mut self, fd: RawFd, buffer: Vec<u8>, offset: usize) -> Result<(), (io::Error, Vec<u8>)>;
+
+    /// A write made directly on completion-served `fd` (`sendfile` of a
+    /// file body, zero-copy) found the socket full: announce it writable once
+    /// the kernel says it has room again, not at once as after a send.
+    fn await_room(&mut self, fd: RawFd);
+
+    /// Asks that listening socket `fd`'s connections arrive by completions
+    /// (io_uring's multishot accept), taken with
+    /// [`take_accepted`](Completions::take_accepted) instead of readiness plus
+    /// `accept(2)`; false if this backend does not. Asked before the port
+    /// registers the fd.
+    fn accept_completions(&mut self, fd: RawFd) -> bool;
+
+    /// As `accept4(2)` with `SOCK_NONBLOCK | SOCK_CLOEXEC` on `fd`, from what
+    /// its accepts delivered (`None`: `fd` does not accept by completions).
+    fn take_accepted(&mut self, fd: RawFd) -> Option<io::Result<OwnedFd>>;
+
+    /// The transport of completion-served `fd` wants to hear once it can write
+    /// (a pull producer, a direct write that found the socket full): announce
+    /// it writable when no send is in flight, until its next
+    /// [`send_done`](Completions::send_done).
+    fn notify_writable(&mut self, fd: RawFd);
+
+    /// The finished send's result (bytes sent, or its error) and the buffer
+    /// it was lent, once.
+    fn send_done(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)>;
+
+    /// `fd`'s owner is closing it: drop what its completions hold (received
+    /// bytes not read, accepted connections not taken, which are closed) and
+    /// cancel what is in flight.
+    fn forget_completions(&mut self, fd: RawFd);
 }
 
 /// A blocking wait detached from its [`Selector`], to run on a helper thread.

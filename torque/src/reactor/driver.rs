@@ -2,31 +2,71 @@
 //! work, so each call is a match, never a dynamic dispatch per event.
 //!
 //! Readiness backends (select, poll, epoll, kqueue) say an fd is ready and the
-//! reactor's handlers do the I/O. io_uring is a readiness backend too, with
-//! optional stream hooks: for TCP connections the ring runs the receives and
-//! sends itself, and the transport takes what was received and hands over what
-//! to send through the calls below. A backend whose every operation is a
-//! completion (IOCP) gets its own variant here.
+//! reactor's handlers do the I/O. Completion backends (io_uring) also run
+//! operations to completion themselves — TCP receives and sends, accepts —
+//! and the transports and ports take what they received and hand over what
+//! to send through the calls below; for everything else they are readiness
+//! backends too. On a readiness backend those calls say "not served by
+//! completions" (false, `None`), so the transport does the I/O itself.
 
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
-use crate::backend::{Change, Events, ForeignWait, ReceivedBytes, Refused, Selector, Token};
+use crate::backend::{
+    Change, Completions, Events, ForeignWait, OpenedSelector, ReceivedBytes, Refused, Selector, Token,
+};
 
 /// The backend behind one reactor.
 pub(crate) enum Driver {
-    /// select, poll, epoll, kqueue, io_uring.
+    /// select, poll, epoll, kqueue.
     Readiness(Box<dyn Selector>),
+    /// io_uring: readiness for what it does not complete itself.
+    Completion(Box<dyn Completions>),
+}
+
+impl From<OpenedSelector> for Driver {
+    fn from(opened: OpenedSelector) -> Driver {
+        match opened {
+            OpenedSelector::Readiness(selector) => Driver::Readiness(selector),
+            OpenedSelector::Completion(selector) => Driver::Completion(selector),
+        }
+    }
 }
 
 impl Driver {
+    /// The readiness role, which every backend has.
+    fn selector(&mut self) -> &mut dyn Selector {
+        match self {
+            Driver::Readiness(selector) => selector.as_mut(),
+            Driver::Completion(selector) => selector.as_mut(),
+        }
+    }
+
+    fn selector_ref(&self) -> &dyn Selector {
+        match self {
+            Driver::Readiness(selector) => selector.as_ref(),
+            Driver::Completion(selector) => selector.as_ref(),
+        }
+    }
+
+    /// The completion role, where the backend has one.
+    fn completions(&mut self) -> Option<&mut dyn Completions> {
+        match self {
+            Driver::Readiness(_) => None,
+            Driver::Completion(selector) => Some(selector.as_mut()),
+        }
+    }
+
+    /// The backend's description.
+    pub(crate) fn info(&self) -> &'static crate::backend::BackendInfo {
+        self.selector_ref().info()
+    }
+
     /// Applies registration changes now (outside a pass, or before another
     /// loop waits on the backend's fd).
     pub(crate) fn apply(&mut self, changes: &[Change], refused: &mut Vec<Refused>) {
-        match self {
-            Driver::Readiness(selector) => selector.apply(changes, refused),
-        }
+        self.selector().apply(changes, refused);
     }
 
     /// Applies `changes` and waits for events: one system call where the
@@ -38,129 +78,104 @@ impl Driver {
         events: &mut Events,
         timeout: Option<Duration>,
     ) -> io::Result<()> {
-        match self {
-            Driver::Readiness(selector) => selector.apply_and_wait(changes, refused, events, timeout),
-        }
+        self.selector().apply_and_wait(changes, refused, events, timeout)
     }
 
     /// Submits what the backend queued since its last wait (see
     /// [`Selector::flush`]).
     pub(crate) fn flush(&mut self) {
-        match self {
-            Driver::Readiness(selector) => selector.flush(),
-        }
+        self.selector().flush();
     }
 
-    /// See [`Selector::stream_completions`].
+    /// See [`Completions::stream_completions`]; false on a readiness backend.
     pub(crate) fn stream_completions(&mut self, fd: RawFd) -> bool {
-        match self {
-            Driver::Readiness(selector) => selector.stream_completions(fd),
-        }
+        self.completions().is_some_and(|c| c.stream_completions(fd))
     }
 
-    /// See [`Selector::take_received`].
+    /// See [`Completions::take_received`].
     pub(crate) fn take_received(&mut self, fd: RawFd, out: &mut [u8]) -> Option<io::Result<usize>> {
-        match self {
-            Driver::Readiness(selector) => selector.take_received(fd, out),
-        }
+        self.completions()?.take_received(fd, out)
     }
 
-    /// See [`Selector::lend_received`].
+    /// See [`Completions::lend_received`].
     pub(crate) fn lend_received(&mut self, fd: RawFd) -> Option<ReceivedBytes> {
-        match self {
-            Driver::Readiness(selector) => selector.lend_received(fd),
-        }
+        self.completions()?.lend_received(fd)
     }
 
-    /// See [`Selector::give_back_received`].
+    /// See [`Completions::give_back_received`].
     pub(crate) fn give_back_received(&mut self, bytes: ReceivedBytes) {
-        match self {
-            Driver::Readiness(selector) => selector.give_back_received(bytes),
+        if let Some(completions) = self.completions() {
+            completions.give_back_received(bytes);
         }
     }
 
-    /// See [`Selector::peek_received`].
+    /// See [`Completions::peek_received`].
     pub(crate) fn peek_received(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
-        match self {
-            Driver::Readiness(selector) => selector.peek_received(fd),
-        }
+        self.completions()?.peek_received(fd)
     }
 
-    /// See [`Selector::await_room`].
+    /// See [`Completions::await_room`].
     pub(crate) fn await_room(&mut self, fd: RawFd) {
-        match self {
-            Driver::Readiness(selector) => selector.await_room(fd),
+        if let Some(completions) = self.completions() {
+            completions.await_room(fd);
         }
     }
 
-    /// See [`Selector::accept_completions`].
+    /// See [`Completions::accept_completions`]; false on a readiness backend.
     pub(crate) fn accept_completions(&mut self, fd: RawFd) -> bool {
-        match self {
-            Driver::Readiness(selector) => selector.accept_completions(fd),
-        }
+        self.completions().is_some_and(|c| c.accept_completions(fd))
     }
 
-    /// See [`Selector::take_accepted`].
+    /// See [`Completions::take_accepted`].
     pub(crate) fn take_accepted(&mut self, fd: RawFd) -> Option<io::Result<OwnedFd>> {
-        match self {
-            Driver::Readiness(selector) => selector.take_accepted(fd),
-        }
+        self.completions()?.take_accepted(fd)
     }
 
-    /// See [`Selector::send_lent`].
+    /// See [`Completions::send_lent`].
     pub(crate) fn send_lent(
         &mut self,
         fd: RawFd,
         buffer: Vec<u8>,
         offset: usize,
     ) -> Result<(), (io::Error, Vec<u8>)> {
-        match self {
-            Driver::Readiness(selector) => selector.send_lent(fd, buffer, offset),
+        match self.completions() {
+            Some(completions) => completions.send_lent(fd, buffer, offset),
+            None => Err((io::ErrorKind::Unsupported.into(), buffer)),
         }
     }
 
-    /// See [`Selector::notify_writable`].
+    /// See [`Completions::notify_writable`].
     pub(crate) fn notify_writable(&mut self, fd: RawFd) {
-        match self {
-            Driver::Readiness(selector) => selector.notify_writable(fd),
+        if let Some(completions) = self.completions() {
+            completions.notify_writable(fd);
         }
     }
 
-    /// See [`Selector::send_done`].
+    /// See [`Completions::send_done`].
     pub(crate) fn send_done(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)> {
-        match self {
-            Driver::Readiness(selector) => selector.send_done(fd),
-        }
+        self.completions()?.send_done(fd)
     }
 
-    /// See [`Selector::forget_completions`].
+    /// See [`Completions::forget_completions`].
     pub(crate) fn forget_completions(&mut self, fd: RawFd) {
-        match self {
-            Driver::Readiness(selector) => selector.forget_completions(fd),
+        if let Some(completions) = self.completions() {
+            completions.forget_completions(fd);
         }
     }
 
     pub(crate) fn watch_child(&mut self, pid: u32, token: Token) -> io::Result<()> {
-        match self {
-            Driver::Readiness(selector) => selector.watch_child(pid, token),
-        }
+        self.selector().watch_child(pid, token)
     }
 
     pub(crate) fn unwatch_child(&mut self, pid: u32) {
-        match self {
-            Driver::Readiness(selector) => selector.unwatch_child(pid),
-        }
+        self.selector().unwatch_child(pid);
     }
 
     pub(crate) fn watch_fd(&self) -> Option<RawFd> {
-        match self {
-            Driver::Readiness(selector) => selector.watch_fd(),
-        }
+        self.selector_ref().watch_fd()
     }
 
     pub(crate) fn foreign_wait(&self) -> Option<ForeignWait> {
-        match self {
-            Driver::Readiness(selector) => selector.foreign_wait(),
-        }
+        self.selector_ref().foreign_wait()
     }
 }

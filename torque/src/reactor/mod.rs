@@ -242,6 +242,7 @@ impl Reactor {
 
     fn from_parts(opened: Opened, clock: Rc<dyn Clock>, handle_signals: bool, pool_size: usize) -> Reactor {
         let Opened { selector, waker } = opened;
+        let driver = Driver::from(selector);
         let ready = Arc::new(ReadyList::new(Arc::clone(&waker)));
         let threads = Arc::new(ThreadShared {
             queue: Mutex::new(Vec::new()),
@@ -252,8 +253,8 @@ impl Reactor {
         });
         Reactor {
             inner: Rc::new(Inner {
-                info: selector.info(),
-                driver: RefCell::new(Driver::Readiness(selector)),
+                info: driver.info(),
+                driver: RefCell::new(driver),
                 events: RefCell::new(Events::with_capacity(1024)),
                 changes: RefCell::new(Vec::new()),
                 dispatch_depth: Cell::new(0),

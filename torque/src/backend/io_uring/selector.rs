@@ -12,8 +12,8 @@ use io_uring::{IoUring, cqueue, opcode, squeue, types};
 use super::buffers::{self, BufferRing};
 use super::receive::ReceiveQueue;
 use crate::backend::{
-    BackendInfo, Change, Event, Events, ForeignWait, Interest, Opened, ReceivedBytes, Refused, Selector,
-    Token, WaitSet,
+    BackendInfo, Change, Completions, Event, Events, ForeignWait, Interest, Opened, OpenedSelector,
+    ReceivedBytes, Refused, Selector, Token, WaitSet,
 };
 use crate::error::ReactorError;
 use crate::sys::waker::Waker;
@@ -242,7 +242,7 @@ pub(super) fn open() -> Result<Opened, ReactorError> {
     };
     selector.arm_waker().map_err(ReactorError::Os)?;
     selector.ring.submit().map_err(|e| refused(format!("io_uring_enter failed: {e}")))?;
-    Ok(Opened { selector: Box::new(selector), waker })
+    Ok(Opened { selector: OpenedSelector::Completion(Box::new(selector)), waker })
 }
 
 /// Multishot receives with provided buffer rings: Linux 6.0.
@@ -968,6 +968,19 @@ impl Selector for RingSelector {
         self.refused_backlog = refused;
     }
 
+    fn watch_fd(&self) -> Option<RawFd> {
+        Some(self.ring.as_raw_fd())
+    }
+
+    fn foreign_wait(&self) -> Option<ForeignWait> {
+        // SAFETY: the ring owns this fd and outlives the call; the clone is a
+        // new fd the helper owns.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.ring.as_raw_fd()) }.try_clone_to_owned().ok()?;
+        Some(ForeignWait::Reap(Box::new(RingReadable { fd })))
+    }
+}
+
+impl Completions for RingSelector {
     fn stream_completions(&mut self, fd: RawFd) -> bool {
         if self.buffers.is_none() || fd < 0 {
             return false;
@@ -1163,17 +1176,6 @@ impl Selector for RingSelector {
                 tracing::error!(error = %e, "io_uring: cannot cancel a send");
             }
         }
-    }
-
-    fn watch_fd(&self) -> Option<RawFd> {
-        Some(self.ring.as_raw_fd())
-    }
-
-    fn foreign_wait(&self) -> Option<ForeignWait> {
-        // SAFETY: the ring owns this fd and outlives the call; the clone is a
-        // new fd the helper owns.
-        let fd = unsafe { BorrowedFd::borrow_raw(self.ring.as_raw_fd()) }.try_clone_to_owned().ok()?;
-        Some(ForeignWait::Reap(Box::new(RingReadable { fd })))
     }
 }
 
