@@ -156,7 +156,7 @@ impl Transport {
                 None => break,
             }
         }
-        if self.conn.memory.is_some() {
+        if self.conn.io.memory().is_some() {
             self.flush_memory();
             return;
         }

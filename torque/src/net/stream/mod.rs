@@ -217,20 +217,12 @@ pub(crate) struct MemoryPipe {
 
 pub(crate) struct Connection {
     reactor: WeakReactor,
+    /// Owns the fd (a pipe's too); taken when the connection closes. None
+    /// for an in-memory transport.
     socket: RefCell<Option<Socket>>,
-    /// Set instead of a socket for in-memory transports (`testing`).
-    memory: Option<Rc<MemoryPipe>>,
     fd: RawFd,
-    is_unix: bool,
-    /// Set for a pipe or PTY end (child processes): read(2)/write(2) instead of
-    /// socket calls.
-    pipe: Option<PipeEnd>,
-    /// The backend serves this socket by completions (io_uring, TCP only):
-    /// reads are taken from the reactor instead of read(2), and writes are
-    /// handed to it instead of send(2) — the bytes stay in the write buffer
-    /// until the send completes, so everything that waits for the buffer to
-    /// drain (closes, half-closes, producers, `write_file`) waits for them.
-    completions: Cell<bool>,
+    /// How its bytes move, fixed when it starts.
+    io: Io,
     local: Address,
     peer: Address,
     state: RefCell<State>,
@@ -248,13 +240,51 @@ pub(crate) struct Connection {
     delivery: RefCell<Delivery>,
 }
 
-/// What a connection talks through: a socket, or (testing) a memory pipe.
+/// What a connection talks through: the fd's owner (none in memory), the fd,
+/// and how its bytes move.
 struct Endpoint {
     socket: Option<Socket>,
-    memory: Option<Rc<MemoryPipe>>,
     fd: RawFd,
-    is_unix: bool,
-    pipe: Option<PipeEnd>,
+    io: Io,
+}
+
+/// How a connection's bytes move: one kind per connection, chosen when it
+/// starts.
+enum Io {
+    /// A TCP socket on a readiness backend: `recv`/`send`, `sendfile`.
+    Socket,
+    /// A UNIX stream socket: `recvmsg`/`sendmsg`, which carry passed fds.
+    UnixSocket,
+    /// A TCP socket the backend serves by completions (io_uring): reads taken
+    /// from the backend, writes lent to it — the bytes stay counted in the
+    /// write buffer until the send completes, so everything that waits for the
+    /// buffer to drain (closes, half-closes, producers) waits for them.
+    Completion,
+    /// A pipe or PTY end of a child process: `read(2)`/`write(2)`.
+    Pipe(PipeEnd),
+    /// In memory (`testing`): writes are recorded in the pipe, never sent.
+    Memory(Rc<MemoryPipe>),
+}
+
+impl Io {
+    fn is_unix(&self) -> bool {
+        matches!(self, Io::UnixSocket)
+    }
+    fn completions(&self) -> bool {
+        matches!(self, Io::Completion)
+    }
+    fn pipe(&self) -> Option<PipeEnd> {
+        match self {
+            Io::Pipe(end) => Some(*end),
+            _ => None,
+        }
+    }
+    fn memory(&self) -> Option<&Rc<MemoryPipe>> {
+        match self {
+            Io::Memory(pipe) => Some(pipe),
+            _ => None,
+        }
+    }
 }
 
 /// Which way a pipe transport's fd goes (child processes).
@@ -281,11 +311,8 @@ impl Connection {
         Rc::new(Connection {
             reactor: reactor.downgrade(),
             socket: RefCell::new(endpoint.socket),
-            memory: endpoint.memory,
             fd: endpoint.fd,
-            is_unix: endpoint.is_unix,
-            pipe: endpoint.pipe,
-            completions: Cell::new(false),
+            io: endpoint.io,
             local,
             peer,
             state: RefCell::new(State {
@@ -411,10 +438,16 @@ impl Transport {
         if let Err(e) = crate::sys::socket::prepare_stream(&socket) {
             tracing::debug!(error = %e, "cannot set the socket's options");
         }
-        let endpoint = Endpoint { socket: Some(socket), memory: None, fd, is_unix, pipe: None };
-        let conn = Connection::new(reactor, endpoint, local, peer, protocol, on_closed);
         // UNIX sockets keep recvmsg/sendmsg (passed fds); TCP may use completions.
-        conn.completions.set(!is_unix && reactor.stream_completions(fd));
+        let io = if is_unix {
+            Io::UnixSocket
+        } else if reactor.stream_completions(fd) {
+            Io::Completion
+        } else {
+            Io::Socket
+        };
+        let endpoint = Endpoint { socket: Some(socket), fd, io };
+        let conn = Connection::new(reactor, endpoint, local, peer, protocol, on_closed);
         let transport = Transport::register(reactor, conn)?;
         before_made(&transport);
         transport.call_protocol(|p, t| p.connection_made(t));
@@ -431,8 +464,7 @@ impl Transport {
         on_closed: Option<OnClosed>,
     ) -> (Transport, Rc<MemoryPipe>) {
         let pipe = Rc::new(MemoryPipe::default());
-        let endpoint =
-            Endpoint { socket: None, memory: Some(Rc::clone(&pipe)), fd: -1, is_unix: false, pipe: None };
+        let endpoint = Endpoint { socket: None, fd: -1, io: Io::Memory(Rc::clone(&pipe)) };
         let conn = Connection::new(reactor, endpoint, local, peer, protocol, on_closed);
         let transport = Transport { conn };
         transport.call_protocol(|p, t| p.connection_made(t));
@@ -451,13 +483,7 @@ impl Transport {
         let raw = fd.as_raw_fd();
         // socket2's `Socket` is only an owner of the fd here: pipe transports
         // never make socket calls on it.
-        let endpoint = Endpoint {
-            socket: Some(Socket::from(fd)),
-            memory: None,
-            fd: raw,
-            is_unix: false,
-            pipe: Some(end),
-        };
+        let endpoint = Endpoint { socket: Some(Socket::from(fd)), fd: raw, io: Io::Pipe(end) };
         let conn = Connection::new(
             reactor,
             endpoint,
@@ -480,9 +506,9 @@ impl Transport {
         let transport = Transport { conn };
         // A completion connection's write interest stays for its life: its
         // sends' completions come as writable events (see `do_write`).
-        let interest = if transport.conn.completions.get() { Interest::BOTH } else { Interest::READ };
+        let interest = if transport.conn.io.completions() { Interest::BOTH } else { Interest::READ };
         if let Err(e) = reactor.watch(fd, handler, interest) {
-            if transport.conn.completions.get() {
+            if transport.conn.io.completions() {
                 reactor.forget_completions(fd);
             }
             transport.conn.handler.borrow_mut().take();
@@ -495,7 +521,7 @@ impl Transport {
     /// In memory: the peer sent `data`. Held (in order) while reading is paused
     /// or the protocol is busy further up the stack.
     pub(crate) fn receive_memory(&self, data: &[u8]) {
-        let Some(pipe) = &self.conn.memory else { return };
+        let Some(pipe) = self.conn.io.memory() else { return };
         // A closing TLS connection still reads: to finish its handshake, or
         // (lingering) to see the peer's close.
         let tls_reads = self.conn.tls_on.get() && self.tls_reads_while_closing();
@@ -518,7 +544,7 @@ impl Transport {
 
     /// In memory: delivers held data, then a pending end of file.
     fn flush_memory(&self) {
-        let Some(pipe) = &self.conn.memory else { return };
+        let Some(pipe) = self.conn.io.memory() else { return };
         if self.conn.state.borrow().reading_paused && !self.conn.tls_on.get() {
             return;
         }
@@ -547,7 +573,7 @@ impl Transport {
 
     /// In memory: the peer closed its writing side (after any held data).
     pub(crate) fn peer_eof_memory(&self) {
-        let Some(pipe) = &self.conn.memory else { return };
+        let Some(pipe) = self.conn.io.memory() else { return };
         let paused = self.conn.state.borrow().reading_paused;
         if paused || !pipe.held.borrow().is_empty() {
             pipe.eof_pending.set(true);
@@ -611,7 +637,7 @@ impl Transport {
             self.wait_for_protocol(reactor);
             return;
         }
-        if self.conn.completions.get() && !self.conn.tls_on.get() {
+        if self.conn.io.completions() && !self.conn.tls_on.get() {
             // One receive's bytes, straight from the backend's buffer.
             if let Some(bytes) = reactor.lend_received(self.conn.fd) {
                 self.conn.state.borrow_mut().bytes_received += bytes.len() as u64;
@@ -622,20 +648,19 @@ impl Transport {
         }
         let mut buffer = reactor.take_read_buffer();
         let mut fds = Vec::new();
-        let result = match self.conn.socket.borrow().as_ref() {
-            Some(_) if self.conn.pipe == Some(PipeEnd::Write) => {
-                // A write end is readable (in error) only once the reader is gone.
-                Err(io::Error::from(io::ErrorKind::BrokenPipe))
-            }
-            Some(_) if self.conn.pipe.is_some() => match crate::sys::read(self.conn.fd, &mut buffer) {
+        let result = match (&self.conn.io, self.conn.socket.borrow().as_ref()) {
+            // Closed, or in memory (the test injects data instead).
+            (_, None) => Ok(0),
+            // A write end is readable (in error) only once the reader is gone.
+            (Io::Pipe(PipeEnd::Write), _) => Err(io::Error::from(io::ErrorKind::BrokenPipe)),
+            (Io::Pipe(_), _) => match crate::sys::read(self.conn.fd, &mut buffer) {
                 // A PTY master reads EIO once the terminal's last user closed it.
                 Err(e) if e.raw_os_error() == Some(libc::EIO) => Ok(0),
                 other => other,
             },
-            Some(_) if self.conn.is_unix => unix_socket::recv_with_fds(self.conn.fd, &mut buffer, &mut fds),
-            Some(_) if self.conn.completions.get() => reactor.take_received(self.conn.fd, &mut buffer),
-            Some(socket) => (&*socket).read(&mut buffer),
-            None => Ok(0),
+            (Io::UnixSocket, _) => unix_socket::recv_with_fds(self.conn.fd, &mut buffer, &mut fds),
+            (Io::Completion, _) => reactor.take_received(self.conn.fd, &mut buffer),
+            (Io::Socket | Io::Memory(_), Some(socket)) => (&*socket).read(&mut buffer),
         };
         for fd in fds {
             if self.conn.state.borrow().disconnected {
@@ -676,12 +701,12 @@ impl Transport {
     /// data parks the reader until `resume_producing`.
     fn peek_while_paused(&self, reactor: &Reactor) {
         let mut byte = [std::mem::MaybeUninit::<u8>::uninit()];
-        let peeked = match self.conn.socket.borrow().as_ref() {
+        let peeked = match (&self.conn.io, self.conn.socket.borrow().as_ref()) {
+            (_, None) => return,
             // A pipe cannot be peeked: park until resumed.
-            Some(_) if self.conn.pipe.is_some() => Ok(1),
-            Some(_) if self.conn.completions.get() => reactor.peek_received(self.conn.fd),
-            Some(socket) => socket.peek(&mut byte),
-            None => return,
+            (Io::Pipe(_), _) => Ok(1),
+            (Io::Completion, _) => reactor.peek_received(self.conn.fd),
+            (Io::Socket | Io::UnixSocket | Io::Memory(_), Some(socket)) => socket.peek(&mut byte),
         };
         match peeked {
             Ok(0) => self.read_eof(reactor),
@@ -757,19 +782,17 @@ impl Transport {
             }
             let mut sent = 0;
             if state.buffer.is_empty() && state.pending_fds.is_empty() {
-                let result = match (self.conn.socket.borrow().as_ref(), &self.conn.memory) {
-                    // Buffered below, and handed to the backend from the buffer.
-                    (Some(_), _) if self.conn.completions.get() => Ok(0),
-                    (Some(_), _) if self.conn.pipe.is_some() => {
-                        crate::sys::write_vectored(self.conn.fd, parts)
-                    }
-                    (Some(socket), _) => send_parts(socket, parts),
-                    (None, Some(pipe)) => {
+                let result = match (&self.conn.io, self.conn.socket.borrow().as_ref()) {
+                    (Io::Memory(pipe), _) => {
                         let mut written = pipe.written.borrow_mut();
                         parts.iter().for_each(|p| written.extend_from_slice(p));
                         Ok(total)
                     }
-                    (None, None) => Ok(0),
+                    (_, None) => Ok(0),
+                    // Buffered below, and lent to the backend from the buffer.
+                    (Io::Completion, _) => Ok(0),
+                    (Io::Pipe(_), _) => crate::sys::write_vectored(self.conn.fd, parts),
+                    (Io::Socket | Io::UnixSocket, Some(socket)) => send_parts(socket, parts),
                 };
                 match result {
                     Ok(n) => sent = n,
@@ -788,7 +811,7 @@ impl Transport {
                     state.buffer.bytes.extend_from_slice(&part[skip..]);
                     skip = 0;
                 }
-                if self.conn.completions.get() {
+                if self.conn.io.completions() {
                     if let Some(reactor) = self.reactor() {
                         failure = self.start_send(&reactor, &mut state.buffer);
                     }
@@ -798,7 +821,7 @@ impl Transport {
                 // when a pull producer is registered: its next writable event
                 // asks it for more.
                 let pull_producer = matches!(state.producer, Some((_, false)));
-                let bytes_wait = !state.buffer.is_empty() && !self.conn.completions.get();
+                let bytes_wait = !state.buffer.is_empty() && !self.conn.io.completions();
                 if (bytes_wait || pull_producer) && !state.writer_registered {
                     state.writer_registered = true;
                     need_writer = true;
@@ -837,7 +860,7 @@ impl Transport {
     /// Watches for writability; runs no user code, so callers holding a borrow
     /// may use it and close on the error afterwards.
     fn try_register_writer(&self) -> io::Result<()> {
-        if self.conn.memory.is_some() {
+        if self.conn.io.memory().is_some() {
             // In memory everything is "sent" at once; a pull producer is asked
             // for more at the end of the pass, as a writable event would.
             // A zero-delay call: at most one ask per pass, as with a socket's
@@ -851,7 +874,7 @@ impl Transport {
             }
             return Ok(());
         }
-        if self.conn.completions.get() {
+        if self.conn.io.completions() {
             if let Some(reactor) = self.reactor() {
                 reactor.notify_writable(self.conn.fd);
             }
@@ -873,7 +896,7 @@ impl Transport {
             if state.disconnected {
                 return;
             }
-            if self.conn.completions.get() {
+            if self.conn.io.completions() {
                 // The backend's send finished (this event says so): its bytes
                 // leave the buffer; the next part goes.
                 match reactor.send_done(self.conn.fd) {
@@ -891,24 +914,22 @@ impl Transport {
                     failure = self.start_send(reactor, &mut state.buffer);
                 }
             }
-            while !state.buffer.is_empty() && !self.conn.completions.get() {
+            while !state.buffer.is_empty() && !self.conn.io.completions() {
                 // Descriptors go at most MAX_FDS_PER_MESSAGE to a message; while
                 // more wait than one carries, a message carries one byte, so
                 // bytes are left for the rest.
                 let fds_sent = state.pending_fds.len().min(MAX_FDS_PER_MESSAGE);
-                let result = match self.conn.socket.borrow().as_ref() {
-                    Some(_) if fds_sent > 0 => {
+                let result = match (&self.conn.io, self.conn.socket.borrow().as_ref()) {
+                    (_, None) => Ok(0),
+                    (_, Some(_)) if fds_sent > 0 => {
                         let fds: Vec<RawFd> =
                             state.pending_fds.iter().take(fds_sent).map(AsRawFd::as_raw_fd).collect();
                         let data = state.buffer.pending();
                         let data = if state.pending_fds.len() > fds_sent { &data[..1] } else { data };
                         unix_socket::send_with_fds(self.conn.fd, data, &fds)
                     }
-                    Some(_) if self.conn.pipe.is_some() => {
-                        crate::sys::write(self.conn.fd, state.buffer.pending())
-                    }
-                    Some(socket) => socket.send_with_flags(state.buffer.pending(), SEND_FLAGS),
-                    None => Ok(0),
+                    (Io::Pipe(_), _) => crate::sys::write(self.conn.fd, state.buffer.pending()),
+                    (_, Some(socket)) => socket.send_with_flags(state.buffer.pending(), SEND_FLAGS),
                 };
                 match result {
                     Ok(0) => break,
@@ -939,7 +960,7 @@ impl Transport {
             self.maybe_resume_producer();
             return;
         }
-        if !self.conn.completions.get() {
+        if !self.conn.io.completions() {
             reactor.unwatch(self.conn.fd, Interest::WRITE);
         }
         self.buffer_drained(reactor);
@@ -985,7 +1006,7 @@ impl Transport {
         if self.conn.tls_on.get() && !self.tls_close_notify_flushed() {
             return; // comes back here once the close_notify is on its way
         }
-        if self.conn.pipe.is_some() {
+        if self.conn.io.pipe().is_some() {
             // A pipe has no half-close: its reader sees end of file only when
             // the fd closes.
             self.close_now(DisconnectReason::Done);
@@ -1003,7 +1024,7 @@ impl Transport {
         if let Some(socket) = self.conn.socket.borrow().as_ref() {
             let _ = socket.shutdown(Shutdown::Write);
         }
-        if let Some(pipe) = &self.conn.memory {
+        if let Some(pipe) = self.conn.io.memory() {
             pipe.write_shut.set(true);
         }
         if read_shut {
@@ -1076,7 +1097,7 @@ impl Transport {
             }
             state.buffer.is_empty()
         };
-        if flushed || self.conn.memory.is_some() {
+        if flushed || self.conn.io.memory().is_some() {
             self.close_now(reason);
             return;
         }
@@ -1120,7 +1141,7 @@ impl Transport {
         let reactor = self.reactor();
         if let Some(reactor) = &reactor {
             reactor.unwatch(self.conn.fd, Interest::BOTH);
-            if self.conn.completions.get() {
+            if self.conn.io.completions() {
                 reactor.forget_completions(self.conn.fd);
             }
         }
@@ -1231,7 +1252,7 @@ impl Transport {
                         return Ok(n);
                     }
                     Err(e) if would_block(&e) => {
-                        if self.conn.completions.get() {
+                        if self.conn.io.completions() {
                             // Its writable events come from sends; this one
                             // must wait for the socket's room instead.
                             if let Some(reactor) = self.reactor() {
@@ -1480,7 +1501,7 @@ impl Transport {
                     reactor.at_end_of_pass(move |r| this.tls_receive(r, &[]));
                 }
             }
-            if self.conn.memory.is_some() {
+            if self.conn.io.memory().is_some() {
                 drop(state);
                 self.flush_memory();
                 return;
@@ -1546,7 +1567,7 @@ impl Transport {
     /// `Unsupported` on a transport other than a UNIX socket, `NotConnected`
     /// once it is closing or shut for writing, or the error duplicating `fd`.
     pub fn send_file_descriptor(&self, fd: BorrowedFd<'_>) -> io::Result<()> {
-        if !self.conn.is_unix {
+        if !self.conn.io.is_unix() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "only UNIX sockets carry file descriptors",
@@ -1565,7 +1586,7 @@ impl Transport {
 
     /// The credentials of the peer process (UNIX sockets only).
     pub fn peer_credentials(&self) -> io::Result<PeerCredentials> {
-        if !self.conn.is_unix {
+        if !self.conn.io.is_unix() {
             return Err(io::Error::new(
                 io::ErrorKind::Unsupported,
                 "peer credentials exist for UNIX sockets only",
@@ -1585,7 +1606,7 @@ impl Transport {
         match (self.conn.socket.borrow().as_ref(), &self.conn.local) {
             (Some(socket), Address::Ip(_)) => crate::sys::socket::set_tcp_cork(socket, enabled),
             (Some(_), _) => Ok(()),
-            (None, _) if self.conn.memory.is_some() && !self.is_disconnected() => Ok(()),
+            (None, _) if self.conn.io.memory().is_some() && !self.is_disconnected() => Ok(()),
             (None, _) => Err(io::Error::from(io::ErrorKind::NotConnected)),
         }
     }
@@ -1595,7 +1616,7 @@ impl Transport {
         match (self.conn.socket.borrow().as_ref(), &self.conn.local) {
             (Some(socket), Address::Ip(_)) => socket.set_tcp_nodelay(enabled),
             (Some(_), _) => Ok(()),
-            (None, _) if self.conn.memory.is_some() && !self.is_disconnected() => Ok(()),
+            (None, _) if self.conn.io.memory().is_some() && !self.is_disconnected() => Ok(()),
             (None, _) => Err(io::Error::from(io::ErrorKind::NotConnected)),
         }
     }
@@ -1604,7 +1625,7 @@ impl Transport {
     pub fn set_tcp_keepalive(&self, enabled: bool) -> io::Result<()> {
         match self.conn.socket.borrow().as_ref() {
             Some(socket) => socket.set_keepalive(enabled),
-            None if self.conn.memory.is_some() && !self.is_disconnected() => Ok(()),
+            None if self.conn.io.memory().is_some() && !self.is_disconnected() => Ok(()),
             None => Err(io::Error::from(io::ErrorKind::NotConnected)),
         }
     }

@@ -340,7 +340,7 @@ impl Transport {
         if let Some(socket) = self.conn.socket.borrow().as_ref() {
             let _ = socket.shutdown(std::net::Shutdown::Write);
         }
-        if let Some(pipe) = &self.conn.memory {
+        if let Some(pipe) = self.conn.io.memory() {
             pipe.write_shut.set(true);
         }
         if let Some(handler) = self.handler() {
