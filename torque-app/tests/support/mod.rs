@@ -95,6 +95,8 @@ pub struct Server {
     pub child: Child,
     pub addresses: Vec<SocketAddr>,
     pub log: Arc<Mutex<String>>,
+    /// Sends once the log reader reached the end of torque's stderr.
+    log_done: mpsc::Receiver<()>,
 }
 
 pub fn binary() -> &'static str {
@@ -122,9 +124,11 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, rx) = mpsc::channel();
+        let (done_tx, log_done) = mpsc::channel();
         {
             let log = Arc::clone(&log);
             std::thread::spawn(move || {
+                let _done = DropSends(done_tx);
                 for line in BufReader::new(stderr).lines() {
                     let Ok(line) = line else { break };
                     // Logged before it is announced, so a test sees the line.
@@ -151,7 +155,7 @@ impl Server {
                 }
             }
         }
-        Server { child, addresses, log }
+        Server { child, addresses, log, log_done }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -182,6 +186,10 @@ impl Server {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // The last lines may still be in the pipe: the log is whole
+                // once its reader saw the end (bounded, as a grandchild may
+                // hold stderr open).
+                let _ = self.log_done.recv_timeout(Duration::from_secs(5));
                 return status;
             }
             assert!(Instant::now() < deadline, "torque did not exit; log:\n{}", self.log());
@@ -194,6 +202,15 @@ impl Server {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
         let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
         line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
+
+/// Sends on drop: the log reader's end, however it ends.
+struct DropSends(mpsc::Sender<()>);
+
+impl Drop for DropSends {
+    fn drop(&mut self) {
+        let _ = self.0.send(());
     }
 }
 

@@ -203,6 +203,13 @@ pub(crate) trait Selector: Send {
 /// them. Everything else (user fds, pipes, UNIX sockets, pidfds) still goes
 /// through the [`Selector`] role.
 pub(crate) trait Completions: Selector {
+    /// This backend in its readiness role (`self`; spelled out so the crate
+    /// needs no trait upcasting, Rust 1.86).
+    fn as_selector(&mut self) -> &mut dyn Selector;
+
+    /// As [`as_selector`](Completions::as_selector), shared.
+    fn as_selector_ref(&self) -> &dyn Selector;
+
     /// Asks that `fd` (a stream socket) be served by completions: its reads
     /// taken with [`take_received`](Completions::take_received) instead of
     /// readiness plus `read(2)`, its writes handed over with

@@ -39,14 +39,14 @@ impl Driver {
     fn selector(&mut self) -> &mut dyn Selector {
         match self {
             Driver::Readiness(selector) => selector.as_mut(),
-            Driver::Completion(selector) => selector.as_mut(),
+            Driver::Completion(selector) => selector.as_selector(),
         }
     }
 
     fn selector_ref(&self) -> &dyn Selector {
         match self {
             Driver::Readiness(selector) => selector.as_ref(),
-            Driver::Completion(selector) => selector.as_ref(),
+            Driver::Completion(selector) => selector.as_selector_ref(),
         }
     }
 

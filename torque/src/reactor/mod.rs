@@ -1119,9 +1119,12 @@ impl Reactor {
         changes.clear();
         *self.inner.changes.borrow_mut() = changes;
         // Work other threads queue while this pass dispatches is seen by the
-        // next pass's prepare step: no wake needed. Other loops (embed,
-        // interleave) never set this, so their waits are always woken.
-        waker.set_awake();
+        // next pass's prepare step: no wake needed. Only `run()`'s passes:
+        // after `iterate` or an embedded dispatch another loop may wait next
+        // without asking `timeout()`, and interleave never comes here.
+        if !apply_after {
+            waker.set_awake();
+        }
         let awake = AwakeGuard(waker);
         let result = self.dispatch_after_wait(waited, refused, &mut events);
         drop(awake);

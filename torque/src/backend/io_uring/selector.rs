@@ -56,8 +56,9 @@ struct Listener {
     fd: RawFd,
     /// The accept armed (its number), if any.
     armed: Option<u32>,
-    /// Accepts numbered below this belong to an earlier socket on this fd
-    /// number: what they accepted is closed.
+    /// Accepts numbered below this (in the fd's own count, `next_accept`)
+    /// belong to an earlier socket on this fd number: what they accepted is
+    /// closed.
     valid_from: u32,
     /// Accepted connections (or an errno), not taken yet.
     queue: VecDeque<Result<OwnedFd, i32>>,
@@ -83,6 +84,9 @@ struct FdState {
     receive_armed: Option<u32>,
     /// The number of the next receive armed for this fd.
     next_receive: u32,
+    /// The number of the next accept armed for this fd (counted per fd, as
+    /// receives are, so a long-lived port's numbers stay current).
+    next_accept: u32,
     /// Receives numbered below this belong to an earlier connection on this
     /// fd number: their data is dropped.
     receive_valid_from: u32,
@@ -129,6 +133,7 @@ impl Default for FdState {
             receives: false,
             receive_armed: None,
             next_receive: 0,
+            next_accept: 0,
             receive_valid_from: 0,
             receive_ended: false,
             queue: ReceiveQueue::default(),
@@ -253,16 +258,17 @@ fn receives_supported() -> bool {
     (major, minor) >= (6, 0)
 }
 
-/// Whether the process may open another fd (a duplicate of `fd`, closed
-/// again at once).
-fn fd_available(fd: RawFd) -> bool {
-    // SAFETY: F_DUPFD_CLOEXEC has no pointer arguments; a new fd is closed below.
-    let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
-    if dup < 0 {
+/// Whether the process may open another file: a slot in its fd table and a
+/// new file in the system's (an eventfd, closed again at once; a duplicate
+/// would need no new file, so it would not see ENFILE).
+fn fd_available() -> bool {
+    // SAFETY: eventfd has no pointer arguments; a new fd is closed below.
+    let probe = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+    if probe < 0 {
         return false;
     }
-    // SAFETY: `dup` was just opened here and nothing else owns it.
-    drop(unsafe { OwnedFd::from_raw_fd(dup) });
+    // SAFETY: `probe` was just opened here and nothing else owns it.
+    drop(unsafe { OwnedFd::from_raw_fd(probe) });
     true
 }
 
@@ -503,12 +509,16 @@ impl RingSelector {
     /// Arms listening socket `fd`'s multishot accept, if connections are
     /// wanted, none is armed and its queue has room.
     fn arm_accept(&mut self, fd: RawFd) -> io::Result<()> {
-        let wanted = self.fds.get(fd as usize).is_some_and(|s| s.accepts && s.interest.read);
-        let seq = self.next_seq();
+        // Out of fds, the port accepts by readiness until one is free.
+        let wanted =
+            self.fds.get(fd as usize).is_some_and(|s| s.accepts && s.interest.read && !s.accept_waits);
         let Some(listener) = self.listeners.iter_mut().find(|l| l.fd == fd) else { return Ok(()) };
         if !wanted || listener.armed.is_some() || listener.queue.len() >= ACCEPT_QUEUE_LIMIT {
             return Ok(());
         }
+        let state = &mut self.fds[fd as usize];
+        let seq = state.next_accept & SEQ_MASK;
+        state.next_accept = state.next_accept.wrapping_add(1);
         listener.armed = Some(seq);
         let entry = opcode::AcceptMulti::new(types::Fd(fd))
             .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
@@ -955,6 +965,7 @@ impl Selector for RingSelector {
     fn flush(&mut self) {
         if self.rearm.is_empty()
             && self.receive_rearm.is_empty()
+            && self.accept_rearm.is_empty()
             && self.backlog.is_empty()
             && self.refused_backlog.is_empty()
             && self.ring.submission().is_empty()
@@ -981,6 +992,14 @@ impl Selector for RingSelector {
 }
 
 impl Completions for RingSelector {
+    fn as_selector(&mut self) -> &mut dyn Selector {
+        self
+    }
+
+    fn as_selector_ref(&self) -> &dyn Selector {
+        self
+    }
+
     fn stream_completions(&mut self, fd: RawFd) -> bool {
         if self.buffers.is_none() || fd < 0 {
             return false;
@@ -1095,20 +1114,15 @@ impl Completions for RingSelector {
             return false;
         }
         self.forget_completions(fd);
-        let valid_from = self.next_seq;
-        self.listeners.push(Listener {
-            fd,
-            armed: None,
-            valid_from: valid_from & SEQ_MASK,
-            queue: VecDeque::new(),
-        });
+        let valid_from = self.state(fd).next_accept & SEQ_MASK;
+        self.listeners.push(Listener { fd, armed: None, valid_from, queue: VecDeque::new() });
         self.state(fd).accepts = true;
         true
     }
 
     fn take_accepted(&mut self, fd: RawFd) -> Option<io::Result<OwnedFd>> {
         if self.fds.get(fd as usize).is_some_and(|s| s.accept_waits) && self.listener_queue_is_empty(fd) {
-            if !fd_available(fd) {
+            if !fd_available() {
                 return None; // accept(2) it is: it sheds what it cannot serve
             }
             // Fds are back: the multishot accept serves the port again.
