@@ -1012,9 +1012,45 @@ impl Producer for Idle {
     fn resume_producing(&mut self) {}
 }
 
+/// Connections the kernel completed (or a completion backend accepted ahead
+/// of the port) but the port never served are closed when it stops
+/// listening: never served later, never leaked open.
+fn connections_not_served_when_a_port_stops_are_closed(kind: BackendKind) {
+    use std::io::Read;
+    let r = reactor(kind);
+    let served = Rc::new(Cell::new(0));
+    let counted = served.clone();
+    let factory = factory_fn(move |_| {
+        counted.set(counted.get() + 1);
+        Echo
+    });
+    let port = r.listen_tcp(0, factory, ListenOptions::interface([127, 0, 0, 1].into())).unwrap();
+    let addr = port.address().socket_addr().unwrap();
+    // The port is watched (io_uring arms its accept), then clients arrive
+    // while no pass runs.
+    step(&r, Duration::ZERO).unwrap();
+    let mut clients: Vec<std::net::TcpStream> =
+        (0..3).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+    drop(port.stop_listening());
+    for _ in 0..5 {
+        step(&r, Duration::from_millis(10)).unwrap();
+    }
+    assert_eq!(served.get(), 0, "a stopped port serves nothing");
+    for client in &mut clients {
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut byte = [0u8; 1];
+        match client.read(&mut byte) {
+            Ok(0) => {}
+            Ok(n) => panic!("{n} bytes from a port that stopped"),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+        }
+    }
+}
+
 crate::cases! {
     [Tcp] driven {
         echo_round_trip_and_clean_close,
+        connections_not_served_when_a_port_stops_are_closed,
         a_refused_connection_reaches_the_client_factory,
         connection_lost_never_runs_inside_lose_or_abort,
         abort_from_data_received_drops_the_buffer,
