@@ -265,8 +265,16 @@ pub(crate) trait Completions: Selector {
     fn notify_writable(&mut self, fd: RawFd);
 
     /// The finished send's result (bytes sent, or its error) and the buffer
-    /// it was lent, once.
+    /// it was lent, once; the transport is handling its writable event, so
+    /// a `notify_writable` ends here too. A send that took everything it was
+    /// given is announced only if the transport asked (`notify_writable`);
+    /// otherwise its result waits for [`take_send_result`](Completions::take_send_result).
     fn send_done(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)>;
+
+    /// As [`send_done`](Completions::send_done), outside a writable event (the
+    /// transport settles a finished send before it writes or decides on its
+    /// buffer): a `notify_writable` stays.
+    fn take_send_result(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)>;
 
     /// `fd`'s owner is closing it: drop what its completions hold (received
     /// bytes not read, accepted connections not taken, which are closed) and

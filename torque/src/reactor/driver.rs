@@ -156,6 +156,11 @@ impl Driver {
         self.completions()?.send_done(fd)
     }
 
+    /// See [`Completions::take_send_result`].
+    pub(crate) fn take_send_result(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)> {
+        self.completions()?.take_send_result(fd)
+    }
+
     /// See [`Completions::forget_completions`].
     pub(crate) fn forget_completions(&mut self, fd: RawFd) {
         if let Some(completions) = self.completions() {

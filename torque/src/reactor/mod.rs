@@ -1287,6 +1287,12 @@ impl Reactor {
         self.inner.driver.borrow_mut().notify_writable(fd);
     }
 
+    /// The result of `fd`'s finished send and its buffer, if it finished,
+    /// taken outside a writable event.
+    pub(crate) fn take_send_result(&self, fd: RawFd) -> Option<(std::io::Result<usize>, Vec<u8>)> {
+        self.inner.driver.borrow_mut().take_send_result(fd)
+    }
+
     /// The result of `fd`'s finished send and its buffer, once.
     pub(crate) fn send_done(&self, fd: RawFd) -> Option<(std::io::Result<usize>, Vec<u8>)> {
         self.inner.driver.borrow_mut().send_done(fd)

@@ -113,6 +113,8 @@ struct FdState {
     next_send: u32,
     /// The finished send's result (bytes sent, or `-errno`), until taken.
     send_result: Option<i32>,
+    /// How many bytes the last send was given.
+    send_len: u32,
     /// In `RingSelector::writable`.
     send_listed: bool,
     /// The transport asked to hear once it can write (a pull producer, a
@@ -145,6 +147,7 @@ impl Default for FdState {
             send_buffer: None,
             next_send: 0,
             send_result: None,
+            send_len: 0,
             send_listed: false,
             wants_writable: false,
             await_room: false,
@@ -167,13 +170,21 @@ impl FdState {
         self.interest.write
             && self.send_in_flight.is_none()
             && !self.await_room
-            && (self.send_result.is_some() || self.wants_writable)
+            && (self.wants_writable || self.send_needs_writer())
+    }
+
+    /// Whether the finished send left work for the transport: bytes it did
+    /// not take, or an error. A send that took everything waits quietly
+    /// until the transport next writes (or asks, `wants_writable`): nothing
+    /// waits for it, so no event is spent on it.
+    fn send_needs_writer(&self) -> bool {
+        self.send_result.is_some_and(|r| r < 0 || r as u32 != self.send_len)
     }
 
     /// Whether `RingSelector::writable` should keep listing the fd (a send
     /// in flight lists it again when it completes).
     fn send_pending(&self) -> bool {
-        self.sends && (self.send_result.is_some() || self.wants_writable)
+        self.sends && (self.wants_writable || self.send_needs_writer())
     }
 
     /// What the poll covers: reads and writes, unless they come as
@@ -798,7 +809,9 @@ impl RingSelector {
             Some(state) if state.send_in_flight == Some(seq) => {
                 state.send_in_flight = None;
                 state.send_result = Some(result);
-                self.list_writable(fd);
+                if state.wants_writable || state.send_needs_writer() {
+                    self.list_writable(fd);
+                }
             }
             // A send of a connection that closed meanwhile.
             _ => {
@@ -1021,6 +1034,7 @@ impl Completions for RingSelector {
         }
         let bytes = &buffer[offset..];
         let len = bytes.len().min(SEND_MAX);
+        state.send_len = len as u32;
         let entry = opcode::Send::new(types::Fd(fd), bytes.as_ptr(), len as u32)
             .flags(libc::MSG_NOSIGNAL)
             .build()
@@ -1063,9 +1077,18 @@ impl Completions for RingSelector {
     }
 
     fn send_done(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)> {
+        // The transport is writing now: it asks again if it still wants to —
+        // unless a send started since this event was announced (earlier in
+        // the pass): the ask is for that send's end, so it stays.
         let state = self.fds.get_mut(fd as usize)?;
-        // The transport is writing now: it asks again if it still wants to.
-        state.wants_writable = false;
+        if state.send_in_flight.is_none() {
+            state.wants_writable = false;
+        }
+        self.take_send_result(fd)
+    }
+
+    fn take_send_result(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)> {
+        let state = self.fds.get_mut(fd as usize)?;
         let result = state.send_result.take()?;
         let buffer = state.send_buffer.take().unwrap_or_default();
         let result =

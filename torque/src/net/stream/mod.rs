@@ -780,6 +780,11 @@ impl Transport {
             if state.disconnected || state.write_shut || state.failing.is_some() {
                 return Ok(());
             }
+            let reactor = self.reactor();
+            if let (Io::Completion, Some(reactor)) = (&self.conn.io, &reactor) {
+                // The last send may have finished unannounced: its bytes go.
+                failure = self.settle_send(reactor, &mut state);
+            }
             let mut sent = 0;
             if state.buffer.is_empty() && state.pending_fds.is_empty() {
                 let result = match (&self.conn.io, self.conn.socket.borrow().as_ref()) {
@@ -802,6 +807,7 @@ impl Transport {
             }
             if failure.is_none() {
                 state.bytes_sent += sent as u64;
+                let in_flight = state.buffer.lent > 0;
                 let mut skip = sent;
                 for part in parts {
                     if skip >= part.len() {
@@ -811,9 +817,12 @@ impl Transport {
                     state.buffer.bytes.extend_from_slice(&part[skip..]);
                     skip = 0;
                 }
-                if self.conn.io.completions() {
-                    if let Some(reactor) = self.reactor() {
-                        failure = self.start_send(&reactor, &mut state.buffer);
+                if let (Io::Completion, Some(reactor)) = (&self.conn.io, &reactor) {
+                    if in_flight {
+                        // These wait behind a send: its end must be heard.
+                        reactor.notify_writable(self.conn.fd);
+                    } else {
+                        failure = self.start_send(reactor, &mut state);
                     }
                 }
                 // Watch for writability while bytes wait (a completion
@@ -840,14 +849,85 @@ impl Transport {
     /// On a completion-served socket with no send in flight, lends what
     /// waits in `buffer` to the backend's send; the error that ends the
     /// connection, if any. Runs no user code.
-    fn start_send(&self, reactor: &Reactor, buffer: &mut WriteBuffer) -> Option<io::Error> {
-        let (lent, offset) = buffer.lend()?;
+    ///
+    /// The send's end is announced (a writable event) only if something
+    /// waits for the buffer to drain — a producer, a close or half-close, a
+    /// failure's alert, TLS — or it left bytes behind; otherwise its result
+    /// is settled when the transport next writes or looks at its buffer
+    /// ([`settle_send`](Transport::settle_send)), which saves an event per
+    /// message.
+    fn start_send(&self, reactor: &Reactor, state: &mut State) -> Option<io::Error> {
+        let (lent, offset) = state.buffer.lend()?;
         match reactor.send_lent(self.conn.fd, lent, offset) {
-            Ok(()) => None,
+            Ok(()) => {
+                if self.drain_awaited(state) {
+                    reactor.notify_writable(self.conn.fd);
+                }
+                None
+            }
             Err((e, lent)) => {
-                buffer.returned(0, lent);
+                state.buffer.returned(0, lent);
                 (!would_block(&e)).then_some(e)
             }
+        }
+    }
+
+    /// Whether something waits for the write buffer to drain.
+    fn drain_awaited(&self, state: &State) -> bool {
+        state.producer.is_some()
+            || state.disconnecting
+            || state.write_closing
+            || state.failing.is_some()
+            || self.conn.tls_on.get()
+    }
+
+    /// Completion connections: takes a finished send's result that was not
+    /// announced, and sends what is left. The error that ends the
+    /// connection, if any. Runs no user code.
+    fn settle_send(&self, reactor: &Reactor, state: &mut State) -> Option<io::Error> {
+        if state.buffer.lent == 0 {
+            return None;
+        }
+        match reactor.take_send_result(self.conn.fd)? {
+            (Ok(n), lent) => {
+                state.buffer.returned(n, lent);
+                state.bytes_sent += n as u64;
+                self.start_send(reactor, state)
+            }
+            (Err(e), lent) => {
+                state.buffer.returned(0, lent);
+                Some(e)
+            }
+        }
+    }
+
+    /// Before the transport decides on its buffer (closing, producers,
+    /// `buffered`): settles a finished send, closing on its error.
+    fn settle(&self) {
+        if !self.conn.io.completions() {
+            return;
+        }
+        let Some(reactor) = self.reactor() else { return };
+        let failure = {
+            let mut state = self.conn.state.borrow_mut();
+            if state.disconnected {
+                return;
+            }
+            self.settle_send(&reactor, &mut state)
+        };
+        if let Some(e) = failure {
+            self.close_now(DisconnectReason::Lost(e));
+        }
+    }
+
+    /// Something now waits for the buffer to drain: a send in flight must be
+    /// heard when it ends.
+    fn await_drain(&self) {
+        if !self.conn.io.completions() || self.conn.state.borrow().buffer.lent == 0 {
+            return;
+        }
+        if let Some(reactor) = self.reactor() {
+            reactor.notify_writable(self.conn.fd);
         }
     }
 
@@ -911,7 +991,7 @@ impl Transport {
                     None => {}
                 }
                 if failure.is_none() {
-                    failure = self.start_send(reactor, &mut state.buffer);
+                    failure = self.start_send(reactor, &mut state);
                 }
             }
             while !state.buffer.is_empty() && !self.conn.io.completions() {
@@ -1041,6 +1121,7 @@ impl Transport {
     /// producer registered, once it unregisters). `connection_lost(Done)` follows
     /// at the end of the pass, never inside this call.
     pub fn lose_connection(&self) {
+        self.settle();
         let (flush_now, has_producer) = {
             let mut state = self.conn.state.borrow_mut();
             if state.disconnected || state.disconnecting {
@@ -1058,6 +1139,8 @@ impl Transport {
         // With a producer registered, the close waits for it to unregister.
         if flush_now && !has_producer {
             self.finish_close();
+        } else {
+            self.await_drain();
         }
     }
 
@@ -1070,6 +1153,7 @@ impl Transport {
     /// Half-closes: sends what is buffered, then shuts down our writing side (the
     /// peer sees end of file). Reading goes on; `write_connection_lost` follows.
     pub fn lose_write_connection(&self) {
+        self.settle();
         let flush_now = {
             let mut state = self.conn.state.borrow_mut();
             if state.disconnected || state.disconnecting || state.write_closing || state.write_shut {
@@ -1082,6 +1166,8 @@ impl Transport {
             if let Some(reactor) = self.reactor() {
                 self.shut_write(&reactor);
             }
+        } else {
+            self.await_drain();
         }
     }
 
@@ -1090,6 +1176,7 @@ impl Transport {
     /// [`FAILURE_LINGER`] if the peer does not take it. Nothing more is read,
     /// and later writes are dropped.
     pub(super) fn close_after_flush(&self, reason: DisconnectReason) {
+        self.settle();
         let flushed = {
             let state = self.conn.state.borrow();
             if state.disconnected || state.failing.is_some() {
@@ -1109,6 +1196,7 @@ impl Transport {
         };
         let Some(reactor) = self.reactor() else { return };
         reactor.unwatch(self.conn.fd, Interest::READ);
+        self.await_drain();
         if let Some((producer, _)) = producer {
             stop_producer(&reactor, producer);
         }
@@ -1223,6 +1311,7 @@ impl Transport {
         if len == 0 {
             return Ok(0);
         }
+        self.settle();
         let direct = {
             let state = self.conn.state.borrow();
             if state.disconnected || state.write_shut {
@@ -1322,6 +1411,7 @@ impl Transport {
         producer: Rc<RefCell<dyn Producer>>,
         streaming: bool,
     ) -> Result<(), ProducerError> {
+        self.settle();
         let ask_now = {
             let mut state = self.conn.state.borrow_mut();
             if state.producer.is_some() {
@@ -1343,6 +1433,8 @@ impl Transport {
                 let this = self.clone();
                 reactor.at_end_of_pass(move |_| this.resume_pull_producer());
             }
+        } else {
+            self.await_drain();
         }
         self.maybe_pause_producer();
         Ok(())
@@ -1351,6 +1443,7 @@ impl Transport {
     /// Unregisters the producer; a pending `lose_connection` or
     /// `lose_write_connection` then completes.
     pub fn unregister_producer(&self) {
+        self.settle();
         let (disconnecting, write_closing, empty, old) = {
             let mut state = self.conn.state.borrow_mut();
             let Some(old) = state.producer.take() else { return };
@@ -1536,6 +1629,7 @@ impl Transport {
 
     /// Bytes waiting in the write buffer.
     pub fn buffered(&self) -> usize {
+        self.settle();
         self.conn.state.borrow().buffer.len() + self.tls_unsent_plaintext()
     }
 
