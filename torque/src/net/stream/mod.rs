@@ -769,6 +769,9 @@ impl Transport {
     /// kernel does not take. Runs no user code; an error is returned for the
     /// caller to close with, outside any borrow it holds.
     fn raw_send(&self, parts: &[&[u8]]) -> io::Result<()> {
+        if self.conn.io.completions() {
+            return self.raw_send_lent(parts);
+        }
         let total: usize = parts.iter().map(|p| p.len()).sum();
         if total == 0 {
             return Ok(());
@@ -780,11 +783,6 @@ impl Transport {
             if state.disconnected || state.write_shut || state.failing.is_some() {
                 return Ok(());
             }
-            let reactor = self.reactor();
-            if let (Io::Completion, Some(reactor)) = (&self.conn.io, &reactor) {
-                // The last send may have finished unannounced: its bytes go.
-                failure = self.settle_send(reactor, &mut state);
-            }
             let mut sent = 0;
             if state.buffer.is_empty() && state.pending_fds.is_empty() {
                 let result = match (&self.conn.io, self.conn.socket.borrow().as_ref()) {
@@ -793,9 +791,8 @@ impl Transport {
                         parts.iter().for_each(|p| written.extend_from_slice(p));
                         Ok(total)
                     }
-                    (_, None) => Ok(0),
-                    // Buffered below, and lent to the backend from the buffer.
-                    (Io::Completion, _) => Ok(0),
+                    // Completion connections write in `raw_send_lent`.
+                    (_, None) | (Io::Completion, _) => Ok(0),
                     (Io::Pipe(_), _) => crate::sys::write_vectored(self.conn.fd, parts),
                     (Io::Socket | Io::UnixSocket, Some(socket)) => send_parts(socket, parts),
                 };
@@ -807,7 +804,6 @@ impl Transport {
             }
             if failure.is_none() {
                 state.bytes_sent += sent as u64;
-                let in_flight = state.buffer.lent > 0;
                 let mut skip = sent;
                 for part in parts {
                     if skip >= part.len() {
@@ -817,26 +813,56 @@ impl Transport {
                     state.buffer.bytes.extend_from_slice(&part[skip..]);
                     skip = 0;
                 }
-                if let (Io::Completion, Some(reactor)) = (&self.conn.io, &reactor) {
-                    if in_flight {
-                        // These wait behind a send: its end must be heard.
-                        reactor.notify_writable(self.conn.fd);
-                    } else {
-                        failure = self.start_send(reactor, &mut state);
-                    }
-                }
-                // Watch for writability while bytes wait (a completion
-                // connection hears its send's completion anyway), and also
-                // when a pull producer is registered: its next writable event
-                // asks it for more.
+                // Watch for writability while bytes wait, and also when a pull
+                // producer is registered: its next writable event asks it for more.
                 let pull_producer = matches!(state.producer, Some((_, false)));
-                let bytes_wait = !state.buffer.is_empty() && !self.conn.io.completions();
-                if (bytes_wait || pull_producer) && !state.writer_registered {
+                if (!state.buffer.is_empty() || pull_producer) && !state.writer_registered {
                     state.writer_registered = true;
                     need_writer = true;
                 }
             }
         }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if need_writer {
+            self.try_register_writer()?;
+        }
+        Ok(())
+    }
+
+    /// [`raw_send`](Transport::raw_send) on a completion connection: settles
+    /// a send that finished unannounced, buffers `parts`, and lends the
+    /// buffer to a send — or, with one in flight, asks to hear its end.
+    fn raw_send_lent(&self, parts: &[&[u8]]) -> io::Result<()> {
+        if parts.iter().all(|p| p.is_empty()) {
+            return Ok(());
+        }
+        let Some(reactor) = self.reactor() else { return Ok(()) };
+        let mut need_writer = false;
+        let failure = {
+            let mut state = self.conn.state.borrow_mut();
+            if state.disconnected || state.write_shut || state.failing.is_some() {
+                return Ok(());
+            }
+            let mut failure = self.settle_send(&reactor, &mut state);
+            if failure.is_none() {
+                let in_flight = state.buffer.lent > 0;
+                parts.iter().for_each(|p| state.buffer.bytes.extend_from_slice(p));
+                if in_flight {
+                    // These wait behind a send: its end must be heard.
+                    reactor.notify_writable(self.conn.fd);
+                } else {
+                    failure = self.start_send(&reactor, &mut state);
+                }
+                // A pull producer's next writable event asks it for more.
+                if matches!(state.producer, Some((_, false))) && !state.writer_registered {
+                    state.writer_registered = true;
+                    need_writer = true;
+                }
+            }
+            failure
+        };
         if let Some(e) = failure {
             return Err(e);
         }
