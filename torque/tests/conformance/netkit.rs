@@ -164,8 +164,22 @@ impl ClientFactory for Queue {
 /// An echo server on 127.0.0.1 with an ephemeral port.
 pub fn echo_server(r: &Reactor) -> (ListeningPort, u16) {
     // A deep backlog: some tests open a thousand connections at once.
-    let options = ListenOptions { backlog: 1024, ..ListenOptions::interface([127, 0, 0, 1].into()) };
-    let port = r.listen_tcp(0, factory_fn(|_| Echo), options).expect("listen");
+    let options = || ListenOptions { backlog: 1024, ..ListenOptions::interface([127, 0, 0, 1].into()) };
+    // A backend with an fd limit (select) refuses a socket numbered past it
+    // while cases beside this one hold the low numbers: wait (bounded) for
+    // room, as `support::reactor` does.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let port = loop {
+        match r.listen_tcp(0, factory_fn(|_| Echo), options()) {
+            Ok(port) => break port,
+            Err(torque::net::NetError::Reactor(torque::ReactorError::Register { .. }))
+                if r.backend().fd_limit.is_some() && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => panic!("listen: {e:?}"),
+        }
+    };
     let number = port.address().port().unwrap();
     (port, number)
 }
