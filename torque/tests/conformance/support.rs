@@ -588,3 +588,16 @@ pub fn fd_limit() -> libc::rlim_t {
         lim.rlim_cur
     }
 }
+
+/// Asserts that the server closed `client`'s connection without sending it
+/// anything (end of file or a reset), waiting at most 10 s.
+pub fn assert_closed_unserved(client: &mut std::net::TcpStream) {
+    use std::io::Read;
+    client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut byte = [0u8; 1];
+    match client.read(&mut byte) {
+        Ok(0) => {}
+        Ok(n) => panic!("{n} bytes from a connection that should have been closed unserved"),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
+    }
+}
