@@ -341,6 +341,9 @@ pub fn run_case(kind: BackendKind, case: fn(BackendKind)) {
 
 /// As [`run_case`], with `driver` (made on the case's thread) driving.
 pub fn run_case_with(kind: BackendKind, driver: fn() -> Rc<dyn Driver>, case: fn(BackendKind)) {
+    // A backend with an fd limit (select) needs low fd numbers for whatever
+    // its case opens: it runs while no fd-heavy case (`fd_heavy`) does.
+    let _room = kind.info().fd_limit.map(|_| FD_ROOM.read().unwrap_or_else(|e| e.into_inner()));
     let (done_tx, done_rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(format!("case-{kind}"))
@@ -600,4 +603,15 @@ pub fn assert_closed_unserved(client: &mut std::net::TcpStream) {
         Ok(n) => panic!("{n} bytes from a connection that should have been closed unserved"),
         Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}"),
     }
+}
+
+/// Held (shared) by cases on backends with an fd limit, and (exclusive) by
+/// cases that open thousands of fds: those would take the low numbers
+/// select needs, and its registrations would be refused.
+static FD_ROOM: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// Taken by a case that opens thousands of fds on a backend without an fd
+/// limit, for its duration: no select case runs meanwhile.
+pub fn fd_heavy(kind: BackendKind) -> Option<std::sync::RwLockWriteGuard<'static, ()>> {
+    kind.info().fd_limit.is_none().then(|| FD_ROOM.write().unwrap_or_else(|e| e.into_inner()))
 }
