@@ -106,7 +106,7 @@ pub use error::{DelayedCallError, ReactorError};
 pub use reactor::{
     Clock, DelayedCall, Embedded, FdHandler, FdHandlerRef, GuiCall, IntoTriggerOutcome, LostReason,
     MonotonicClock, PendingTrigger, Phase, REACTOR_ENV, Reactor, ReactorBuilder, ReactorHandle, SystemEvent,
-    ThreadPanic, ThreadPool, ThreadPoolStats, TriggerId, TriggerOutcome, WeakReactor,
+    ThreadPanic, ThreadPool, ThreadPoolStats, TriggerId, TriggerOutcome, WaitHook, WeakReactor,
 };
 
 /// The README's code blocks, compiled as doctests so they stay true.

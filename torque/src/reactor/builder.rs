@@ -4,6 +4,7 @@ use std::rc::Rc;
 
 use super::Reactor;
 use super::clock::{Clock, MonotonicClock};
+use super::wait_hook::WaitHook;
 use crate::backend::{BackendKind, Capability};
 use crate::error::ReactorError;
 
@@ -24,6 +25,7 @@ pub struct ReactorBuilder {
     clock: Option<Rc<dyn Clock>>,
     handle_signals: bool,
     thread_pool_size: usize,
+    wait_hook: Option<Box<dyn WaitHook>>,
 }
 
 impl std::fmt::Debug for ReactorBuilder {
@@ -34,6 +36,7 @@ impl std::fmt::Debug for ReactorBuilder {
             .field("custom_clock", &self.clock.is_some())
             .field("handle_signals", &self.handle_signals)
             .field("thread_pool_size", &self.thread_pool_size)
+            .field("wait_hook", &self.wait_hook.is_some())
             .finish()
     }
 }
@@ -46,6 +49,7 @@ impl Default for ReactorBuilder {
             clock: None,
             handle_signals: true,
             thread_pool_size: 10,
+            wait_hook: None,
         }
     }
 }
@@ -94,6 +98,12 @@ impl ReactorBuilder {
         self
     }
 
+    /// Calls `hook` around each wait that may block (see [`WaitHook`]).
+    pub fn wait_hook(mut self, hook: impl WaitHook + 'static) -> Self {
+        self.wait_hook = Some(Box::new(hook));
+        self
+    }
+
     /// The backend this builder would use: the one set in code, else
     /// `TORQUE_REACTOR`, else the platform's best (that has what
     /// [`require`](ReactorBuilder::require) asked for).
@@ -117,6 +127,6 @@ impl ReactorBuilder {
         let kind = self.chosen_backend()?;
         let opened = kind.open()?;
         let clock = self.clock.unwrap_or_else(|| Rc::new(MonotonicClock::new()));
-        Ok(Reactor::from_parts(opened, clock, self.handle_signals, self.thread_pool_size))
+        Ok(Reactor::from_parts(opened, clock, self.handle_signals, self.thread_pool_size, self.wait_hook))
     }
 }

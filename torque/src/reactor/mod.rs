@@ -33,6 +33,7 @@ mod tasks;
 mod threads;
 mod timers;
 mod triggers;
+mod wait_hook;
 
 pub use builder::{REACTOR_ENV, ReactorBuilder};
 pub(crate) use children::{ChildWatch, ChildWatcher};
@@ -44,6 +45,7 @@ pub use pool::{ThreadPool, ThreadPoolStats};
 pub use threads::ReactorHandle;
 pub use timers::DelayedCall;
 pub use triggers::{IntoTriggerOutcome, PendingTrigger, Phase, SystemEvent, TriggerId, TriggerOutcome};
+pub use wait_hook::WaitHook;
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
@@ -119,6 +121,8 @@ pub(crate) struct Inner {
     ready: Arc<ReadyList>,
     next_result_id: Cell<u64>,
     handle_signals: bool,
+    /// Called around each wait that may block (see [`WaitHook`]).
+    wait_hook: Option<Box<dyn WaitHook>>,
     signals: RefCell<Option<SignalGuard>>,
     /// SIGCHLD watching for children without a pidfd: the registration and a
     /// check per child, run after each SIGCHLD until it returns `false`.
@@ -240,7 +244,13 @@ impl Reactor {
         ReactorBuilder::default()
     }
 
-    fn from_parts(opened: Opened, clock: Rc<dyn Clock>, handle_signals: bool, pool_size: usize) -> Reactor {
+    fn from_parts(
+        opened: Opened,
+        clock: Rc<dyn Clock>,
+        handle_signals: bool,
+        pool_size: usize,
+        wait_hook: Option<Box<dyn WaitHook>>,
+    ) -> Reactor {
         let Opened { selector, waker } = opened;
         let driver = Driver::from(selector);
         let ready = Arc::new(ReadyList::new(Arc::clone(&waker)));
@@ -287,6 +297,7 @@ impl Reactor {
                 stopping: Cell::new(false),
                 shutdown_pending: Cell::new(false),
                 crash_epoch: Cell::new(0),
+                wait_hook,
             }),
         }
     }
@@ -1115,7 +1126,14 @@ impl Reactor {
         let mut changes = std::mem::take(&mut *self.inner.changes.borrow_mut());
         self.inner.fds.borrow_mut().take_changes(&mut changes);
         let mut refused = Vec::new();
+        let hook = self.inner.wait_hook.as_deref().filter(|_| timeout != Some(Duration::ZERO));
+        if let Some(hook) = hook {
+            hook.before_wait();
+        }
         let waited = self.inner.driver.borrow_mut().wait(&changes, &mut refused, &mut events, timeout);
+        if let Some(hook) = hook {
+            hook.after_wait();
+        }
         changes.clear();
         *self.inner.changes.borrow_mut() = changes;
         // Work other threads queue while this pass dispatches is seen by the
