@@ -2,7 +2,10 @@
 //! minimal raw mio loop and monoio (io_uring) serve identical ping-pong load, one
 //! after another, in one invocation. Run with `cargo bench --bench echo`
 //! (`-- --secs 3` for longer rows; name servers, e.g. `-- torque-io_uring monoio`,
-//! to run only those).
+//! to run only those). The Python servers run only when named: `python-twisted-epoll`,
+//! `python-twisted-torque` (Torque's reactor for Twisted), `python-asyncio`,
+//! `python-uvloop` (`torque-python/bench/echo_server.py`, in the venv
+//! `scripts/python-env.sh uvloop` makes).
 //!
 //! The server runs in a child process pinned to CPU 0; this process is the load
 //! generator (a raw mio loop) pinned to CPU 1. For each row it reports round trips
@@ -63,6 +66,27 @@ fn monoio_binary() -> io::Result<std::path::PathBuf> {
         Ok(target.join("release/monoio-echo"))
     });
     built.clone().map_err(io::Error::other)
+}
+
+/// The Python servers (`torque-python/bench/echo_server.py`), run only when
+/// named: Twisted's echo protocol on its epollreactor and on Torque's reactor,
+/// and the same as an asyncio protocol on asyncio's loop and on uvloop.
+const PYTHON_SERVERS: [&str; 4] =
+    ["python-twisted-epoll", "python-twisted-torque", "python-asyncio", "python-uvloop"];
+
+/// The interpreter that runs the Python servers: `TORQUE_BENCH_PYTHON`, else
+/// the venv `scripts/python-env.sh uvloop` makes.
+fn python_for_bench() -> io::Result<std::path::PathBuf> {
+    if let Some(python) = std::env::var_os("TORQUE_BENCH_PYTHON") {
+        return Ok(python.into());
+    }
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace");
+    let python = repo.join("target/python/bin/python");
+    if python.exists() {
+        Ok(python)
+    } else {
+        Err(io::Error::other("no target/python: run scripts/python-env.sh uvloop first"))
+    }
 }
 
 // ----- servers (child process) -----
@@ -360,9 +384,13 @@ impl Server {
                 command.args(["-c", "0"]);
                 command
             }
+            None if kind.starts_with("python-") => Command::new(python_for_bench()?),
             None => Command::new(std::env::current_exe()?),
         };
-        if kind == "monoio" {
+        if let Some(python_kind) = kind.strip_prefix("python-") {
+            let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("the workspace");
+            command.arg(repo.join("torque-python/bench/echo_server.py")).arg(python_kind);
+        } else if kind == "monoio" {
             command.arg(monoio_binary()?);
             if callgrind_out.is_some() {
                 command.args(["--exit-after-bytes", &echo_bytes.to_string()]);
@@ -618,8 +646,11 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(2.0);
-    let servers = servers();
-    let only: Vec<&String> = args.iter().skip(1).filter(|a| servers.contains(a)).collect();
+    let mut servers = servers();
+    let only: Vec<&String> =
+        args.iter().skip(1).filter(|a| servers.contains(a) || PYTHON_SERVERS.contains(&a.as_str())).collect();
+    // The Python servers run when named (they need scripts/python-env.sh's venv).
+    servers.extend(PYTHON_SERVERS.iter().filter(|k| only.iter().any(|o| o == *k)).map(|k| k.to_string()));
     if args.iter().any(|a| a == "--callgrind") {
         let rounds = args
             .iter()

@@ -1,0 +1,274 @@
+"""
+L{TorqueReactor}: Twisted's C{PosixReactorBase} over Torque's native core.
+
+The core (Rust) owns the wait and the fd set, reads Twisted's own stream
+connections itself (straight into C{dataReceived}) and sends writes to idle
+TCP connections at once. Everything else — ports, connectors, buffering,
+producers, UDP, UNIX sockets, TLS, processes — is Twisted's own code, run
+over it.
+"""
+
+from zope.interface import implementer
+
+from twisted.internet import error, main, posixbase, tcp
+from twisted.internet.interfaces import IReactorFDSet
+from twisted.python import context, failure, log
+
+from . import _core
+
+# Twisted's write for stream connections: it buffers, and knows TLS.
+_bufferedWrite = tcp.Connection.write
+
+
+def _readsNatively(cls):
+    """
+    Whether instances of C{cls} read with Twisted's stock C{tcp.Connection}
+    code, which the core then does itself.
+    """
+    return (
+        issubclass(cls, tcp.Connection)
+        and cls.doRead is tcp.Connection.doRead
+        and cls._dataReceived is tcp.Connection._dataReceived
+    )
+
+
+class _SendsAtOnce:
+    """
+    Twisted's C{write} and C{writeSequence}, with bytes for an idle
+    connection sent at once (by the core) instead of on the next pass.
+    """
+
+    def write(self, data):
+        self.reactor._core.write(self, data)
+
+    def writeSequence(self, iovec):
+        if all(type(data) is bytes for data in iovec):
+            self.reactor._core.write(self, b"".join(iovec))
+        else:
+            tcp.Connection.writeSequence(self, iovec)
+
+    def registerProducer(self, producer, streaming):
+        tcp.Connection.registerProducer(self, producer, streaming)
+        if not streaming and self.producer is producer and self.reactor._core.sent_this_pass(self):
+            # Twisted would flush that write on the next pass, then ask the
+            # pull producer for more: so will this.
+            self.startWriting()
+
+
+class TorqueServer(_SendsAtOnce, tcp.Server):
+    """
+    A server-side TCP connection: Twisted's, with writes sent at once.
+    """
+
+
+class TorqueClient(_SendsAtOnce, tcp.Client):
+    """
+    A client-side TCP connection: Twisted's, with writes sent at once.
+    """
+
+
+class TorquePort(tcp.Port):
+    """
+    A TCP port whose connections are L{TorqueServer}s.
+    """
+
+    transport = TorqueServer
+
+
+class TorqueConnector(tcp.Connector):
+    """
+    A TCP connector whose connections are L{TorqueClient}s.
+    """
+
+    def _makeTransport(self):
+        return TorqueClient(self.host, self.port, self.bindAddress, self, self.reactor)
+
+
+@implementer(IReactorFDSet)
+class TorqueReactor(posixbase.PosixReactorBase, posixbase._PollLikeMixin):
+    """
+    A Twisted reactor whose event loop is Torque's.
+
+    A plain Python class that holds the native core in C{_core}: Twisted's
+    test builders swap a reactor's C{__dict__} and C{__class__}.
+
+    @ivar _selectables: fd -> the selectable registered for it.
+    @ivar _reads: fds registered for reading.
+    @ivar _writes: fds registered for writing.
+    """
+
+    # Torque reports a hang-up or an error as readable (or writable, for a
+    # writer): the selectable's own read or write finds out which.
+    _POLL_DISCONNECTED = 0
+    _POLL_IN = _core.READ
+    _POLL_OUT = _core.WRITE
+
+    def __init__(self, backend=None):
+        self._reads = set()
+        self._writes = set()
+        self._selectables = {}
+        self._nativeClasses = {}
+        self._core = _core.Core(
+            self._torqueEvent,
+            self._torqueLost,
+            self._torqueStreamEnded,
+            self._torqueStreamFailed,
+            _bufferedWrite,
+            log.ILogContext,
+            context.theContextTracker,
+            backend,
+        )
+        posixbase.PosixReactorBase.__init__(self)
+
+    @property
+    def torqueBackend(self):
+        """
+        The name of the Torque backend underneath (C{epoll}, C{io_uring}, ...).
+        """
+        return self._core.backend
+
+    def _torqueEvent(self, selectable, fd, event):
+        log.callWithLogger(selectable, self._doReadOrWrite, selectable, fd, event)
+
+    def _torqueLost(self, selectable, fd, fdClosed, why):
+        self._reads.discard(fd)
+        self._writes.discard(fd)
+        if self._selectables.get(fd) is selectable:
+            del self._selectables[fd]
+        self._core.set_interest(fd, selectable, False, False)
+        if fdClosed:
+            reason = error.ConnectionFdescWentAway(why)
+        else:
+            reason = error.ConnectionLost(why)
+        self._disconnectSelectable(selectable, reason, False)
+
+    def _torqueStreamEnded(self, transport, lost):
+        why = main.CONNECTION_LOST if lost else main.CONNECTION_DONE
+        log.callWithLogger(transport, self._disconnectSelectable, transport, why, True)
+
+    def _torqueStreamFailed(self, transport, exception):
+        def fail():
+            # As _doReadOrWrite: logged, and the connection dropped with it.
+            log.err(failure.Failure(exception))
+            self._disconnectSelectable(transport, exception, True)
+
+        log.callWithLogger(transport, fail)
+
+    def _native(self, selectable):
+        cls = type(selectable)
+        native = self._nativeClasses.get(cls)
+        if native is None:
+            native = self._nativeClasses[cls] = _readsNatively(cls)
+        # A connecting client, or an aborted connection, reads with a doRead
+        # of its own for a while.
+        return native and "doRead" not in selectable.__dict__
+
+    def _add(self, xer, primary, other):
+        fd = xer.fileno()
+        if fd not in primary:
+            self._core.set_interest(
+                fd,
+                xer,
+                primary is self._reads or fd in other,
+                primary is self._writes or fd in other,
+                self._native(xer),
+            )
+            primary.add(fd)
+            self._selectables[fd] = xer
+
+    def addReader(self, reader):
+        """
+        Add a selectable to be told when its fd can be read.
+        """
+        self._add(reader, self._reads, self._writes)
+
+    def addWriter(self, writer):
+        """
+        Add a selectable to be told when its fd can be written.
+        """
+        self._add(writer, self._writes, self._reads)
+
+    def _remove(self, xer, primary):
+        fd = xer.fileno()
+        if fd == -1:
+            # Closed already: find it by identity.
+            for fd, fdes in self._selectables.items():
+                if xer is fdes:
+                    break
+            else:
+                return
+        if fd in primary:
+            primary.remove(fd)
+            reading = fd in self._reads
+            writing = fd in self._writes
+            if not (reading or writing):
+                del self._selectables[fd]
+            self._core.set_interest(fd, xer, reading, writing, reading and self._native(xer))
+
+    def removeReader(self, reader):
+        """
+        Stop telling a selectable its fd can be read.
+        """
+        self._remove(reader, self._reads)
+
+    def removeWriter(self, writer):
+        """
+        Stop telling a selectable its fd can be written.
+        """
+        self._remove(writer, self._writes)
+
+    def removeAll(self):
+        """
+        Remove every selectable but the reactor's own, and return them.
+        """
+        return self._removeAll(
+            [self._selectables[fd] for fd in self._reads],
+            [self._selectables[fd] for fd in self._writes],
+        )
+
+    def getReaders(self):
+        return [self._selectables[fd] for fd in self._reads]
+
+    def getWriters(self):
+        return [self._selectables[fd] for fd in self._writes]
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        p = TorquePort(port, factory, backlog, interface, self)
+        p.startListening()
+        return p
+
+    def connectTCP(self, host, port, factory, timeout=30, bindAddress=None):
+        c = TorqueConnector(host, port, factory, timeout, bindAddress, self)
+        c.connect()
+        return c
+
+    def doIteration(self, timeout):
+        """
+        Wait at most C{timeout} seconds (L{None}: until something happens) and
+        dispatch what is ready.
+        """
+        self._core.iterate(timeout)
+
+
+def install(backend=None):
+    """
+    Install a L{TorqueReactor} as Twisted's global reactor and return it.
+
+    @param backend: the Torque backend's name, or L{None} for
+        C{TORQUE_REACTOR} or the platform's best.
+    @raise twisted.internet.error.ReactorAlreadyInstalledError: a reactor is
+        already installed.
+    """
+    import sys
+
+    from twisted.internet.main import installReactor
+
+    if "twisted.internet.reactor" in sys.modules:
+        # Refused before a reactor (and its fds) is made for nothing.
+        raise error.ReactorAlreadyInstalledError("reactor already installed")
+    reactor = TorqueReactor(backend)
+    installReactor(reactor)
+    return reactor
+
+
+__all__ = ["TorqueReactor", "install"]

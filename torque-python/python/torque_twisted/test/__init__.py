@@ -1,0 +1,3 @@
+"""
+torque_twisted's own tests: run them with C{trial --reactor=torque torque_twisted}.
+"""

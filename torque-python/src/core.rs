@@ -1,0 +1,288 @@
+//! `Core`: the Torque reactor a Python `TorqueReactor` holds.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::rc::Rc;
+use std::time::Duration;
+
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use torque::{BackendKind, Reactor, ReactorError, ReactorHandle};
+
+use pyo3::types::PyBytes;
+
+use crate::fdset::{Descriptor, Dispatch, FdState};
+use crate::interpreter::ReleaseInterpreter;
+use crate::stream::StreamCalls;
+
+/// The longest single wait: `doIteration(None)` waits "forever", which
+/// Twisted's main loop repeats anyway.
+const LONGEST_WAIT: Duration = Duration::from_secs(3600);
+
+/// One registered fd: its handler and what it is registered for.
+struct Registration {
+    handler: Rc<RefCell<Descriptor>>,
+    state: Rc<FdState>,
+    read: bool,
+    write: bool,
+}
+
+/// A Torque reactor serving a Python `TorqueReactor`: the wait and the fd set.
+/// It lives on the thread that made it; other threads wake it through
+/// [`ThreadWaker`].
+#[pyclass(unsendable, module = "torque_twisted._core")]
+pub(crate) struct Core {
+    reactor: Reactor,
+    dispatch: Rc<Dispatch>,
+    registered: RefCell<HashMap<RawFd, Registration>>,
+    /// Twisted's own `write` for stream connections (it buffers, and knows TLS).
+    buffered_write: Py<PyAny>,
+    /// How many times `iterate` ran.
+    passes: Cell<u64>,
+}
+
+#[pymethods]
+impl Core {
+    /// `Core(event, lost, stream_ended, stream_failed, buffered_write,
+    /// log_key, tracker, backend=None)`: `event(selectable, fd, flag)` is
+    /// called for each readiness event (`flag` is `READ` or `WRITE`), and
+    /// `lost(selectable, fd, fd_closed, why)` when the reactor drops a
+    /// registration on its own. Connections read natively call
+    /// `stream_ended(transport, lost)` at end of file or a read error and
+    /// `stream_failed(transport, exception)` when `dataReceived` raised;
+    /// `buffered_write(transport, data)` is Twisted's own write, for what
+    /// cannot be sent at once. `log_key` and `tracker` are Twisted's
+    /// `ILogContext` and `theContextTracker`. `backend` names a Torque backend
+    /// (`epoll`, `poll`, `select`, `io_uring`); by default `TORQUE_REACTOR` or
+    /// the platform's best.
+    #[new]
+    #[pyo3(signature = (event, lost, stream_ended, stream_failed, buffered_write, log_key, tracker, backend = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        event: Py<PyAny>,
+        lost: Py<PyAny>,
+        stream_ended: Py<PyAny>,
+        stream_failed: Py<PyAny>,
+        buffered_write: Py<PyAny>,
+        log_key: Py<PyAny>,
+        tracker: Py<PyAny>,
+        backend: Option<&str>,
+    ) -> PyResult<Self> {
+        let mut builder = Reactor::builder().handle_signals(false).wait_hook(ReleaseInterpreter::new());
+        if let Some(name) = backend {
+            let kind: BackendKind =
+                name.parse().map_err(|e: ReactorError| PyValueError::new_err(e.to_string()))?;
+            builder = builder.backend(kind);
+        }
+        let reactor = builder.build().map_err(to_python)?;
+        let stream = StreamCalls::new(stream_ended, stream_failed, log_key, tracker);
+        let dispatch = Rc::new(Dispatch { event, lost, stream, error: RefCell::new(None) });
+        Ok(Core {
+            reactor,
+            dispatch,
+            registered: RefCell::new(HashMap::new()),
+            buffered_write,
+            passes: Cell::new(0),
+        })
+    }
+
+    /// The backend's name.
+    #[getter]
+    fn backend(&self) -> &'static str {
+        self.reactor.backend().name
+    }
+
+    /// Registers `fd` (owned by `selectable`) for exactly `read` and `write`;
+    /// neither removes it. With `native_read`, `selectable` is one of
+    /// Twisted's own stream connections, whose `doRead` the reactor does
+    /// itself.
+    #[pyo3(signature = (fd, selectable, read, write, native_read = false))]
+    fn set_interest(
+        &self,
+        py: Python<'_>,
+        fd: RawFd,
+        selectable: Py<PyAny>,
+        read: bool,
+        write: bool,
+        native_read: bool,
+    ) -> PyResult<()> {
+        if fd < 0 {
+            return Err(PyValueError::new_err(format!("invalid file descriptor {fd}")));
+        }
+        let (handler, was_read, was_write) = {
+            let mut registered = self.registered.borrow_mut();
+            let entry = registered.entry(fd).or_insert_with(|| {
+                let state = Rc::new(FdState::new(fd, selectable.clone_ref(py)));
+                let handler = Descriptor { state: state.clone(), dispatch: self.dispatch.clone() };
+                Registration { handler: Rc::new(RefCell::new(handler)), state, read: false, write: false }
+            });
+            let swapped = !entry.state.selectable.borrow().is(&selectable);
+            if swapped {
+                // Another object on a reused fd number: its own stream state.
+                entry.state.send_failed.set(false);
+                entry.state.sent_in_pass.set(u64::MAX);
+                *entry.state.selectable.borrow_mut() = selectable;
+            }
+            entry.state.native_read.set(native_read && read);
+            let was = (entry.read, entry.write);
+            entry.read = read;
+            entry.write = write;
+            let handler = entry.handler.clone();
+            if !read && !write {
+                registered.remove(&fd);
+            }
+            (handler, was.0, was.1)
+        };
+        // SAFETY: as `Descriptor::as_fd`: the selectable keeps the fd open
+        // while it is registered, and only the number is read.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        if was_read && !read {
+            self.reactor.remove_reader(borrowed);
+        }
+        if was_write && !write {
+            self.reactor.remove_writer(borrowed);
+        }
+        let mut added = Ok(());
+        if read && !was_read {
+            added = self.reactor.add_reader(&handler);
+        }
+        if added.is_ok() && write && !was_write {
+            added = self.reactor.add_writer(&handler);
+        }
+        if let Err(e) = added {
+            // Refused: forget it, as the registry did.
+            self.registered.borrow_mut().remove(&fd);
+            self.reactor.remove_reader(borrowed);
+            self.reactor.remove_writer(borrowed);
+            return Err(to_python(e));
+        }
+        Ok(())
+    }
+
+    /// Waits for events for at most `timeout` seconds (`None`: until
+    /// something happens) and dispatches them; re-raises the first exception
+    /// a dispatch function let out.
+    #[pyo3(signature = (timeout = None))]
+    fn iterate(&self, timeout: Option<f64>) -> PyResult<()> {
+        let wait = match timeout {
+            None => LONGEST_WAIT,
+            Some(t) if t.is_nan() || t <= 0.0 => Duration::ZERO,
+            Some(t) => Duration::from_secs_f64(t.min(LONGEST_WAIT.as_secs_f64())),
+        };
+        let result = self.reactor.iterate(wait);
+        self.passes.set(self.passes.get() + 1);
+        if let Some(e) = self.dispatch.error.borrow_mut().take() {
+            return Err(e);
+        }
+        result.map_err(to_python)
+    }
+
+    /// Twisted's `write` for a connection read natively: sent at once when the
+    /// connection has nothing queued (it is not waiting for writability),
+    /// else — and for whatever the socket did not take — Twisted's own
+    /// buffering write.
+    fn write(&self, py: Python<'_>, transport: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Ok(bytes) = data.cast::<PyBytes>() {
+            let bytes = bytes.as_bytes();
+            if let Some(sent) = self.send_now(py, transport, bytes)? {
+                if sent == bytes.len() {
+                    return Ok(());
+                }
+                let rest = PyBytes::new(py, &bytes[sent..]);
+                return self.buffered_write.call1(py, (transport, rest)).map(drop);
+            }
+        }
+        self.buffered_write.call1(py, (transport, data)).map(drop)
+    }
+
+    /// Whether a write to `transport` went out at once since the last
+    /// iteration: Twisted would still be waiting to flush it, and a pull
+    /// producer registered now expects that flush to ask it for more.
+    fn sent_this_pass(&self, py: Python<'_>, transport: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let fd: RawFd = transport.call_method0(pyo3::intern!(py, "fileno"))?.extract()?;
+        let passes = self.passes.get();
+        Ok(self.registered.borrow().get(&fd).is_some_and(|r| r.state.sent_in_pass.get() == passes))
+    }
+
+    /// A handle other threads use to wake this reactor.
+    fn waker(&self) -> ThreadWaker {
+        ThreadWaker(self.reactor.handle())
+    }
+
+    /// How many fds are registered.
+    fn __len__(&self) -> usize {
+        self.registered.borrow().len()
+    }
+}
+
+impl Core {
+    /// Sends `bytes` on `transport`'s socket now if nothing is queued before
+    /// them: how many were sent, or `None` when Twisted's write must handle
+    /// it all (queued data, TLS, a producer, a closed or half-closed
+    /// transport, an error to report).
+    fn send_now(
+        &self,
+        py: Python<'_>,
+        transport: &Bound<'_, PyAny>,
+        bytes: &[u8],
+    ) -> PyResult<Option<usize>> {
+        let fd: RawFd = transport.call_method0(pyo3::intern!(py, "fileno"))?.extract()?;
+        let state = match self.registered.borrow().get(&fd) {
+            Some(r) if r.state.native_read.get() && !r.write && r.state.selectable.borrow().is(transport) => {
+                r.state.clone()
+            }
+            _ => return Ok(None),
+        };
+        if transport.getattr(pyo3::intern!(py, "TLS"))?.is_truthy()?
+            || !transport.getattr(pyo3::intern!(py, "connected"))?.is_truthy()?
+            || transport.getattr(pyo3::intern!(py, "_writeDisconnected"))?.is_truthy()?
+            || transport.getattr(pyo3::intern!(py, "_aborting"))?.is_truthy()?
+            // A producer is paused by how much Twisted's buffer holds: keep
+            // its buffering exact.
+            || !transport.getattr(pyo3::intern!(py, "producer"))?.is_none()
+        {
+            return Ok(None);
+        }
+        // SAFETY: as `Descriptor::as_fd`: the registered transport keeps its
+        // socket open.
+        let socket = unsafe { BorrowedFd::borrow_raw(fd) };
+        match torque::fd::write(socket, bytes) {
+            Ok(n) => {
+                state.sent_in_pass.set(self.passes.get());
+                Ok(Some(n))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(Some(0)),
+            // Twisted's write queues it, and its flush or the next read
+            // reports the loss.
+            Err(_) => {
+                state.send_failed.set(true);
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Wakes a [`Core`]'s wait from any thread (Twisted's `wakeUp`).
+#[pyclass(frozen, module = "torque_twisted._core")]
+pub(crate) struct ThreadWaker(ReactorHandle);
+
+#[pymethods]
+impl ThreadWaker {
+    /// Ends the reactor's current or next wait.
+    fn wake(&self) {
+        self.0.wake();
+    }
+}
+
+fn to_python(e: ReactorError) -> PyErr {
+    match e {
+        ReactorError::Register { source, .. } => {
+            PyOSError::new_err((source.raw_os_error().unwrap_or(0), source.to_string()))
+        }
+        ReactorError::Os(source) => {
+            PyOSError::new_err((source.raw_os_error().unwrap_or(0), source.to_string()))
+        }
+        other => PyRuntimeError::new_err(other.to_string()),
+    }
+}
