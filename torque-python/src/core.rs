@@ -2,8 +2,10 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::mem::ManuallyDrop;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::rc::Rc;
+use std::thread::ThreadId;
 use std::time::Duration;
 
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
@@ -29,10 +31,13 @@ struct Registration {
 }
 
 /// A Torque reactor serving a Python `TorqueReactor`: the wait and the fd set.
-/// It lives on the thread that made it; other threads wake it through
-/// [`ThreadWaker`].
-#[pyclass(unsendable, module = "torque_twisted._core")]
-pub(crate) struct Core {
+/// It belongs to the thread that made it: a call from another thread is a
+/// `RuntimeError` (other threads wake it through [`ThreadWaker`]).
+#[pyclass(frozen, module = "torque_twisted._core")]
+pub(crate) struct Core(OnOwnThread<CoreState>);
+
+/// What a [`Core`] holds, on its own thread.
+struct CoreState {
     reactor: Reactor,
     dispatch: Rc<Dispatch>,
     registered: RefCell<HashMap<RawFd, Registration>>,
@@ -78,19 +83,20 @@ impl Core {
         let reactor = builder.build().map_err(to_python)?;
         let stream = StreamCalls::new(stream_ended, stream_failed, log_key, tracker);
         let dispatch = Rc::new(Dispatch { event, lost, stream, error: RefCell::new(None) });
-        Ok(Core {
+        Ok(Core(OnOwnThread::new(CoreState {
             reactor,
             dispatch,
             registered: RefCell::new(HashMap::new()),
             buffered_write,
             passes: Cell::new(0),
-        })
+        })))
     }
 
     /// The backend's name.
     #[getter]
-    fn backend(&self) -> &'static str {
-        self.reactor.backend().name
+    fn backend(&self) -> PyResult<&'static str> {
+        let this = self.0.get()?;
+        Ok(this.reactor.backend().name)
     }
 
     /// Registers `fd` (owned by `selectable`) for exactly `read` and `write`;
@@ -107,14 +113,15 @@ impl Core {
         write: bool,
         native_read: bool,
     ) -> PyResult<()> {
+        let this = self.0.get()?;
         if fd < 0 {
             return Err(PyValueError::new_err(format!("invalid file descriptor {fd}")));
         }
         let (handler, was_read, was_write) = {
-            let mut registered = self.registered.borrow_mut();
+            let mut registered = this.registered.borrow_mut();
             let entry = registered.entry(fd).or_insert_with(|| {
                 let state = Rc::new(FdState::new(fd, selectable.clone_ref(py)));
-                let handler = Descriptor { state: state.clone(), dispatch: self.dispatch.clone() };
+                let handler = Descriptor { state: state.clone(), dispatch: this.dispatch.clone() };
                 Registration { handler: Rc::new(RefCell::new(handler)), state, read: false, write: false }
             });
             let swapped = !entry.state.selectable.borrow().is(&selectable);
@@ -138,23 +145,23 @@ impl Core {
         // while it is registered, and only the number is read.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
         if was_read && !read {
-            self.reactor.remove_reader(borrowed);
+            this.reactor.remove_reader(borrowed);
         }
         if was_write && !write {
-            self.reactor.remove_writer(borrowed);
+            this.reactor.remove_writer(borrowed);
         }
         let mut added = Ok(());
         if read && !was_read {
-            added = self.reactor.add_reader(&handler);
+            added = this.reactor.add_reader(&handler);
         }
         if added.is_ok() && write && !was_write {
-            added = self.reactor.add_writer(&handler);
+            added = this.reactor.add_writer(&handler);
         }
         if let Err(e) = added {
             // Refused: forget it, as the registry did.
-            self.registered.borrow_mut().remove(&fd);
-            self.reactor.remove_reader(borrowed);
-            self.reactor.remove_writer(borrowed);
+            this.registered.borrow_mut().remove(&fd);
+            this.reactor.remove_reader(borrowed);
+            this.reactor.remove_writer(borrowed);
             return Err(to_python(e));
         }
         Ok(())
@@ -165,14 +172,15 @@ impl Core {
     /// a dispatch function let out.
     #[pyo3(signature = (timeout = None))]
     fn iterate(&self, timeout: Option<f64>) -> PyResult<()> {
+        let this = self.0.get()?;
         let wait = match timeout {
             None => LONGEST_WAIT,
             Some(t) if t.is_nan() || t <= 0.0 => Duration::ZERO,
             Some(t) => Duration::from_secs_f64(t.min(LONGEST_WAIT.as_secs_f64())),
         };
-        let result = self.reactor.iterate(wait);
-        self.passes.set(self.passes.get() + 1);
-        if let Some(e) = self.dispatch.error.borrow_mut().take() {
+        let result = this.reactor.iterate(wait);
+        this.passes.set(this.passes.get() + 1);
+        if let Some(e) = this.dispatch.error.borrow_mut().take() {
             return Err(e);
         }
         result.map_err(to_python)
@@ -183,40 +191,44 @@ impl Core {
     /// else — and for whatever the socket did not take — Twisted's own
     /// buffering write.
     fn write(&self, py: Python<'_>, transport: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<()> {
+        let this = self.0.get()?;
         if let Ok(bytes) = data.cast::<PyBytes>() {
             let bytes = bytes.as_bytes();
-            if let Some(sent) = self.send_now(py, transport, bytes)? {
+            if let Some(sent) = this.send_now(py, transport, bytes)? {
                 if sent == bytes.len() {
                     return Ok(());
                 }
                 let rest = PyBytes::new(py, &bytes[sent..]);
-                return self.buffered_write.call1(py, (transport, rest)).map(drop);
+                return this.buffered_write.call1(py, (transport, rest)).map(drop);
             }
         }
-        self.buffered_write.call1(py, (transport, data)).map(drop)
+        this.buffered_write.call1(py, (transport, data)).map(drop)
     }
 
     /// Whether a write to `transport` went out at once since the last
     /// iteration: Twisted would still be waiting to flush it, and a pull
     /// producer registered now expects that flush to ask it for more.
     fn sent_this_pass(&self, py: Python<'_>, transport: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let this = self.0.get()?;
         let fd: RawFd = transport.call_method0(pyo3::intern!(py, "fileno"))?.extract()?;
-        let passes = self.passes.get();
-        Ok(self.registered.borrow().get(&fd).is_some_and(|r| r.state.sent_in_pass.get() == passes))
+        let passes = this.passes.get();
+        Ok(this.registered.borrow().get(&fd).is_some_and(|r| r.state.sent_in_pass.get() == passes))
     }
 
     /// A handle other threads use to wake this reactor.
-    fn waker(&self) -> ThreadWaker {
-        ThreadWaker(self.reactor.handle())
+    fn waker(&self) -> PyResult<ThreadWaker> {
+        let this = self.0.get()?;
+        Ok(ThreadWaker(this.reactor.handle()))
     }
 
     /// How many fds are registered.
-    fn __len__(&self) -> usize {
-        self.registered.borrow().len()
+    fn __len__(&self) -> PyResult<usize> {
+        let this = self.0.get()?;
+        Ok(this.registered.borrow().len())
     }
 }
 
-impl Core {
+impl CoreState {
     /// Sends `bytes` on `transport`'s socket now if nothing is queued before
     /// them: how many were sent, or `None` when Twisted's write must handle
     /// it all (queued data, TLS, a producer, a closed or half-closed
@@ -262,6 +274,46 @@ impl Core {
         }
     }
 }
+
+/// A value that stays on the thread that made it: reached only from there
+/// (elsewhere `get` is a `RuntimeError`, where PyO3's `unsendable` would
+/// panic) and dropped only there (elsewhere it is leaked).
+struct OnOwnThread<T> {
+    owner: ThreadId,
+    value: ManuallyDrop<T>,
+}
+
+impl<T> OnOwnThread<T> {
+    fn new(value: T) -> Self {
+        OnOwnThread { owner: std::thread::current().id(), value: ManuallyDrop::new(value) }
+    }
+
+    fn get(&self) -> PyResult<&T> {
+        if std::thread::current().id() == self.owner {
+            Ok(&self.value)
+        } else {
+            Err(PyRuntimeError::new_err(
+                "the Torque reactor was called from a thread other than its own; use reactor.callFromThread",
+            ))
+        }
+    }
+}
+
+impl<T> Drop for OnOwnThread<T> {
+    fn drop(&mut self) {
+        if std::thread::current().id() == self.owner {
+            // SAFETY: dropped once, here, on the thread that owns it.
+            unsafe { ManuallyDrop::drop(&mut self.value) };
+        }
+    }
+}
+
+// SAFETY: the value (`Rc`s, the reactor) is only ever touched on its owner
+// thread: `get` refuses other threads, and `drop` leaks it there.
+unsafe impl<T> Send for OnOwnThread<T> {}
+// SAFETY: as for `Send`: a shared reference from another thread cannot reach
+// the value.
+unsafe impl<T> Sync for OnOwnThread<T> {}
 
 /// Wakes a [`Core`]'s wait from any thread (Twisted's `wakeUp`).
 #[pyclass(frozen, module = "torque_twisted._core")]

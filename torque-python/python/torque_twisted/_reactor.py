@@ -198,12 +198,13 @@ class TorqueReactor(posixbase.PosixReactorBase, posixbase._PollLikeMixin):
             else:
                 return
         if fd in primary:
+            reading = fd in self._reads and primary is not self._reads
+            writing = fd in self._writes and primary is not self._writes
+            # The core first: if it refuses (another thread), nothing changed.
+            self._core.set_interest(fd, xer, reading, writing, reading and self._native(xer))
             primary.remove(fd)
-            reading = fd in self._reads
-            writing = fd in self._writes
             if not (reading or writing):
                 del self._selectables[fd]
-            self._core.set_interest(fd, xer, reading, writing, reading and self._native(xer))
 
     def removeReader(self, reader):
         """
