@@ -10,7 +10,9 @@
 #   pkg-config, libgtk-4-dev, libx11-xcb-dev: build torque-glib (GLib, GIO) and
 #     the GUI demos (GTK 4; winit's X11 backend);
 #   xvfb, xauth: xvfb-run, the X server the GUI demos' self-tests draw on;
-#   libxkbcommon-x11-0, libxcursor1, libxrandr2, libxi6: loaded by winit at run time.
+#   libxkbcommon-x11-0, libxcursor1, libxrandr2, libxi6: loaded by winit at run time;
+#   python3, python3-venv: build torque_twisted (PyO3 finds the interpreter)
+#     and the venv Twisted's tests run in (scripts/python-env.sh).
 # platforms (scripts/check-platforms.sh):
 #   rustc-web, cargo-web, rust-web-src, rust-web-clippy: Debian's Rust 1.96
 #     with the standard library's sources, to build std for FreeBSD and macOS
@@ -33,6 +35,7 @@ for group in "${groups[@]}"; do
                 pkg-config libgtk-4-dev libx11-xcb-dev
                 xvfb xauth
                 libxkbcommon-x11-0 libxcursor1 libxrandr2 libxi6
+                python3 python3-venv
             )
             ;;
         platforms)

@@ -12,8 +12,6 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use torque::{BackendKind, Reactor, ReactorError, ReactorHandle};
 
-use pyo3::types::PyBytes;
-
 use crate::fdset::{Descriptor, Dispatch, FdState};
 use crate::interpreter::ReleaseInterpreter;
 use crate::stream::StreamCalls;
@@ -41,8 +39,6 @@ struct CoreState {
     reactor: Reactor,
     dispatch: Rc<Dispatch>,
     registered: RefCell<HashMap<RawFd, Registration>>,
-    /// Twisted's own `write` for stream connections (it buffers, and knows TLS).
-    buffered_write: Py<PyAny>,
     /// How many times `iterate` ran.
     passes: Cell<u64>,
 }
@@ -81,13 +77,12 @@ impl Core {
             builder = builder.backend(kind);
         }
         let reactor = builder.build().map_err(to_python)?;
-        let stream = StreamCalls::new(stream_ended, stream_failed, log_key, tracker);
+        let stream = StreamCalls::new(stream_ended, stream_failed, buffered_write, log_key, tracker);
         let dispatch = Rc::new(Dispatch { event, lost, stream, error: RefCell::new(None) });
         Ok(Core(OnOwnThread::new(CoreState {
             reactor,
             dispatch,
             registered: RefCell::new(HashMap::new()),
-            buffered_write,
             passes: Cell::new(0),
         })))
     }
@@ -186,23 +181,11 @@ impl Core {
         result.map_err(to_python)
     }
 
-    /// Twisted's `write` for a connection read natively: sent at once when the
-    /// connection has nothing queued (it is not waiting for writability),
-    /// else — and for whatever the socket did not take — Twisted's own
-    /// buffering write.
+    /// Twisted's `write` for a connection read natively (see [`crate::send`]).
     fn write(&self, py: Python<'_>, transport: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let this = self.0.get()?;
-        if let Ok(bytes) = data.cast::<PyBytes>() {
-            let bytes = bytes.as_bytes();
-            if let Some(sent) = this.send_now(py, transport, bytes)? {
-                if sent == bytes.len() {
-                    return Ok(());
-                }
-                let rest = PyBytes::new(py, &bytes[sent..]);
-                return this.buffered_write.call1(py, (transport, rest)).map(drop);
-            }
-        }
-        this.buffered_write.call1(py, (transport, data)).map(drop)
+        let state = this.idle_stream(py, transport)?;
+        crate::send::write(py, state.as_deref(), transport, data, &this.dispatch.stream, this.passes.get())
     }
 
     /// Whether a write to `transport` went out at once since the last
@@ -229,49 +212,16 @@ impl Core {
 }
 
 impl CoreState {
-    /// Sends `bytes` on `transport`'s socket now if nothing is queued before
-    /// them: how many were sent, or `None` when Twisted's write must handle
-    /// it all (queued data, TLS, a producer, a closed or half-closed
-    /// transport, an error to report).
-    fn send_now(
-        &self,
-        py: Python<'_>,
-        transport: &Bound<'_, PyAny>,
-        bytes: &[u8],
-    ) -> PyResult<Option<usize>> {
+    /// `transport`'s fd state if it is registered natively, as itself, and
+    /// not waiting for writability (so Twisted's buffer is empty).
+    fn idle_stream(&self, py: Python<'_>, transport: &Bound<'_, PyAny>) -> PyResult<Option<Rc<FdState>>> {
         let fd: RawFd = transport.call_method0(pyo3::intern!(py, "fileno"))?.extract()?;
-        let state = match self.registered.borrow().get(&fd) {
+        Ok(match self.registered.borrow().get(&fd) {
             Some(r) if r.state.native_read.get() && !r.write && r.state.selectable.borrow().is(transport) => {
-                r.state.clone()
+                Some(r.state.clone())
             }
-            _ => return Ok(None),
-        };
-        if transport.getattr(pyo3::intern!(py, "TLS"))?.is_truthy()?
-            || !transport.getattr(pyo3::intern!(py, "connected"))?.is_truthy()?
-            || transport.getattr(pyo3::intern!(py, "_writeDisconnected"))?.is_truthy()?
-            || transport.getattr(pyo3::intern!(py, "_aborting"))?.is_truthy()?
-            // A producer is paused by how much Twisted's buffer holds: keep
-            // its buffering exact.
-            || !transport.getattr(pyo3::intern!(py, "producer"))?.is_none()
-        {
-            return Ok(None);
-        }
-        // SAFETY: as `Descriptor::as_fd`: the registered transport keeps its
-        // socket open.
-        let socket = unsafe { BorrowedFd::borrow_raw(fd) };
-        match torque::fd::write(socket, bytes) {
-            Ok(n) => {
-                state.sent_in_pass.set(self.passes.get());
-                Ok(Some(n))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(Some(0)),
-            // Twisted's write queues it, and its flush or the next read
-            // reports the loss.
-            Err(_) => {
-                state.send_failed.set(true);
-                Ok(None)
-            }
-        }
+            _ => None,
+        })
     }
 }
 

@@ -53,6 +53,10 @@ pub(crate) struct FdState {
     pub(crate) send_failed: Cell<bool>,
     /// The pass in which a write last went out at once.
     pub(crate) sent_in_pass: Cell<u64>,
+    /// Its protocol's `dataReceived` is running: writes are held.
+    pub(crate) delivering: Cell<bool>,
+    /// Writes held until that delivery returns ([`crate::send`]).
+    pub(crate) held: RefCell<Vec<u8>>,
     /// The log context pushed around its protocol's calls, cached.
     pub(crate) log_context: crate::stream::LogContextCache,
 }
@@ -65,6 +69,8 @@ impl FdState {
             native_read: Cell::new(false),
             send_failed: Cell::new(false),
             sent_in_pass: Cell::new(u64::MAX),
+            delivering: Cell::new(false),
+            held: RefCell::new(Vec::new()),
             log_context: Default::default(),
         }
     }
@@ -89,11 +95,18 @@ impl Descriptor {
 
 impl AsFd for Descriptor {
     fn as_fd(&self) -> BorrowedFd<'_> {
+        self.state.as_fd()
+    }
+}
+
+impl AsFd for FdState {
+    fn as_fd(&self) -> BorrowedFd<'_> {
         // SAFETY: the fd belongs to the Python selectable, which Twisted's
         // contract keeps open while registered (it removes itself before
-        // closing); the registry only reads its number, and a closed fd is
-        // reported as lost, never used.
-        unsafe { BorrowedFd::borrow_raw(self.state.fd) }
+        // closing; the core drops this state when it is removed); the
+        // registry only reads its number, and a closed fd is reported as
+        // lost, never used.
+        unsafe { BorrowedFd::borrow_raw(self.fd) }
     }
 }
 

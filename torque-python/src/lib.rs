@@ -10,6 +10,7 @@
 mod core;
 mod fdset;
 mod interpreter;
+mod send;
 mod stream;
 
 use pyo3::prelude::*;

@@ -23,6 +23,8 @@ pub(crate) struct StreamCalls {
     pub(crate) ended: Py<PyAny>,
     /// `failed(transport, exception)`: `dataReceived` raised.
     pub(crate) failed: Py<PyAny>,
+    /// Twisted's own `write` for stream connections (it buffers, and knows TLS).
+    pub(crate) buffered_write: Py<PyAny>,
     /// `twisted.python.log.ILogContext`, the key of the logging context.
     pub(crate) log_key: Py<PyAny>,
     /// `twisted.python.context.theContextTracker`.
@@ -33,10 +35,17 @@ pub(crate) struct StreamCalls {
 }
 
 impl StreamCalls {
-    pub(crate) fn new(ended: Py<PyAny>, failed: Py<PyAny>, log_key: Py<PyAny>, tracker: Py<PyAny>) -> Self {
+    pub(crate) fn new(
+        ended: Py<PyAny>,
+        failed: Py<PyAny>,
+        buffered_write: Py<PyAny>,
+        log_key: Py<PyAny>,
+        tracker: Py<PyAny>,
+    ) -> Self {
         StreamCalls {
             ended,
             failed,
+            buffered_write,
             log_key,
             tracker,
             contexts: OnceCell::new(),
@@ -71,10 +80,20 @@ pub(crate) fn read(descriptor: &Descriptor) {
     Python::attach(|py| {
         let transport = descriptor.state.selectable.borrow().clone_ref(py);
         let result = match outcome {
-            Ok(data) => match deliver(py, descriptor, transport.bind(py), data.bind(py)) {
-                Ok(()) => Ok(()),
-                Err(e) => calls.failed.call1(py, (transport, e.into_value(py))).map(drop),
-            },
+            Ok(data) => {
+                let state = &descriptor.state;
+                state.delivering.set(true);
+                let delivered = deliver(py, descriptor, transport.bind(py), data.bind(py));
+                state.delivering.set(false);
+                let handled = match delivered {
+                    Ok(()) => Ok(()),
+                    Err(e) => calls.failed.call1(py, (&transport, e.into_value(py))).map(drop),
+                };
+                // What it wrote, in one write(2): after a failure the
+                // connection is gone and this drops it.
+                let flushed = crate::send::flush_held(py, state, transport.bind(py), calls);
+                handled.and(flushed)
+            }
             Err(lost) => calls.ended.call1(py, (transport, lost)).map(drop),
         };
         descriptor.dispatch.keep_first(result);
