@@ -6,9 +6,13 @@
 # the tests epoll passes. Then torque_twisted's own tests (real clients: curl,
 # Twisted's), under trial --reactor=torque.
 #
+# Torque's reactor runs once per Torque backend underneath it
+# (TORQUE_SUITE_BACKENDS, default "epoll io_uring poll select"; each is compared
+# with epollreactor).
+#
 # Usage: scripts/twisted-suite.sh [MODULE…]   (default: the 18 modules below)
-# Results: target/twisted-suite/{epoll,torque}.json and table.md.
-# TORQUE_REACTOR picks the Torque backend under the Python reactor.
+# Results: target/twisted-suite/epoll.json, torque-BACKEND.json and
+# table-BACKEND.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,12 +35,16 @@ python=$(realpath -m "${TORQUE_PYTHON_VENV:-target/python}")/bin/python
 out=target/twisted-suite
 mkdir -p "$out"
 
-for reactor in epoll torque; do
-    echo "== Twisted's tests on $reactor (${#modules[@]} modules)"
-    # Bounded: a reactor that hangs cannot take the whole budget.
-    timeout 900 "$python" torque-python/suite/run_reactor.py --reactor "$reactor" --out "$out/$reactor.json" "${modules[@]}"
+echo "== Twisted's tests on epollreactor (${#modules[@]} modules)"
+# Bounded: a reactor that hangs cannot take the whole budget.
+timeout 900 "$python" torque-python/suite/run_reactor.py --reactor epoll --out "$out/epoll.json" "${modules[@]}"
+for backend in ${TORQUE_SUITE_BACKENDS:-epoll io_uring poll select}; do
+    echo "== Twisted's tests on Torque's reactor over $backend"
+    TORQUE_REACTOR=$backend timeout 900 "$python" torque-python/suite/run_reactor.py \
+        --reactor torque --out "$out/torque-$backend.json" "${modules[@]}"
+    "$python" torque-python/suite/compare.py "$out/epoll.json" "$out/torque-$backend.json" \
+        --markdown "$out/table-$backend.md"
 done
-"$python" torque-python/suite/compare.py "$out/epoll.json" "$out/torque.json" --markdown "$out/table.md"
 
 echo "== torque_twisted's own tests (trial --reactor=torque)"
 (cd "$out" && timeout 600 "$(dirname "$python")/trial" --reactor=torque torque_twisted)

@@ -39,6 +39,27 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     ("scripts/install-system-packages.sh", "not run: scripts/test.sh and .ci/run run it before the tests"),
     (
+        "scripts/install-system-packages.sh bench",
+        "not run: installs the benchmarks' tools (wrk, nginx); benchmarks are not tests",
+    ),
+    (
+        "python3 -m venv venv && venv/bin/pip install ./torque-python",
+        "run: by scripts/twisted-suite.sh (in scripts/test.sh), whose scripts/python-env.sh makes a venv and runs pip install ./torque-python the same way (into target/python, building in ./target)",
+    ),
+    (
+        "venv/bin/twist --reactor=torque web --path .",
+        "run: torque_twisted.test.test_programs.TwistWebTests, in scripts/twisted-suite.sh (with --listen on loopback port 0 instead of port 8080)",
+    ),
+    ("scripts/twisted-suite.sh", "run: the last step of scripts/test.sh"),
+    (
+        "scripts/python-env.sh uvloop",
+        "not run: makes the benchmarks' venv; scripts/twisted-suite.sh runs scripts/python-env.sh",
+    ),
+    (
+        "cargo bench -p torque --bench echo -- python-twisted-epoll python-twisted-torque python-asyncio python-uvloop --secs 3",
+        "not run: a benchmark (minutes); its figures are in the README",
+    ),
+    (
         "cargo test --workspace --features torque-app/glib",
         "not run: what scripts/test.sh runs, this test among them",
     ),

@@ -46,19 +46,20 @@ struct CoreState {
 #[pymethods]
 impl Core {
     /// `Core(event, lost, stream_ended, stream_failed, buffered_write,
-    /// log_key, tracker, backend=None)`: `event(selectable, fd, flag)` is
+    /// buffered_write_sequence, log_key, tracker, backend=None)`: `event(selectable, fd, flag)` is
     /// called for each readiness event (`flag` is `READ` or `WRITE`), and
     /// `lost(selectable, fd, fd_closed, why)` when the reactor drops a
     /// registration on its own. Connections read natively call
     /// `stream_ended(transport, lost)` at end of file or a read error and
     /// `stream_failed(transport, exception)` when `dataReceived` raised;
-    /// `buffered_write(transport, data)` is Twisted's own write, for what
-    /// cannot be sent at once. `log_key` and `tracker` are Twisted's
+    /// `buffered_write(transport, data)` and
+    /// `buffered_write_sequence(transport, items)` are Twisted's own, for
+    /// what cannot be sent at once. `log_key` and `tracker` are Twisted's
     /// `ILogContext` and `theContextTracker`. `backend` names a Torque backend
     /// (`epoll`, `poll`, `select`, `io_uring`); by default `TORQUE_REACTOR` or
     /// the platform's best.
     #[new]
-    #[pyo3(signature = (event, lost, stream_ended, stream_failed, buffered_write, log_key, tracker, backend = None))]
+    #[pyo3(signature = (event, lost, stream_ended, stream_failed, buffered_write, buffered_write_sequence, log_key, tracker, backend = None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         event: Py<PyAny>,
@@ -66,6 +67,7 @@ impl Core {
         stream_ended: Py<PyAny>,
         stream_failed: Py<PyAny>,
         buffered_write: Py<PyAny>,
+        buffered_write_sequence: Py<PyAny>,
         log_key: Py<PyAny>,
         tracker: Py<PyAny>,
         backend: Option<&str>,
@@ -77,7 +79,14 @@ impl Core {
             builder = builder.backend(kind);
         }
         let reactor = builder.build().map_err(to_python)?;
-        let stream = StreamCalls::new(stream_ended, stream_failed, buffered_write, log_key, tracker);
+        let stream = StreamCalls::new(
+            stream_ended,
+            stream_failed,
+            buffered_write,
+            buffered_write_sequence,
+            log_key,
+            tracker,
+        );
         let dispatch = Rc::new(Dispatch { event, lost, stream, error: RefCell::new(None) });
         Ok(Core(OnOwnThread::new(CoreState {
             reactor,
@@ -186,6 +195,26 @@ impl Core {
         let this = self.0.get()?;
         let state = this.idle_stream(py, transport)?;
         crate::send::write(py, state.as_deref(), transport, data, &this.dispatch.stream, this.passes.get())
+    }
+
+    /// Twisted's `writeSequence` for a connection read natively (see
+    /// [`crate::send`]).
+    fn write_sequence(
+        &self,
+        py: Python<'_>,
+        transport: &Bound<'_, PyAny>,
+        items: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let this = self.0.get()?;
+        let state = this.idle_stream(py, transport)?;
+        crate::send::write_sequence(
+            py,
+            state.as_deref(),
+            transport,
+            items,
+            &this.dispatch.stream,
+            this.passes.get(),
+        )
     }
 
     /// Whether a write to `transport` went out at once since the last

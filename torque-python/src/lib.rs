@@ -2,10 +2,11 @@
 //!
 //! Python's `torque_twisted.TorqueReactor` is a plain Python class (Twisted's
 //! test builders swap a reactor's `__dict__` and `__class__`, which a native
-//! class cannot take); it holds a [`Core`] and hands it the work that must not
-//! be Python: the wait, with the interpreter lock released while it sleeps
-//! ([`interpreter::ReleaseInterpreter`]), and the fd set, whose events reach
-//! Python through one call per event ([`fdset`]).
+//! class cannot take); it holds a `Core` (`core.rs`) and hands it the work
+//! that must not be Python: the wait, with the interpreter lock released while
+//! it sleeps (`interpreter.rs`); the fd set, whose events reach Python through
+//! one call per event (`fdset.rs`); and the reads and writes of Twisted's own
+//! TCP connections (`stream.rs`, `send.rs`). ARCHITECTURE.md has the map.
 
 mod core;
 mod fdset;

@@ -8,7 +8,7 @@
 //! buffering `write`, after anything held.
 
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyList};
 
 use crate::fdset::FdState;
 use crate::stream::StreamCalls;
@@ -45,6 +45,51 @@ pub(crate) fn write(
     }
     flush_held(py, state, transport, calls)?;
     send(py, state, transport, bytes, calls)
+}
+
+/// Twisted's `transport.writeSequence(items)` for a connection read
+/// natively: as one `write` of the items joined, when they are all bytes.
+pub(crate) fn write_sequence(
+    py: Python<'_>,
+    state: Option<&FdState>,
+    transport: &Bound<'_, PyAny>,
+    items: &Bound<'_, PyAny>,
+    calls: &StreamCalls,
+    pass: u64,
+) -> PyResult<()> {
+    let twisted = |state: Option<&FdState>| -> PyResult<()> {
+        if let Some(state) = state {
+            flush_held(py, state, transport, calls)?;
+        }
+        calls.buffered_write_sequence.call1(py, (transport, items)).map(drop)
+    };
+    let Some(state) = state else { return twisted(None) };
+    let Ok(list) = items.cast::<PyList>() else { return twisted(Some(state)) };
+    let mut total = 0;
+    for item in list.iter() {
+        match item.cast::<PyBytes>() {
+            Ok(bytes) => total += bytes.as_bytes().len(),
+            // Twisted's writeSequence raises the TypeError for it.
+            Err(_) => return twisted(Some(state)),
+        }
+    }
+    if !may_send_now(py, state, transport, total)? {
+        return twisted(Some(state));
+    }
+    state.sent_in_pass.set(pass);
+    if state.delivering.get() && total <= HOLD_LIMIT {
+        let mut held = state.held.borrow_mut();
+        for item in list.iter() {
+            held.extend_from_slice(item.cast::<PyBytes>()?.as_bytes());
+        }
+        return Ok(());
+    }
+    flush_held(py, state, transport, calls)?;
+    let mut joined = Vec::with_capacity(total);
+    for item in list.iter() {
+        joined.extend_from_slice(item.cast::<PyBytes>()?.as_bytes());
+    }
+    send(py, state, transport, &joined, calls)
 }
 
 /// Sends what `write` held during a delivery (dropped if the connection was

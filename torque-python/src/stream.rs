@@ -25,6 +25,8 @@ pub(crate) struct StreamCalls {
     pub(crate) failed: Py<PyAny>,
     /// Twisted's own `write` for stream connections (it buffers, and knows TLS).
     pub(crate) buffered_write: Py<PyAny>,
+    /// Twisted's own `writeSequence` for them.
+    pub(crate) buffered_write_sequence: Py<PyAny>,
     /// `twisted.python.log.ILogContext`, the key of the logging context.
     pub(crate) log_key: Py<PyAny>,
     /// `twisted.python.context.theContextTracker`.
@@ -39,6 +41,7 @@ impl StreamCalls {
         ended: Py<PyAny>,
         failed: Py<PyAny>,
         buffered_write: Py<PyAny>,
+        buffered_write_sequence: Py<PyAny>,
         log_key: Py<PyAny>,
         tracker: Py<PyAny>,
     ) -> Self {
@@ -46,6 +49,7 @@ impl StreamCalls {
             ended,
             failed,
             buffered_write,
+            buffered_write_sequence,
             log_key,
             tracker,
             contexts: OnceCell::new(),

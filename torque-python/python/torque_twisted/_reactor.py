@@ -16,8 +16,9 @@ from twisted.python import context, failure, log
 
 from . import _core
 
-# Twisted's write for stream connections: it buffers, and knows TLS.
+# Twisted's writes for stream connections: they buffer, and know TLS.
 _bufferedWrite = tcp.Connection.write
+_bufferedWriteSequence = tcp.Connection.writeSequence
 
 
 def _readsNatively(cls):
@@ -42,10 +43,7 @@ class _SendsAtOnce:
         self.reactor._core.write(self, data)
 
     def writeSequence(self, iovec):
-        if all(type(data) is bytes for data in iovec):
-            self.reactor._core.write(self, b"".join(iovec))
-        else:
-            tcp.Connection.writeSequence(self, iovec)
+        self.reactor._core.write_sequence(self, iovec)
 
     def registerProducer(self, producer, streaming):
         tcp.Connection.registerProducer(self, producer, streaming)
@@ -114,6 +112,7 @@ class TorqueReactor(posixbase.PosixReactorBase, posixbase._PollLikeMixin):
             self._torqueStreamEnded,
             self._torqueStreamFailed,
             _bufferedWrite,
+            _bufferedWriteSequence,
             log.ILogContext,
             context.theContextTracker,
             backend,
