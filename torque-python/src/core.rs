@@ -12,7 +12,7 @@ use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use torque::{BackendKind, Reactor, ReactorError, ReactorHandle};
 
-use crate::fdset::{Descriptor, Dispatch, FdState};
+use crate::fdset::{Descriptor, Dispatch, FdState, NativeRead};
 use crate::interpreter::ReleaseInterpreter;
 use crate::stream::StreamCalls;
 
@@ -104,10 +104,11 @@ impl Core {
     }
 
     /// Registers `fd` (owned by `selectable`) for exactly `read` and `write`;
-    /// neither removes it. With `native_read`, `selectable` is one of
+    /// neither removes it. With `native_read` 1 (a TCP connection) or 2 (a
+    /// UNIX one, which may carry descriptors), `selectable` is one of
     /// Twisted's own stream connections, whose `doRead` the reactor does
     /// itself.
-    #[pyo3(signature = (fd, selectable, read, write, native_read = false))]
+    #[pyo3(signature = (fd, selectable, read, write, native_read = 0))]
     fn set_interest(
         &self,
         py: Python<'_>,
@@ -115,7 +116,7 @@ impl Core {
         selectable: Py<PyAny>,
         read: bool,
         write: bool,
-        native_read: bool,
+        native_read: u8,
     ) -> PyResult<()> {
         let this = self.0.get()?;
         if fd < 0 {
@@ -135,7 +136,11 @@ impl Core {
                 entry.state.sent_in_pass.set(u64::MAX);
                 *entry.state.selectable.borrow_mut() = selectable;
             }
-            entry.state.native_read.set(native_read && read);
+            entry.state.native_read.set(if read {
+                NativeRead::from_code(native_read)
+            } else {
+                NativeRead::No
+            });
             let was = (entry.read, entry.write);
             entry.read = read;
             entry.write = write;
@@ -246,7 +251,11 @@ impl CoreState {
     fn idle_stream(&self, py: Python<'_>, transport: &Bound<'_, PyAny>) -> PyResult<Option<Rc<FdState>>> {
         let fd: RawFd = transport.call_method0(pyo3::intern!(py, "fileno"))?.extract()?;
         Ok(match self.registered.borrow().get(&fd) {
-            Some(r) if r.state.native_read.get() && !r.write && r.state.selectable.borrow().is(transport) => {
+            Some(r)
+                if r.state.native_read.get() != NativeRead::No
+                    && !r.write
+                    && r.state.selectable.borrow().is(transport) =>
+            {
                 Some(r.state.clone())
             }
             _ => None,

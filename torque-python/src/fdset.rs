@@ -40,6 +40,28 @@ impl Dispatch {
     }
 }
 
+/// How a registered fd's readable events are served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NativeRead {
+    /// By the selectable's own `doRead` (Python).
+    No,
+    /// `read(2)` into `dataReceived`: Twisted's `tcp.Connection.doRead`.
+    Read,
+    /// `recvmsg(2)`, passed descriptors first: Twisted's UNIX `_SendmsgMixin.doRead`.
+    ReceiveFds,
+}
+
+impl NativeRead {
+    /// From the number Python passes: 0, 1 or 2.
+    pub(crate) fn from_code(code: u8) -> Self {
+        match code {
+            1 => NativeRead::Read,
+            2 => NativeRead::ReceiveFds,
+            _ => NativeRead::No,
+        }
+    }
+}
+
 /// What the core and a registered fd's handler share: the Python object to
 /// tell (Twisted's selectable, which owns the fd; swapped while the handler
 /// may be running) and the native stream state.
@@ -47,7 +69,7 @@ pub(crate) struct FdState {
     pub(crate) fd: RawFd,
     pub(crate) selectable: RefCell<Py<PyAny>>,
     /// Read natively: a stream connection of Twisted's own classes.
-    pub(crate) native_read: Cell<bool>,
+    pub(crate) native_read: Cell<NativeRead>,
     /// A write sent at once failed: the socket's error is consumed, so the
     /// end of file that follows is a lost connection, not a clean close.
     pub(crate) send_failed: Cell<bool>,
@@ -66,7 +88,7 @@ impl FdState {
         FdState {
             fd,
             selectable: RefCell::new(selectable),
-            native_read: Cell::new(false),
+            native_read: Cell::new(NativeRead::No),
             send_failed: Cell::new(false),
             sent_in_pass: Cell::new(u64::MAX),
             delivering: Cell::new(false),
@@ -112,7 +134,7 @@ impl AsFd for FdState {
 
 impl FdHandler for Descriptor {
     fn readable(&mut self, _: &Reactor) {
-        if self.state.native_read.get() {
+        if self.state.native_read.get() != NativeRead::No {
             crate::stream::read(self);
         } else {
             self.deliver(READ);

@@ -12,7 +12,9 @@ use std::io;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
 
-use crate::fdset::Descriptor;
+use std::os::fd::IntoRawFd;
+
+use crate::fdset::{Descriptor, NativeRead};
 
 /// How much one read takes (Twisted's `bufferSize`).
 const READ_SIZE: usize = 64 * 1024;
@@ -69,9 +71,14 @@ type PushedContext = (Py<PyAny>, Py<PyAny>, Py<PyAny>);
 /// A readable event on a native-read connection.
 pub(crate) fn read(descriptor: &Descriptor) {
     let calls = &descriptor.dispatch.stream;
+    let mut fds = Vec::new();
     let outcome = {
         let mut buffer = calls.buffer.borrow_mut();
-        match torque::fd::read(descriptor, &mut buffer) {
+        let received = match descriptor.state.native_read.get() {
+            NativeRead::ReceiveFds => torque::fd::recv_with_fds(descriptor, &mut buffer, &mut fds),
+            _ => torque::fd::read(descriptor, &mut buffer),
+        };
+        match received {
             // After a failed send consumed the socket's error.
             Ok(0) => Err(descriptor.state.send_failed.get()),
             Ok(n) => Ok(Python::attach(|py| PyBytes::new(py, &buffer[..n]).unbind())),
@@ -83,19 +90,36 @@ pub(crate) fn read(descriptor: &Descriptor) {
     };
     Python::attach(|py| {
         let transport = descriptor.state.selectable.borrow().clone_ref(py);
+        let transport = transport.bind(py);
+        // Descriptors first, as Twisted's UNIX doRead hands them over.
+        if !fds.is_empty() {
+            let packed: Vec<u8> = fds.into_iter().flat_map(|fd| fd.into_raw_fd().to_ne_bytes()).collect();
+            let packed = PyBytes::new(py, &packed);
+            let handed = in_log_context(py, descriptor, transport, || {
+                transport.call_method1(pyo3::intern!(py, "_ancillaryLevelSOLSOCKETTypeSCMRIGHTS"), (packed,))
+            });
+            if let Err(e) = handed {
+                let result = calls.failed.call1(py, (transport, e.into_value(py)));
+                descriptor.dispatch.keep_first(result);
+                return;
+            }
+        }
         let result = match outcome {
             Ok(data) => {
                 let state = &descriptor.state;
                 state.delivering.set(true);
-                let delivered = deliver(py, descriptor, transport.bind(py), data.bind(py));
+                let delivered = in_log_context(py, descriptor, transport, || {
+                    let protocol = transport.getattr(pyo3::intern!(py, "protocol"))?;
+                    protocol.call_method1(pyo3::intern!(py, "dataReceived"), (data.bind(py),))
+                });
                 state.delivering.set(false);
                 let handled = match delivered {
-                    Ok(()) => Ok(()),
-                    Err(e) => calls.failed.call1(py, (&transport, e.into_value(py))).map(drop),
+                    Ok(_) => Ok(()),
+                    Err(e) => calls.failed.call1(py, (transport, e.into_value(py))).map(drop),
                 };
                 // What it wrote, in one write(2): after a failure the
                 // connection is gone and this drops it.
-                let flushed = crate::send::flush_held(py, state, transport.bind(py), calls);
+                let flushed = crate::send::flush_held(py, state, transport, calls);
                 handled.and(flushed)
             }
             Err(lost) => calls.ended.call1(py, (transport, lost)).map(drop),
@@ -104,25 +128,24 @@ pub(crate) fn read(descriptor: &Descriptor) {
     });
 }
 
-/// `transport.protocol.dataReceived(data)`, with the transport's log prefix
-/// as the logging system, as `log.callWithLogger(transport, ...)` does.
-fn deliver(
-    py: Python<'_>,
+/// Runs `call` with the transport's log prefix as the logging system, as
+/// `log.callWithLogger(transport, ...)` does.
+fn in_log_context<'py>(
+    py: Python<'py>,
     descriptor: &Descriptor,
-    transport: &Bound<'_, PyAny>,
-    data: &Bound<'_, PyBytes>,
-) -> PyResult<()> {
-    let protocol = transport.getattr(pyo3::intern!(py, "protocol"))?;
+    transport: &Bound<'py, PyAny>,
+    call: impl FnOnce() -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
     let contexts = contexts(py, &descriptor.dispatch.stream)?;
     let pushed = log_context(py, descriptor, transport, contexts)?;
     contexts.append(pushed)?;
-    let result = protocol.call_method1(pyo3::intern!(py, "dataReceived"), (data,));
+    let result = call();
     // Pop what was pushed, even if the protocol pushed and forgot to pop.
     let depth = contexts.len();
     if depth > 0 {
         contexts.del_item(depth - 1)?;
     }
-    result.map(drop)
+    result
 }
 
 fn contexts<'a, 'py>(py: Python<'py>, calls: &'a StreamCalls) -> PyResult<&'a Bound<'py, PyList>> {

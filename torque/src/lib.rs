@@ -135,6 +135,14 @@ pub mod fd {
         crate::sys::write(fd.as_fd().as_raw_fd(), buf)
     }
 
+    /// `recvmsg(2)` on a UNIX socket into `buf`, retrying on EINTR: the
+    /// descriptors that arrive with the bytes (SCM_RIGHTS, close-on-exec) are
+    /// appended to `fds`. At most 16 per message: the kernel closes any more,
+    /// and a warning is logged. Returns the bytes read (0 at end of file).
+    pub fn recv_with_fds(fd: impl AsFd, buf: &mut [u8], fds: &mut Vec<OwnedFd>) -> io::Result<usize> {
+        crate::sys::unix_socket::recv_with_fds(fd.as_fd().as_raw_fd(), buf, fds)
+    }
+
     /// Puts `fd` in non-blocking mode.
     pub fn set_nonblocking(fd: impl AsFd) -> io::Result<()> {
         crate::sys::set_nonblocking(fd.as_fd().as_raw_fd())

@@ -1,16 +1,16 @@
 """
 L{TorqueReactor}: Twisted's C{PosixReactorBase} over Torque's native core.
 
-The core (Rust) owns the wait and the fd set, reads Twisted's own stream
-connections itself (straight into C{dataReceived}) and sends writes to idle
-TCP connections at once. Everything else — ports, connectors, buffering,
+The core (Rust) owns the wait and the fd set, reads Twisted's own TCP and
+UNIX stream connections itself (straight into C{dataReceived}) and sends
+their writes at once when nothing is queued. Everything else — ports, connectors, buffering,
 producers, UDP, UNIX sockets, TLS, processes — is Twisted's own code, run
 over it.
 """
 
 from zope.interface import implementer
 
-from twisted.internet import error, main, posixbase, tcp
+from twisted.internet import error, main, posixbase, tcp, unix
 from twisted.internet.interfaces import IReactorFDSet
 from twisted.python import context, failure, log
 
@@ -23,14 +23,18 @@ _bufferedWriteSequence = tcp.Connection.writeSequence
 
 def _readsNatively(cls):
     """
-    Whether instances of C{cls} read with Twisted's stock C{tcp.Connection}
-    code, which the core then does itself.
+    How the core reads instances of C{cls}: 1 for Twisted's stock
+    C{tcp.Connection.doRead} (C{read(2)}), 2 for its UNIX
+    C{_SendmsgMixin.doRead} (C{recvmsg(2)}, passed descriptors first), 0 when
+    the class reads its own way (then its C{doRead} is called).
     """
-    return (
-        issubclass(cls, tcp.Connection)
-        and cls.doRead is tcp.Connection.doRead
-        and cls._dataReceived is tcp.Connection._dataReceived
-    )
+    if not issubclass(cls, tcp.Connection) or cls._dataReceived is not tcp.Connection._dataReceived:
+        return 0
+    if cls.doRead is tcp.Connection.doRead:
+        return 1
+    if cls.doRead is unix._SendmsgMixin.doRead:
+        return 2
+    return 0
 
 
 class _SendsAtOnce:
@@ -80,6 +84,36 @@ class TorqueConnector(tcp.Connector):
 
     def _makeTransport(self):
         return TorqueClient(self.host, self.port, self.bindAddress, self, self.reactor)
+
+
+class TorqueUNIXServer(_SendsAtOnce, unix.Server):
+    """
+    A server-side UNIX stream connection: Twisted's, with writes sent at once
+    (descriptors queued with C{sendFileDescriptor} keep Twisted's path).
+    """
+
+
+class TorqueUNIXClient(_SendsAtOnce, unix.Client):
+    """
+    A client-side UNIX stream connection: Twisted's, with writes sent at once.
+    """
+
+
+class TorqueUNIXPort(unix.Port):
+    """
+    A UNIX stream port whose connections are L{TorqueUNIXServer}s.
+    """
+
+    transport = TorqueUNIXServer
+
+
+class TorqueUNIXConnector(unix.Connector):
+    """
+    A UNIX stream connector whose connections are L{TorqueUNIXClient}s.
+    """
+
+    def _makeTransport(self):
+        return TorqueUNIXClient(self.address, self, self.reactor, self.checkPID)
 
 
 @implementer(IReactorFDSet)
@@ -160,7 +194,9 @@ class TorqueReactor(posixbase.PosixReactorBase, posixbase._PollLikeMixin):
             native = self._nativeClasses[cls] = _readsNatively(cls)
         # A connecting client, or an aborted connection, reads with a doRead
         # of its own for a while.
-        return native and "doRead" not in selectable.__dict__
+        if native and "doRead" not in selectable.__dict__:
+            return native
+        return 0
 
     def _add(self, xer, primary, other):
         fd = xer.fileno()
@@ -200,7 +236,7 @@ class TorqueReactor(posixbase.PosixReactorBase, posixbase._PollLikeMixin):
             reading = fd in self._reads and primary is not self._reads
             writing = fd in self._writes and primary is not self._writes
             # The core first: if it refuses (another thread), nothing changed.
-            self._core.set_interest(fd, xer, reading, writing, reading and self._native(xer))
+            self._core.set_interest(fd, xer, reading, writing, self._native(xer) if reading else 0)
             primary.remove(fd)
             if not (reading or writing):
                 del self._selectables[fd]
@@ -239,6 +275,16 @@ class TorqueReactor(posixbase.PosixReactorBase, posixbase._PollLikeMixin):
 
     def connectTCP(self, host, port, factory, timeout=30, bindAddress=None):
         c = TorqueConnector(host, port, factory, timeout, bindAddress, self)
+        c.connect()
+        return c
+
+    def listenUNIX(self, address, factory, backlog=50, mode=0o666, wantPID=0):
+        p = TorqueUNIXPort(address, factory, backlog, mode, self, wantPID)
+        p.startListening()
+        return p
+
+    def connectUNIX(self, address, factory, timeout=30, checkPID=0):
+        c = TorqueUNIXConnector(address, factory, timeout, self, checkPID)
         c.connect()
         return c
 

@@ -415,3 +415,93 @@ class HeldWriteTests(unittest.TestCase):
         yield _waitFor(lambda: len(server.protocols) == 1)
         yield server.protocols[0].lost
         self.assertEqual(len(self.flushLoggedErrors(ValueError)), 1)
+
+
+class UNIXStreamTests(unittest.TestCase):
+    """
+    UNIX stream connections take the same native path, with passed
+    descriptors handed over before the bytes that carried them.
+    """
+
+    def _listen(self, build):
+        path = self.mktemp()
+        protocols = []
+
+        def buildProtocol(addr):
+            p = build()
+            protocols.append(p)
+            return p
+
+        factory = protocol.ServerFactory()
+        factory.buildProtocol = buildProtocol
+        port = reactor.listenUNIX(path, factory)
+        self.addCleanup(port.stopListening)
+        return path, protocols
+
+    @defer.inlineCallbacks
+    def test_echo(self):
+        """
+        An echo server on a UNIX socket answers a blocking client.
+        """
+
+        class Echo(_Recorder):
+            def dataReceived(self, data):
+                self.transport.write(data)
+
+        path, protocols = self._listen(Echo)
+
+        def exchange():
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.settimeout(30)
+            client.connect(path)
+            payload = bytes(range(256)) * 4096
+            threading.Thread(target=client.sendall, args=(payload,)).start()
+            got = bytearray()
+            while len(got) < len(payload):
+                got += client.recv(1 << 20)
+            client.close()
+            return bytes(got) == payload
+
+        same = yield _inThread(exchange)
+        self.assertTrue(same)
+        yield protocols[0].lost
+
+    @defer.inlineCallbacks
+    def test_descriptorsBeforeBytes(self):
+        """
+        A descriptor sent with bytes reaches fileDescriptorReceived before
+        dataReceived gets those bytes, and is a working descriptor for the
+        same file.
+        """
+        import os
+
+        from twisted.internet.interfaces import IFileDescriptorReceiver
+
+        events = []
+
+        @implementer(IFileDescriptorReceiver)
+        class Receiver(_Recorder):
+            def fileDescriptorReceived(self, fd):
+                events.append(("fd", os.fstat(fd).st_ino))
+                os.close(fd)
+
+            def dataReceived(self, data):
+                events.append(("data", data))
+                self.transport.loseConnection()
+
+        path, protocols = self._listen(Receiver)
+        sent = open(self.mktemp(), "wb")
+        self.addCleanup(sent.close)
+
+        def send():
+            client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            client.settimeout(30)
+            client.connect(path)
+            socket.send_fds(client, [b"with fd"], [sent.fileno()])
+            client.recv(1)
+            client.close()
+
+        yield _inThread(send)
+        yield _waitFor(lambda: len(protocols) == 1)
+        yield protocols[0].lost
+        self.assertEqual(events, [("fd", os.fstat(sent.fileno()).st_ino), ("data", b"with fd")])
