@@ -15,6 +15,7 @@ use torque::{BackendKind, Reactor, ReactorError, ReactorHandle};
 use crate::fdset::{Descriptor, Dispatch, FdState, NativeRead};
 use crate::interpreter::ReleaseInterpreter;
 use crate::stream::StreamCalls;
+use crate::timers::TimedCalls;
 
 /// The longest single wait: `doIteration(None)` waits "forever", which
 /// Twisted's main loop repeats anyway.
@@ -41,6 +42,8 @@ struct CoreState {
     registered: RefCell<HashMap<RawFd, Registration>>,
     /// How many times `iterate` ran.
     passes: Cell<u64>,
+    /// `callLater`'s queue.
+    timers: TimedCalls,
 }
 
 #[pymethods]
@@ -93,6 +96,7 @@ impl Core {
             dispatch,
             registered: RefCell::new(HashMap::new()),
             passes: Cell::new(0),
+            timers: TimedCalls::default(),
         })))
     }
 
@@ -230,6 +234,43 @@ impl Core {
         let fd: RawFd = transport.call_method0(pyo3::intern!(py, "fileno"))?.extract()?;
         let passes = this.passes.get();
         Ok(this.registered.borrow().get(&fd).is_some_and(|r| r.state.sent_in_pass.get() == passes))
+    }
+
+    /// Queues a new `DelayedCall` (from `callLater`).
+    fn schedule_timer(&self, py: Python<'_>, call: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.0.get()?.timers.schedule(py, call)
+    }
+
+    /// A queued `DelayedCall` was brought forward (its resetter).
+    fn timer_moved_sooner(&self, py: Python<'_>, call: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.0.get()?.timers.moved_sooner(py, call)
+    }
+
+    /// A `DelayedCall` was cancelled (its canceller).
+    fn timer_cancelled(&self) -> PyResult<()> {
+        self.0.get()?.timers.note_cancelled();
+        Ok(())
+    }
+
+    /// Queues the calls scheduled since the last pass.
+    fn insert_new_timers(&self, py: Python<'_>) -> PyResult<()> {
+        self.0.get()?.timers.insert_new(py)
+    }
+
+    /// Seconds from `now` until the earliest call is due, or `None`.
+    fn timer_timeout(&self, py: Python<'_>, now: f64) -> PyResult<Option<f64>> {
+        self.0.get()?.timers.timeout(py, now)
+    }
+
+    /// Runs the calls due at `now`; `failed(call, exception)` handles one
+    /// that raised.
+    fn run_timers(&self, py: Python<'_>, now: f64, failed: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.0.get()?.timers.run_due(py, now, failed)
+    }
+
+    /// The live `DelayedCall`s.
+    fn delayed_calls(&self, py: Python<'_>) -> PyResult<Vec<Py<PyAny>>> {
+        self.0.get()?.timers.live(py)
     }
 
     /// A handle other threads use to wake this reactor.

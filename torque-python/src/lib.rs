@@ -6,13 +6,15 @@
 //! that must not be Python: the wait, with the interpreter lock released while
 //! it sleeps (`interpreter.rs`); the fd set, whose events reach Python through
 //! one call per event (`fdset.rs`); and the reads and writes of Twisted's own
-//! TCP connections (`stream.rs`, `send.rs`). ARCHITECTURE.md has the map.
+//! TCP connections (`stream.rs`, `send.rs`), and `callLater`'s queue
+//! (`timers.rs`). ARCHITECTURE.md has the map.
 
 mod core;
 mod fdset;
 mod interpreter;
 mod send;
 mod stream;
+mod timers;
 
 use pyo3::prelude::*;
 

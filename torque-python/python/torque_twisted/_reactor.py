@@ -8,9 +8,11 @@ producers, UDP, UNIX sockets, TLS, processes — is Twisted's own code, run
 over it.
 """
 
+from builtins import callable as builtins_callable
+
 from zope.interface import implementer
 
-from twisted.internet import error, main, posixbase, tcp, unix
+from twisted.internet import base, error, main, posixbase, tcp, unix
 from twisted.internet.interfaces import IReactorFDSet
 from twisted.python import context, failure, log
 
@@ -19,6 +21,20 @@ from . import _core
 # Twisted's writes for stream connections: they buffer, and know TLS.
 _bufferedWrite = tcp.Connection.write
 _bufferedWriteSequence = tcp.Connection.writeSequence
+
+
+def _threadCallFailed():
+    """
+    Log the exception a call from a thread raised, as Twisted's
+    runUntilCurrent does (its handler where it has one).
+    """
+    handler = getattr(base, "_threadCallHandler", None)
+    if handler is None:
+        log.err()
+        return
+    exception = failure.Failure().value
+    with handler:
+        raise exception
 
 
 def _readsNatively(cls):
@@ -267,6 +283,82 @@ class TorqueReactor(posixbase.PosixReactorBase, posixbase._PollLikeMixin):
 
     def getWriters(self):
         return [self._selectables[fd] for fd in self._writes]
+
+    # callLater's queue is the core's; the handles are Twisted's DelayedCall.
+
+    def callLater(self, delay, callable, *args, **kw):
+        assert builtins_callable(callable), f"{callable} is not callable"
+        assert delay >= 0, f"{delay} is not greater than or equal to 0 seconds"
+        delayedCall = base.DelayedCall(
+            self.seconds() + delay,
+            callable,
+            args,
+            kw,
+            self._cancelCallLater,
+            self._moveCallLaterSooner,
+            seconds=self.seconds,
+        )
+        self._core.schedule_timer(delayedCall)
+        return delayedCall
+
+    def _moveCallLaterSooner(self, delayedCall):
+        self._core.timer_moved_sooner(delayedCall)
+
+    def _cancelCallLater(self, delayedCall):
+        self._core.timer_cancelled()
+
+    def _insertNewDelayedCalls(self):
+        self._core.insert_new_timers()
+
+    def getDelayedCalls(self):
+        return self._core.delayed_calls()
+
+    def timeout(self):
+        return self._core.timer_timeout(self.seconds())
+
+    def runUntilCurrent(self):
+        if self.threadCallQueue:
+            # As Twisted's: calls queued by these calls run next pass.
+            count = 0
+            total = len(self.threadCallQueue)
+            for f, a, kw in self.threadCallQueue:
+                try:
+                    f(*a, **kw)
+                except BaseException:
+                    _threadCallFailed()
+                count += 1
+                if count == total:
+                    break
+            del self.threadCallQueue[:count]
+            if self.threadCallQueue:
+                self.wakeUp()
+        self._core.run_timers(self.seconds(), self._torqueTimedCallFailed)
+        if self._justStopped:
+            self._justStopped = False
+            self.fireSystemEvent("shutdown")
+
+    def _torqueTimedCallFailed(self, call, exception):
+        # Raised again inside Twisted's own handler, so it is logged (or
+        # not suppressed) exactly as on Twisted's reactors.
+        if not hasattr(base, "_DEFAULT_DELAYED_CALL_LOGGING_HANDLER"):
+            # Twisted before its handlers: its runUntilCurrent logged so.
+            log.err(failure.Failure(exception), "while handling timed call")
+            return
+        if call.creator:
+            handler = base._log.failuresHandled(
+                "while handling timed call {previous()}",
+                previous=lambda creator=call.creator: (
+                    "\n"
+                    + (" C: from a DelayedCall created here:\n")
+                    + " C:"
+                    + "".join(creator).rstrip().replace("\n", "\n C:")
+                    + "\n"
+                ),
+            )
+        else:
+            handler = base._DEFAULT_DELAYED_CALL_LOGGING_HANDLER
+        with handler:
+            raise exception
 
     def listenTCP(self, port, factory, backlog=50, interface=""):
         p = TorquePort(port, factory, backlog, interface, self)
