@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::{PyTraverseError, PyVisit};
 use torque::{BackendKind, Reactor, ReactorError, ReactorHandle};
 
 use crate::fdset::{Descriptor, Dispatch, FdState, NativeRead};
@@ -90,7 +91,13 @@ impl Core {
             log_key,
             tracker,
         );
-        let dispatch = Rc::new(Dispatch { event, lost, stream, error: RefCell::new(None) });
+        let dispatch = Rc::new(Dispatch {
+            event,
+            lost,
+            stream,
+            deliveries: RefCell::new(Vec::new()),
+            error: RefCell::new(None),
+        });
         Ok(Core(OnOwnThread::new(CoreState {
             reactor,
             dispatch,
@@ -136,7 +143,6 @@ impl Core {
             let swapped = !entry.state.selectable.borrow().is(&selectable);
             if swapped {
                 // Another object on a reused fd number: its own stream state.
-                entry.state.send_failed.set(false);
                 entry.state.sent_in_pass.set(u64::MAX);
                 *entry.state.selectable.borrow_mut() = selectable;
             }
@@ -191,8 +197,9 @@ impl Core {
             Some(t) if t.is_nan() || t <= 0.0 => Duration::ZERO,
             Some(t) => Duration::from_secs_f64(t.min(LONGEST_WAIT.as_secs_f64())),
         };
-        let result = this.reactor.iterate(wait);
+        // Counted before dispatching: writes and timers of this pass see one number.
         this.passes.set(this.passes.get() + 1);
+        let result = this.reactor.iterate(wait);
         if let Some(e) = this.dispatch.error.borrow_mut().take() {
             return Err(e);
         }
@@ -203,7 +210,7 @@ impl Core {
     fn write(&self, py: Python<'_>, transport: &Bound<'_, PyAny>, data: &Bound<'_, PyAny>) -> PyResult<()> {
         let this = self.0.get()?;
         let state = this.idle_stream(py, transport)?;
-        crate::send::write(py, state.as_deref(), transport, data, &this.dispatch.stream, this.passes.get())
+        crate::send::write(py, state.as_deref(), transport, data, &this.dispatch, this.passes.get())
     }
 
     /// Twisted's `writeSequence` for a connection read natively (see
@@ -216,14 +223,7 @@ impl Core {
     ) -> PyResult<()> {
         let this = self.0.get()?;
         let state = this.idle_stream(py, transport)?;
-        crate::send::write_sequence(
-            py,
-            state.as_deref(),
-            transport,
-            items,
-            &this.dispatch.stream,
-            this.passes.get(),
-        )
+        crate::send::write_sequence(py, state.as_deref(), transport, items, &this.dispatch, this.passes.get())
     }
 
     /// Whether a write to `transport` went out at once since the last
@@ -279,6 +279,41 @@ impl Core {
         Ok(ThreadWaker(this.reactor.handle()))
     }
 
+    /// Lets Python's garbage collector see what the core holds: the reactor
+    /// (through its callbacks), the selectables and the timed calls, so a
+    /// dropped reactor is collected, fds and all. Another thread sees nothing.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        let Some(this) = self.0.here() else { return Ok(()) };
+        let dispatch = &this.dispatch;
+        visit.call(&dispatch.event)?;
+        visit.call(&dispatch.lost)?;
+        dispatch.stream.traverse(&visit)?;
+        if let Ok(deliveries) = dispatch.deliveries.try_borrow() {
+            for delivery in deliveries.iter() {
+                visit.call(delivery.transport())?;
+            }
+        }
+        if let Ok(registered) = this.registered.try_borrow() {
+            for registration in registered.values() {
+                if let Ok(selectable) = registration.state.selectable.try_borrow() {
+                    visit.call(&*selectable)?;
+                }
+                registration.state.log_context.traverse(&visit)?;
+            }
+        }
+        this.timers.traverse(&visit)
+    }
+
+    /// Breaks the cycles the collector found: drops the registrations (the
+    /// backend's too) and the timed calls.
+    fn __clear__(&self) {
+        let Some(this) = self.0.here() else { return };
+        let registered = this.registered.try_borrow_mut().map(|mut r| std::mem::take(&mut *r));
+        drop(this.reactor.remove_all());
+        drop(registered);
+        this.timers.clear();
+    }
+
     /// How many fds are registered.
     fn __len__(&self) -> PyResult<usize> {
         let this = self.0.get()?;
@@ -315,6 +350,11 @@ struct OnOwnThread<T> {
 impl<T> OnOwnThread<T> {
     fn new(value: T) -> Self {
         OnOwnThread { owner: std::thread::current().id(), value: ManuallyDrop::new(value) }
+    }
+
+    /// The value, on its own thread.
+    fn here(&self) -> Option<&T> {
+        (std::thread::current().id() == self.owner).then_some(&*self.value)
     }
 
     fn get(&self) -> PyResult<&T> {

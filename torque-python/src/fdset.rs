@@ -26,6 +26,9 @@ pub(crate) struct Dispatch {
     pub(crate) lost: Py<PyAny>,
     /// What native stream reads call.
     pub(crate) stream: StreamCalls,
+    /// The connections whose `dataReceived` is running, innermost last, each
+    /// with the writes held until it returns ([`crate::send`]).
+    pub(crate) deliveries: RefCell<Vec<crate::send::Delivery>>,
     pub(crate) error: RefCell<Option<PyErr>>,
 }
 
@@ -70,15 +73,8 @@ pub(crate) struct FdState {
     pub(crate) selectable: RefCell<Py<PyAny>>,
     /// Read natively: a stream connection of Twisted's own classes.
     pub(crate) native_read: Cell<NativeRead>,
-    /// A write sent at once failed: the socket's error is consumed, so the
-    /// end of file that follows is a lost connection, not a clean close.
-    pub(crate) send_failed: Cell<bool>,
     /// The pass in which a write last went out at once.
     pub(crate) sent_in_pass: Cell<u64>,
-    /// Its protocol's `dataReceived` is running: writes are held.
-    pub(crate) delivering: Cell<bool>,
-    /// Writes held until that delivery returns ([`crate::send`]).
-    pub(crate) held: RefCell<Vec<u8>>,
     /// The log context pushed around its protocol's calls, cached.
     pub(crate) log_context: crate::stream::LogContextCache,
 }
@@ -89,10 +85,7 @@ impl FdState {
             fd,
             selectable: RefCell::new(selectable),
             native_read: Cell::new(NativeRead::No),
-            send_failed: Cell::new(false),
             sent_in_pass: Cell::new(u64::MAX),
-            delivering: Cell::new(false),
-            held: RefCell::new(Vec::new()),
             log_context: Default::default(),
         }
     }

@@ -1,21 +1,90 @@
 //! The write side of Twisted's own stream connections: a write to a connection
 //! with nothing queued goes to the socket without waiting a pass for
-//! writability; writes made while the connection's own `dataReceived` runs
-//! are held and sent together when it returns (a request's headers and body
-//! in one `write(2)`). Whatever the socket does not take, and every write
-//! this cannot serve exactly as Twisted would (TLS, pull producers, a closed,
-//! half-closed or aborted transport, queued data), goes to Twisted's own
-//! buffering `write`, after anything held.
+//! writability, and writes made while the connection's own `dataReceived`
+//! runs are held and sent together when it returns (a request's headers and
+//! body in one `write(2)`, so Nagle never holds the second back).
+//!
+//! Held bytes belong to the delivery (the transport whose `dataReceived` is
+//! running), not to its fd registration, which may be dropped and made again
+//! meanwhile (`pauseProducing` then `resumeProducing`). Order is kept with
+//! Twisted's own buffer both ways: before a write takes Twisted's path the
+//! held bytes are flushed, and a flush finding Twisted's buffer non-empty
+//! (something wrote around this module, as TLS does) puts them at its front.
+//! Every write this cannot serve exactly as Twisted would (TLS, pull
+//! producers, a streaming producer's pause point, a closed, half-closed or
+//! aborted transport, queued data) and whatever the socket does not take go
+//! to Twisted's own buffering `write`.
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
 
-use crate::fdset::FdState;
+use crate::fdset::{Dispatch, FdState};
 use crate::stream::StreamCalls;
 
 /// The largest write held back to go out with the others of its delivery;
 /// bigger ones are sent at once, after what is held.
 const HOLD_LIMIT: usize = 64 * 1024;
+
+/// A connection whose `dataReceived` is running, and what it wrote meanwhile.
+pub(crate) struct Delivery {
+    transport: Py<PyAny>,
+    held: Vec<u8>,
+}
+
+impl Delivery {
+    /// The transport, for the garbage collector.
+    pub(crate) fn transport(&self) -> &Py<PyAny> {
+        &self.transport
+    }
+}
+
+/// Starts holding `transport`'s writes (its `dataReceived` is about to run).
+pub(crate) fn begin_delivery(dispatch: &Dispatch, transport: &Bound<'_, PyAny>) {
+    dispatch
+        .deliveries
+        .borrow_mut()
+        .push(Delivery { transport: transport.clone().unbind(), held: Vec::new() });
+}
+
+/// Ends the innermost delivery, sending what it held (dropped if the
+/// connection was lost or aborted meanwhile, as Twisted drops its buffer).
+pub(crate) fn end_delivery(
+    py: Python<'_>,
+    dispatch: &Dispatch,
+    transport: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let delivery = dispatch.deliveries.borrow_mut().pop();
+    match delivery {
+        Some(d) => flush(py, transport, &d.held, &dispatch.stream),
+        None => Ok(()),
+    }
+}
+
+/// Takes what `transport`'s running delivery holds, if it is running.
+fn take_held(py: Python<'_>, dispatch: &Dispatch, transport: &Bound<'_, PyAny>) -> Option<Vec<u8>> {
+    let mut deliveries = dispatch.deliveries.borrow_mut();
+    let delivery = deliveries.iter_mut().rev().find(|d| d.transport.bind(py).is(transport))?;
+    Some(std::mem::take(&mut delivery.held))
+}
+
+/// Holds `bytes` if `transport`'s delivery is running; false if it is not.
+fn hold(py: Python<'_>, dispatch: &Dispatch, transport: &Bound<'_, PyAny>, parts: &[&[u8]]) -> bool {
+    let mut deliveries = dispatch.deliveries.borrow_mut();
+    match deliveries.iter_mut().rev().find(|d| d.transport.bind(py).is(transport)) {
+        Some(delivery) => {
+            for part in parts {
+                delivery.held.extend_from_slice(part);
+            }
+            true
+        }
+        None => false,
+    }
+}
+
+fn held_len(py: Python<'_>, dispatch: &Dispatch, transport: &Bound<'_, PyAny>) -> usize {
+    let deliveries = dispatch.deliveries.borrow();
+    deliveries.iter().rev().find(|d| d.transport.bind(py).is(transport)).map_or(0, |d| d.held.len())
+}
 
 /// Twisted's `transport.write(data)` for a connection read natively.
 /// `state` is its fd's state if it is registered natively and not waiting for
@@ -25,26 +94,24 @@ pub(crate) fn write(
     state: Option<&FdState>,
     transport: &Bound<'_, PyAny>,
     data: &Bound<'_, PyAny>,
-    calls: &StreamCalls,
+    dispatch: &Dispatch,
     pass: u64,
 ) -> PyResult<()> {
-    let Some(state) = state else {
-        return calls.buffered_write.call1(py, (transport, data)).map(drop);
-    };
-    let Ok(bytes) = data.cast::<PyBytes>() else {
-        return to_twisted(py, state, transport, data, calls);
-    };
-    let bytes = bytes.as_bytes();
-    if !may_send_now(py, state, transport, bytes.len())? {
-        return to_twisted(py, state, transport, data, calls);
+    let calls = &dispatch.stream;
+    let bytes = data.cast::<PyBytes>().ok().map(|b| b.as_bytes());
+    if let (Some(state), Some(bytes)) = (state, bytes) {
+        let held = held_len(py, dispatch, transport);
+        if may_send_now(py, transport, held + bytes.len())? {
+            state.sent_in_pass.set(pass);
+            if bytes.len() <= HOLD_LIMIT && hold(py, dispatch, transport, &[bytes]) {
+                return Ok(());
+            }
+            flush_held(py, dispatch, transport)?;
+            return send(py, transport, bytes, calls);
+        }
     }
-    state.sent_in_pass.set(pass);
-    if state.delivering.get() && bytes.len() <= HOLD_LIMIT {
-        state.held.borrow_mut().extend_from_slice(bytes);
-        return Ok(());
-    }
-    flush_held(py, state, transport, calls)?;
-    send(py, state, transport, bytes, calls)
+    flush_held(py, dispatch, transport)?;
+    calls.buffered_write.call1(py, (transport, data)).map(drop)
 }
 
 /// Twisted's `transport.writeSequence(items)` for a connection read
@@ -54,83 +121,80 @@ pub(crate) fn write_sequence(
     state: Option<&FdState>,
     transport: &Bound<'_, PyAny>,
     items: &Bound<'_, PyAny>,
-    calls: &StreamCalls,
+    dispatch: &Dispatch,
     pass: u64,
 ) -> PyResult<()> {
-    let twisted = |state: Option<&FdState>| -> PyResult<()> {
-        if let Some(state) = state {
-            flush_held(py, state, transport, calls)?;
-        }
-        calls.buffered_write_sequence.call1(py, (transport, items)).map(drop)
-    };
-    let Some(state) = state else { return twisted(None) };
-    let Ok(list) = items.cast::<PyList>() else { return twisted(Some(state)) };
-    let mut total = 0;
-    for item in list.iter() {
-        match item.cast::<PyBytes>() {
-            Ok(bytes) => total += bytes.as_bytes().len(),
-            // Twisted's writeSequence raises the TypeError for it.
-            Err(_) => return twisted(Some(state)),
-        }
-    }
-    if !may_send_now(py, state, transport, total)? {
-        return twisted(Some(state));
-    }
-    state.sent_in_pass.set(pass);
-    if state.delivering.get() && total <= HOLD_LIMIT {
-        let mut held = state.held.borrow_mut();
+    let calls = &dispatch.stream;
+    if let (Some(state), Ok(list)) = (state, items.cast::<PyList>()) {
+        let mut parts = Vec::with_capacity(list.len());
+        let mut all_bytes = true;
         for item in list.iter() {
-            held.extend_from_slice(item.cast::<PyBytes>()?.as_bytes());
+            match item.cast_into::<PyBytes>() {
+                Ok(bytes) => parts.push(bytes),
+                Err(_) => {
+                    all_bytes = false;
+                    break;
+                }
+            }
         }
-        return Ok(());
+        if all_bytes {
+            let slices: Vec<&[u8]> = parts.iter().map(|b| b.as_bytes()).collect();
+            let total: usize = slices.iter().map(|s| s.len()).sum();
+            let held = held_len(py, dispatch, transport);
+            if may_send_now(py, transport, held + total)? {
+                state.sent_in_pass.set(pass);
+                if total <= HOLD_LIMIT && hold(py, dispatch, transport, &slices) {
+                    return Ok(());
+                }
+                flush_held(py, dispatch, transport)?;
+                return send(py, transport, &slices.concat(), calls);
+            }
+        }
     }
-    flush_held(py, state, transport, calls)?;
-    let mut joined = Vec::with_capacity(total);
-    for item in list.iter() {
-        joined.extend_from_slice(item.cast::<PyBytes>()?.as_bytes());
-    }
-    send(py, state, transport, &joined, calls)
+    // Twisted's writeSequence raises the TypeError for anything not bytes.
+    flush_held(py, dispatch, transport)?;
+    calls.buffered_write_sequence.call1(py, (transport, items)).map(drop)
 }
 
-/// Sends what `write` held during a delivery (dropped if the connection was
-/// lost or aborted meanwhile, as Twisted drops its buffer then).
-pub(crate) fn flush_held(
-    py: Python<'_>,
-    state: &FdState,
-    transport: &Bound<'_, PyAny>,
-    calls: &StreamCalls,
-) -> PyResult<()> {
-    if state.held.borrow().is_empty() {
-        return Ok(());
+/// Sends what `transport`'s running delivery holds, before something else is
+/// written (so bytes keep their order).
+fn flush_held(py: Python<'_>, dispatch: &Dispatch, transport: &Bound<'_, PyAny>) -> PyResult<()> {
+    match take_held(py, dispatch, transport) {
+        Some(held) => flush(py, transport, &held, &dispatch.stream),
+        None => Ok(()),
     }
-    let held = std::mem::take(&mut *state.held.borrow_mut());
-    if !transport.getattr(pyo3::intern!(py, "connected"))?.is_truthy()?
+}
+
+/// Sends `held`: at once if Twisted's buffer is empty, else in front of
+/// what it holds; nothing if the connection was lost or aborted.
+fn flush(py: Python<'_>, transport: &Bound<'_, PyAny>, held: &[u8], calls: &StreamCalls) -> PyResult<()> {
+    if held.is_empty()
+        || !transport.getattr(pyo3::intern!(py, "connected"))?.is_truthy()?
         || transport.getattr(pyo3::intern!(py, "_aborting"))?.is_truthy()?
     {
         return Ok(());
     }
-    send(py, state, transport, &held, calls)
-}
-
-/// Twisted's write, after what is held (so bytes keep their order).
-fn to_twisted(
-    py: Python<'_>,
-    state: &FdState,
-    transport: &Bound<'_, PyAny>,
-    data: &Bound<'_, PyAny>,
-    calls: &StreamCalls,
-) -> PyResult<()> {
-    flush_held(py, state, transport, calls)?;
-    calls.buffered_write.call1(py, (transport, data)).map(drop)
+    let buffer = transport.getattr(pyo3::intern!(py, "dataBuffer"))?;
+    let offset: usize = transport.getattr(pyo3::intern!(py, "offset"))?.extract()?;
+    let queued = transport.getattr(pyo3::intern!(py, "_tempDataBuffer"))?;
+    if buffer.len()? > offset || queued.len()? > 0 {
+        let rest = buffer.get_item(pyo3::types::PySlice::new(py, offset as isize, isize::MAX, 1))?;
+        let front = PyBytes::new(py, held).add(rest)?;
+        transport.setattr(pyo3::intern!(py, "dataBuffer"), front)?;
+        transport.setattr(pyo3::intern!(py, "offset"), 0)?;
+        transport.call_method0(pyo3::intern!(py, "startWriting"))?;
+        return Ok(());
+    }
+    send(py, transport, held, calls)
 }
 
 /// Whether `len` more bytes may bypass Twisted's buffer with nothing about
 /// the transport's behaviour changing: no TLS (its layer writes), connected
 /// and not closing its write side or aborting, and no producer, or a
-/// streaming one that Twisted would not pause for what is held plus this
-/// (it pauses when its buffer passes `bufferSize`). A pull producer is asked
-/// for more when Twisted's buffer drains, so its writes stay there.
-fn may_send_now(py: Python<'_>, state: &FdState, transport: &Bound<'_, PyAny>, len: usize) -> PyResult<bool> {
+/// streaming one that Twisted would not pause for these bytes (it pauses when
+/// its buffer passes `bufferSize`). A pull producer is asked for more when
+/// Twisted's buffer drains, so its writes stay there.
+fn may_send_now(py: Python<'_>, transport: &Bound<'_, PyAny>, len: usize) -> PyResult<bool> {
     if transport.getattr(pyo3::intern!(py, "TLS"))?.is_truthy()?
         || !transport.getattr(pyo3::intern!(py, "connected"))?.is_truthy()?
         || transport.getattr(pyo3::intern!(py, "_writeDisconnected"))?.is_truthy()?
@@ -145,25 +209,26 @@ fn may_send_now(py: Python<'_>, state: &FdState, transport: &Bound<'_, PyAny>, l
         return Ok(false);
     }
     let limit: usize = transport.getattr(pyo3::intern!(py, "bufferSize"))?.extract()?;
-    Ok(state.held.borrow().len() + len <= limit)
+    Ok(len <= limit)
 }
 
-/// `write(2)` now; the rest, or all after an error (which Twisted's flush or
-/// the next read reports), to Twisted's buffer.
-fn send(
-    py: Python<'_>,
-    state: &FdState,
-    transport: &Bound<'_, PyAny>,
-    bytes: &[u8],
-    calls: &StreamCalls,
-) -> PyResult<()> {
-    let sent = match torque::fd::write(state, bytes) {
+/// `write(2)` now; the rest, or all after an error, to Twisted's buffer
+/// (which Twisted was not using: the caller checked).
+fn send(py: Python<'_>, transport: &Bound<'_, PyAny>, bytes: &[u8], calls: &StreamCalls) -> PyResult<()> {
+    let fd: std::os::fd::RawFd = transport.call_method0(pyo3::intern!(py, "fileno"))?.extract()?;
+    if fd < 0 {
+        return Ok(());
+    }
+    // SAFETY: the connected transport owns this socket and keeps it open for
+    // the call; only its number is used.
+    let socket = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let sent = match torque::fd::write(socket, bytes) {
         Ok(n) => n,
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
         Err(_) => {
             // The socket's error is consumed: the end of file that follows
-            // is a lost connection.
-            state.send_failed.set(true);
+            // is a lost connection (stream.rs reads this mark).
+            transport.setattr(pyo3::intern!(py, "_torqueSendFailed"), true)?;
             0
         }
     };

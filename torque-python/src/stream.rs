@@ -11,6 +11,7 @@ use std::io;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::{PyTraverseError, PyVisit};
 
 use std::os::fd::IntoRawFd;
 
@@ -39,6 +40,24 @@ pub(crate) struct StreamCalls {
 }
 
 impl StreamCalls {
+    /// Visits every Python object held, for the garbage collector.
+    pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        for object in [
+            &self.ended,
+            &self.failed,
+            &self.buffered_write,
+            &self.buffered_write_sequence,
+            &self.log_key,
+            &self.tracker,
+        ] {
+            visit.call(object)?;
+        }
+        if let Some(contexts) = self.contexts.get() {
+            visit.call(contexts)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn new(
         ended: Py<PyAny>,
         failed: Py<PyAny>,
@@ -65,6 +84,20 @@ impl StreamCalls {
 #[derive(Default)]
 pub(crate) struct LogContextCache(RefCell<Option<PushedContext>>);
 
+impl LogContextCache {
+    /// Visits the cached objects (none while the cache is in use).
+    pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(cache) = self.0.try_borrow() {
+            if let Some((top, prefix, pushed)) = cache.as_ref() {
+                visit.call(top)?;
+                visit.call(prefix)?;
+                visit.call(pushed)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// (the stack's top, the log prefix, the dict pushed).
 type PushedContext = (Py<PyAny>, Py<PyAny>, Py<PyAny>);
 
@@ -79,8 +112,7 @@ pub(crate) fn read(descriptor: &Descriptor) {
             _ => torque::fd::read(descriptor, &mut buffer),
         };
         match received {
-            // After a failed send consumed the socket's error.
-            Ok(0) => Err(descriptor.state.send_failed.get()),
+            Ok(0) => Err(false),
             Ok(n) => Ok(Python::attach(|py| PyBytes::new(py, &buffer[..n]).unbind())),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::Interrupted => {
                 return;
@@ -106,23 +138,31 @@ pub(crate) fn read(descriptor: &Descriptor) {
         }
         let result = match outcome {
             Ok(data) => {
-                let state = &descriptor.state;
-                state.delivering.set(true);
+                let dispatch = &descriptor.dispatch;
+                crate::send::begin_delivery(dispatch, transport);
                 let delivered = in_log_context(py, descriptor, transport, || {
                     let protocol = transport.getattr(pyo3::intern!(py, "protocol"))?;
                     protocol.call_method1(pyo3::intern!(py, "dataReceived"), (data.bind(py),))
                 });
-                state.delivering.set(false);
                 let handled = match delivered {
                     Ok(_) => Ok(()),
                     Err(e) => calls.failed.call1(py, (transport, e.into_value(py))).map(drop),
                 };
                 // What it wrote, in one write(2): after a failure the
                 // connection is gone and this drops it.
-                let flushed = crate::send::flush_held(py, state, transport, calls);
+                let flushed = crate::send::end_delivery(py, dispatch, transport);
                 handled.and(flushed)
             }
-            Err(lost) => calls.ended.call1(py, (transport, lost)).map(drop),
+            Err(lost) => {
+                // After a send that met the peer's reset, which consumed the
+                // socket's error, the end of file is a lost connection.
+                let send_failed = transport
+                    .getattr_opt(pyo3::intern!(py, "_torqueSendFailed"))
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| v.is_truthy().unwrap_or(false));
+                calls.ended.call1(py, (transport, lost || send_failed)).map(drop)
+            }
         };
         descriptor.dispatch.keep_first(result);
     });

@@ -18,6 +18,7 @@ use std::collections::BinaryHeap;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
+use pyo3::{PyTraverseError, PyVisit};
 
 /// The longest wait `timeout()` reports, as Twisted's (2**31 ms, in seconds).
 const LONGEST_TIMEOUT: f64 = 2_147_483.0;
@@ -206,6 +207,29 @@ impl TimedCalls {
         // Pushed back, not assigned: nothing queued meanwhile is lost.
         self.heap.borrow_mut().extend(kept);
         Ok(())
+    }
+
+    /// Visits every queued call, for the garbage collector (none while the
+    /// queue is in use).
+    pub(crate) fn traverse(&self, visit: &PyVisit<'_>) -> Result<(), PyTraverseError> {
+        if let Ok(heap) = self.heap.try_borrow() {
+            for entry in heap.iter() {
+                visit.call(&entry.call)?;
+            }
+        }
+        if let Ok(incoming) = self.incoming.try_borrow() {
+            for (_, call) in incoming.iter() {
+                visit.call(call)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every queued call (breaking reference cycles through them).
+    pub(crate) fn clear(&self) {
+        let heap = self.heap.try_borrow_mut().map(|mut h| std::mem::take(&mut *h));
+        let incoming = self.incoming.try_borrow_mut().map(|mut i| std::mem::take(&mut *i));
+        drop((heap, incoming));
     }
 
     /// The live calls, queued ones first (Twisted's `getDelayedCalls`).

@@ -150,18 +150,28 @@ class EchoServerTests(unittest.TestCase):
 
 
 class SignalTests(unittest.TestCase):
-    def test_sigintStops(self):
+    @defer.inlineCallbacks
+    def test_sigintWakesTheNativeWait(self):
         """
-        SIGINT stops a running reactor through Twisted's handlers, even while
-        it sleeps in the native wait.
+        SIGINT from another process stops a reactor that sleeps in the native
+        wait (the interpreter lock released, no timer due) through Twisted's
+        handlers.
         """
         code = (
-            "import os, signal, torque_twisted\n"
+            "import torque_twisted\n"
             "reactor = torque_twisted.install()\n"
-            "reactor.callLater(0.2, os.kill, os.getpid(), signal.SIGINT)\n"
-            "reactor.addSystemEventTrigger('after', 'shutdown', print, 'stopped')\n"
+            "reactor.callWhenRunning(print, 'ready', flush=True)\n"
+            "reactor.addSystemEventTrigger('after', 'shutdown', print, 'stopped', flush=True)\n"
             "reactor.run()\n"
         )
-        d = runPython(code)
-        d.addCallback(lambda result: self.assertEqual((result[0], result[2]), (b"stopped\n", 0)))
-        return d
+        watcher = _OutputWatcher(rb"ready")
+        process = reactor.spawnProcess(watcher, sys.executable, [sys.executable, "-c", code], env=dict(os.environ))
+        yield watcher.found
+        # Let it reach the wait: it has nothing else to do.
+        d = defer.Deferred()
+        reactor.callLater(0.2, d.callback, None)
+        yield d
+        process.signalProcess("INT")
+        ended = yield watcher.ended
+        self.assertIn(b"stopped", watcher.output)
+        self.assertIn(ended, [(0, None), (None, signal.SIGINT), (1, None)])

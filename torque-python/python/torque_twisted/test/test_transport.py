@@ -396,6 +396,66 @@ class HeldWriteTests(unittest.TestCase):
         self.assertTrue(data == b"head and more " + big + b" tail", data[:40])
 
     @defer.inlineCallbacks
+    def test_orderKeptAcrossPauseAndResume(self):
+        """
+        Bytes written before pauseProducing and after resumeProducing in the
+        same dataReceived (a Deferred that has already fired) keep their order,
+        though the connection's registration is dropped and made again.
+        """
+
+        class Pausing(_Recorder):
+            def dataReceived(self, data):
+                self.transport.write(b"ack;")
+                self.transport.pauseProducing()
+
+                def resumed(_):
+                    self.transport.resumeProducing()
+                    self.transport.write(b"result;")
+                    self.transport.loseConnection()
+
+                defer.succeed(None).addCallback(resumed)
+
+        server = _Server(self, Pausing)
+        client = server.connect()
+        client.sendall(b"go")
+        data = yield _inThread(self._readAll, client)
+        self.assertEqual(data, b"ack;result;")
+
+    @defer.inlineCallbacks
+    def test_pullProducerRegisteredByATimer(self):
+        """
+        A pull producer registered by a timer right after dataReceived wrote
+        is still asked for more once that write is flushed.
+        """
+
+        @implementer(IPullProducer)
+        class Producer:
+            def __init__(self, transport):
+                self.transport = transport
+                self.calls = 0
+
+            def resumeProducing(self):
+                self.calls += 1
+                if self.calls == 2:
+                    self.transport.write(b" and more")
+                    self.transport.unregisterProducer()
+                    self.transport.loseConnection()
+
+            def stopProducing(self):
+                pass
+
+        class Writer(_Recorder):
+            def dataReceived(self, data):
+                self.transport.write(b"first")
+                reactor.callLater(0, self.transport.registerProducer, Producer(self.transport), False)
+
+        server = _Server(self, Writer)
+        client = server.connect()
+        client.sendall(b"go")
+        data = yield _inThread(self._readAll, client)
+        self.assertEqual(data, b"first and more")
+
+    @defer.inlineCallbacks
     def test_heldWritesOfAFailedDeliveryAreDropped(self):
         """
         As on Twisted's reactors, what dataReceived wrote before raising is
