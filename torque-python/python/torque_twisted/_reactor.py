@@ -167,6 +167,7 @@ class TorqueReactor(posixbase.PosixReactorBase, posixbase._PollLikeMixin):
             context.theContextTracker,
             backend,
         )
+        self._torqueWaker = self._core.waker()
         posixbase.PosixReactorBase.__init__(self)
 
     @property
@@ -379,6 +380,14 @@ class TorqueReactor(posixbase.PosixReactorBase, posixbase._PollLikeMixin):
         c = TorqueUNIXConnector(address, factory, timeout, self, checkPID)
         c.connect()
         return c
+
+    def wakeUp(self):
+        """
+        Wake the wait from any thread (C{callFromThread}'s wake): the core's
+        own waker, an eventfd write. Twisted's waker stays registered for
+        signals, which wake the wait through it.
+        """
+        self._torqueWaker.wake()
 
     def doIteration(self, timeout):
         """

@@ -103,3 +103,33 @@ class CallLaterTests(unittest.TestCase):
         yield _later(0.05)
         self.assertEqual(ran, ["after"])
         self.assertEqual(len(self.flushLoggedErrors(ZeroDivisionError)), 1)
+
+
+class ThreadWakeTests(unittest.TestCase):
+    # Trial's timeout is the next timer: a lost wake waits for it.
+    timeout = 60
+
+    @defer.inlineCallbacks
+    def test_callFromThreadWakesTheWait(self):
+        """
+        callFromThread from another thread ends the reactor's wait at once,
+        though nothing else is due for a long time (trial's own timeout is
+        the next timer). The bound is loose: it fails only if the wake is
+        lost and the wait runs on.
+        """
+        import threading
+        import time
+
+        long = reactor.callLater(300, lambda: None)
+        self.addCleanup(long.cancel)
+        arrived = defer.Deferred()
+        started = time.monotonic()
+
+        def worker():
+            time.sleep(0.05)
+            reactor.callFromThread(arrived.callback, time.monotonic())
+
+        threading.Thread(target=worker).start()
+        when = yield arrived
+        self.assertLess(when - started, 30)
+        self.assertLess(time.monotonic() - started, 30)
