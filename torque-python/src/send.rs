@@ -97,21 +97,37 @@ pub(crate) fn write(
     dispatch: &Dispatch,
     pass: u64,
 ) -> PyResult<()> {
-    let calls = &dispatch.stream;
     let bytes = data.cast::<PyBytes>().ok().map(|b| b.as_bytes());
     if let (Some(state), Some(bytes)) = (state, bytes) {
-        let held = held_len(py, dispatch, transport);
-        if may_send_now(py, transport, held + bytes.len())? {
-            state.sent_in_pass.set(pass);
-            if bytes.len() <= HOLD_LIMIT && hold(py, dispatch, transport, &[bytes]) {
-                return Ok(());
-            }
-            flush_held(py, dispatch, transport)?;
-            return send(py, transport, bytes, calls);
+        if bypass(py, state, transport, &[bytes], dispatch, pass)? {
+            return Ok(());
         }
     }
     flush_held(py, dispatch, transport)?;
-    calls.buffered_write.call1(py, (transport, data)).map(drop)
+    dispatch.stream.buffered_write.call1(py, (transport, data)).map(drop)
+}
+
+/// Holds `parts` (the running delivery's) or sends them now, if they may
+/// bypass Twisted's buffer; false if they must take Twisted's path.
+fn bypass(
+    py: Python<'_>,
+    state: &FdState,
+    transport: &Bound<'_, PyAny>,
+    parts: &[&[u8]],
+    dispatch: &Dispatch,
+    pass: u64,
+) -> PyResult<bool> {
+    let total: usize = parts.iter().map(|p| p.len()).sum();
+    if !may_send_now(py, transport, held_len(py, dispatch, transport) + total)? {
+        return Ok(false);
+    }
+    state.sent_in_pass.set(pass);
+    if total <= HOLD_LIMIT && hold(py, dispatch, transport, parts) {
+        return Ok(true);
+    }
+    flush_held(py, dispatch, transport)?;
+    send(py, transport, &parts.concat(), &dispatch.stream)?;
+    Ok(true)
 }
 
 /// Twisted's `transport.writeSequence(items)` for a connection read
@@ -124,7 +140,6 @@ pub(crate) fn write_sequence(
     dispatch: &Dispatch,
     pass: u64,
 ) -> PyResult<()> {
-    let calls = &dispatch.stream;
     if let (Some(state), Ok(list)) = (state, items.cast::<PyList>()) {
         let mut parts = Vec::with_capacity(list.len());
         let mut all_bytes = true;
@@ -139,21 +154,14 @@ pub(crate) fn write_sequence(
         }
         if all_bytes {
             let slices: Vec<&[u8]> = parts.iter().map(|b| b.as_bytes()).collect();
-            let total: usize = slices.iter().map(|s| s.len()).sum();
-            let held = held_len(py, dispatch, transport);
-            if may_send_now(py, transport, held + total)? {
-                state.sent_in_pass.set(pass);
-                if total <= HOLD_LIMIT && hold(py, dispatch, transport, &slices) {
-                    return Ok(());
-                }
-                flush_held(py, dispatch, transport)?;
-                return send(py, transport, &slices.concat(), calls);
+            if bypass(py, state, transport, &slices, dispatch, pass)? {
+                return Ok(());
             }
         }
     }
     // Twisted's writeSequence raises the TypeError for anything not bytes.
     flush_held(py, dispatch, transport)?;
-    calls.buffered_write_sequence.call1(py, (transport, items)).map(drop)
+    dispatch.stream.buffered_write_sequence.call1(py, (transport, items)).map(drop)
 }
 
 /// Sends what `transport`'s running delivery holds, before something else is

@@ -65,6 +65,28 @@ class _Server:
         return client
 
 
+@implementer(IPullProducer)
+class _MoreOnSecondAsk:
+    """
+    A pull producer that writes " and more" when asked a second time, then
+    unregisters and closes the connection.
+    """
+
+    def __init__(self, transport):
+        self.transport = transport
+        self.calls = 0
+
+    def resumeProducing(self):
+        self.calls += 1
+        if self.calls == 2:
+            self.transport.write(b" and more")
+            self.transport.unregisterProducer()
+            self.transport.loseConnection()
+
+    def stopProducing(self):
+        pass
+
+
 def _waitFor(predicate):
     """
     Fire once C{predicate()} is true, checking on each pass.
@@ -268,29 +290,12 @@ class NativeStreamTests(unittest.TestCase):
         that write is flushed, as on Twisted's reactors, though the write went
         out at once.
         """
-
-        @implementer(IPullProducer)
-        class Producer:
-            def __init__(self, transport):
-                self.transport = transport
-                self.calls = 0
-
-            def resumeProducing(self):
-                self.calls += 1
-                if self.calls == 2:
-                    self.transport.write(b" and more")
-                    self.transport.unregisterProducer()
-                    self.transport.loseConnection()
-
-            def stopProducing(self):
-                pass
-
         server = _Server(self, _Recorder)
         client = server.connect()
         yield _waitFor(lambda: len(server.protocols) == 1)
         transport = server.protocols[0].transport
         transport.write(b"first")
-        producer = Producer(transport)
+        producer = _MoreOnSecondAsk(transport)
         transport.registerProducer(producer, False)
 
         def readAll():
@@ -428,26 +433,10 @@ class HeldWriteTests(unittest.TestCase):
         is still asked for more once that write is flushed.
         """
 
-        @implementer(IPullProducer)
-        class Producer:
-            def __init__(self, transport):
-                self.transport = transport
-                self.calls = 0
-
-            def resumeProducing(self):
-                self.calls += 1
-                if self.calls == 2:
-                    self.transport.write(b" and more")
-                    self.transport.unregisterProducer()
-                    self.transport.loseConnection()
-
-            def stopProducing(self):
-                pass
-
         class Writer(_Recorder):
             def dataReceived(self, data):
                 self.transport.write(b"first")
-                reactor.callLater(0, self.transport.registerProducer, Producer(self.transport), False)
+                reactor.callLater(0, self.transport.registerProducer, _MoreOnSecondAsk(self.transport), False)
 
         server = _Server(self, Writer)
         client = server.connect()
