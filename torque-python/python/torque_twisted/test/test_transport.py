@@ -103,6 +103,17 @@ def _waitFor(predicate):
     return d
 
 
+def _readAll(client):
+    """
+    Read a blocking client socket to its end, then close it.
+    """
+    data = bytearray()
+    while chunk := client.recv(1 << 20):
+        data += chunk
+    client.close()
+    return bytes(data)
+
+
 def _inThread(f, *args):
     """
     Run a blocking client step off the reactor thread.
@@ -139,14 +150,8 @@ class NativeStreamTests(unittest.TestCase):
         client.sendall(b"question")
         client.shutdown(socket.SHUT_WR)
 
-        def readAll():
-            data = b""
-            while chunk := client.recv(4096):
-                data += chunk
-            client.close()
-            return data
 
-        answer = yield _inThread(readAll)
+        answer = yield _inThread(_readAll, client)
         self.assertEqual(answer, b"got question")
         yield server.protocols[0].lost
         server.protocols[0].reason.trap(error.ConnectionDone)
@@ -227,14 +232,8 @@ class NativeStreamTests(unittest.TestCase):
         transport.write(b"after")
         transport.writeSequence([b"after", b"again"])
 
-        def readAll():
-            data = b""
-            while chunk := client.recv(4096):
-                data += chunk
-            client.close()
-            return data
 
-        data = yield _inThread(readAll)
+        data = yield _inThread(_readAll, client)
         self.assertEqual(data, b"before during")
 
     @defer.inlineCallbacks
@@ -298,14 +297,8 @@ class NativeStreamTests(unittest.TestCase):
         producer = _MoreOnSecondAsk(transport)
         transport.registerProducer(producer, False)
 
-        def readAll():
-            data = b""
-            while chunk := client.recv(4096):
-                data += chunk
-            client.close()
-            return data
 
-        data = yield _inThread(readAll)
+        data = yield _inThread(_readAll, client)
         self.assertEqual(data, b"first and more")
 
     @defer.inlineCallbacks
@@ -321,14 +314,8 @@ class NativeStreamTests(unittest.TestCase):
         server.protocols[0].transport.write(payload)
         server.protocols[0].transport.loseConnection()
 
-        def readAll():
-            data = bytearray()
-            while chunk := client.recv(1 << 20):
-                data += chunk
-            client.close()
-            return bytes(data)
 
-        data = yield _inThread(readAll)
+        data = yield _inThread(_readAll, client)
         self.assertEqual(len(data), len(payload))
         self.assertTrue(data == payload)
 
@@ -371,13 +358,6 @@ class HeldWriteTests(unittest.TestCase):
     together when it returns.
     """
 
-    def _readAll(self, client):
-        data = bytearray()
-        while chunk := client.recv(1 << 20):
-            data += chunk
-        client.close()
-        return bytes(data)
-
     @defer.inlineCallbacks
     def test_orderKeptAcrossPaths(self):
         """
@@ -397,7 +377,7 @@ class HeldWriteTests(unittest.TestCase):
         server = _Server(self, Writer)
         client = server.connect()
         client.sendall(b"go")
-        data = yield _inThread(self._readAll, client)
+        data = yield _inThread(_readAll, client)
         self.assertTrue(data == b"head and more " + big + b" tail", data[:40])
 
     @defer.inlineCallbacks
@@ -423,7 +403,7 @@ class HeldWriteTests(unittest.TestCase):
         server = _Server(self, Pausing)
         client = server.connect()
         client.sendall(b"go")
-        data = yield _inThread(self._readAll, client)
+        data = yield _inThread(_readAll, client)
         self.assertEqual(data, b"ack;result;")
 
     @defer.inlineCallbacks
@@ -441,7 +421,7 @@ class HeldWriteTests(unittest.TestCase):
         server = _Server(self, Writer)
         client = server.connect()
         client.sendall(b"go")
-        data = yield _inThread(self._readAll, client)
+        data = yield _inThread(_readAll, client)
         self.assertEqual(data, b"first and more")
 
     @defer.inlineCallbacks
@@ -459,7 +439,7 @@ class HeldWriteTests(unittest.TestCase):
         server = _Server(self, WritesThenFails)
         client = server.connect()
         client.sendall(b"go")
-        data = yield _inThread(self._readAll, client)
+        data = yield _inThread(_readAll, client)
         self.assertEqual(data, b"")
         yield _waitFor(lambda: len(server.protocols) == 1)
         yield server.protocols[0].lost
