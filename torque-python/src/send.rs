@@ -126,7 +126,11 @@ fn bypass(
         return Ok(true);
     }
     flush_held(py, dispatch, transport)?;
-    send(py, transport, &parts.concat(), &dispatch.stream)?;
+    match parts {
+        // One write: sent from Python's bytes, no copy.
+        [only] => send(py, transport, only, &dispatch.stream)?,
+        _ => send(py, transport, &parts.concat(), &dispatch.stream)?,
+    }
     Ok(true)
 }
 
