@@ -7,8 +7,9 @@ asyncio's own loop and on uvloop. Pins itself to CPU 0, prints "PORT n".
     python echo_server.py twisted-epoll | twisted-torque | asyncio | uvloop
 """
 
-import os
 import sys
+
+from _common import install_twisted_reactor, prepare_server_process
 
 
 def announce(port):
@@ -16,14 +17,7 @@ def announce(port):
 
 
 def twisted_server(reactor_name):
-    if reactor_name == "torque":
-        import torque_twisted
-
-        torque_twisted.install()
-    else:
-        from twisted.internet import epollreactor
-
-        epollreactor.install()
+    install_twisted_reactor(reactor_name)
     from twisted.internet import protocol, reactor
 
     class Echo(protocol.Protocol):
@@ -62,12 +56,7 @@ def asyncio_server(use_uvloop):
 
 
 if __name__ == "__main__":
-    import resource
-
-    os.sched_setaffinity(0, {0})
-    # 10,000 idle connections in the memory row.
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    prepare_server_process()
     kind = sys.argv[1]
     if kind.startswith("twisted-"):
         twisted_server(kind[len("twisted-"):])

@@ -8,22 +8,15 @@ Pins itself to CPU 0, prints "PORT n".
     python web_server.py twisted-epoll | twisted-torque | uvloop
 """
 
-import os
-import resource
 import sys
+
+from _common import install_twisted_reactor, prepare_server_process
 
 BODY = b"Hello, world!"
 
 
 def twisted_server(reactor_name):
-    if reactor_name == "torque":
-        import torque_twisted
-
-        torque_twisted.install()
-    else:
-        from twisted.internet import epollreactor
-
-        epollreactor.install()
+    install_twisted_reactor(reactor_name)
     from twisted.internet import reactor
     from twisted.web import resource as web_resource, server
 
@@ -73,9 +66,7 @@ def uvloop_server():
 
 
 if __name__ == "__main__":
-    os.sched_setaffinity(0, {0})
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    prepare_server_process()
     kind = sys.argv[1]
     if kind.startswith("twisted-"):
         twisted_server(kind[len("twisted-"):])
