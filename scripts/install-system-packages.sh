@@ -18,6 +18,10 @@
 #     with the standard library's sources, to build std for FreeBSD and macOS
 #     (-Zbuild-std) and run clippy there;
 #   clang: compiles ring's C code for the Apple targets.
+# windows (scripts/windows.sh; with platforms):
+#   gcc-mingw-w64-x86-64: links Windows executables and compiles ring's C
+#     and the Wine test aid (scripts/wine-aid/);
+#   wine64: runs the Windows tests and the torque.exe checks under Wine.
 # bench (the benchmarks; not used by CI):
 #   wrk, nginx-light: the web benchmark's load generator and peer;
 #   util-linux: taskset, to pin servers and load generators to a core.
@@ -41,11 +45,14 @@ for group in "${groups[@]}"; do
         platforms)
             PACKAGES+=(rustc-web cargo-web rust-web-src rust-web-clippy clang)
             ;;
+        windows)
+            PACKAGES+=(gcc-mingw-w64-x86-64 wine64)
+            ;;
         bench)
             PACKAGES+=(wrk nginx-light curl util-linux)
             ;;
         *)
-            echo "unknown package group: $group (tests, platforms, bench)" >&2
+            echo "unknown package group: $group (tests, platforms, windows, bench)" >&2
             exit 2
             ;;
     esac

@@ -63,16 +63,19 @@ fn describe(info: &BackendInfo) -> String {
         ChildExit::Pidfd => "pidfd",
         ChildExit::ProcFilter => "EVFILT_PROC",
         ChildExit::Sigchld => "SIGCHLD",
+        ChildExit::Planned => "not yet",
         _ => "other",
     };
     let wake = match info.wake {
         Wake::EventFd => "eventfd",
         Wake::Pipe => "pipe",
         Wake::UserEvent => "EVFILT_USER",
+        Wake::Event => "event object",
         _ => "other",
     };
     let signals = match info.signals {
         SignalDelivery::Handler => "handler",
+        SignalDelivery::ConsoleHandler => "console handler",
         _ => "other",
     };
     let limit = info.fd_limit.map_or(String::new(), |n| format!("; fds below {n} only"));

@@ -115,6 +115,7 @@ const COMMANDS: &[(&str, &str)] = &[
         "not run: a benchmark (minutes); its figures are in the README",
     ),
     ("scripts/check-platforms.sh", "not run here: a stage of .ci/run of its own"),
+    ("scripts/windows.sh", "not run here: a stage of .ci/run of its own (Windows under Wine)"),
     ("scripts/check-platforms.sh aarch64-apple-darwin", "not run here: a stage of .ci/run of its own"),
     ("cargo check", "not run: a step named in prose, part of scripts/check-platforms.sh"),
     ("cargo clippy -D warnings", "not run: a step named in prose, part of scripts/check-platforms.sh"),

@@ -1,7 +1,7 @@
 //! Error types, one enum per concern, with variants a Twisted user will recognise.
 
+use crate::sys::fd::RawFd;
 use std::io;
-use std::os::fd::RawFd;
 
 /// Errors from the reactor's lifecycle, backends, triggers and fd registration.
 #[non_exhaustive]

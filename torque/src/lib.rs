@@ -92,6 +92,7 @@ mod backend;
 pub mod defer;
 mod error;
 pub mod net;
+#[cfg(unix)]
 pub mod process;
 mod reactor;
 #[allow(unsafe_code)]
@@ -115,12 +116,19 @@ pub use reactor::{
 pub struct ReadmeDoctests;
 
 /// Small fd helpers for programs and tests that drive the reactor with their
-/// own descriptors.
+/// own descriptors, and this platform's descriptor types.
+///
+/// On Unix the types are `std::os::fd`'s. On Windows the reactors watch
+/// sockets, so the same names are Winsock sockets (`RawFd` is a `RawSocket`,
+/// `OwnedFd` an `OwnedSocket`, `AsFd` is implemented by everything
+/// `AsSocket`), and [`pipe`](crate::fd::pipe) is a connected pair of loopback sockets.
 pub mod fd {
     use std::io;
-    use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
-    /// A non-blocking, close-on-exec pipe: `(read end, write end)`.
+    pub use crate::sys::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+
+    /// A non-blocking, close-on-exec pipe: `(read end, write end)` (on
+    /// Windows, two connected loopback TCP sockets).
     pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
         crate::sys::pipe()
     }
@@ -135,7 +143,7 @@ pub mod fd {
         crate::sys::write(fd.as_fd().as_raw_fd(), buf)
     }
 
-    /// `recvmsg(2)` on a UNIX socket into `buf`, retrying on EINTR: the
+    /// `recvmsg(2)` on a UNIX socket (on Windows: an `Unsupported` error) into `buf`, retrying on EINTR: the
     /// descriptors that arrive with the bytes (SCM_RIGHTS, close-on-exec) are
     /// appended to `fds`. At most 16 per message: the kernel closes any more,
     /// and a warning is logged. Returns the bytes read (0 at end of file).

@@ -18,6 +18,7 @@ mod kqueue;
 mod poll;
 mod select;
 pub(crate) mod selector;
+mod wfmo;
 
 use std::fmt;
 use std::str::FromStr;
@@ -45,6 +46,9 @@ pub enum BackendKind {
     Poll,
     /// POSIX `select(2)`: O(highest fd) per wait, fds below `FD_SETSIZE` only.
     Select,
+    /// Windows `WaitForMultipleObjects`: sockets through `WSAEventSelect`, and
+    /// window messages in the same wait; 62 sockets at most.
+    Wfmo,
 }
 
 /// How far a backend has been proven.
@@ -240,6 +244,8 @@ pub enum ChildExit {
     /// A SIGCHLD handler (chained to the previous one) wakes the reactor,
     /// which checks only its own children.
     Sigchld,
+    /// Child processes are not built for this backend's platform yet (Windows).
+    Planned,
 }
 
 /// How another thread wakes a backend's wait.
@@ -252,6 +258,8 @@ pub enum Wake {
     Pipe,
     /// kqueue's `EVFILT_USER` event: no fd at all.
     UserEvent,
+    /// A Win32 event object the wait includes.
+    Event,
 }
 
 /// How a backend hears SIGINT and SIGTERM.
@@ -261,6 +269,10 @@ pub enum SignalDelivery {
     /// A process-wide handler records the signal and wakes the reactor through
     /// its [`Wake`] mechanism (the handler's one async-signal-safe call).
     Handler,
+    /// Windows: a console control handler (Ctrl-C as SIGINT; Ctrl-Break and
+    /// closing the console as SIGTERM) records the request and wakes the
+    /// reactor through its [`Wake`] mechanism.
+    ConsoleHandler,
 }
 
 /// What a backend is and can do: the one place each backend describes itself.
@@ -354,7 +366,8 @@ pub(crate) struct Entry {
 }
 
 /// Every backend, best first.
-static BACKENDS: [Entry; 5] = [epoll::ENTRY, io_uring::ENTRY, kqueue::ENTRY, poll::ENTRY, select::ENTRY];
+static BACKENDS: [Entry; 6] =
+    [epoll::ENTRY, io_uring::ENTRY, kqueue::ENTRY, poll::ENTRY, select::ENTRY, wfmo::ENTRY];
 
 static AVAILABLE: LazyLock<Vec<BackendKind>> =
     LazyLock::new(|| BACKENDS.iter().filter(|e| e.open.is_some()).map(|e| e.info.kind).collect());

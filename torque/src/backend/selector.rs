@@ -3,8 +3,8 @@
 //! optional foreign-loop capabilities. The cross-thread wake is the backend's
 //! [`Waker`](crate::sys::waker::Waker), made when the backend opens.
 
+use crate::sys::fd::{OwnedFd, RawFd};
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
 use super::BackendInfo;
@@ -19,6 +19,11 @@ impl Token {
     /// The token of changes whose failure means nothing (a removal: the fd may
     /// have been closed, and the kernel forgot it already).
     pub(crate) const IGNORED: Token = Token(u64::MAX);
+
+    /// Not a registration: the thread's window messages are waiting (wfmo,
+    /// whose wait includes the message queue). The reactor pumps them.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    pub(crate) const WINDOW_MESSAGES: Token = Token(u64::MAX - 1);
 }
 
 /// Which readiness a registration asks for.
@@ -135,6 +140,11 @@ impl Events {
     pub(crate) fn get(&self, index: usize) -> Option<Event> {
         self.list.get(index).copied()
     }
+    /// The event at `index`, to merge another report into it (wfmo).
+    #[cfg_attr(not(windows), allow(dead_code))]
+    pub(crate) fn get_mut(&mut self, index: usize) -> Option<&mut Event> {
+        self.list.get_mut(index)
+    }
 }
 
 /// A readiness backend. Level-triggered, as in Twisted: an fd that is still
@@ -169,6 +179,7 @@ pub(crate) trait Selector: Send {
     /// Reports child `pid`'s exit as a readable event for `token` (kqueue's
     /// `EVFILT_PROC`). Backends whose [`ChildExit`](super::ChildExit) is not
     /// `ProcFilter` refuse with `Unsupported`.
+    #[cfg_attr(not(unix), allow(dead_code))] // child processes are Unix-only so far
     fn watch_child(&mut self, pid: u32, token: Token) -> io::Result<()> {
         let _ = (pid, token);
         Err(io::Error::from(io::ErrorKind::Unsupported))
@@ -295,6 +306,7 @@ impl<S: Selector> WaitSet for S {
 }
 
 /// How a backend waits on a helper thread.
+#[cfg_attr(not(unix), allow(dead_code))] // wfmo has no foreign wait yet
 pub(crate) enum ForeignWait {
     /// A second handle on the kernel's interest set (epoll, kqueue): changes
     /// applied on the reactor's thread reach a wait already in flight.

@@ -26,13 +26,7 @@ impl Address {
         if let Some(ip) = addr.as_socket() {
             return Address::Ip(ip);
         }
-        if let Some(path) = addr.as_pathname() {
-            return Address::Unix(path.to_path_buf());
-        }
-        if let Some(name) = addr.as_abstract_namespace() {
-            return Address::UnixAbstract(name.to_vec());
-        }
-        Address::UnixUnnamed
+        crate::sys::unix_socket::address_of(addr)
     }
 
     /// The IP socket address (TCP or UDP).

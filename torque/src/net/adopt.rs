@@ -1,7 +1,7 @@
 //! Serving sockets opened elsewhere (Twisted's `IReactorSocket`): a listening
 //! socket inherited from a parent or a service manager, or a connected one.
 
-use std::os::fd::OwnedFd;
+use crate::sys::fd::OwnedFd;
 
 use socket2::Socket;
 

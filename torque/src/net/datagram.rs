@@ -9,11 +9,11 @@
 //! the queue is empty without a further call. Writes go straight to the socket: a full socket
 //! buffer is an error the caller sees, never a hidden retry.
 
+use crate::sys::fd::{AsRawFd, RawFd};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
@@ -100,9 +100,9 @@ fn same_destination(a: &SockAddr, b: &SockAddr) -> bool {
 
 fn send_error(e: io::Error, len: usize) -> DatagramError {
     match e.raw_os_error() {
-        Some(libc::EAGAIN | libc::ENOBUFS) => DatagramError::BufferFull,
-        Some(libc::EMSGSIZE) => DatagramError::TooLarge(len),
-        Some(libc::ECONNREFUSED) => DatagramError::ConnectionRefused,
+        Some(crate::sys::errno::EAGAIN | crate::sys::errno::ENOBUFS) => DatagramError::BufferFull,
+        Some(crate::sys::errno::EMSGSIZE) => DatagramError::TooLarge(len),
+        Some(crate::sys::datagram::REFUSED) => DatagramError::ConnectionRefused,
         _ if e.kind() == io::ErrorKind::WouldBlock => DatagramError::BufferFull,
         _ => DatagramError::Io(e),
     }
@@ -147,7 +147,7 @@ impl FdHandler for DatagramHandler {
             // Someone closed our fd: its number may already be reused, so give
             // the socket up without closing that number again.
             if let Some(socket) = self.port.socket.borrow_mut().take() {
-                let _ = std::os::fd::IntoRawFd::into_raw_fd(socket);
+                let _ = crate::sys::fd::IntoRawFd::into_raw_fd(socket);
             }
         }
         drop(DatagramPort { inner: Rc::clone(&self.port) }.stop_listening());
@@ -277,7 +277,7 @@ impl DatagramPort {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => {
+                Err(e) if e.raw_os_error() == Some(crate::sys::datagram::REFUSED) => {
                     self.call_protocol("connection_refused", |p, port| p.connection_refused(port));
                     budget -= 1;
                 }

@@ -464,7 +464,7 @@ impl ServerEndpoint {
     pub fn adopt<F: Factory + 'static>(
         &self,
         reactor: &Reactor,
-        socket: std::os::fd::OwnedFd,
+        socket: crate::sys::fd::OwnedFd,
         factory: impl Into<FactoryRef<F>>,
     ) -> Result<ListeningPort, NetError> {
         match self {

@@ -1,11 +1,11 @@
 //! Listening sockets (TCP and UNIX): accepting with a fairness cap and surviving
 //! fd exhaustion.
 
+use crate::sys::fd::{AsRawFd, RawFd};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -69,7 +69,7 @@ impl ListeningPort {
         let inner = Rc::new(PortInner {
             reactor: reactor.downgrade(),
             socket: RefCell::new(None),
-            fd: Cell::new(-1),
+            fd: Cell::new(crate::sys::NO_FD),
             address,
             factory,
             spare: RefCell::new(None),
@@ -148,7 +148,7 @@ impl ListeningPort {
     /// thread) to serve with [`Reactor::adopt_stream_port`] or
     /// [`ServerEndpoint::adopt`](super::ServerEndpoint::adopt): one socket
     /// served by a reactor per core. Fails once the port stopped listening.
-    pub fn try_clone_socket(&self) -> io::Result<std::os::fd::OwnedFd> {
+    pub fn try_clone_socket(&self) -> io::Result<crate::sys::fd::OwnedFd> {
         match self.inner.socket.borrow().as_ref() {
             Some(socket) => Ok(socket.try_clone()?.into()),
             None => Err(io::Error::new(io::ErrorKind::NotConnected, "the port is not listening")),
@@ -210,7 +210,14 @@ impl fmt::Debug for ListeningPort {
 fn transient(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM | libc::ENOBUFS | libc::ENOMEM)
+        Some(
+            crate::sys::errno::ECONNABORTED
+                | crate::sys::errno::EINTR
+                | crate::sys::errno::EPROTO
+                | crate::sys::errno::EPERM
+                | crate::sys::errno::ENOBUFS
+                | crate::sys::errno::ENOMEM
+        )
     )
 }
 
@@ -245,7 +252,12 @@ impl PortInner {
                     self.serve(reactor, socket, Address::from_sockaddr(&peer), nonblocking);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                Err(e)
+                    if matches!(
+                        e.raw_os_error(),
+                        Some(crate::sys::errno::EMFILE | crate::sys::errno::ENFILE)
+                    ) =>
+                {
                     self.shed_pending(&e);
                     return;
                 }
@@ -302,7 +314,7 @@ impl FdHandler for PortHandler {
         if matches!(reason, LostReason::FdClosed) {
             // Someone closed our fd; its number may be reused: do not close it again.
             if let Some(socket) = self.port.socket.borrow_mut().take() {
-                let _ = std::os::fd::IntoRawFd::into_raw_fd(socket);
+                let _ = crate::sys::fd::IntoRawFd::into_raw_fd(socket);
             }
         }
         if self.port.listening.get() {

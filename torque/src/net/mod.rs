@@ -180,7 +180,7 @@ pub trait Protocol {
     /// A file descriptor arrived (UNIX sockets; Twisted's
     /// `fileDescriptorReceived`), before the bytes it was sent with. The default
     /// closes it.
-    fn file_descriptor_received(&mut self, transport: &Transport, fd: std::os::fd::OwnedFd) {
+    fn file_descriptor_received(&mut self, transport: &Transport, fd: crate::sys::fd::OwnedFd) {
         let _ = (transport, fd);
     }
     /// The connection is gone; runs exactly once, at the end of a pass.

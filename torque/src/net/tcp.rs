@@ -1,10 +1,10 @@
 //! TCP: `listen_tcp`, `connect_tcp` and the [`Connector`] (Twisted's `IReactorTCP`).
 
+use crate::sys::fd::{AsRawFd, RawFd};
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -485,7 +485,7 @@ impl Connector {
             Ok(()) => Ok((socket, true)),
             // Only EINPROGRESS means "under way". A UNIX socket whose server's
             // backlog is full answers EAGAIN instead: that attempt failed.
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((socket, false)),
+            Err(e) if e.raw_os_error() == Some(crate::sys::errno::EINPROGRESS) => Ok((socket, false)),
             Err(e) => Err(e),
         }
     }
@@ -493,8 +493,10 @@ impl Connector {
     fn connect_error(&self, e: io::Error) -> NetError {
         let address = self.destination();
         match e.raw_os_error() {
-            Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => NetError::ConnectionRefused { address },
-            Some(libc::ETIMEDOUT) => NetError::Timeout { address },
+            Some(crate::sys::errno::ECONNREFUSED) | Some(crate::sys::errno::ENOENT) => {
+                NetError::ConnectionRefused { address }
+            }
+            Some(crate::sys::errno::ETIMEDOUT) => NetError::Timeout { address },
             _ => NetError::Connect { address, source: e },
         }
     }

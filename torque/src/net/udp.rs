@@ -1,8 +1,8 @@
 //! Opening datagram ports: UDP, multicast, UNIX datagrams, adoption, and `udp:`
 //! endpoint strings.
 
+use crate::sys::fd::OwnedFd;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::OwnedFd;
 
 use socket2::{Domain, Socket, Type};
 
@@ -119,8 +119,7 @@ impl Reactor {
         socket.set_nonblocking(true).map_err(err)?;
         socket.bind(&addr).map_err(err)?;
         if let (Some(path), Some(mode)) = (&path, options.mode) {
-            use std::os::unix::fs::PermissionsExt;
-            if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+            if let Err(e) = crate::sys::unix_socket::set_socket_mode(path, mode) {
                 let _ = std::fs::remove_file(path);
                 return Err(err(e));
             }
@@ -156,7 +155,7 @@ impl Reactor {
                 let _ = std::fs::remove_file(path);
             }
             return Err(match e.raw_os_error() {
-                Some(libc::ECONNREFUSED | libc::ENOENT) => {
+                Some(crate::sys::errno::ECONNREFUSED | crate::sys::errno::ENOENT) => {
                     NetError::ConnectionRefused { address: format!("unixgram:{name}") }
                 }
                 _ => err(e),

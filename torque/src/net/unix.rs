@@ -5,7 +5,6 @@
 //! server's socket is never stolen.
 
 use std::io;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -40,7 +39,7 @@ pub(crate) fn unix_addr(name: &str) -> io::Result<(SockAddr, Option<PathBuf>)> {
 /// Removes `path` if it is a socket nobody listens on; refuses if someone does.
 pub(crate) fn clear_stale_socket(path: &Path, addr: &SockAddr, kind: Type) -> io::Result<()> {
     let Ok(meta) = std::fs::symlink_metadata(path) else { return Ok(()) };
-    if !meta.file_type().is_socket() {
+    if !crate::sys::unix_socket::is_socket_file(&meta) {
         return Err(io::Error::new(io::ErrorKind::AlreadyExists, "the path exists and is not a socket"));
     }
     // Non-blocking, so a live server with a full backlog (perhaps on this very
@@ -50,8 +49,13 @@ pub(crate) fn clear_stale_socket(path: &Path, addr: &SockAddr, kind: Type) -> io
     let live = || io::Error::new(io::ErrorKind::AddrInUse, "a live server is listening on this socket");
     match probe.connect(addr) {
         Ok(()) => Err(live()),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EINPROGRESS)) => Err(live()),
-        Err(e) if e.raw_os_error() == Some(libc::ECONNREFUSED) => std::fs::remove_file(path),
+        Err(e)
+            if e.kind() == io::ErrorKind::WouldBlock
+                || e.raw_os_error() == Some(crate::sys::errno::EINPROGRESS) =>
+        {
+            Err(live())
+        }
+        Err(e) if e.raw_os_error() == Some(crate::sys::errno::ECONNREFUSED) => std::fs::remove_file(path),
         Err(e) => Err(e),
     }
 }
@@ -108,7 +112,7 @@ fn bind_unix(
     socket.set_nonblocking(true)?;
     socket.bind(addr)?;
     if let (Some(path), Some(mode)) = (path, options.mode) {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+        crate::sys::unix_socket::set_socket_mode(path, mode)?;
     }
     socket.listen(options.backlog)?;
     Ok(socket)

@@ -5,7 +5,7 @@
 //! `Protocol` impl of its own to forget it in, and a test calls every method
 //! through a wrapper.
 
-use std::os::fd::OwnedFd;
+use crate::sys::fd::OwnedFd;
 
 use super::{DisconnectReason, Protocol, Transport};
 

@@ -60,7 +60,7 @@ impl Reactor {
                 }
                 Ok(ChildWatch::Process(pid, token))
             }
-            ChildExit::Sigchld => {
+            ChildExit::Sigchld | ChildExit::Planned => {
                 Err(ReactorError::Os(std::io::Error::from(std::io::ErrorKind::Unsupported)))
             }
         }

@@ -9,8 +9,8 @@
 //! backends too. On a readiness backend those calls say "not served by
 //! completions" (false, `None`), so the transport does the I/O itself.
 
+use crate::sys::fd::{OwnedFd, RawFd};
 use std::io;
-use std::os::fd::{OwnedFd, RawFd};
 use std::time::Duration;
 
 use crate::backend::{
@@ -168,6 +168,7 @@ impl Driver {
         }
     }
 
+    #[cfg_attr(not(unix), allow(dead_code))] // child processes are Unix-only so far
     pub(crate) fn watch_child(&mut self, pid: u32, token: Token) -> io::Result<()> {
         self.selector().watch_child(pid, token)
     }

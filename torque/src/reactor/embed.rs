@@ -4,7 +4,7 @@
 //! wait by [`Embedded::timeout`], and calls [`Embedded::dispatch`] — one
 //! non-blocking pass — when the fd is readable or the timeout has passed.
 
-use std::os::fd::RawFd;
+use crate::sys::fd::RawFd;
 use std::time::Duration;
 
 use super::Reactor;

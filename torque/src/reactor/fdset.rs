@@ -5,10 +5,10 @@
 //! is vacated, so an event fetched for an earlier registration (removed, or replaced
 //! after its fd number was reused) no longer matches and is dropped.
 
+use crate::sys::fd::RawFd;
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
-use std::os::fd::RawFd;
 use std::rc::Rc;
 
 use super::Reactor;
@@ -69,6 +69,7 @@ pub(crate) enum Source {
     /// An fd, for readiness.
     Fd(RawFd),
     /// A child process's exit, through the backend's own mechanism.
+    #[cfg_attr(not(unix), allow(dead_code))] // child processes are Unix-only so far
     Child(u32),
 }
 
@@ -125,6 +126,7 @@ impl FdRegistry {
         i.checked_sub(1)
     }
 
+    #[cfg_attr(not(unix), allow(dead_code))] // child processes are Unix-only so far
     fn token_of(&self, index: u32) -> Token {
         token(index, self.slots[index as usize].generation)
     }
@@ -267,6 +269,7 @@ impl FdRegistry {
     }
 
     /// Registers a watch on child `pid`'s exit; returns its token.
+    #[cfg_attr(not(unix), allow(dead_code))] // child processes are Unix-only so far
     pub(crate) fn add_child(&mut self, pid: u32, handler: FdHandlerRef) -> Token {
         let index = self.allocate(Source::Child(pid), handler, Interest::READ, false);
         self.token_of(index)
@@ -310,8 +313,8 @@ impl FdRegistry {
             }
         }
         removed.sort_by_key(|(source, _)| match source {
-            Source::Fd(fd) => (0, i64::from(*fd)),
-            Source::Child(pid) => (1, i64::from(*pid)),
+            Source::Fd(fd) => (0, *fd as i128),
+            Source::Child(pid) => (1, i128::from(*pid)),
         });
         removed
     }

@@ -22,6 +22,8 @@
 //! running; level-triggering reports it again later).
 
 mod builder;
+// Child processes are Unix-only so far (`process/`).
+#[cfg(unix)]
 mod children;
 mod clock;
 mod driver;
@@ -36,6 +38,7 @@ mod triggers;
 mod wait_hook;
 
 pub use builder::{REACTOR_ENV, ReactorBuilder};
+#[cfg(unix)]
 pub(crate) use children::{ChildWatch, ChildWatcher};
 pub use clock::{Clock, MonotonicClock};
 pub use embed::Embedded;
@@ -47,19 +50,21 @@ pub use timers::DelayedCall;
 pub use triggers::{IntoTriggerOutcome, PendingTrigger, Phase, SystemEvent, TriggerId, TriggerOutcome};
 pub use wait_hook::WaitHook;
 
+use crate::sys::fd::{AsFd, AsRawFd, RawFd};
 use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
-use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::backend::{BackendInfo, Capability, Change, Event, Events, Interest, Opened, Refused};
+use crate::backend::{BackendInfo, Capability, Change, Event, Events, Interest, Opened, Refused, Token};
 use crate::error::ReactorError;
-use crate::sys::signal::{ChildSignalGuard, SignalGuard};
+#[cfg(unix)]
+use crate::sys::signal::ChildSignalGuard;
+use crate::sys::signal::SignalGuard;
 use driver::Driver;
 use fdset::{FdRegistry, Source};
 pub(crate) use tasks::TaskId;
@@ -126,6 +131,7 @@ pub(crate) struct Inner {
     signals: RefCell<Option<SignalGuard>>,
     /// SIGCHLD watching for children without a pidfd: the registration and a
     /// check per child, run after each SIGCHLD until it returns `false`.
+    #[cfg(unix)]
     child_signals: RefCell<Option<(ChildSignalGuard, Vec<ChildWatcher>)>>,
     /// Called for a stop signal that arrives while already stopping.
     repeated_signal: RefCell<Option<SignalHook>>,
@@ -268,7 +274,7 @@ impl Reactor {
                 events: RefCell::new(Events::with_capacity(1024)),
                 changes: RefCell::new(Vec::new()),
                 dispatch_depth: Cell::new(0),
-                calling: Cell::new((std::ptr::null(), -1)),
+                calling: Cell::new((std::ptr::null(), crate::sys::NO_FD)),
                 clock,
                 timers: RefCell::new(TimerQueue::default()),
                 live_timers: Cell::new(0),
@@ -286,6 +292,7 @@ impl Reactor {
                 next_result_id: Cell::new(0),
                 handle_signals,
                 signals: RefCell::new(None),
+                #[cfg(unix)]
                 child_signals: RefCell::new(None),
                 repeated_signal: RefCell::new(None),
                 stop_signal: Cell::new(None),
@@ -810,7 +817,7 @@ impl Reactor {
         add: Interest,
         always_ready: bool,
     ) -> Result<(), ReactorError> {
-        if fd < 0 {
+        if !crate::sys::is_valid_fd(fd) {
             return Err(ReactorError::InvalidFd(fd));
         }
         if let Some(limit) = self.inner.info.fd_limit {
@@ -967,6 +974,13 @@ impl Reactor {
     }
 
     fn dispatch_event(&self, event: Event) {
+        if event.token == Token::WINDOW_MESSAGES {
+            // Window procedures run here, outside every borrow; WM_QUIT stops.
+            if crate::sys::pump_window_messages() {
+                let _ = self.stop();
+            }
+            return;
+        }
         let found = self.inner.fds.borrow().lookup(event.token);
         let Some((handler, interest, source)) = found else { return };
         if event.invalid {
@@ -975,7 +989,7 @@ impl Reactor {
         }
         let fd = match source {
             Source::Fd(fd) => fd,
-            Source::Child(_) => -1,
+            Source::Child(_) => crate::sys::NO_FD,
         };
         if event.readable && interest.read {
             self.call_handler(&handler, fd, event, |h, r| h.readable(r));
@@ -1166,6 +1180,7 @@ impl Reactor {
         depth.set(depth.get() + 1);
         let _leave = DepthGuard(depth);
         self.check_signals();
+        #[cfg(unix)]
         self.check_child_signals();
         let _ = self.handle_refused(refused, None);
         if let Err(e) = waited {
@@ -1284,7 +1299,7 @@ impl Reactor {
     /// backend accepted for it; `WouldBlock` when nothing waits; `None`: call
     /// `accept(2)` yourself this time (the backend is out of fds to accept
     /// with, and the port's own accept sheds what it cannot serve).
-    pub(crate) fn take_accepted(&self, fd: RawFd) -> Option<std::io::Result<std::os::fd::OwnedFd>> {
+    pub(crate) fn take_accepted(&self, fd: RawFd) -> Option<std::io::Result<crate::sys::fd::OwnedFd>> {
         self.inner.driver.borrow_mut().take_accepted(fd)
     }
 

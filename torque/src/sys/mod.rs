@@ -5,10 +5,16 @@
 //! `target_os`: what differs between Linux, the BSDs and macOS — pidfds,
 //! eventfd, `recvmmsg`, `sendfile`, abstract UNIX names, peer credentials,
 //! `MSG_NOSIGNAL`, PTYs, `posix_spawn` — is chosen here, each Linux mechanism
-//! with its portable fallback beside it. A Windows folder will sit beside
-//! `unix/` and offer the same names.
+//! with its portable fallback beside it. `windows/` sits beside `unix/` and
+//! offers the same names where Windows has the thing (sockets as `fd`s,
+//! Winsock's error numbers as `errno`, an event object as the waker, the
+//! console's control events as stop signals).
 
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
 pub(crate) use unix::*;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub(crate) use windows::*;

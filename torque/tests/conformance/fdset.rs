@@ -1,9 +1,9 @@
 //! IReactorFDSet: readers and writers, reentrancy, stale events, backend limits.
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::time::Duration;
+use torque::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use torque::{BackendKind, FdHandler, LostReason, Reactor};
 
@@ -57,7 +57,7 @@ fn level_triggered_unread_data_is_reported_again(kind: BackendKind) {
 
 fn one_handler_may_read_and_write_the_same_fd(kind: BackendKind) {
     let r = reactor(kind);
-    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (a, b) = crate::support::stream_pair();
     a.set_nonblocking(true).unwrap();
     let log = Log::default();
     let (l1, l2) = (log.clone(), log.clone());
@@ -125,6 +125,7 @@ fn a_handler_removed_earlier_in_the_pass_gets_nothing(kind: BackendKind) {
 /// The first handler to run closes the other pipe's read end and puts a new pipe's
 /// read end at the same fd number, registering a new handler for it. The old
 /// handler's already-fetched event must not reach the new handler, nor the old one.
+#[cfg(unix)]
 fn an_fd_closed_and_reused_in_one_pass_never_gets_the_old_event(kind: BackendKind) {
     let r = reactor(kind);
     let p1 = Rc::new(RefCell::new(Some(Pipe::new())));
@@ -187,6 +188,7 @@ fn an_fd_closed_and_reused_in_one_pass_never_gets_the_old_event(kind: BackendKin
 /// select the newcomer's readiness would reach the old handler; on epoll it
 /// would not): the fd stays open after the program drops its own handle, and
 /// closes when the handler is removed.
+#[cfg(unix)]
 fn a_registered_handler_keeps_its_fd_open_until_removed(kind: BackendKind) {
     struct Owner {
         pipe: OwnedFd,
@@ -234,7 +236,7 @@ fn a_registered_handler_keeps_its_fd_open_until_removed(kind: BackendKind) {
 /// clearly.
 fn a_busy_handler_adds_its_other_direction_and_an_unregistered_one_is_refused(kind: BackendKind) {
     let r = reactor(kind);
-    let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (a, b) = crate::support::stream_pair();
     a.set_nonblocking(true).unwrap();
     let log = Log::default();
     let me: Rc<RefCell<Option<Rc<RefCell<Handler>>>>> = Rc::default();
@@ -423,6 +425,7 @@ fn a_refused_registration_is_an_error_outside_a_pass_and_lost_inside_one(kind: B
 /// Files poll(2) calls always ready (regular files, directories) — which epoll
 /// refuses to watch — are ready both ways on every pass on every backend, and
 /// a pass with one registered does not wait. Added inside a pass too.
+#[cfg(unix)]
 fn a_regular_file_is_always_ready_on_every_backend(kind: BackendKind) {
     let r = reactor(kind);
     let file = tempfile::tempfile().unwrap();
@@ -471,6 +474,7 @@ fn a_regular_file_is_always_ready_on_every_backend(kind: BackendKind) {
 
 /// select's fd_set holds fds below FD_SETSIZE; it must refuse larger ones with a
 /// clear error. The other backends take them.
+#[cfg(unix)]
 fn fds_beyond_the_backends_limit_are_refused_clearly(kind: BackendKind) {
     let r = reactor(kind);
     let pipe = Pipe::new();
@@ -505,6 +509,7 @@ fn fds_beyond_the_backends_limit_are_refused_clearly(kind: BackendKind) {
 /// Another loop can watch `watch_fd()` to learn the reactor has work (epoll).
 /// Another loop can watch `watch_fd()` to learn the reactor has work (epoll,
 /// kqueue; backends without one answer "unsupported", checked by the harness).
+#[cfg(unix)]
 fn the_watch_fd_signals_pending_work(kind: BackendKind) {
     let r = reactor(kind);
     let pipe = Pipe::new();
@@ -520,6 +525,7 @@ fn the_watch_fd_signals_pending_work(kind: BackendKind) {
     assert!(ready(fd), "the watch fd is readable when an fd is ready");
 }
 
+#[cfg(unix)]
 fn ready_now(fd: RawFd) -> bool {
     let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     // SAFETY (test): one valid pollfd.
@@ -582,8 +588,8 @@ crate::cases! {
         one_handler_may_read_and_write_the_same_fd,
         a_handler_removing_itself_gets_no_more_events,
         a_handler_removed_earlier_in_the_pass_gets_nothing,
-        an_fd_closed_and_reused_in_one_pass_never_gets_the_old_event,
-        a_registered_handler_keeps_its_fd_open_until_removed,
+        #[cfg(unix)] an_fd_closed_and_reused_in_one_pass_never_gets_the_old_event,
+        #[cfg(unix)] a_registered_handler_keeps_its_fd_open_until_removed,
         a_busy_handler_adds_its_other_direction_and_an_unregistered_one_is_refused,
         adding_another_handler_for_an_fd_replaces_the_first,
         remove_all_returns_every_handler,
@@ -591,13 +597,13 @@ crate::cases! {
         a_panicking_handler_is_dropped_with_connection_lost,
         shutdown_tells_registered_handlers_they_are_lost,
         changes_within_a_pass_apply_as_their_net_effect,
-        a_regular_file_is_always_ready_on_every_backend,
-        fds_beyond_the_backends_limit_are_refused_clearly,
+        #[cfg(unix)] a_regular_file_is_always_ready_on_every_backend,
+        #[cfg(unix)] fds_beyond_the_backends_limit_are_refused_clearly,
         a_handler_may_iterate_the_reactor_reentrantly,
         a_busy_handler_still_hears_of_the_shutdown,
     }
     [FdSets, WatchFd] driven {
-        the_watch_fd_signals_pending_work,
+        #[cfg(unix)] the_watch_fd_signals_pending_work,
         a_refused_registration_is_an_error_outside_a_pass_and_lost_inside_one,
     }
 }

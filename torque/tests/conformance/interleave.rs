@@ -4,10 +4,10 @@
 //! helper's wait; stop and crash must end the interleaving.
 
 use std::cell::{Cell, RefCell};
-use std::os::fd::{AsFd, BorrowedFd};
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use torque::fd::{AsFd, BorrowedFd};
 
 use torque::net::{ListenOptions, factory_fn};
 use torque::{BackendKind, FdHandler, LostReason, Phase, Reactor, SystemEvent};
@@ -94,7 +94,7 @@ fn tcp_echo_runs_on_the_foreign_thread(kind: BackendKind) {
 
 /// Counts readable events and drains the pipe.
 struct CountReads {
-    fd: i32,
+    fd: torque::fd::RawFd,
     count: Rc<Cell<u32>>,
 }
 

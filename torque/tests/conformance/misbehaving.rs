@@ -12,6 +12,7 @@ use torque::net::{
     Address, ClientFactory, ConnectOptions, Connector, DatagramPort, DatagramProtocol, DisconnectReason,
     Factory, ListenOptions, NetError, Protocol, Transport, UdpOptions,
 };
+#[cfg(unix)]
 use torque::process::{ProcessExit, ProcessOptions, ProcessProtocol, ProcessTransport, Reaping};
 use torque::{BackendKind, Reactor};
 
@@ -134,12 +135,14 @@ impl<P: Protocol> Protocol for Panicking<P> {
 }
 
 /// Panics where the process protocol says so; records what it saw.
+#[cfg(unix)]
 #[derive(Default)]
 struct PanickyChild {
     panic_in: &'static str,
     seen: Rc<RefCell<Vec<String>>>,
 }
 
+#[cfg(unix)]
 impl ProcessProtocol for PanickyChild {
     fn child_data_received(&mut self, _p: &ProcessTransport, fd: i32, data: &[u8]) {
         self.seen.borrow_mut().push(format!("data {fd}: {}", String::from_utf8_lossy(data).trim()));
@@ -168,6 +171,7 @@ impl ProcessProtocol for PanickyChild {
 /// with the child reaped either way (pidfd or the backend's watch, and
 /// SIGCHLD): the panic is logged, never escapes `run()`/`iterate()`, and the
 /// child still leaves the reap table (it used to escape on the SIGCHLD path).
+#[cfg(unix)]
 fn a_panicking_process_protocol_never_escapes_the_loop(kind: BackendKind) {
     for reaping in [Reaping::Auto, Reaping::Sigchld] {
         for panic_in in ["process_exited", "process_ended"] {
@@ -190,6 +194,7 @@ fn a_panicking_process_protocol_never_escapes_the_loop(kind: BackendKind) {
 
 /// A panic in `child_data_received` closes that pipe (as an exception in
 /// Twisted's `childDataReceived` does); the child is still reaped and ended.
+#[cfg(unix)]
 fn a_panic_in_child_data_received_closes_that_pipe(kind: BackendKind) {
     let r = reactor(kind);
     let seen = Rc::new(RefCell::new(Vec::new()));
@@ -278,23 +283,11 @@ impl ClientFactory for Counting {
 }
 
 /// A refused port: bound, never listening (held so no one else takes it).
-fn refused_port() -> (std::os::fd::OwnedFd, u16) {
-    use std::os::fd::FromRawFd;
-    // SAFETY (test): plain socket calls on a socket this function owns, with
-    // a sockaddr_in of the right size.
-    unsafe {
-        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
-        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
-        let socket = std::os::fd::OwnedFd::from_raw_fd(fd);
-        let mut address: libc::sockaddr_in = std::mem::zeroed();
-        address.sin_family = libc::AF_INET as libc::sa_family_t;
-        address.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
-        let size = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        assert_eq!(libc::bind(fd, (&raw const address).cast(), size), 0);
-        let mut length = size;
-        assert_eq!(libc::getsockname(fd, (&raw mut address).cast(), &mut length), 0);
-        (socket, u16::from_be(address.sin_port))
-    }
+fn refused_port() -> (torque::fd::OwnedFd, u16) {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.bind(&std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0)).into()).unwrap();
+    let port = socket.local_addr().unwrap().as_socket().unwrap().port();
+    (torque::fd::OwnedFd::from(socket), port)
 }
 
 /// A client factory is started once and stopped once per connector, however
@@ -342,8 +335,8 @@ crate::cases! {
         stop_listening_fires_even_if_stop_factory_panics,
     }
     [Processes] driven {
-        a_panicking_process_protocol_never_escapes_the_loop,
-        a_panic_in_child_data_received_closes_that_pipe,
+        #[cfg(unix)] a_panicking_process_protocol_never_escapes_the_loop,
+        #[cfg(unix)] a_panic_in_child_data_received_closes_that_pipe,
     }
     [Udp] driven {
         a_udp_port_survives_a_panic_and_keeps_datagrams_across_a_nested_pass,

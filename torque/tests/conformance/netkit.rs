@@ -26,7 +26,7 @@ pub struct Seen {
     pub lost: RefCell<Option<String>>,
     pub lost_count: Cell<u32>,
     pub transport: RefCell<Option<Transport>>,
-    pub fds: RefCell<Vec<std::os::fd::OwnedFd>>,
+    pub fds: RefCell<Vec<torque::fd::OwnedFd>>,
 }
 
 impl Seen {
@@ -97,7 +97,7 @@ impl Protocol for Recorder {
             None => t.lose_connection(),
         }
     }
-    fn file_descriptor_received(&mut self, _t: &Transport, fd: std::os::fd::OwnedFd) {
+    fn file_descriptor_received(&mut self, _t: &Transport, fd: torque::fd::OwnedFd) {
         self.seen.fds.borrow_mut().push(fd);
     }
     fn write_connection_lost(&mut self, t: &Transport) {

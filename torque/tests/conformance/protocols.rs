@@ -3,9 +3,9 @@
 
 use std::cell::RefCell;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::Duration;
+use torque::fd::OwnedFd;
 
 use torque::BackendKind;
 use torque::net::{
@@ -158,7 +158,7 @@ fn adopted_ports_and_connections_are_served(kind: BackendKind) {
     r.connect_tcp("127.0.0.1", addr.port(), factory, ConnectOptions::default());
     iterate_until(&r, || seen.data_len() == 12);
 
-    let (ours, mut theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (ours, mut theirs) = crate::support::stream_pair();
     let transport = r.adopt_stream_connection(OwnedFd::from(ours), factory_fn(|_| Echo)).unwrap();
     assert!(transport.is_some());
     theirs.write_all(b"adopted connection").unwrap();
@@ -172,7 +172,7 @@ fn adopted_ports_and_connections_are_served(kind: BackendKind) {
         got == b"adopted connection"
     });
     // A socket that is not listening cannot be adopted as a port.
-    let (not_listening, _other) = std::os::unix::net::UnixStream::pair().unwrap();
+    let (not_listening, _other) = crate::support::stream_pair();
     let err = r.adopt_stream_port(OwnedFd::from(not_listening), factory_fn(|_| Echo)).unwrap_err();
     assert!(err.to_string().contains("not listening"), "{err}");
 }

@@ -5,10 +5,10 @@
 #![allow(dead_code)] // shared by several test binaries, each using a part
 
 use std::cell::RefCell;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+use torque::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use torque::testing::FakeClock;
 use torque::{BackendKind, Capability, Embedded, FdHandler, GuiCall, LostReason, Reactor, ReactorError};
@@ -31,6 +31,9 @@ pub struct Case {
     /// Drives its reactor only through `support::{run, step, spin,
     /// iterate_until}`, so it also runs interleaved, embedded and under GLib.
     pub driven: bool,
+    /// Set when the case's code uses what this platform lacks (`#[cfg(unix)]`
+    /// before its name in `cases!`): it is listed as ignored, with the reason.
+    pub built_only_on: Option<&'static str>,
 }
 
 /// Declares a module's cases in groups, each with what it needs and whether it
@@ -44,20 +47,33 @@ pub struct Case {
 /// ```
 #[macro_export]
 macro_rules! cases {
-    ($( [$($need:ident),* $(,)?] $mode:ident { $($name:ident),* $(,)? } )*) => {
+    ($( [$($need:ident),* $(,)?] $mode:ident { $( $(#[cfg($only:meta)])? $name:ident ),* $(,)? } )*) => {
         /// This module's cases.
         pub fn cases() -> Vec<$crate::support::Case> {
             let mut all = Vec::new();
             $({
                 let needs: &'static [torque::Capability] = &[$(torque::Capability::$need),*];
                 let driven = $crate::cases!(@driven $mode);
-                $( all.push($crate::support::Case {
-                    module: module_path!(),
-                    name: stringify!($name),
-                    run: $name,
-                    needs,
-                    driven,
-                }); )*
+                $(
+                    #[cfg(all($($only)?))]
+                    all.push($crate::support::Case {
+                        module: module_path!(),
+                        name: stringify!($name),
+                        run: $name,
+                        needs,
+                        driven,
+                        built_only_on: None,
+                    });
+                    #[cfg(not(all($($only)?)))]
+                    all.push($crate::support::Case {
+                        module: module_path!(),
+                        name: stringify!($name),
+                        run: |_| {},
+                        needs,
+                        driven,
+                        built_only_on: Some(stringify!($($only)?)),
+                    });
+                )*
             })*
             all
         }
@@ -107,6 +123,9 @@ pub fn trials(cases: Vec<Case>, modes: &[Mode]) -> Vec<libtest_mimic::Trial> {
                 let missing =
                     case.needs.iter().chain(mode.needs).copied().find(|&n| !kind.info().supports(n));
                 let trial = match missing {
+                    _ if case.built_only_on.is_some() => libtest_mimic::Trial::test(name, || Ok(()))
+                        .with_kind(format!("test code for {} only", case.built_only_on.unwrap_or_default()))
+                        .with_ignored_flag(true),
                     Some(need) => libtest_mimic::Trial::test(name, move || {
                         torque::testing::check_unsupported(kind, need).map_err(Into::into)
                     }),
@@ -140,7 +159,40 @@ pub fn main(cases: Vec<Case>, modes: &[Mode]) {
         }
     }));
     let args = libtest_mimic::Arguments::from_args();
+    print_plan(&cases, modes);
     libtest_mimic::run(&args, trials(cases, modes)).exit();
+}
+
+/// Says, per backend, how many cases run, how many instead check the
+/// backend's "unsupported" error (and for which needs), and how many are not
+/// built on this platform, before libtest's own count of passed and ignored.
+fn print_plan(cases: &[Case], modes: &[Mode]) {
+    for &kind in BackendKind::all() {
+        let (mut run, mut refused, mut not_built) = (0, 0, 0);
+        let mut lacking: Vec<&str> = Vec::new();
+        for case in cases {
+            for mode in modes.iter().filter(|m| m.name.is_empty() || case.driven) {
+                let missing =
+                    case.needs.iter().chain(mode.needs).copied().find(|&n| !kind.info().supports(n));
+                if case.built_only_on.is_some() {
+                    not_built += 1;
+                } else if let Some(need) = missing {
+                    refused += 1;
+                    if !lacking.contains(&need.name()) {
+                        lacking.push(need.name());
+                    }
+                } else {
+                    run += 1;
+                }
+            }
+        }
+        let lacking =
+            if lacking.is_empty() { String::new() } else { format!(" ({} lacking)", lacking.join(", ")) };
+        println!(
+            "conformance on {kind}: {run} cases run, {refused} check the unsupported error{lacking}, \
+             {not_built} not built on this platform (their test code is Unix-only)"
+        );
+    }
 }
 
 /// Runs `f`, turning a panic into the test's failure message.
@@ -285,6 +337,9 @@ impl Driver for EmbeddedDriver {
             None => reactor.timeout(),
         };
         match reactor.watch_fd() {
+            #[cfg(not(unix))]
+            Ok(_) => unreachable!("no Windows backend has a watch fd"),
+            #[cfg(unix)]
             Ok(fd) => {
                 // One wait on the reactor's fd, bounded by its timeout.
                 let wait = timeout.map_or(max_wait, |t| t.min(max_wait));
@@ -570,7 +625,36 @@ pub fn capture_logs(f: impl FnOnce()) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// A connected pair of non-blocking-capable byte streams in this process:
+/// UNIX sockets where there are some, loopback TCP on Windows.
+#[cfg(unix)]
+pub fn stream_pair() -> (std::os::unix::net::UnixStream, std::os::unix::net::UnixStream) {
+    std::os::unix::net::UnixStream::pair().unwrap()
+}
+
+/// A connected pair of non-blocking-capable byte streams in this process:
+/// UNIX sockets where there are some, loopback TCP on Windows.
+#[cfg(windows)]
+pub fn stream_pair() -> (std::net::TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let a = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (b, _) = listener.accept().unwrap();
+    (a, b)
+}
+
 /// Raises the soft fd limit to at least `want` (within the hard limit).
+/// Windows has no such limit.
+#[cfg(windows)]
+pub fn raise_fd_limit(_want: u64) {}
+
+/// The current soft fd limit (Windows: none).
+#[cfg(windows)]
+pub fn fd_limit() -> u64 {
+    u64::MAX
+}
+
+/// Raises the soft fd limit to at least `want` (within the hard limit).
+#[cfg(unix)]
 pub fn raise_fd_limit(want: libc::rlim_t) {
     // SAFETY (test): get/setrlimit on a valid rlimit struct.
     unsafe {
@@ -583,6 +667,7 @@ pub fn raise_fd_limit(want: libc::rlim_t) {
 }
 
 /// The current soft fd limit.
+#[cfg(unix)]
 pub fn fd_limit() -> libc::rlim_t {
     // SAFETY (test): getrlimit on a valid rlimit struct.
     unsafe {

@@ -188,17 +188,9 @@ fn a_peer_reset_mid_write_is_a_lost_connection(kind: BackendKind) {
     client.on_data = Some(Box::new(|t, _| {
         // Close with SO_LINGER 0: the kernel sends a reset.
         let fd = t.fd().unwrap();
-        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-        // SAFETY (test): setsockopt with a valid linger struct on a live socket.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&linger as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            );
-        }
+        // SAFETY (test): the connection's socket stays open for the call.
+        let socket = unsafe { torque::fd::BorrowedFd::borrow_raw(fd) };
+        socket2::SockRef::from(&socket).set_linger(Some(Duration::ZERO)).unwrap();
         t.abort_connection();
     }));
     let (factory, _) = Queue::one(client);
@@ -415,7 +407,7 @@ fn tcp_transports_refuse_unix_only_features(kind: BackendKind) {
     let (_port, seen) = connected_to_echo(&r);
     let t = seen.transport();
     let pipe = crate::support::Pipe::new();
-    use std::os::fd::AsFd;
+    use torque::fd::AsFd;
     let err = t.send_file_descriptor(pipe.r.as_fd()).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::Unsupported);
     assert_eq!(t.peer_credentials().unwrap_err().kind(), std::io::ErrorKind::Unsupported);

@@ -108,7 +108,7 @@ fn connected_pair(
 }
 
 fn file_descriptors_and_credentials_pass_over_unix_sockets(kind: BackendKind) {
-    use std::os::fd::{AsFd, AsRawFd};
+    use torque::fd::{AsFd, AsRawFd};
     let r = reactor(kind);
     let path = temp_socket_path(&format!("fds-{kind}"));
     let name = path.to_str().unwrap().to_owned();
@@ -144,7 +144,7 @@ fn file_descriptors_and_credentials_pass_over_unix_sockets(kind: BackendKind) {
 /// (Twisted pauses the producer instead of refusing the 17th); a streaming
 /// producer is paused while more than 64 wait and resumed once they are sent.
 fn many_queued_descriptors_arrive_in_order_and_pause_a_producer(kind: BackendKind) {
-    use std::os::fd::{AsFd, AsRawFd};
+    use torque::fd::{AsFd, AsRawFd};
     struct Counting(Rc<Cell<u32>>, Rc<Cell<u32>>);
     impl Producer for Counting {
         fn pause_producing(&mut self) {
@@ -162,7 +162,7 @@ fn many_queued_descriptors_arrive_in_order_and_pause_a_producer(kind: BackendKin
     let (pauses, resumes) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
     t.register_producer(Rc::new(RefCell::new(Counting(pauses.clone(), resumes.clone()))), true).unwrap();
     let pipes: Vec<crate::support::Pipe> = (0..COUNT).map(|_| crate::support::Pipe::new()).collect();
-    let inode = |fd: std::os::fd::RawFd| {
+    let inode = |fd: torque::fd::RawFd| {
         let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
         // SAFETY (test): fstat on an open fd fills `stat`.
         assert_eq!(unsafe { libc::fstat(fd, stat.as_mut_ptr()) }, 0);
@@ -189,7 +189,7 @@ fn many_queued_descriptors_arrive_in_order_and_pause_a_producer(kind: BackendKin
 /// A descriptor no byte carried cannot travel: it is closed unsent when the
 /// connection closes, and a close that was otherwise clean says so.
 fn descriptors_no_byte_carried_are_reported_when_the_connection_closes(kind: BackendKind) {
-    use std::os::fd::AsFd;
+    use torque::fd::AsFd;
     let r = reactor(kind);
     let (client_seen, server_seen, _port) = connected_pair(&r, &format!("unsent-fds-{kind}"));
     let t = client_seen.transport();

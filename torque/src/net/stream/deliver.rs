@@ -11,9 +11,9 @@
 //!   (end of file, the write side closed, the handshake done) wait in order
 //!   in `held`, and nothing is read while they wait.
 
+use crate::sys::fd::OwnedFd;
 use std::collections::VecDeque;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 

@@ -14,12 +14,12 @@
 mod deliver;
 mod tls;
 
+use crate::sys::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, IoSlice, Read};
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::rc::Rc;
 
@@ -261,6 +261,7 @@ enum Io {
     /// buffer to drain (closes, half-closes, producers) waits for them.
     Completion,
     /// A pipe or PTY end of a child process: `read(2)`/`write(2)`.
+    #[cfg_attr(not(unix), allow(dead_code))] // child processes are Unix-only so far
     Pipe(PipeEnd),
     /// In memory (`testing`): writes are recorded in the pipe, never sent.
     Memory(Rc<MemoryPipe>),
@@ -289,6 +290,7 @@ impl Io {
 
 /// Which way a pipe transport's fd goes (child processes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(unix), allow(dead_code))] // child processes are Unix-only so far
 pub(crate) enum PipeEnd {
     /// We read what the child writes.
     Read,
@@ -353,13 +355,15 @@ impl FdHandler for StreamHandler {
         if matches!(reason, LostReason::FdClosed) {
             // Someone closed our fd; its number may be reused: do not close it again.
             if let Some(socket) = self.conn.socket.borrow_mut().take() {
-                let _ = std::os::fd::IntoRawFd::into_raw_fd(socket);
+                let _ = crate::sys::fd::IntoRawFd::into_raw_fd(socket);
             }
         }
         let why = match reason {
             // As in Twisted's disconnectAll: connections cut by shutdown are lost.
             LostReason::Shutdown => DisconnectReason::Lost(io::Error::other("the reactor shut down")),
-            LostReason::FdClosed => DisconnectReason::Lost(io::Error::from_raw_os_error(libc::EBADF)),
+            LostReason::FdClosed => {
+                DisconnectReason::Lost(io::Error::from_raw_os_error(crate::sys::errno::EBADF))
+            }
             LostReason::Panicked(msg) => DisconnectReason::Panicked(msg),
             LostReason::Error(e) => DisconnectReason::Lost(e),
         };
@@ -392,7 +396,13 @@ fn would_block(e: &io::Error) -> bool {
 fn is_connection_error(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(libc::EPIPE | libc::ECONNRESET | libc::ENOTCONN | libc::ECONNABORTED | libc::ETIMEDOUT)
+        Some(
+            crate::sys::errno::EPIPE
+                | crate::sys::errno::ECONNRESET
+                | crate::sys::errno::ENOTCONN
+                | crate::sys::errno::ECONNABORTED
+                | crate::sys::errno::ETIMEDOUT
+        )
     )
 }
 
@@ -464,7 +474,7 @@ impl Transport {
         on_closed: Option<OnClosed>,
     ) -> (Transport, Rc<MemoryPipe>) {
         let pipe = Rc::new(MemoryPipe::default());
-        let endpoint = Endpoint { socket: None, fd: -1, io: Io::Memory(Rc::clone(&pipe)) };
+        let endpoint = Endpoint { socket: None, fd: crate::sys::NO_FD, io: Io::Memory(Rc::clone(&pipe)) };
         let conn = Connection::new(reactor, endpoint, local, peer, protocol, on_closed);
         let transport = Transport { conn };
         transport.call_protocol(|p, t| p.connection_made(t));
@@ -473,6 +483,7 @@ impl Transport {
 
     /// Wraps one end of a pipe or a PTY master (a child process's fd), registers
     /// it and runs `connection_made`. The fd must be non-blocking.
+    #[cfg_attr(not(unix), allow(dead_code))] // child processes are Unix-only so far
     pub(crate) fn start_pipe(
         reactor: &Reactor,
         fd: OwnedFd,
@@ -655,7 +666,7 @@ impl Transport {
             (Io::Pipe(PipeEnd::Write), _) => Err(io::Error::from(io::ErrorKind::BrokenPipe)),
             (Io::Pipe(_), _) => match crate::sys::read(self.conn.fd, &mut buffer) {
                 // A PTY master reads EIO once the terminal's last user closed it.
-                Err(e) if e.raw_os_error() == Some(libc::EIO) => Ok(0),
+                Err(e) if e.raw_os_error() == Some(crate::sys::errno::EIO) => Ok(0),
                 other => other,
             },
             (Io::UnixSocket, _) => unix_socket::recv_with_fds(self.conn.fd, &mut buffer, &mut fds),
@@ -1357,7 +1368,7 @@ impl Transport {
         };
         if direct {
             loop {
-                match crate::sys::socket::sendfile(self.conn.fd, file.as_raw_fd(), offset, len) {
+                match crate::sys::socket::sendfile(self.conn.fd, file, offset, len) {
                     Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
                     Ok(n) => {
                         self.conn.state.borrow_mut().bytes_sent += n as u64;
@@ -1384,7 +1395,11 @@ impl Transport {
                         if e.kind() == io::ErrorKind::Unsupported
                             || matches!(
                                 e.raw_os_error(),
-                                Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+                                Some(
+                                    crate::sys::errno::EINVAL
+                                        | crate::sys::errno::ENOSYS
+                                        | crate::sys::errno::EOPNOTSUPP
+                                )
                             ) =>
                     {
                         break;
@@ -1398,7 +1413,7 @@ impl Transport {
             }
         }
         let mut chunk = vec![0; len.min(64 * 1024)];
-        let n = std::os::unix::fs::FileExt::read_at(file, &mut chunk, offset)?;
+        let n = crate::sys::read_file_at(file, &mut chunk, offset)?;
         if n == 0 {
             return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
         }

@@ -28,6 +28,9 @@ pub(crate) fn recv_from_truncating(socket: &Socket, buf: &mut [u8]) -> io::Resul
     }
 }
 
+/// The error a connected datagram socket reports after an ICMP refusal.
+pub(crate) const REFUSED: i32 = libc::ECONNREFUSED;
+
 /// One datagram of a batch: its length (the real one, even if it was cut to the
 /// slot), where it starts in the buffer, and its sender.
 pub(crate) struct Received {

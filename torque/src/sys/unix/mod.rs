@@ -5,6 +5,8 @@
 //! mechanism, the `cfg` choosing it stays in this folder.
 
 pub(crate) mod datagram;
+pub(crate) mod errno;
+pub(crate) mod fd;
 #[cfg(kqueue)]
 pub(crate) mod kqueue;
 pub(crate) mod process;
@@ -15,6 +17,20 @@ pub(crate) mod waker;
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// An fd number no descriptor has (for handlers of what is not an fd).
+pub(crate) const NO_FD: RawFd = -1;
+
+/// Whether `fd` could name a descriptor (it is not negative).
+pub(crate) fn is_valid_fd(fd: RawFd) -> bool {
+    fd >= 0
+}
+
+/// Runs the thread's waiting window messages: Unix threads have none (no
+/// backend here reports them), so there is nothing to run and no `WM_QUIT`.
+pub(crate) fn pump_window_messages() -> bool {
+    false
+}
 
 /// Turns a C return value of `-1` into the thread's `errno` as an [`io::Error`].
 pub(crate) fn cvt<T: PartialEq + From<i8>>(ret: T) -> io::Result<T> {
@@ -81,6 +97,11 @@ pub(crate) fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
         cvt(unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) })?;
     }
     Ok(ends)
+}
+
+/// `pread(2)`: up to `buf.len()` bytes of `file` from `offset`, leaving its position alone.
+pub(crate) fn read_file_at(file: &std::fs::File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buf, offset)
 }
 
 /// `read(2)` into `buf`, retrying on EINTR.

@@ -98,7 +98,7 @@ pub(crate) fn abstract_unix_addr(name: &str) -> io::Result<SockAddr> {
 /// without copying them through user space. Returns the bytes sent; 0 means the
 /// file ended at `offset`. [`io::ErrorKind::Unsupported`] where Torque does not
 /// use the system's `sendfile` (the caller copies instead).
-pub(crate) fn sendfile(out: RawFd, file: RawFd, offset: u64, count: usize) -> io::Result<usize> {
+pub(crate) fn sendfile(out: RawFd, file: &std::fs::File, offset: u64, count: usize) -> io::Result<usize> {
     #[cfg(linux_like)]
     {
         let mut off =
@@ -107,7 +107,7 @@ pub(crate) fn sendfile(out: RawFd, file: RawFd, offset: u64, count: usize) -> io
         let count = count.min(0x7fff_f000);
         // SAFETY: both fds are borrowed from live owners for the call; `off` is a valid,
         // writable off_t the kernel advances (the file's own position is untouched).
-        let n = unsafe { libc::sendfile(out, file, &mut off, count) };
+        let n = unsafe { libc::sendfile(out, file.as_raw_fd(), &mut off, count) };
         cvt(n).map(|n| n as usize)
     }
     #[cfg(not(linux_like))]

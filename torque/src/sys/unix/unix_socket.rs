@@ -19,6 +19,28 @@ pub struct PeerCredentials {
     pub gid: u32,
 }
 
+/// A UNIX socket address as an [`Address`](crate::net::Address): a path,
+/// an abstract name (Linux), or unnamed.
+pub(crate) fn address_of(addr: &socket2::SockAddr) -> crate::net::Address {
+    if let Some(path) = addr.as_pathname() {
+        return crate::net::Address::Unix(path.to_path_buf());
+    }
+    if let Some(name) = addr.as_abstract_namespace() {
+        return crate::net::Address::UnixAbstract(name.to_vec());
+    }
+    crate::net::Address::UnixUnnamed
+}
+
+/// Whether `meta` (from `symlink_metadata`) is a socket file.
+pub(crate) fn is_socket_file(meta: &std::fs::Metadata) -> bool {
+    std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type())
+}
+
+/// Gives the socket file at `path` the permission bits `mode`.
+pub(crate) fn set_socket_mode(path: &std::path::Path, mode: u32) -> io::Result<()> {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+}
+
 /// Reads the peer's credentials: Linux `SO_PEERCRED` (with the pid);
 /// elsewhere `getpeereid`, plus `LOCAL_PEERPID` for the pid on Apple systems.
 pub(crate) fn peer_credentials(fd: RawFd) -> io::Result<PeerCredentials> {

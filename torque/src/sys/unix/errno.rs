@@ -1,0 +1,6 @@
+//! The error numbers the layers above match on (Windows maps them to Winsock's).
+
+pub(crate) use libc::{
+    EAGAIN, EBADF, ECONNABORTED, ECONNREFUSED, ECONNRESET, EINPROGRESS, EINTR, EINVAL, EIO, EMFILE, EMSGSIZE,
+    ENFILE, ENOBUFS, ENOENT, ENOMEM, ENOSYS, ENOTCONN, EOPNOTSUPP, EPERM, EPIPE, EPROTO, ETIMEDOUT,
+};

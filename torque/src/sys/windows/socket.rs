@@ -1,0 +1,63 @@
+//! Socket options and calls whose spelling differs between systems: Winsock's.
+
+use std::io;
+
+use socket2::{SockAddr, Socket};
+use windows_sys::Win32::Networking::WinSock;
+
+use super::cvt;
+use super::fd::{AsRawFd, RawFd};
+
+/// Flags for every stream `send`: Windows raises no SIGPIPE, so none.
+pub(crate) const SEND_FLAGS: i32 = 0;
+
+/// The largest listen backlog: Winsock's `SOMAXCONN` asks for "as many as
+/// the provider allows".
+pub(crate) fn max_backlog() -> i32 {
+    WinSock::SOMAXCONN as i32
+}
+
+/// Readies a new stream socket for the transport: nothing to do on Windows.
+pub(crate) fn prepare_stream(_socket: &Socket) -> io::Result<()> {
+    Ok(())
+}
+
+/// Holds partial TCP segments back while set: Windows has no `TCP_CORK`, so
+/// nothing happens (as on the BSDs).
+pub(crate) fn set_tcp_cork(_socket: &Socket, _enabled: bool) -> io::Result<()> {
+    Ok(())
+}
+
+/// Lets several sockets bind one address and port (multicast listeners):
+/// Windows' `SO_REUSEADDR` is what `SO_REUSEPORT` is elsewhere.
+pub(crate) fn set_reuse_port(socket: &Socket) -> io::Result<()> {
+    socket.set_reuse_address(true)
+}
+
+/// Whether a stream socket is listening (`SO_ACCEPTCONN`).
+pub(crate) fn is_listening(socket: &Socket) -> io::Result<bool> {
+    let mut value: i32 = 0;
+    let mut len = std::mem::size_of::<i32>() as i32;
+    // SAFETY: `value` and `len` are valid for writes for the call.
+    cvt(unsafe {
+        WinSock::getsockopt(
+            socket.as_raw_fd() as WinSock::SOCKET,
+            WinSock::SOL_SOCKET,
+            WinSock::SO_ACCEPTCONN,
+            (&mut value as *mut i32).cast(),
+            &mut len,
+        )
+    })?;
+    Ok(value != 0)
+}
+
+/// Abstract UNIX socket names are Linux's alone.
+pub(crate) fn abstract_unix_addr(_name: &str) -> io::Result<SockAddr> {
+    Err(io::Error::new(io::ErrorKind::Unsupported, "abstract UNIX socket names (@name) need Linux"))
+}
+
+/// Torque does not use `TransmitFile` (it blocks the thread): the caller
+/// copies instead.
+pub(crate) fn sendfile(_out: RawFd, _file: &std::fs::File, _offset: u64, _count: usize) -> io::Result<usize> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
