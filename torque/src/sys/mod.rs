@@ -10,6 +10,10 @@
 //! Winsock's error numbers as `errno`, an event object as the waker, the
 //! console's control events as stop signals).
 
+mod credentials;
+mod one_datagram;
+mod wake;
+
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]

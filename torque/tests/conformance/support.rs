@@ -189,7 +189,7 @@ fn print_plan(cases: &[Case], modes: &[Mode]) {
         let lacking =
             if lacking.is_empty() { String::new() } else { format!(" ({} lacking)", lacking.join(", ")) };
         println!(
-            "conformance on {kind}: {run} cases run, {refused} check the unsupported error{lacking}, \
+            "on {kind}: {run} cases run, {refused} check the unsupported error{lacking}, \
              {not_built} not built on this platform (their test code is Unix-only)"
         );
     }

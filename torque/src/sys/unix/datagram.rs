@@ -1,43 +1,16 @@
-//! Datagram receive that reports truncation.
+//! Datagram receive that reports truncation: batches with `recvmmsg` on
+//! Linux, else one at a time (`sys/one_datagram.rs`).
 
+#[cfg(linux_like)]
 use std::io;
-use std::mem::MaybeUninit;
 
+#[cfg(linux_like)]
 use socket2::{SockAddr, Socket};
-
-/// One datagram into `buf`, reporting truncation: on Linux `MSG_TRUNC` makes
-/// the kernel return a longer datagram's real length; elsewhere the kernel only
-/// flags the cut, and the length reported is one more than `buf` holds (at
-/// least that long), so the caller still sees the truncation instead of losing
-/// the rest silently.
-#[cfg_attr(linux_like, allow(dead_code))]
-pub(crate) fn recv_from_truncating(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, SockAddr)> {
-    // SAFETY: u8 and MaybeUninit<u8> have the same layout and the buffer is
-    // initialised; the kernel only writes into it.
-    let uninit = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
-    #[cfg(linux_like)]
-    {
-        socket.recv_from_with_flags(uninit, libc::MSG_TRUNC)
-    }
-    #[cfg(not(linux_like))]
-    {
-        let len = uninit.len();
-        let mut slices = [socket2::MaybeUninitSlice::new(uninit)];
-        let (n, flags, from) = socket.recv_from_vectored(&mut slices)?;
-        Ok((if flags.is_truncated() { len + 1 } else { n }, from))
-    }
-}
 
 /// The error a connected datagram socket reports after an ICMP refusal.
 pub(crate) const REFUSED: i32 = libc::ECONNREFUSED;
 
-/// One datagram of a batch: its length (the real one, even if it was cut to the
-/// slot), where it starts in the buffer, and its sender.
-pub(crate) struct Received {
-    pub(crate) len: usize,
-    pub(crate) offset: usize,
-    pub(crate) from: SockAddr,
-}
+pub(crate) use crate::sys::one_datagram::Received;
 
 /// Most datagrams one `recvmmsg` may return.
 pub(crate) const BATCH: usize = 32;
@@ -117,15 +90,4 @@ pub(crate) fn recv_batch(
 
 /// The portable fallback: one `recvfrom`.
 #[cfg(not(linux_like))]
-pub(crate) fn recv_batch(
-    socket: &Socket,
-    buf: &mut [u8],
-    slot: usize,
-    _max: usize,
-    out: &mut Vec<Received>,
-) -> io::Result<usize> {
-    let slot = slot.clamp(1, buf.len());
-    let (len, from) = recv_from_truncating(socket, &mut buf[..slot])?;
-    out.push(Received { len, offset: 0, from });
-    Ok(1)
-}
+pub(crate) use crate::sys::one_datagram::recv_one as recv_batch;

@@ -8,16 +8,7 @@ use super::cvt;
 /// The most descriptors accepted in one message.
 pub(crate) const MAX_FDS_PER_MESSAGE: usize = 16;
 
-/// The credentials of a UNIX socket's peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerCredentials {
-    /// The peer's process id, where the platform reports it.
-    pub pid: Option<i32>,
-    /// The peer's effective user id.
-    pub uid: u32,
-    /// The peer's effective group id.
-    pub gid: u32,
-}
+pub use crate::sys::credentials::PeerCredentials;
 
 /// A UNIX socket address as an [`Address`](crate::net::Address): a path,
 /// an abstract name (Linux), or unnamed.

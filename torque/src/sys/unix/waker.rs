@@ -2,19 +2,18 @@
 //!
 //! Each backend picks its mechanism: an `eventfd` (Linux), a non-blocking pipe
 //! (the portable fallback), or kqueue's own `EVFILT_USER` event, which needs no
-//! fd at all. Wakes coalesce: an atomic flag records that a wake is already on
-//! its way, so a burst of a million `call_from_thread` calls costs a handful of
-//! syscalls, not a million.
+//! fd at all. How wakes coalesce is the same everywhere: `sys/wake.rs`.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 #[cfg(kqueue)]
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering, fence};
+
+pub(crate) use crate::sys::wake::Waker;
 
 /// How a waker interrupts the wait.
 #[derive(Debug)]
-enum Mechanism {
+pub(crate) enum Mechanism {
     /// An eventfd: 8-byte counter writes, one fd.
     #[cfg(linux_like)]
     EventFd(OwnedFd),
@@ -25,18 +24,6 @@ enum Mechanism {
     /// fetching the event resets it).
     #[cfg(kqueue)]
     KqueueUser(Arc<OwnedFd>),
-}
-
-/// A handle any thread may use to interrupt the backend's blocking wait.
-#[derive(Debug)]
-pub(crate) struct Waker {
-    mechanism: Mechanism,
-    /// Set by the first `wake` since the last `reset`; later wakes skip the syscall.
-    pending: AtomicBool,
-    /// Set while the reactor's thread dispatches a pass: it looks at its
-    /// queues again before it next waits, so work queued meanwhile needs no
-    /// wake at all (see [`Waker::wake_for_queued`]).
-    awake: AtomicBool,
 }
 
 /// Where a signal handler sends its wake: an fd and how to write to it, packed
@@ -65,11 +52,7 @@ impl Waker {
             let fd = super::cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
             // SAFETY: eventfd succeeded, so `fd` is open and owned only by us.
             let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-            Ok(Waker {
-                mechanism: Mechanism::EventFd(fd),
-                pending: AtomicBool::new(false),
-                awake: AtomicBool::new(false),
-            })
+            Ok(Waker::with(Mechanism::EventFd(fd)))
         }
         #[cfg(not(linux_like))]
         {
@@ -81,22 +64,14 @@ impl Waker {
     #[cfg_attr(linux_like, allow(dead_code))]
     pub(crate) fn new_pipe() -> io::Result<Waker> {
         let (read, write) = super::pipe()?;
-        Ok(Waker {
-            mechanism: Mechanism::Pipe { read, write },
-            pending: AtomicBool::new(false),
-            awake: AtomicBool::new(false),
-        })
+        Ok(Waker::with(Mechanism::Pipe { read, write }))
     }
 
     /// A waker that triggers `EVFILT_USER` event [`super::kqueue::WAKE_IDENT`]
     /// on `kqueue`; the backend registers that event.
     #[cfg(kqueue)]
     pub(crate) fn new_kqueue_user(kqueue: Arc<OwnedFd>) -> Waker {
-        Waker {
-            mechanism: Mechanism::KqueueUser(kqueue),
-            pending: AtomicBool::new(false),
-            awake: AtomicBool::new(false),
-        }
+        Waker::with(Mechanism::KqueueUser(kqueue))
     }
 
     /// The fd a backend watches for readability, for fd-based wakers.
@@ -112,13 +87,7 @@ impl Waker {
 
     /// What a signal handler writes to, async-signal-safely, to wake this waker.
     pub(crate) fn signal_target(&self) -> SignalTarget {
-        match &self.mechanism {
-            #[cfg(linux_like)]
-            Mechanism::EventFd(fd) => target(fd.as_raw_fd(), KIND_EVENTFD),
-            Mechanism::Pipe { write, .. } => target(write.as_raw_fd(), KIND_PIPE),
-            #[cfg(kqueue)]
-            Mechanism::KqueueUser(kq) => target(kq.as_raw_fd(), KIND_KQUEUE),
-        }
+        self.mechanism.signal_target()
     }
 
     /// The mechanism's name.
@@ -132,58 +101,29 @@ impl Waker {
             Mechanism::KqueueUser(_) => "EVFILT_USER",
         }
     }
+}
 
-    /// Wakes the reactor for work the caller has just queued where the
-    /// reactor's prepare step looks (thread calls, ready tasks) — unless the
-    /// reactor is dispatching a pass, in which case it sees the work before it
-    /// waits and no syscall is made.
-    ///
-    /// The two sides form Dekker's pattern: the caller queues, fences, reads
-    /// `awake`; the reactor clears `awake`, fences ([`Waker::may_sleep`]),
-    /// reads its queues. With both fences sequentially consistent, at least one
-    /// side sees the other's write: either the reactor finds the work before
-    /// waiting, or the caller finds it may sleep and wakes it.
-    pub(crate) fn wake_for_queued(&self) {
-        fence(Ordering::SeqCst);
-        if self.awake.load(Ordering::Relaxed) {
-            return;
-        }
-        self.wake();
-    }
-
-    /// The reactor's thread is dispatching a pass (after its wait, before it
-    /// looks at its queues again): queued work needs no wake.
-    pub(crate) fn set_awake(&self) {
-        self.awake.store(true, Ordering::Relaxed);
-    }
-
-    /// The reactor's thread may wait next: from now on queued work wakes it.
-    /// Called before it looks at its queues to choose the wait's timeout.
-    pub(crate) fn may_sleep(&self) {
-        self.awake.store(false, Ordering::Relaxed);
-        fence(Ordering::SeqCst);
-    }
-
-    /// Interrupts the wait, unless a wake is already pending.
-    pub(crate) fn wake(&self) {
-        if self.pending.swap(true, Ordering::AcqRel) {
-            return;
-        }
+impl Mechanism {
+    /// Interrupts the wait (`wake`'s call).
+    pub(crate) fn signal(&self) {
         raw_wake(self.signal_target());
     }
 
-    /// Drains the fd (nothing to drain for `EVFILT_USER`), then clears the
-    /// pending flag.
-    ///
-    /// The order matters. Clearing first would let a wake that lands between the
-    /// clear and the drain have its write eaten by the drain while the flag stays
-    /// set, and every later wake would then be skipped for good. Drained first, a
-    /// wake that finds the flag still set is one whose work was queued before this
-    /// clear, so the dispatch that follows sees it (the `AcqRel` swap makes the
-    /// producer's queue push visible); a wake after the clear writes again.
-    pub(crate) fn reset(&self) {
+    /// What a signal handler writes to, async-signal-safely, to wake it.
+    fn signal_target(&self) -> SignalTarget {
+        match self {
+            #[cfg(linux_like)]
+            Mechanism::EventFd(fd) => target(fd.as_raw_fd(), KIND_EVENTFD),
+            Mechanism::Pipe { write, .. } => target(write.as_raw_fd(), KIND_PIPE),
+            #[cfg(kqueue)]
+            Mechanism::KqueueUser(kq) => target(kq.as_raw_fd(), KIND_KQUEUE),
+        }
+    }
+
+    /// Drains the fd (`EVFILT_USER` clears itself when fetched).
+    pub(crate) fn clear(&self) {
         let mut buf = [0u8; 64];
-        match &self.mechanism {
+        match self {
             #[cfg(linux_like)]
             Mechanism::EventFd(fd) => {
                 let _ = super::read(fd.as_raw_fd(), &mut buf);
@@ -198,7 +138,6 @@ impl Waker {
             #[cfg(kqueue)]
             Mechanism::KqueueUser(_) => {}
         }
-        self.pending.swap(false, Ordering::AcqRel);
     }
 }
 

@@ -9,16 +9,7 @@ use super::fd::{OwnedFd, RawFd};
 /// The most descriptors accepted in one message.
 pub(crate) const MAX_FDS_PER_MESSAGE: usize = 16;
 
-/// The credentials of a UNIX socket's peer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerCredentials {
-    /// The peer's process id, where the platform reports it.
-    pub pid: Option<i32>,
-    /// The peer's effective user id.
-    pub uid: u32,
-    /// The peer's effective group id.
-    pub gid: u32,
-}
+pub use crate::sys::credentials::PeerCredentials;
 
 fn unsupported() -> io::Error {
     io::Error::new(io::ErrorKind::Unsupported, "UNIX sockets are not supported by Torque on Windows yet")
