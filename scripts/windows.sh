@@ -37,32 +37,19 @@ echo "== $WINDOWS_TARGET: cargo clippy (library, conformance suite) -D warnings"
 cargo clippy --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque --lib --test conformance -- -D warnings \
     -A clippy::missing_const_for_thread_local
 
-# Cases that fail on wfmo under Wine 8 today, skipped by name so the rest
-# gate CI. Not yet diagnosed as Wine deviations: each may be wfmo's own bug.
-# Issue 17 stays open until this list is empty or every entry is explained.
+# Where Wine deviates from Windows, the case is skipped here by name, with
+# what Wine does instead; the test itself stays as real Windows needs it.
 known_failures=(
-    # Bulk writes stall after a few MiB: the FD_WRITE that should follow a
-    # send that would block does not arrive (Wine or wfmo; undiagnosed).
-    a_large_transfer_arrives_intact_with_backpressure
-    a_256_mib_transfer_arrives_intact_with_backpressure
-    a_pull_producer_feeds_on_demand_and_delays_the_close
-    write_file_streams_a_file_through_a_pull_producer
-    bytes_waiting_during_a_nested_pass_in_connection_made_arrive_in_order
-    # wfmo holds 62 sockets (WaitForMultipleObjects' 64 handles); the case
-    # does not yet assert the clear refusal it gets instead.
-    a_thousand_simultaneous_connections
-    # Windows' SO_REUSEADDR differs from Unix's; undiagnosed.
-    a_stopped_port_listens_again_on_the_same_address
-    # The test builds an endpoint string from a temp path with a drive
-    # letter (C:\...), whose colon splits the string: the test must escape it.
-    a_tls_endpoint_client_hears_handshake_completed
-    # Winsock reports a UDP ICMP refusal as WSAECONNRESET (now mapped); Wine
-    # does not seem to deliver it at all. Undiagnosed.
+    # A UDP socket's ICMP refusal: Windows fails the next recvfrom with
+    # WSAECONNRESET (FD_READ). Wine 8 reports it as FD_CLOSE with
+    # WSAECONNREFUSED in WSAEnumNetworkEvents' error codes and then recv
+    # finds nothing, so the refusal never reaches the port (traced with the
+    # backend's events; the conformance case passes on every Unix backend).
     an_icmp_refusal_reaches_a_connected_port
 )
 skips=()
 for name in "${known_failures[@]}"; do
     skips+=(--skip "$name")
 done
-echo "== $WINDOWS_TARGET: conformance suite under Wine (${#known_failures[@]} known failures skipped: see above)"
+echo "== $WINDOWS_TARGET: conformance suite under Wine (${#known_failures[@]} case(s) skipped where Wine deviates: see scripts/windows.sh)"
 cargo test --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque --test conformance -- "${skips[@]}" "$@"

@@ -13,6 +13,7 @@ const INFO: BackendInfo = BackendInfo {
     platforms: "Linux",
     io_model: IoModel::Readiness,
     fd_limit: None,
+    most_registrations: None,
     wait_cost: "O(ready fds)",
     reports_closed_fds: false,
     child_exit: super::ChildExit::Pidfd,

@@ -23,6 +23,7 @@ const INFO: BackendInfo = BackendInfo {
     platforms: "macOS, FreeBSD (64-bit)",
     io_model: IoModel::Readiness,
     fd_limit: None,
+    most_registrations: None,
     wait_cost: "O(ready fds)",
     reports_closed_fds: false,
     child_exit: ChildExit::ProcFilter,

@@ -293,6 +293,10 @@ pub struct BackendInfo {
     pub io_model: IoModel,
     /// The highest fd number it accepts plus one (select's `FD_SETSIZE`), if limited.
     pub fd_limit: Option<usize>,
+    /// The most fds one reactor can watch at once, if limited (wfmo: 62, from
+    /// WaitForMultipleObjects' 64 handles); one more is refused with an error
+    /// that says so.
+    pub most_registrations: Option<usize>,
     /// How the cost of one wait grows.
     pub wait_cost: &'static str,
     /// Whether a registered fd that is closed is reported (and then dropped with

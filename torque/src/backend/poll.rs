@@ -11,6 +11,7 @@ const INFO: BackendInfo = BackendInfo {
     platforms: "Linux, macOS, BSD, other POSIX",
     io_model: IoModel::Readiness,
     fd_limit: None,
+    most_registrations: None,
     wait_cost: "O(registered fds)",
     reports_closed_fds: true,
     child_exit: super::FD_CHILD_EXIT,

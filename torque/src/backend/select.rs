@@ -19,6 +19,7 @@ const INFO: BackendInfo = BackendInfo {
     platforms: "Linux, macOS, BSD, other POSIX",
     io_model: IoModel::Readiness,
     fd_limit: Some(FD_SETSIZE),
+    most_registrations: None,
     wait_cost: "O(highest fd)",
     reports_closed_fds: true,
     child_exit: super::FD_CHILD_EXIT,

@@ -22,7 +22,6 @@ use super::{
 };
 
 /// Sockets one wait can watch: 64 handles, less the message queue and the waker.
-#[cfg_attr(not(windows), allow(dead_code))]
 const MOST_SOCKETS: usize = 62;
 
 const INFO: BackendInfo = BackendInfo {
@@ -33,6 +32,7 @@ const INFO: BackendInfo = BackendInfo {
     platforms: "Windows",
     io_model: IoModel::Readiness,
     fd_limit: None,
+    most_registrations: Some(MOST_SOCKETS),
     wait_cost: "O(ready handles), 62 sockets at most",
     reports_closed_fds: false,
     child_exit: ChildExit::Planned,
@@ -174,7 +174,9 @@ mod imp {
                 token: change.token,
                 interest: change.new,
                 event,
-                again: false,
+                // Asked in the next wait too: Winsock may not record again
+                // what it told before (Wine does not), such as room to send.
+                again: true,
             });
             Ok(())
         }
@@ -319,9 +321,13 @@ mod imp {
                         Ok(())
                     }
                     Some(index) => {
+                        // A direction now wanted may hold already, its event
+                        // reported (and dropped) while unwanted: the next wait
+                        // asks the socket in its one WSAPoll.
                         let registered = &mut self.sockets[index];
                         registered.token = change.token;
                         registered.interest = change.new;
+                        registered.again = true;
                         select(registered.socket, registered.event, change.new)
                     }
                 };

@@ -102,7 +102,7 @@ fn send_error(e: io::Error, len: usize) -> DatagramError {
     match e.raw_os_error() {
         Some(crate::sys::errno::EAGAIN | crate::sys::errno::ENOBUFS) => DatagramError::BufferFull,
         Some(crate::sys::errno::EMSGSIZE) => DatagramError::TooLarge(len),
-        Some(crate::sys::datagram::REFUSED) => DatagramError::ConnectionRefused,
+        _ if crate::sys::datagram::is_refusal(&e) => DatagramError::ConnectionRefused,
         _ if e.kind() == io::ErrorKind::WouldBlock => DatagramError::BufferFull,
         _ => DatagramError::Io(e),
     }
@@ -277,7 +277,7 @@ impl DatagramPort {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.raw_os_error() == Some(crate::sys::datagram::REFUSED) => {
+                Err(e) if crate::sys::datagram::is_refusal(&e) => {
                     self.call_protocol("connection_refused", |p, port| p.connection_refused(port));
                     budget -= 1;
                 }

@@ -180,6 +180,29 @@ fn split_raw(text: &str, sep: char, limit: usize) -> Vec<String> {
     fields
 }
 
+/// Quotes `value` for use as one field or option value of an endpoint
+/// string: backslashes, colons and `=` are escaped, so a Windows path
+/// (`C:\certs\ca.pem`) or an IPv6 address survives the parse whole
+/// (Twisted's `quoteStringArgument`).
+///
+/// ```
+/// use torque::net::{client_from_string, quote_endpoint_argument};
+///
+/// let ca = quote_endpoint_argument(r"C:\certs\ca.pem");
+/// assert_eq!(ca, r"C\:\\certs\\ca.pem");
+/// assert!(client_from_string(&format!("tls:example.com:443:trustRoots={ca}")).is_ok());
+/// ```
+pub fn quote_endpoint_argument(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 4);
+    for c in value.chars() {
+        if matches!(c, '\\' | ':' | '=') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Resolves `\x` escapes to `x`.
 fn unescape(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());

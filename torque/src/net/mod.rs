@@ -32,7 +32,10 @@ pub use datagram::{
     ANY_INTERFACE_V4, ANY_INTERFACE_V6, DEFAULT_MAX_PACKET_SIZE, DatagramError, DatagramPort,
     DatagramProtocol, READS_PER_EVENT,
 };
-pub use endpoint::{ClientEndpoint, EndpointError, ServerEndpoint, client_from_string, server_from_string};
+pub use endpoint::{
+    ClientEndpoint, EndpointError, ServerEndpoint, client_from_string, quote_endpoint_argument,
+    server_from_string,
+};
 pub use line::{LineHandler, LineReceiver};
 pub use listener::ListeningPort;
 pub use reconnect::ReconnectingClientFactory;

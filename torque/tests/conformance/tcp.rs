@@ -85,7 +85,9 @@ fn abort_from_data_received_drops_the_buffer(kind: BackendKind) {
     let r = reactor(kind);
     let (mut server, server_seen) = Recorder::new();
     server.on_data = Some(Box::new(|t, _| {
-        t.write(&vec![7u8; 4 << 20]);
+        // More than any loopback buffers hold (Winsock's sends take until
+        // the socket would block, several MiB under Wine).
+        t.write(&vec![7u8; 32 << 20]);
         t.abort_connection();
     }));
     let (_port, number) = server_with(&r, vec![Box::new(server)]);
@@ -95,7 +97,7 @@ fn abort_from_data_received_drops_the_buffer(kind: BackendKind) {
     r.connect_tcp("127.0.0.1", number, factory, client_options());
     iterate_until(&r, || server_seen.lost_count.get() == 1 && client_seen.lost_count.get() == 1);
     assert_eq!(server_seen.lost_kind().as_deref(), Some("aborted"));
-    assert!(client_seen.data_len() < 4 << 20, "an abort does not flush the buffer");
+    assert!(client_seen.data_len() < 32 << 20, "an abort does not flush the buffer");
 }
 
 fn lose_connection_flushes_a_pending_buffer_first(kind: BackendKind) {
@@ -930,19 +932,25 @@ fn a_thousand_simultaneous_connections(kind: BackendKind) {
             o.snapshot().into_iter().filter(|x| x.starts_with("failed")).collect::<Vec<_>>()
         })
         .collect();
-    match r.backend().fd_limit {
+    // select takes fds below FD_SETSIZE, wfmo 62 sockets: each says so.
+    let limit = match (r.backend().fd_limit, r.backend().most_registrations) {
+        (Some(_), _) => Some("FD_SETSIZE"),
+        (None, Some(_)) => Some("at most"),
+        (None, None) => None,
+    };
+    match limit {
         None => {
             assert!(failed.is_empty(), "{:?}", &failed[..failed.len().min(3)]);
             assert_eq!(echoed.get(), N);
         }
-        Some(_) => {
+        Some(limit) => {
             // Client sockets past the limit fail to connect with a clear error;
             // accepted sockets past it are closed by the server (and logged), which
             // the client sees as a connection closed before any echo.
             let closed_early =
                 seens.iter().filter(|(s, _, _)| s.lost_count.get() == 1 && s.data_len() == 0).count();
-            assert!(!failed.is_empty() || closed_early > 0, "2,000 sockets cannot all fit below FD_SETSIZE");
-            assert!(failed.iter().all(|f| f.contains("FD_SETSIZE")), "{:?}", &failed[..failed.len().min(3)]);
+            assert!(!failed.is_empty() || closed_early > 0, "2,000 sockets cannot all fit under {limit}");
+            assert!(failed.iter().all(|f| f.contains(limit)), "{:?}", &failed[..failed.len().min(3)]);
             assert_eq!(echoed.get() + failed.len() + closed_early, N, "every connection settled one way");
         }
     }

@@ -714,9 +714,11 @@ fn a_tls_endpoint_client_hears_handshake_completed(kind: BackendKind) {
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
     std::fs::write(&ca, &pki.ca.pem).unwrap();
-    let endpoint =
-        torque::net::client_from_string(&format!("tls:127.0.0.1:{number}:trustRoots={}", ca.display()))
-            .unwrap();
+    let endpoint = torque::net::client_from_string(&format!(
+        "tls:127.0.0.1:{number}:trustRoots={}",
+        torque::net::quote_endpoint_argument(&ca.to_string_lossy())
+    ))
+    .unwrap();
     let (client, seen) = Recorder::new();
     let _connected = endpoint.connect_protocol(&r, client);
     iterate_until(&r, || seen.handshaken.get());

@@ -59,6 +59,7 @@ const INFO: BackendInfo = BackendInfo {
     platforms: "Linux 5.11+ (receives: 6.0+)",
     io_model: IoModel::Readiness,
     fd_limit: None,
+    most_registrations: None,
     wait_cost: "O(ready fds)",
     reports_closed_fds: false,
     child_exit: super::ChildExit::Pidfd,

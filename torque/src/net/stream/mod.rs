@@ -27,7 +27,7 @@ use socket2::Socket;
 
 use super::{Address, DisconnectReason, Protocol};
 use crate::backend::Interest;
-use crate::sys::socket::SEND_FLAGS;
+use crate::sys::socket::{SEND_FLAGS, SEND_UNTIL_WOULD_BLOCK};
 use crate::sys::unix_socket::{self, MAX_FDS_PER_MESSAGE, PeerCredentials};
 use crate::{FdHandler, LostReason, Reactor, WeakReactor};
 use deliver::{Delivery, Held};
@@ -386,6 +386,34 @@ fn send_parts(socket: &Socket, parts: &[&[u8]]) -> io::Result<usize> {
         let many: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
         socket.send_vectored_with_flags(&many, SEND_FLAGS)
     }
+}
+
+/// As [`send_parts`], and where the platform announces room only after a
+/// send that would block (Winsock's `FD_WRITE`, `SEND_UNTIL_WOULD_BLOCK`),
+/// sends again after a short send until the socket would block or takes it
+/// all, so the announcement is owed. Returns what was sent; an error after
+/// some bytes went is left for the next send to meet.
+fn send_until_full(socket: &Socket, parts: &[&[u8]], total: usize) -> io::Result<usize> {
+    let mut sent = send_parts(socket, parts)?;
+    while SEND_UNTIL_WOULD_BLOCK && sent > 0 && sent < total {
+        let mut rest = [&[][..]; 16];
+        let mut count = 0;
+        let mut skip = sent;
+        for part in parts {
+            if skip >= part.len() {
+                skip -= part.len();
+            } else if count < rest.len() {
+                rest[count] = &part[skip..];
+                skip = 0;
+                count += 1;
+            }
+        }
+        match send_parts(socket, &rest[..count]) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => sent += n,
+        }
+    }
+    Ok(sent)
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -805,7 +833,7 @@ impl Transport {
                     // Completion connections write in `raw_send_lent`.
                     (_, None) | (Io::Completion, _) => Ok(0),
                     (Io::Pipe(_), _) => crate::sys::write_vectored(self.conn.fd, parts),
-                    (Io::Socket | Io::UnixSocket, Some(socket)) => send_parts(socket, parts),
+                    (Io::Socket | Io::UnixSocket, Some(socket)) => send_until_full(socket, parts, total),
                 };
                 match result {
                     Ok(n) => sent = n,

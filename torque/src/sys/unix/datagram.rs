@@ -7,8 +7,11 @@ use std::io;
 #[cfg(linux_like)]
 use socket2::{SockAddr, Socket};
 
-/// The error a connected datagram socket reports after an ICMP refusal.
-pub(crate) const REFUSED: i32 = libc::ECONNREFUSED;
+/// Whether `error` is what a connected datagram socket reports after an ICMP
+/// refusal (ECONNREFUSED).
+pub(crate) fn is_refusal(error: &std::io::Error) -> bool {
+    error.raw_os_error() == Some(libc::ECONNREFUSED)
+}
 
 pub(crate) use crate::sys::one_datagram::Received;
 

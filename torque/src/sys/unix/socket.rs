@@ -15,6 +15,11 @@ pub(crate) const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 #[cfg(apple)]
 pub(crate) const SEND_FLAGS: libc::c_int = 0;
 
+/// Whether a short send must be followed by another until the socket would
+/// block, for the backend to announce room later: not on Unix, whose
+/// readiness is level-triggered.
+pub(crate) const SEND_UNTIL_WOULD_BLOCK: bool = false;
+
 /// The largest listen backlog the system allows (what Go and nginx-class
 /// servers ask for): Linux's `net.core.somaxconn`, else `SOMAXCONN`. The
 /// kernel caps any larger value to it anyway.

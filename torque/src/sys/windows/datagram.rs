@@ -3,9 +3,13 @@
 
 pub(crate) use crate::sys::one_datagram::{Received, recv_one as recv_batch};
 
-/// The error a connected datagram socket reports after an ICMP refusal:
-/// Winsock says WSAECONNRESET for UDP.
-pub(crate) const REFUSED: i32 = windows_sys::Win32::Networking::WinSock::WSAECONNRESET;
+/// Whether `error` is what a connected datagram socket reports after an ICMP
+/// refusal: Windows says WSAECONNRESET for UDP; Wine passes Linux's refusal
+/// on as WSAECONNREFUSED.
+pub(crate) fn is_refusal(error: &std::io::Error) -> bool {
+    use windows_sys::Win32::Networking::WinSock::{WSAECONNREFUSED, WSAECONNRESET};
+    matches!(error.raw_os_error(), Some(WSAECONNRESET | WSAECONNREFUSED))
+}
 
 /// Most datagrams one batch holds.
 pub(crate) const BATCH: usize = 32;

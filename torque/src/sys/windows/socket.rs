@@ -11,10 +11,17 @@ use super::fd::{AsRawFd, RawFd};
 /// Flags for every stream `send`: Windows raises no SIGPIPE, so none.
 pub(crate) const SEND_FLAGS: i32 = 0;
 
-/// The largest listen backlog: Winsock's `SOMAXCONN` asks for "as many as
-/// the provider allows".
+/// Whether a short send must be followed by another until the socket would
+/// block: yes, since Winsock records `FD_WRITE` (room to send) only after a
+/// send that failed with WSAEWOULDBLOCK. After a short send that did not,
+/// no announcement would ever come.
+pub(crate) const SEND_UNTIL_WOULD_BLOCK: bool = true;
+
+/// The largest listen backlog: winsock2.h's `SOMAXCONN`, 0x7fffffff, which
+/// asks for as many as the provider allows (windows-sys carries the old
+/// winsock.h value, 5).
 pub(crate) fn max_backlog() -> i32 {
-    WinSock::SOMAXCONN as i32
+    i32::MAX
 }
 
 /// Readies a new stream socket for the transport: nothing to do on Windows.
