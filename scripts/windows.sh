@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds Torque for Windows (x86_64-pc-windows-gnu) and runs its tests there
 # under Wine: clippy with -D warnings, then the conformance suite on every
-# Windows backend (wfmo so far).
+# Windows backend (wfmo so far), then `torque.exe web` serving curl from the
+# Linux side of the loopback and stopping on Ctrl-C.
 #
 # rustup's download server is out of reach here, and there is no MSVC: std is
 # built from source (-Zbuild-std) by Debian's Rust 1.96 (RUSTC_BOOTSTRAP=1),
@@ -33,8 +34,8 @@ export WINEDLLOVERRIDES="mscoree,mshtml="
 # that are already `const` (missing_const_for_thread_local): allowed here only.
 # The library and the conformance suite: the other test binaries and the
 # benchmarks are Unix-only so far (signals, child processes, rlimits, rusage).
-echo "== $WINDOWS_TARGET: cargo clippy (library, conformance suite) -D warnings"
-cargo clippy --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque --lib --test conformance -- -D warnings \
+echo "== $WINDOWS_TARGET: cargo clippy (library, conformance suite, the torque command) -D warnings"
+cargo clippy --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque -p torque-app --lib --bins --test conformance -- -D warnings \
     -A clippy::missing_const_for_thread_local
 
 # Where Wine deviates from Windows, the case is skipped here by name, with
@@ -53,3 +54,48 @@ for name in "${known_failures[@]}"; do
 done
 echo "== $WINDOWS_TARGET: conformance suite under Wine (${#known_failures[@]} case(s) skipped where Wine deviates: see scripts/windows.sh)"
 cargo test --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque --test conformance -- "${skips[@]}" "$@"
+
+echo "== $WINDOWS_TARGET: torque.exe web under Wine, with curl"
+cargo build --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque-app --bin torque
+exe="$CARGO_TARGET_DIR/$WINDOWS_TARGET/debug/torque.exe"
+root=$(mktemp -d)
+log=$(mktemp)
+trap 'kill "$server" 2>/dev/null || true; rm -rf "$root" "$log"' EXIT
+echo hello > "$root/hello.txt"
+mkdir "$root/sub"
+head -c 3000000 /dev/urandom > "$root/big.bin"
+port=$((20000 + RANDOM % 20000))
+/usr/lib/wine/wine64 "$exe" -r wfmo web --path "Z:${root//\//\\}" --listen "tcp:$port:interface=127.0.0.1" 2>"$log" &
+server=$!
+for _ in $(seq 100); do
+    grep -q "listening on" "$log" && break
+    sleep 0.2
+done
+base="http://127.0.0.1:$port"
+check() { # expected-status url [curl args…]
+    local want=$1 url=$2
+    shift 2
+    got=$(curl -s -o /dev/null -w "%{http_code}" "$@" "$url")
+    [ "$got" = "$want" ] || { echo "GET $url: $got, not $want"; cat "$log"; exit 1; }
+    echo "GET $url: $got"
+}
+check 200 "$base/hello.txt"
+[ "$(curl -s "$base/hello.txt")" = hello ] || { echo "wrong body"; exit 1; }
+check 200 "$base/"
+curl -s "$base/" | grep -q 'href="./sub/"' || { echo "the listing lacks sub/"; exit 1; }
+curl -s -o "$root/got.bin" "$base/big.bin"
+cmp "$root/got.bin" "$root/big.bin" || { echo "the 3 MB file differs"; exit 1; }
+echo "3 MB file: identical"
+check 206 "$base/big.bin" -H "Range: bytes=0-9"
+check 403 "$base/..%5c..%5cwindows%5cwin.ini"
+check 403 "$base/C:%5cwindows"
+check 404 "$base/nothere"
+# Ctrl-C: Wine turns SIGINT into CTRL_C_EVENT for the console handler.
+kill -INT "$(pgrep -f "torque.exe -r wfmo web" | head -1)"
+wait "$server"
+if ! grep -q "received a stop signal" "$log" || ! grep -q "stopped" "$log"; then
+    echo "torque.exe did not stop gracefully on Ctrl-C"
+    cat "$log"
+    exit 1
+fi
+echo "stopped gracefully on Ctrl-C"

@@ -16,6 +16,7 @@ use crate::logging::{self, LogFormat};
 use crate::pidfile::PidFile;
 use crate::service::{MultiService, Service, StreamService, run_services};
 use crate::services::portforward::{PortForward, Target};
+#[cfg(unix)]
 use crate::services::procmon::{Monitored, ProcessMonitor, Timing};
 use crate::services::{Chargen, Daytime, Discard, Echo};
 use crate::web::{WebConfig, WebServer};
@@ -169,6 +170,7 @@ pub struct ProcmonArgs {
     pub command: Vec<String>,
 }
 
+#[cfg(unix)]
 fn procmon_service(args: ProcmonArgs) -> Result<ProcessMonitor, Box<dyn Error>> {
     let mut commands = Vec::new();
     if let Some(program) = args.command.first() {
@@ -324,7 +326,12 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
             let factory = PortForward::new(&reactor, args.to, args.connect_timeout);
             services.add(StreamService::new("portforward", endpoints, factory));
         }
+        #[cfg(unix)]
         Command::Procmon(args) => services.add(procmon_service(args)?),
+        #[cfg(not(unix))]
+        Command::Procmon(_) => {
+            return Err("procmon runs child processes, which Torque does not do on Windows yet".into());
+        }
         Command::Reactors => unreachable!("handled above"),
     }
     let mut workers = None;

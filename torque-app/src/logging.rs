@@ -6,15 +6,20 @@
 //! file, as daemons do for logrotate: the command goes on running and writes
 //! to a fresh file at the same path. To stop it, send SIGTERM or SIGINT.
 
+#[cfg(unix)]
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IsTerminal, Write};
+#[cfg(unix)]
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+#[cfg(unix)]
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use torque::{FdHandler, Reactor};
+#[cfg(unix)]
+use torque::FdHandler;
+use torque::Reactor;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -122,6 +127,7 @@ pub fn init(file: Option<&Path>, format: LogFormat) -> io::Result<LogTarget> {
 /// signal handler (signal-hook's) only writes a byte to a pipe the reactor
 /// reads. Without this SIGHUP would kill the command at once, leaving its pid
 /// file behind.
+#[cfg(unix)]
 pub fn reopen_on_signals(reactor: &Reactor, target: LogTarget) -> io::Result<()> {
     let (read, write) = torque::fd::pipe()?;
     for signal in [signal_hook::consts::SIGHUP, signal_hook::consts::SIGUSR1] {
@@ -131,18 +137,28 @@ pub fn reopen_on_signals(reactor: &Reactor, target: LogTarget) -> io::Result<()>
     reactor.add_reader(&watcher).map_err(io::Error::other)
 }
 
+/// Windows has no SIGHUP or SIGUSR1: the log file is reopened only by a
+/// restart there.
+#[cfg(windows)]
+pub fn reopen_on_signals(_reactor: &Reactor, _target: LogTarget) -> io::Result<()> {
+    Ok(())
+}
+
 /// Reads the signal pipe; each wake-up reopens the log once.
+#[cfg(unix)]
 struct ReopenWatcher {
     pipe: OwnedFd,
     target: LogTarget,
 }
 
+#[cfg(unix)]
 impl AsFd for ReopenWatcher {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.pipe.as_fd()
     }
 }
 
+#[cfg(unix)]
 impl FdHandler for ReopenWatcher {
     fn readable(&mut self, _reactor: &Reactor) {
         let mut buf = [0u8; 64];

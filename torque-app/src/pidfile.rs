@@ -17,7 +17,7 @@ impl PidFile {
     pub fn create(path: &Path) -> io::Result<PidFile> {
         if let Ok(text) = fs::read_to_string(path) {
             if let Ok(pid) = text.trim().parse::<i32>() {
-                if pid != std::process::id() as i32 && process_alive(pid) {
+                if pid != std::process::id() as i32 && crate::platform::process_alive(pid) {
                     return Err(io::Error::new(
                         io::ErrorKind::AlreadyExists,
                         format!("{} names process {pid}, which is still running", path.display()),
@@ -34,15 +34,6 @@ impl PidFile {
 impl Drop for PidFile {
     fn drop(&mut self) {
         let _ = fs::remove_file(&self.path);
-    }
-}
-
-fn process_alive(pid: i32) -> bool {
-    let Some(pid) = rustix::process::Pid::from_raw(pid) else { return false };
-    match rustix::process::test_kill_process(pid) {
-        Ok(()) => true,
-        // It exists but belongs to someone else.
-        Err(e) => e == rustix::io::Errno::PERM,
     }
 }
 

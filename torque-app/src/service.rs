@@ -9,9 +9,9 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::time::Duration;
+use torque::fd::OwnedFd;
 
 use torque::Reactor;
 use torque::defer::{Deferred, Failure, all_settled};

@@ -11,11 +11,11 @@
 
 use std::cell::RefCell;
 use std::error::Error;
-use std::os::fd::OwnedFd;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
+use torque::fd::OwnedFd;
 
 use torque::defer::Deferred;
 use torque::net::ListeningPort;

@@ -10,6 +10,7 @@
 //! - [`procmon`]: child processes kept running (Twisted's procmon).
 
 pub mod portforward;
+#[cfg(unix)]
 pub mod procmon;
 
 use std::cell::RefCell;

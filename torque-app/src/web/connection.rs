@@ -687,7 +687,8 @@ impl Core {
         } else {
             format!("/{}/", relative.to_string_lossy())
         };
-        let page = match listing::render(dir, &shown, self.site.config.serve_hidden) {
+        let path = self.site.root.path().join(relative);
+        let page = match listing::render(dir, &path, &shown, self.site.config.serve_hidden) {
             Ok(page) => page,
             Err(e) => return self.send_error(files::status_for(&e), persistence),
         };
@@ -761,12 +762,11 @@ fn copy_chunk(
     want: usize,
     buffer: &mut [u8],
 ) -> std::io::Result<usize> {
-    use std::os::unix::fs::FileExt;
     if transport.is_disconnected() && transport.buffered() == 0 {
         return Err(std::io::Error::from(std::io::ErrorKind::BrokenPipe));
     }
     let n = want.min(buffer.len());
-    let read = file.read_at(&mut buffer[..n], offset)?;
+    let read = crate::platform::read_at(file, &mut buffer[..n], offset)?;
     if read == 0 {
         return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
     }

@@ -3,11 +3,8 @@
 //! file (type, validators), and the small-file cache.
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -55,7 +52,7 @@ pub fn decode_path(target: &str) -> Result<DecodedPath, Status> {
         match segment {
             b"" | b"." => {}
             b".." => return Err(Status::Forbidden),
-            _ => relative.push(OsStr::from_bytes(segment)),
+            _ => relative.push(crate::platform::path_segment(segment).ok_or(Status::Forbidden)?),
         }
     }
     Ok(DecodedPath { relative, trailing_slash: bytes.ends_with(b"/") })
@@ -90,19 +87,34 @@ pub fn is_hidden(relative: &Path) -> bool {
 
 /// How an open attempt failed, as a status.
 pub fn status_for(error: &io::Error) -> Status {
+    match error.kind() {
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::InvalidFilename => {
+            return Status::NotFound;
+        }
+        io::ErrorKind::PermissionDenied => return Status::Forbidden,
+        io::ErrorKind::OutOfMemory => return Status::Unavailable,
+        _ => {}
+    }
+    #[cfg(unix)]
     match error.raw_os_error() {
-        Some(libc_errno::ENOENT | libc_errno::ENOTDIR | libc_errno::ENAMETOOLONG) => Status::NotFound,
+        Some(libc_errno::ENOENT | libc_errno::ENOTDIR | libc_errno::ENAMETOOLONG) => return Status::NotFound,
         // EXDEV: the path left the root (a symlink out of it); ELOOP: a symlink loop.
         Some(libc_errno::EACCES | libc_errno::EPERM | libc_errno::EXDEV | libc_errno::ELOOP) => {
-            Status::Forbidden
+            return Status::Forbidden;
         }
         // Out of descriptors or memory: the server is overloaded, not broken.
-        Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOMEM) => Status::Unavailable,
-        _ if error.kind() == io::ErrorKind::PermissionDenied => Status::Forbidden,
-        _ => Status::InternalError,
+        Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOMEM) => return Status::Unavailable,
+        _ => {}
     }
+    // The root check's refusal where the system cannot open beneath a
+    // directory (`open_checked`), on every platform.
+    if error.kind() == io::ErrorKind::CrossesDevices {
+        return Status::Forbidden;
+    }
+    Status::InternalError
 }
 
+#[cfg(unix)]
 use libc as libc_errno;
 
 /// The served directory, opened once.
@@ -118,7 +130,7 @@ impl Root {
     /// point outside it.
     pub fn open(path: &Path, follow_symlinks_out: bool) -> io::Result<Root> {
         let path = path.canonicalize()?;
-        let dir = File::open(&path)?;
+        let dir = crate::platform::open_for_serving(&path)?;
         if !dir.metadata()?.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::NotADirectory,
@@ -149,16 +161,14 @@ impl Root {
     fn open_checked(&self, relative: &Path) -> io::Result<File> {
         let full = self.path.join(relative);
         if !self.follow_symlinks_out && !full.canonicalize()?.starts_with(&self.path) {
-            return Err(io::Error::from_raw_os_error(libc_errno::EXDEV));
+            return Err(io::Error::new(
+                io::ErrorKind::CrossesDevices,
+                "the path leaves the served directory",
+            ));
         }
-        std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-            .open(full)
+        crate::platform::open_for_serving(&full)
     }
 }
-
-use std::os::unix::fs::OpenOptionsExt;
 
 /// What the server says about a file: validators, type, size.
 #[derive(Debug)]
@@ -181,8 +191,8 @@ impl FileInfo {
     pub fn new(name: &Path, meta: &std::fs::Metadata) -> FileInfo {
         let modified = meta.modified().unwrap_or(UNIX_EPOCH);
         let modified_secs = modified.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let nanos = meta.mtime_nsec().max(0) as u64;
-        let etag = format!("\"{:x}-{:x}-{:x}{:09x}\"", meta.ino(), meta.len(), modified_secs, nanos);
+        let (inode, nanos) = crate::platform::file_identity(meta);
+        let etag = format!("\"{:x}-{:x}-{:x}{:09x}\"", inode, meta.len(), modified_secs, nanos);
         let last_modified = httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(modified_secs));
         let content_type = content_type(name);
         let headers = format!(

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 use std::fs::File;
 use std::io;
+use std::path::Path;
 
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 
@@ -35,29 +36,12 @@ pub fn escape_html(text: &str) -> String {
     out
 }
 
-/// The listing page of the open directory `dir`, shown as `shown_path` (the
+/// The listing page of the open directory `dir` (at `dir_path`), shown as `shown_path` (the
 /// request path, already decoded); names starting with `.` only with
 /// `show_hidden`.
-pub fn render(dir: &File, shown_path: &str, show_hidden: bool) -> io::Result<String> {
-    let mut names: Vec<(String, bool)> = Vec::new();
-    for entry in rustix::fs::Dir::read_from(dir)? {
-        let entry = entry?;
-        let raw = entry.file_name().to_bytes();
-        if raw == b"." || raw == b".." || (raw.starts_with(b".") && !show_hidden) {
-            continue;
-        }
-        let name = String::from_utf8_lossy(raw).into_owned();
-        let is_dir = match entry.file_type() {
-            rustix::fs::FileType::Directory => true,
-            rustix::fs::FileType::Unknown => {
-                rustix::fs::statat(dir, entry.file_name(), rustix::fs::AtFlags::empty()).is_ok_and(|st| {
-                    rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
-                })
-            }
-            _ => false,
-        };
-        names.push((name, is_dir));
-    }
+pub fn render(dir: &File, dir_path: &Path, shown_path: &str, show_hidden: bool) -> io::Result<String> {
+    let mut names = crate::platform::list_dir(dir, dir_path)?;
+    names.retain(|(name, _)| show_hidden || !name.starts_with('.'));
     names.sort();
     let title = escape_html(shown_path);
     let mut page = format!(
@@ -92,7 +76,7 @@ mod tests {
         std::fs::write(dir.path().join("<img src=x onerror=alert(1)>"), b"x").unwrap();
         std::fs::write(dir.path().join("a&b \"q\".txt"), b"x").unwrap();
         std::fs::create_dir(dir.path().join("sub")).unwrap();
-        let page = render(&File::open(dir.path()).unwrap(), "/<x>/", false).unwrap();
+        let page = render(&File::open(dir.path()).unwrap(), dir.path(), "/<x>/", false).unwrap();
         assert!(!page.contains("<img"), "{page}");
         assert!(page.contains("&lt;img src=x onerror=alert(1)&gt;"), "{page}");
         assert!(page.contains("a&amp;b &quot;q&quot;.txt"), "{page}");
