@@ -21,7 +21,9 @@
 # windows (scripts/windows.sh; with platforms):
 #   gcc-mingw-w64-x86-64: links Windows executables and compiles ring's C
 #     and the Wine test aid (scripts/wine-aid/);
-#   wine64: runs the Windows tests and the torque.exe checks under Wine.
+#   wine64: runs the Windows tests and the torque.exe checks under Wine;
+#   xvfb, xauth, python3: the Win32 demo's window under Xvfb, and the check
+#     of its screenshot.
 # bench (the benchmarks; not used by CI):
 #   wrk, nginx-light: the web benchmark's load generator and peer;
 #   util-linux: taskset, to pin servers and load generators to a core.
@@ -46,7 +48,7 @@ for group in "${groups[@]}"; do
             PACKAGES+=(rustc-web cargo-web rust-web-src rust-web-clippy clang)
             ;;
         windows)
-            PACKAGES+=(gcc-mingw-w64-x86-64 wine64)
+            PACKAGES+=(gcc-mingw-w64-x86-64 wine64 xvfb xauth python3)
             ;;
         bench)
             PACKAGES+=(wrk nginx-light curl util-linux)

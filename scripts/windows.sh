@@ -2,7 +2,8 @@
 # Builds Torque for Windows (x86_64-pc-windows-gnu) and runs its tests there
 # under Wine: clippy with -D warnings, then the conformance suite on every
 # Windows backend (wfmo so far), then `torque.exe web` serving curl from the
-# Linux side of the loopback and stopping on Ctrl-C.
+# Linux side of the loopback and stopping on Ctrl-C, then the Win32 chat
+# demo's self-test in a window under Xvfb, with its screenshot checked.
 #
 # rustup's download server is out of reach here, and there is no MSVC: std is
 # built from source (-Zbuild-std) by Debian's Rust 1.96 (RUSTC_BOOTSTRAP=1),
@@ -37,6 +38,8 @@ export WINEDLLOVERRIDES="mscoree,mshtml="
 echo "== $WINDOWS_TARGET: cargo clippy (library, conformance suite, the torque command) -D warnings"
 cargo clippy --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque -p torque-app --lib --bins --test conformance -- -D warnings \
     -A clippy::missing_const_for_thread_local
+cargo clippy --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque-demos --no-default-features --features win32 \
+    --bin win32-chat -- -D warnings -A clippy::missing_const_for_thread_local
 
 # Where Wine deviates from Windows, the case is skipped here by name, with
 # what Wine does instead; the test itself stays as real Windows needs it.
@@ -99,3 +102,41 @@ if ! grep -q "received a stop signal" "$log" || ! grep -q "stopped" "$log"; then
     exit 1
 fi
 echo "stopped gracefully on Ctrl-C"
+
+echo "== $WINDOWS_TARGET: the Win32 chat demo's self-test under Xvfb"
+cargo build --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque-demos --no-default-features --features win32 \
+    --bin win32-chat
+# The earlier stages started Wine's server (and its desktop) with no display;
+# a window needs one started under Xvfb's.
+/usr/lib/wine/wineserver -k 2>/dev/null || true
+/usr/lib/wine/wineserver -w 2>/dev/null || true
+shot="$CARGO_TARGET_DIR/screenshots/win32-chat.png"
+rm -f "$shot"
+mkdir -p "$(dirname "$shot")"
+timeout 120 xvfb-run -a /usr/lib/wine/wine64 "$CARGO_TARGET_DIR/$WINDOWS_TARGET/debug/win32-chat.exe" \
+    --self-test --screenshot "Z:${shot//\//\\}"
+# The screenshot must show text: dark pixels on the window's light colour
+# (its rows are stored unfiltered, so zlib alone reads them).
+python3 - "$shot" <<'PY'
+import struct, sys, zlib
+data = open(sys.argv[1], "rb").read()
+pos, idat, width, height = 8, b"", 0, 0
+while pos < len(data):
+    length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+    body = data[pos + 8:pos + 8 + length]
+    if kind == b"IHDR":
+        width, height = struct.unpack(">II", body[:8])
+    elif kind == b"IDAT":
+        idat += body
+    pos += 12 + length
+raw = zlib.decompress(idat)
+row = 1 + 3 * width
+dark = sum(
+    1
+    for y in range(height)
+    for x in range(width)
+    if max(raw[y * row + 1 + 3 * x:y * row + 4 + 3 * x]) < 80
+)
+print(f"win32-chat screenshot: {width}x{height}, {dark} text pixels")
+sys.exit(0 if dark > 300 else 1)
+PY
