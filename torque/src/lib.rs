@@ -104,6 +104,8 @@ pub use backend::{
     BackendInfo, BackendKind, Capability, ChildExit, Features, IoModel, SignalDelivery, Status, Support, Wake,
 };
 pub use error::{DelayedCallError, ReactorError};
+#[cfg(windows)]
+pub use reactor::EventId;
 pub use reactor::{
     Clock, DelayedCall, Embedded, FdHandler, FdHandlerRef, GuiCall, IntoTriggerOutcome, LostReason,
     MonotonicClock, PendingTrigger, Phase, REACTOR_ENV, Reactor, ReactorBuilder, ReactorHandle, SystemEvent,

@@ -36,6 +36,8 @@ mod threads;
 mod timers;
 mod triggers;
 mod wait_hook;
+#[cfg(windows)]
+mod win32_events;
 
 pub use builder::{REACTOR_ENV, ReactorBuilder};
 #[cfg(unix)]
@@ -49,6 +51,8 @@ pub use threads::ReactorHandle;
 pub use timers::DelayedCall;
 pub use triggers::{IntoTriggerOutcome, PendingTrigger, Phase, SystemEvent, TriggerId, TriggerOutcome};
 pub use wait_hook::WaitHook;
+#[cfg(windows)]
+pub use win32_events::EventId;
 
 use crate::sys::fd::{AsFd, AsRawFd, RawFd};
 use std::any::Any;
@@ -133,6 +137,9 @@ pub(crate) struct Inner {
     /// check per child, run after each SIGCHLD until it returns `false`.
     #[cfg(unix)]
     child_signals: RefCell<Option<(ChildSignalGuard, Vec<ChildWatcher>)>>,
+    /// Win32 handles watched by helper threads (`add_event`).
+    #[cfg(windows)]
+    win32_events: RefCell<win32_events::Win32Events>,
     /// Called for a stop signal that arrives while already stopping.
     repeated_signal: RefCell<Option<SignalHook>>,
     /// The signal that stopped the current or last run (Twisted's `_exitSignal`).
@@ -294,6 +301,8 @@ impl Reactor {
                 signals: RefCell::new(None),
                 #[cfg(unix)]
                 child_signals: RefCell::new(None),
+                #[cfg(windows)]
+                win32_events: RefCell::default(),
                 repeated_signal: RefCell::new(None),
                 stop_signal: Cell::new(None),
                 in_run: Cell::new(false),

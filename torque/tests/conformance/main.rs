@@ -30,6 +30,9 @@ mod triggers;
 mod udp;
 #[cfg(unix)]
 mod unix;
+// Win32 handles (`add_event`): Windows' own interface.
+#[cfg(windows)]
+mod win32;
 
 fn main() {
     let cases = [
@@ -50,6 +53,8 @@ fn main() {
         udp::cases(),
         #[cfg(unix)]
         unix::cases(),
+        #[cfg(windows)]
+        win32::cases(),
     ]
     .concat();
     support::main(cases, &[support::PLAIN, support::INTERLEAVED, support::EMBEDDED]);

@@ -6,6 +6,7 @@
 
 pub(crate) mod datagram;
 pub(crate) mod errno;
+pub(crate) mod event_waiter;
 pub(crate) mod fd;
 pub(crate) mod signal;
 pub(crate) mod socket;
