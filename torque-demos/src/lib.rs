@@ -72,6 +72,19 @@ pub fn serve(reactor: &Reactor, description: &str) -> Result<ListeningPort, Box<
     Ok(server_from_string(description)?.listen(reactor, factory)?)
 }
 
+/// The room a demo joins: `connect` (a client endpoint) if given, else a
+/// room started here on a free local port (the port lives as long as the
+/// reactor's listening set), as a client endpoint string.
+pub fn room_or_serve(reactor: &Reactor, connect: Option<&str>) -> Result<String, Box<dyn std::error::Error>> {
+    match connect {
+        Some(description) => Ok(description.to_owned()),
+        None => {
+            let port = serve(reactor, "tcp:0:interface=127.0.0.1")?;
+            Ok(format!("tcp:127.0.0.1:{}", port.address().port().unwrap_or(0)))
+        }
+    }
+}
+
 /// What the chat client tells its window.
 pub enum ChatEvent {
     /// Connected; write lines to the transport to send them.

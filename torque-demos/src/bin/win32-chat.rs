@@ -101,13 +101,7 @@ mod win32 {
         let window = open_window()?;
         UI.with(|ui| ui.borrow_mut().status = "connecting…".into());
 
-        let room = match &args.connect {
-            Some(description) => description.clone(),
-            None => {
-                let port = torque_demos::serve(&reactor, "tcp:0:interface=127.0.0.1")?;
-                format!("tcp:127.0.0.1:{}", port.address().port().unwrap_or(0))
-            }
-        };
+        let room = torque_demos::room_or_serve(&reactor, args.connect.as_deref())?;
         let outcome = std::rc::Rc::new(std::cell::Cell::new(None::<bool>));
         let screenshot =
             args.screenshot.clone().unwrap_or_else(|| torque_demos::screenshot_path("win32-chat"));

@@ -112,13 +112,7 @@ fn run(args: Args) -> Result<bool, Box<dyn std::error::Error>> {
         let _ = proxy.send_event(call);
     })?;
 
-    let room = match &args.connect {
-        Some(description) => description.clone(),
-        None => {
-            let port = torque_demos::serve(&reactor, "tcp:0:interface=127.0.0.1")?;
-            format!("tcp:127.0.0.1:{}", port.address().port().unwrap_or(0))
-        }
-    };
+    let room = torque_demos::room_or_serve(&reactor, args.connect.as_deref())?;
     let (u, self_test) = (ui.clone(), args.self_test);
     torque_demos::connect(&reactor, &room, move |event| on_chat_event(&u, self_test, event))?;
     if args.self_test {
