@@ -13,9 +13,10 @@
 //! otherwise.
 //!
 //! One wait takes at most 64 handles (`MAXIMUM_WAIT_OBJECTS`; 63 with the
-//! message queue); the waker holds one, so the 63rd socket is refused with a
-//! clear error naming the `iocp`-free limit. Sockets only: other handles go
-//! through the Win32 event helper.
+//! message queue); the waker holds one, so a reactor holds 62 sockets
+//! (`BackendInfo::most_registrations`) and the 63rd is refused with an
+//! error that says so. Sockets only: other handles go through
+//! `Reactor::add_event`, whose helper threads have no such limit.
 
 use super::{
     BackendInfo, BackendKind, ChildExit, Entry, Features, IoModel, SignalDelivery, Status, Support, Wake,
@@ -154,7 +155,7 @@ mod imp {
             if self.sockets.len() >= MOST_SOCKETS {
                 return Err(io::Error::other(format!(
                     "the wfmo backend waits on at most {MOST_SOCKETS} sockets (WaitForMultipleObjects \
-                     takes 64 handles): choose another backend for more"
+                     takes 64 handles): spread the connections over more reactors"
                 )));
             }
             // SAFETY: WSACreateEvent takes no arguments; a null result is an error.
