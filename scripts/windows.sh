@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds Torque for Windows (x86_64-pc-windows-gnu) and runs its tests there
 # under Wine: clippy with -D warnings, then the conformance suite on every
-# Windows backend (wfmo so far), then `torque.exe web` serving curl from the
+# Windows backend (iocp and wfmo), then `torque.exe web` on each serving curl from the
 # Linux side of the loopback and stopping on Ctrl-C, then the Win32 chat
 # demo's self-test in a window under Xvfb, with its screenshot checked.
 #
@@ -58,23 +58,16 @@ done
 echo "== $WINDOWS_TARGET: conformance suite under Wine (${#known_failures[@]} case(s) skipped where Wine deviates: see scripts/windows.sh)"
 cargo test --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque --test conformance -- "${skips[@]}" "$@"
 
-echo "== $WINDOWS_TARGET: torque.exe web under Wine, with curl"
+echo "== $WINDOWS_TARGET: torque.exe web under Wine, with curl, on each Windows backend"
 cargo build --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque-app --bin torque
 exe="$CARGO_TARGET_DIR/$WINDOWS_TARGET/debug/torque.exe"
 root=$(mktemp -d)
 log=$(mktemp)
+server=
 trap 'kill "$server" 2>/dev/null || true; rm -rf "$root" "$log"' EXIT
 echo hello > "$root/hello.txt"
 mkdir "$root/sub"
 head -c 3000000 /dev/urandom > "$root/big.bin"
-port=$((20000 + RANDOM % 20000))
-/usr/lib/wine/wine64 "$exe" -r wfmo web --path "Z:${root//\//\\}" --listen "tcp:$port:interface=127.0.0.1" 2>"$log" &
-server=$!
-for _ in $(seq 100); do
-    grep -q "listening on" "$log" && break
-    sleep 0.2
-done
-base="http://127.0.0.1:$port"
 check() { # expected-status url [curl args…]
     local want=$1 url=$2
     shift 2
@@ -82,26 +75,39 @@ check() { # expected-status url [curl args…]
     [ "$got" = "$want" ] || { echo "GET $url: $got, not $want"; cat "$log"; exit 1; }
     echo "GET $url: $got"
 }
-check 200 "$base/hello.txt"
-[ "$(curl -s "$base/hello.txt")" = hello ] || { echo "wrong body"; exit 1; }
-check 200 "$base/"
-curl -s "$base/" | grep -q 'href="./sub/"' || { echo "the listing lacks sub/"; exit 1; }
-curl -s -o "$root/got.bin" "$base/big.bin"
-cmp "$root/got.bin" "$root/big.bin" || { echo "the 3 MB file differs"; exit 1; }
-echo "3 MB file: identical"
-check 206 "$base/big.bin" -H "Range: bytes=0-9"
-check 403 "$base/..%5c..%5cwindows%5cwin.ini"
-check 403 "$base/C:%5cwindows"
-check 404 "$base/nothere"
-# Ctrl-C: Wine turns SIGINT into CTRL_C_EVENT for the console handler.
-kill -INT "$(pgrep -f "torque.exe -r wfmo web" | head -1)"
-wait "$server"
-if ! grep -q "received a stop signal" "$log" || ! grep -q "stopped" "$log"; then
-    echo "torque.exe did not stop gracefully on Ctrl-C"
-    cat "$log"
-    exit 1
-fi
-echo "stopped gracefully on Ctrl-C"
+for backend in iocp wfmo; do
+    echo "-- torque.exe -r $backend web"
+    : > "$log"
+    port=$((20000 + RANDOM % 20000))
+    /usr/lib/wine/wine64 "$exe" -r "$backend" web --path "Z:${root//\//\\}" --listen "tcp:$port:interface=127.0.0.1" 2>"$log" &
+    server=$!
+    for _ in $(seq 100); do
+        grep -q "listening on" "$log" && break
+        sleep 0.2
+    done
+    base="http://127.0.0.1:$port"
+    check 200 "$base/hello.txt"
+    [ "$(curl -s "$base/hello.txt")" = hello ] || { echo "wrong body"; exit 1; }
+    check 200 "$base/"
+    curl -s "$base/" | grep -q 'href="./sub/"' || { echo "the listing lacks sub/"; exit 1; }
+    curl -s -o "$root/got.bin" "$base/big.bin"
+    cmp "$root/got.bin" "$root/big.bin" || { echo "the 3 MB file differs"; exit 1; }
+    rm "$root/got.bin"
+    echo "3 MB file: identical"
+    check 206 "$base/big.bin" -H "Range: bytes=0-9"
+    check 403 "$base/..%5c..%5cwindows%5cwin.ini"
+    check 403 "$base/C:%5cwindows"
+    check 404 "$base/nothere"
+    # Ctrl-C: Wine turns SIGINT into CTRL_C_EVENT for the console handler.
+    kill -INT "$(pgrep -f "torque.exe -r $backend web" | head -1)"
+    wait "$server"
+    if ! grep -q "received a stop signal" "$log" || ! grep -q "stopped" "$log"; then
+        echo "torque.exe -r $backend did not stop gracefully on Ctrl-C"
+        cat "$log"
+        exit 1
+    fi
+    echo "stopped gracefully on Ctrl-C"
+done
 
 echo "== $WINDOWS_TARGET: the Win32 chat demo's self-test under Xvfb"
 cargo build --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque-demos --no-default-features --features win32 \

@@ -71,6 +71,7 @@ fn describe(info: &BackendInfo) -> String {
         Wake::Pipe => "pipe",
         Wake::UserEvent => "EVFILT_USER",
         Wake::Event => "event object",
+        Wake::PortPacket => "completion packet",
         _ => "other",
     };
     let signals = match info.signals {

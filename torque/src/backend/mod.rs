@@ -14,6 +14,7 @@
 
 mod epoll;
 mod io_uring;
+mod iocp;
 mod kqueue;
 mod poll;
 mod select;
@@ -46,6 +47,9 @@ pub enum BackendKind {
     Poll,
     /// POSIX `select(2)`: O(highest fd) per wait, fds below `FD_SETSIZE` only.
     Select,
+    /// Windows I/O completion ports: socket readiness as poll requests whose
+    /// answers arrive on the port, no socket limit.
+    Iocp,
     /// Windows `WaitForMultipleObjects`: sockets through `WSAEventSelect`, and
     /// window messages in the same wait; 62 sockets at most.
     Wfmo,
@@ -260,6 +264,8 @@ pub enum Wake {
     UserEvent,
     /// A Win32 event object the wait includes.
     Event,
+    /// A packet posted to the backend's completion port.
+    PortPacket,
 }
 
 /// How a backend hears SIGINT and SIGTERM.
@@ -370,8 +376,8 @@ pub(crate) struct Entry {
 }
 
 /// Every backend, best first.
-static BACKENDS: [Entry; 6] =
-    [epoll::ENTRY, io_uring::ENTRY, kqueue::ENTRY, poll::ENTRY, select::ENTRY, wfmo::ENTRY];
+static BACKENDS: [Entry; 7] =
+    [epoll::ENTRY, io_uring::ENTRY, kqueue::ENTRY, iocp::ENTRY, poll::ENTRY, select::ENTRY, wfmo::ENTRY];
 
 static AVAILABLE: LazyLock<Vec<BackendKind>> =
     LazyLock::new(|| BACKENDS.iter().filter(|e| e.open.is_some()).map(|e| e.info.kind).collect());

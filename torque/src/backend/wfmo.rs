@@ -80,9 +80,10 @@ mod imp {
     use crate::sys::{timeout_millis, waker::Waker};
 
     pub(super) fn open() -> Result<Opened, ReactorError> {
-        let waker = Arc::new(Waker::new_event().map_err(ReactorError::Os)?);
+        let (waker, event) = Waker::new_event().map_err(ReactorError::Os)?;
+        let waker = Arc::new(waker);
         let selector = WfmoSelector {
-            handles: Handles(vec![waker.event()]),
+            handles: Handles(vec![event]),
             sockets: Vec::new(),
             waker: Arc::clone(&waker),
             polled: Vec::new(),
