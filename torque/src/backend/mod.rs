@@ -364,7 +364,7 @@ pub(crate) struct Opened {
 pub(crate) enum OpenedSelector {
     Readiness(Box<dyn Selector>),
     /// io_uring (Linux only, so far).
-    #[cfg_attr(not(linux_like), allow(dead_code))]
+    #[cfg_attr(not(any(linux_like, windows)), allow(dead_code))]
     Completion(Box<dyn Completions>),
 }
 

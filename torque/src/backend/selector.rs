@@ -287,6 +287,21 @@ pub(crate) trait Completions: Selector {
     /// buffer): a `notify_writable` stays.
     fn take_send_result(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)>;
 
+    /// Starts connecting stream socket `fd` to `address` by a completion
+    /// (IOCP's `ConnectEx`, binding the socket first if it is not): `None`
+    /// if this backend does not (call `connect` yourself), else whether it
+    /// started. Its end is announced as writable to the registration, and
+    /// its result taken with [`take_connect_result`](Completions::take_connect_result).
+    fn start_connect(&mut self, _fd: RawFd, _address: &socket2::SockAddr) -> Option<io::Result<()>> {
+        None
+    }
+
+    /// The finished connect's result, once (`None`: no connect by completion
+    /// finished for `fd`; read `SO_ERROR`).
+    fn take_connect_result(&mut self, _fd: RawFd) -> Option<io::Result<()>> {
+        None
+    }
+
     /// `fd`'s owner is closing it: drop what its completions hold (received
     /// bytes not read, accepted connections not taken, which are closed) and
     /// cancel what is in flight.

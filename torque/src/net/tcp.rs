@@ -445,7 +445,7 @@ impl Connector {
         let mut last_error = None;
         addrs.reverse();
         while let Some(addr) = addrs.pop() {
-            match self.start_socket(&addr) {
+            match self.start_socket(reactor, &addr) {
                 Ok((socket, true)) => {
                     addrs.clear();
                     *self.inner.state.borrow_mut() = ConnectorState::Resolving;
@@ -456,6 +456,7 @@ impl Connector {
                     let handler = Rc::new(RefCell::new(ConnectHandler { connector: self.clone(), attempt }));
                     let fd = socket.as_raw_fd();
                     if let Err(e) = reactor.watch(fd, Rc::clone(&handler) as FdHandlerRef, Interest::WRITE) {
+                        reactor.forget_completions(fd);
                         last_error = Some(NetError::Reactor(e));
                         continue;
                     }
@@ -475,11 +476,22 @@ impl Connector {
     }
 
     /// A non-blocking socket with `connect` started; `true` if already connected.
-    fn start_socket(&self, addr: &SockAddr) -> io::Result<(Socket, bool)> {
+    fn start_socket(&self, reactor: &Reactor, addr: &SockAddr) -> io::Result<(Socket, bool)> {
         let socket = Socket::new(addr.domain(), Type::STREAM, None)?;
         socket.set_nonblocking(true)?;
         if let Some(bind) = self.inner.options.bind_address {
             socket.bind(&bind.into())?;
+        }
+        // A completion backend connects it itself (IOCP's ConnectEx); its
+        // end comes as the same writable event.
+        if let Some(started) = reactor.start_connect(socket.as_raw_fd(), addr) {
+            return match started {
+                Ok(()) => Ok((socket, false)),
+                Err(e) => {
+                    reactor.forget_completions(socket.as_raw_fd());
+                    Err(e)
+                }
+            };
         }
         match socket.connect(addr) {
             Ok(()) => Ok((socket, true)),
@@ -507,11 +519,17 @@ impl Connector {
         }
         let state = std::mem::replace(&mut *self.inner.state.borrow_mut(), ConnectorState::Resolving);
         let ConnectorState::Connecting { socket, handler, rest } = state else { return };
-        reactor.unwatch(socket.as_raw_fd(), Interest::WRITE);
+        let fd = socket.as_raw_fd();
+        reactor.unwatch(fd, Interest::WRITE);
         drop(handler);
-        match socket.take_error() {
-            Ok(None) => self.established(reactor, socket),
-            Ok(Some(e)) | Err(e) => {
+        let failure = match reactor.take_connect_result(fd) {
+            Some(result) => result.err(),
+            None => socket.take_error().unwrap_or_else(Some),
+        };
+        match failure {
+            None => self.established(reactor, socket),
+            Some(e) => {
+                reactor.forget_completions(fd);
                 drop(socket);
                 if rest.is_empty() {
                     let reason = self.connect_error(e);
@@ -544,9 +562,11 @@ impl Connector {
             || !matches!(&*self.inner.state.borrow(), ConnectorState::Resolving)
         {
             // build_protocol itself stopped this attempt (stop_connecting).
+            reactor.forget_completions(socket.as_raw_fd());
             return;
         }
         let Some(protocol) = protocol else {
+            reactor.forget_completions(socket.as_raw_fd());
             drop(socket);
             let source = io::Error::other("the client factory built no protocol for the connection");
             self.fail(reactor, attempt, NetError::Connect { address: self.destination(), source });
@@ -582,6 +602,7 @@ impl Connector {
         let state = std::mem::replace(&mut *self.inner.state.borrow_mut(), ConnectorState::Disconnected);
         if let ConnectorState::Connecting { socket, handler, .. } = state {
             reactor.unwatch(socket.as_raw_fd(), Interest::WRITE);
+            reactor.forget_completions(socket.as_raw_fd());
             drop(handler);
             drop(socket);
         }

@@ -161,6 +161,16 @@ impl Driver {
         self.completions()?.take_send_result(fd)
     }
 
+    /// See [`Completions::start_connect`]; `None` on a readiness backend.
+    pub(crate) fn start_connect(&mut self, fd: RawFd, address: &socket2::SockAddr) -> Option<io::Result<()>> {
+        self.completions()?.start_connect(fd, address)
+    }
+
+    /// See [`Completions::take_connect_result`].
+    pub(crate) fn take_connect_result(&mut self, fd: RawFd) -> Option<io::Result<()>> {
+        self.completions()?.take_connect_result(fd)
+    }
+
     /// See [`Completions::forget_completions`].
     pub(crate) fn forget_completions(&mut self, fd: RawFd) {
         if let Some(completions) = self.completions() {

@@ -1296,6 +1296,24 @@ impl Reactor {
         self.inner.driver.borrow_mut().await_room(fd);
     }
 
+    /// Starts connecting stream socket `fd` to `address` by a completion
+    /// (IOCP's `ConnectEx`): `None` where the backend does not (call
+    /// `connect` yourself). Its end is a writable event; its result comes
+    /// from [`take_connect_result`](Reactor::take_connect_result).
+    pub(crate) fn start_connect(
+        &self,
+        fd: RawFd,
+        address: &socket2::SockAddr,
+    ) -> Option<std::io::Result<()>> {
+        self.inner.driver.borrow_mut().start_connect(fd, address)
+    }
+
+    /// The result of `fd`'s connect by completion, once it finished (`None`:
+    /// none did; read `SO_ERROR`).
+    pub(crate) fn take_connect_result(&self, fd: RawFd) -> Option<std::io::Result<()>> {
+        self.inner.driver.borrow_mut().take_connect_result(fd)
+    }
+
     /// Asks the backend to deliver listening socket `fd`'s connections by
     /// completions (io_uring's multishot accept); then
     /// [`take_accepted`](Reactor::take_accepted) replaces `accept(2)`. False

@@ -1,32 +1,42 @@
-//! The iocp backend's selector: one completion port, every socket's
-//! readiness as an AFD poll request whose answer is a packet on that port,
-//! and the waker's packets. See the module above for how it works.
+//! The iocp backend's selector: one completion port; connections' receives
+//! and sends and listening sockets' accepts as overlapped operations on it;
+//! every other socket's readiness as an AFD poll request answered on it; and
+//! the waker's packets. See the module above for how it works.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use windows_sys::Win32::Foundation::{NTSTATUS, STATUS_CANCELLED, STATUS_SUCCESS};
-use windows_sys::Win32::Networking::WinSock::{SIO_BASE_HANDLE, SOCKET, SOCKET_ERROR, WSAIoctl};
-use windows_sys::Win32::System::IO::{IO_STATUS_BLOCK, OVERLAPPED, OVERLAPPED_ENTRY};
+use windows_sys::Win32::Foundation::{STATUS_CANCELLED, STATUS_SUCCESS};
+use windows_sys::Win32::Networking::WinSock::{
+    SIO_BASE_HANDLE, SOCKET, SOCKET_ERROR, WSA_OPERATION_ABORTED, WSAECONNRESET, WSAIoctl,
+};
+use windows_sys::Win32::System::IO::OVERLAPPED_ENTRY;
 
 use super::INFO;
 use super::afd::{
     Afd, POLL_ABORT, POLL_ACCEPT, POLL_CONNECT_FAIL, POLL_DISCONNECT, POLL_LOCAL_CLOSE, POLL_RECEIVE,
     POLL_SEND, PollInfo,
 };
+use super::ops::{self, ConnectEx, Operation, Work};
 use super::port::CompletionPort;
+use super::stream::{Listener, SEND_MAX, Stream};
 use crate::backend::{
-    BackendInfo, Change, Event, Events, Interest, Opened, OpenedSelector, Refused, Selector, Token,
+    BackendInfo, Change, Completions, Event, Events, Interest, Opened, OpenedSelector, ReceivedBytes,
+    Refused, Selector, Token,
 };
 use crate::error::ReactorError;
+use crate::sys::fd::{OwnedFd, RawFd};
 use crate::sys::{timeout_millis, waker::Waker};
 
 /// Packets the waker posts (no operation).
 const KEY_WAKE: usize = 1;
 /// Packets of poll requests.
 const KEY_POLL: usize = 2;
+/// Packets of sockets' own operations (receives, sends, accepts).
+const KEY_SOCKET: usize = 3;
 
 /// Packets one wait takes at most.
 const ENTRIES: usize = 256;
@@ -42,64 +52,101 @@ pub(super) fn open() -> Result<Opened, ReactorError> {
         afd,
         sockets: HashMap::new(),
         to_poll: Vec::new(),
+        unread: Vec::new(),
+        writable: Vec::new(),
+        listening: Vec::new(),
+        connecting: Vec::new(),
+        connect_ex: None,
         // SAFETY: OVERLAPPED_ENTRY is plain data; all zeroes is a valid value.
         entries: vec![unsafe { std::mem::zeroed() }; ENTRIES],
         in_flight: 0,
         waker: Arc::clone(&waker),
     };
-    Ok(Opened { selector: OpenedSelector::Readiness(Box::new(selector)), waker })
+    Ok(Opened { selector: OpenedSelector::Completion(Box::new(selector)), waker })
 }
 
-/// One operation in flight. The packet's `OVERLAPPED` pointer is the
-/// operation's (its first field), so the packet leads back to it; it is
-/// boxed and owned by the kernel from its start until its packet is taken.
-#[repr(C)]
-struct Operation {
-    overlapped: OVERLAPPED,
-    /// The socket it serves (its registration's key).
-    socket: SOCKET,
-    work: Work,
-}
-
-/// What an operation does, with the memory the kernel uses meanwhile.
-enum Work {
-    Poll(PollInfo),
-}
-
-impl Operation {
-    fn new(socket: SOCKET, work: Work) -> *mut Operation {
-        // SAFETY: OVERLAPPED is plain data; zeroed is its documented start state.
-        let overlapped = unsafe { std::mem::zeroed() };
-        Box::into_raw(Box::new(Operation { overlapped, socket, work }))
-    }
-
-    /// The final status of an operation whose packet arrived.
-    fn status(&self) -> NTSTATUS {
-        self.overlapped.Internal as NTSTATUS
-    }
-}
-
-/// One socket watched for readiness.
-struct Registered {
-    /// The base provider's socket, which the poll request names (the
-    /// socket itself unless a layered provider wraps it).
+/// What the selector knows of one socket: its registration, its poll
+/// request, and, if it is served by completions, their state.
+struct SocketState {
+    /// The base provider's socket, which a poll request names (the socket
+    /// itself unless a layered provider wraps it).
     base: SOCKET,
     token: Token,
+    /// What the reactor wants (empty: not registered).
     interest: Interest,
     /// The poll request in flight and the events it asks for.
     polling: Option<(*mut Operation, u32)>,
     /// In `to_poll` already.
     queued: bool,
+    /// A connection's receives and sends.
+    stream: Option<Stream>,
+    /// A listening socket's accepts.
+    listener: Option<Listener>,
+    /// A connect by completion (`ConnectEx`).
+    connect: Option<Connect>,
+    /// Joined to the port (for good, as far as the kernel goes).
+    associated: bool,
+}
+
+/// A socket's `ConnectEx`: in flight, then its result until taken.
+struct Connect {
+    operation: Option<*mut Operation>,
+    result: Option<Result<(), i32>>,
+}
+
+impl SocketState {
+    fn new(socket: SOCKET) -> io::Result<SocketState> {
+        Ok(SocketState {
+            base: base_socket(socket)?,
+            token: Token::IGNORED,
+            interest: Interest::NONE,
+            polling: None,
+            queued: false,
+            stream: None,
+            listener: None,
+            connect: None,
+            associated: false,
+        })
+    }
+
+    /// What a poll request covers: what completions do not.
+    fn poll_interest(&self) -> Interest {
+        let await_room = self.stream.as_ref().is_some_and(|s| s.await_room);
+        let completions = self.stream.is_some() || self.listener.is_some();
+        Interest {
+            read: self.interest.read && !completions,
+            write: self.interest.write && self.connect.is_none() && (self.stream.is_none() || await_room),
+        }
+    }
+
+    /// Whether the selector can forget it.
+    fn unused(&self) -> bool {
+        self.interest.is_empty()
+            && self.stream.is_none()
+            && self.listener.is_none()
+            && self.connect.is_none()
+            && !self.associated
+    }
 }
 
 pub(super) struct IocpSelector {
     port: CompletionPort,
     afd: Afd,
-    sockets: HashMap<SOCKET, Registered>,
+    sockets: HashMap<SOCKET, SocketState>,
     /// Sockets whose poll request starts before the next wait: new ones,
     /// changed ones, and those whose last request just answered (so what
     /// still holds is reported again: level-triggered).
     to_poll: Vec<SOCKET>,
+    /// Connections whose received bytes may wait to be announced.
+    unread: Vec<SOCKET>,
+    /// Connections whose send result (or room) may wait to be announced.
+    writable: Vec<SOCKET>,
+    /// Listening sockets served by accepts.
+    listening: Vec<SOCKET>,
+    /// Sockets connecting by completion.
+    connecting: Vec<SOCKET>,
+    /// `ConnectEx`, once looked up.
+    connect_ex: Option<ConnectEx>,
     entries: Vec<OVERLAPPED_ENTRY>,
     /// Operations started whose packets have not been taken.
     in_flight: usize,
@@ -136,7 +183,7 @@ fn base_socket(socket: SOCKET) -> io::Result<SOCKET> {
             SIO_BASE_HANDLE,
             std::ptr::null(),
             0,
-            (&mut base as *mut SOCKET).cast(),
+            (&raw mut base).cast(),
             size_of::<SOCKET>() as u32,
             &mut returned,
             std::ptr::null_mut(),
@@ -149,93 +196,161 @@ fn base_socket(socket: SOCKET) -> io::Result<SOCKET> {
     Ok(base)
 }
 
+/// Adds `socket` to `list` unless `flag` says it is there.
+fn list(list: &mut Vec<SOCKET>, flag: &mut bool, socket: SOCKET) {
+    if !*flag {
+        *flag = true;
+        list.push(socket);
+    }
+}
+
 impl IocpSelector {
-    fn queue_poll(&mut self, socket: SOCKET) {
-        if let Some(registered) = self.sockets.get_mut(&socket)
-            && !registered.queued
-        {
-            registered.queued = true;
-            self.to_poll.push(socket);
+    /// Joins `socket` to the port, so its operations' packets come here.
+    /// The kernel keeps a socket on one port for good: joining again fails,
+    /// which is fine when this selector joined it (`associated`), and means
+    /// another port has it otherwise (a socket shared with another reactor).
+    fn join_port(&mut self, socket: SOCKET) -> io::Result<()> {
+        self.state(socket)?;
+        let state = self.sockets.get_mut(&socket).expect("made above");
+        match self.port.associate(socket as _, KEY_SOCKET) {
+            Ok(()) => {
+                state.associated = true;
+                Ok(())
+            }
+            Err(_) if state.associated => Ok(()),
+            Err(e) => Err(e),
         }
     }
 
-    /// Cancels `registered`'s poll request; its packet frees it later.
-    fn cancel_poll(afd: &Afd, registered: &mut Registered) {
-        if let Some((operation, _)) = registered.polling.take() {
+    fn state(&mut self, socket: SOCKET) -> io::Result<&mut SocketState> {
+        if let Entry::Vacant(slot) = self.sockets.entry(socket) {
+            slot.insert(SocketState::new(socket)?);
+        }
+        Ok(self.sockets.get_mut(&socket).expect("inserted above"))
+    }
+
+    /// Queues a poll request for `socket` if it needs one, replacing one in
+    /// flight that asks for less than needed.
+    fn refresh_poll(&mut self, socket: SOCKET) {
+        let Some(state) = self.sockets.get_mut(&socket) else { return };
+        let wanted = state.poll_interest();
+        if wanted.is_empty() {
+            return; // one in flight answers and is dropped
+        }
+        let events = poll_events(wanted);
+        if state.polling.is_some_and(|(_, asked)| asked & events != events) {
+            Self::cancel_poll(&self.afd, state);
+        }
+        list(&mut self.to_poll, &mut state.queued, socket);
+    }
+
+    /// Cancels `state`'s poll request; its packet frees it later.
+    fn cancel_poll(afd: &Afd, state: &mut SocketState) {
+        if let Some((operation, _)) = state.polling.take() {
             // SAFETY: the operation is in flight, so its block is in place.
-            unsafe { afd.cancel(&raw mut (*operation).overlapped as *mut IO_STATUS_BLOCK) };
+            unsafe { afd.cancel(Operation::status_block(operation)) };
         }
     }
 
     fn change(&mut self, change: &Change) -> io::Result<()> {
         let socket = change.fd as SOCKET;
-        if change.new.is_empty() {
-            if let Some(mut registered) = self.sockets.remove(&socket) {
-                Self::cancel_poll(&self.afd, &mut registered);
-            }
+        if change.new.is_empty() && !self.sockets.contains_key(&socket) {
             return Ok(());
         }
-        match self.sockets.get_mut(&socket) {
-            Some(registered) => {
-                registered.token = change.token;
-                registered.interest = change.new;
-                let wanted = poll_events(change.new);
-                // A request asking for more than now wanted may stay (what
-                // is no longer wanted is dropped as it answers); one asking
-                // for less is replaced.
-                if registered.polling.is_some_and(|(_, asked)| asked & wanted != wanted) {
-                    Self::cancel_poll(&self.afd, registered);
+        self.state(socket)?;
+        let state = self.sockets.get_mut(&socket).expect("made above");
+        state.token = change.token;
+        state.interest = change.new;
+        if state.unused() {
+            let mut state = self.sockets.remove(&socket).expect("present");
+            Self::cancel_poll(&self.afd, &mut state);
+            return Ok(());
+        }
+        if let Some(stream) = &mut state.stream {
+            if change.new.read {
+                if stream.has_unread() {
+                    list(&mut self.unread, &mut stream.listed_unread, socket);
                 }
+                self.start_receive(socket);
             }
-            None => {
-                let base = base_socket(socket)?;
-                self.sockets.insert(
-                    socket,
-                    Registered {
-                        base,
-                        token: change.token,
-                        interest: change.new,
-                        polling: None,
-                        queued: false,
-                    },
-                );
+        } else if state.listener.is_some() && change.new.read {
+            list_listener(&mut self.listening, socket);
+            self.start_accepts(socket);
+        }
+        self.refresh_poll(socket);
+        Ok(())
+    }
+
+    /// Starts a receive on connection `socket` if it wants one.
+    fn start_receive(&mut self, socket: SOCKET) {
+        let Some(state) = self.sockets.get_mut(&socket) else { return };
+        let reading = state.interest.read;
+        let Some(stream) = state.stream.as_mut() else { return };
+        if !reading || !stream.may_receive() {
+            return;
+        }
+        let operation = Operation::new(socket, Work::Receive(stream.receive_buffer()));
+        match ops::start_receive(operation) {
+            Ok(pointer) => {
+                stream.receive = Some(pointer);
+                self.in_flight += 1;
+            }
+            Err((error, _)) => {
+                stream.receive_failed(error);
+                list(&mut self.unread, &mut stream.listed_unread, socket);
             }
         }
-        self.queue_poll(socket);
-        Ok(())
+    }
+
+    /// Starts accepts on listening `socket` while it wants connections.
+    fn start_accepts(&mut self, socket: SOCKET) {
+        let Some(state) = self.sockets.get_mut(&socket) else { return };
+        let accepting = state.interest.read;
+        let Some(listener) = state.listener.as_mut() else { return };
+        while accepting && listener.may_accept() {
+            let started = ops::accept_operation(socket, listener.family)
+                .and_then(|operation| ops::start_accept(operation).map_err(|(error, _)| error));
+            match started {
+                Ok(pointer) => {
+                    listener.accepts.push(pointer);
+                    self.in_flight += 1;
+                }
+                Err(error) => {
+                    listener.queue.push_back(Err(error.raw_os_error().unwrap_or(0)));
+                    break;
+                }
+            }
+        }
     }
 
     /// Starts the poll requests queued, reporting sockets that cannot be
     /// polled (closed behind the reactor's back) as invalid.
     fn start_polls(&mut self, events: &mut Events) {
         for socket in std::mem::take(&mut self.to_poll) {
-            let Some(registered) = self.sockets.get_mut(&socket) else { continue };
-            registered.queued = false;
-            if registered.polling.is_some() {
+            let Some(state) = self.sockets.get_mut(&socket) else { continue };
+            state.queued = false;
+            let wanted = state.poll_interest();
+            if state.polling.is_some() || wanted.is_empty() {
                 continue;
             }
-            let wanted = poll_events(registered.interest);
-            let operation = Operation::new(socket, Work::Poll(PollInfo::new(registered.base, wanted)));
+            let asked = poll_events(wanted);
+            let pointer = Box::into_raw(Operation::new(socket, Work::Poll(PollInfo::new(state.base, asked))));
             // SAFETY: the operation is boxed and stays in place until its
             // packet is taken (`finish`), which frees it.
             let started = unsafe {
-                let Work::Poll(info) = &mut (*operation).work;
-                self.afd.poll(
-                    &raw mut (*operation).overlapped as *mut IO_STATUS_BLOCK,
-                    info,
-                    operation.cast(),
-                )
+                let Work::Poll(info) = &mut (*pointer).work else { unreachable!("a poll") };
+                self.afd.poll(Operation::status_block(pointer), info, pointer.cast())
             };
             match started {
                 Ok(()) => {
-                    registered.polling = Some((operation, wanted));
+                    state.polling = Some((pointer, asked));
                     self.in_flight += 1;
                 }
                 Err(_) => {
                     // SAFETY: the request did not start; the box is ours again.
-                    drop(unsafe { Box::from_raw(operation) });
+                    drop(unsafe { Box::from_raw(pointer) });
                     events.push(Event {
-                        token: registered.token,
+                        token: state.token,
                         readable: false,
                         writable: false,
                         invalid: true,
@@ -256,48 +371,194 @@ impl IocpSelector {
         // SAFETY: every packet with an OVERLAPPED is an operation this
         // selector boxed and started; its packet arriving ends the kernel's
         // use of it, so the box is ours again.
-        let operation = unsafe { Box::from_raw(pointer) };
-        let Some(registered) = self.sockets.get_mut(&operation.socket) else { return };
-        match &operation.work {
+        let mut operation = unsafe { Box::from_raw(pointer) };
+        let socket = operation.socket;
+        let status = operation.status();
+        let Some(state) = self.sockets.get_mut(&socket) else { return };
+        match &mut operation.work {
             Work::Poll(info) => {
-                if registered.polling.map(|(current, _)| current) != Some(pointer) {
+                if state.polling.map(|(current, _)| current) != Some(pointer) {
                     return; // cancelled: replaced or removed
                 }
-                registered.polling = None;
-                let status = operation.status();
-                if status == STATUS_CANCELLED {
-                    // Cancelled by someone else (the socket's owner): ask again.
-                } else {
+                state.polling = None;
+                if status != STATUS_CANCELLED {
                     let reported = if status == STATUS_SUCCESS { info.reported() } else { POLL_ABORT };
                     if reported & POLL_LOCAL_CLOSE != 0 {
                         // Closed without being removed first: nothing more comes.
                         events.push(Event {
-                            token: registered.token,
+                            token: state.token,
                             readable: false,
                             writable: false,
                             invalid: true,
                         });
                         return;
                     }
+                    let wanted = state.poll_interest();
                     let failed = reported & (POLL_ABORT | POLL_CONNECT_FAIL) != 0;
-                    let readable = registered.interest.read
+                    let readable = wanted.read
                         && (failed || reported & (POLL_RECEIVE | POLL_ACCEPT | POLL_DISCONNECT) != 0);
-                    let writable = registered.interest.write && (failed || reported & POLL_SEND != 0);
-                    if readable || writable {
-                        events.push(Event { token: registered.token, readable, writable, invalid: false });
+                    let writable = wanted.write && (failed || reported & POLL_SEND != 0);
+                    match state.stream.as_mut() {
+                        // Room for a direct write: announced like a send's end.
+                        Some(stream) if writable => {
+                            stream.await_room = false;
+                            stream.wants_writable = true;
+                            list(&mut self.writable, &mut stream.listed_writable, socket);
+                        }
+                        Some(_) => {}
+                        None if readable || writable => {
+                            events.push(Event { token: state.token, readable, writable, invalid: false });
+                        }
+                        None => {}
                     }
                 }
-                let socket = operation.socket;
-                self.queue_poll(socket);
+                self.refresh_poll(socket);
+            }
+            Work::Receive(_) => {
+                let Some(stream) = state.stream.as_mut().filter(|s| s.receive == Some(pointer)) else {
+                    return;
+                };
+                stream.receive = None;
+                let result = operation.result();
+                let Work::Receive(buffer) = std::mem::replace(&mut operation.work, Work::Send(Vec::new()))
+                else {
+                    return;
+                };
+                match result {
+                    Err(e) if e.raw_os_error() == Some(WSA_OPERATION_ABORTED) => {}
+                    result => {
+                        stream.received(result, buffer);
+                        list(&mut self.unread, &mut stream.listed_unread, socket);
+                    }
+                }
+                self.start_receive(socket);
+            }
+            Work::Send(_) => {
+                let Some(stream) = state.stream.as_mut().filter(|s| s.send == Some(pointer)) else { return };
+                stream.send = None;
+                let result = operation.result().map_err(|e| e.raw_os_error().unwrap_or(0));
+                let Work::Send(buffer) = std::mem::replace(&mut operation.work, Work::Send(Vec::new()))
+                else {
+                    return;
+                };
+                stream.sent = Some((result, buffer));
+                if stream.send_pending() {
+                    list(&mut self.writable, &mut stream.listed_writable, socket);
+                }
+            }
+            Work::Connect => {
+                let Some(connect) = state.connect.as_mut().filter(|c| c.operation == Some(pointer)) else {
+                    return;
+                };
+                connect.operation = None;
+                let result = operation.result().and_then(|_| ops::finish_connect(socket));
+                connect.result = Some(result.map_err(|e| e.raw_os_error().unwrap_or(0)));
+                if !self.connecting.contains(&socket) {
+                    self.connecting.push(socket);
+                }
+            }
+            Work::Accept { .. } => {
+                let Some(listener) = state.listener.as_mut() else { return };
+                let Some(index) = listener.accepts.iter().position(|&p| p == pointer) else { return };
+                listener.accepts.swap_remove(index);
+                let result = operation.result();
+                let Work::Accept { socket: accepted, .. } =
+                    std::mem::replace(&mut operation.work, Work::Send(Vec::new()))
+                else {
+                    return;
+                };
+                match result.and_then(|_| ops::finish_accept(socket, &accepted)) {
+                    Ok(()) => listener.queue.push_back(Ok(accepted)),
+                    // A connection gone before it was accepted; or cancelled.
+                    Err(e) if matches!(e.raw_os_error(), Some(WSAECONNRESET | WSA_OPERATION_ABORTED)) => {}
+                    Err(e) => listener.queue.push_back(Err(e.raw_os_error().unwrap_or(0))),
+                }
+                self.start_accepts(socket);
             }
         }
+    }
+
+    /// Announces what completions left for the transports and ports: bytes
+    /// received (level-triggered, while reading is wanted), sends finished
+    /// or room found, connections accepted.
+    fn announce(&mut self, events: &mut Events) {
+        let sockets = &mut self.sockets;
+        self.unread.retain(|socket| {
+            let Some(state) = sockets.get_mut(socket) else { return false };
+            let Some(stream) = state.stream.as_mut() else { return false };
+            if !stream.has_unread() || !state.interest.read {
+                stream.listed_unread = false;
+                return false;
+            }
+            events.push(Event { token: state.token, readable: true, writable: false, invalid: false });
+            true
+        });
+        self.writable.retain(|socket| {
+            let Some(state) = sockets.get_mut(socket) else { return false };
+            let Some(stream) = state.stream.as_mut() else { return false };
+            if !stream.send_pending() {
+                stream.listed_writable = false;
+                return false;
+            }
+            if stream.can_send(state.interest.write) {
+                events.push(Event { token: state.token, readable: false, writable: true, invalid: false });
+            }
+            true
+        });
+        self.connecting.retain(|socket| {
+            let Some(state) = sockets.get(socket) else { return false };
+            if state.connect.as_ref().is_none_or(|c| c.result.is_none()) {
+                return false;
+            }
+            if state.interest.write {
+                events.push(Event { token: state.token, readable: false, writable: true, invalid: false });
+            }
+            true
+        });
+        self.listening.retain(|socket| {
+            let Some(state) = sockets.get(socket) else { return false };
+            let Some(listener) = state.listener.as_ref() else { return false };
+            if state.interest.read && !listener.queue.is_empty() {
+                events.push(Event { token: state.token, readable: true, writable: false, invalid: false });
+            }
+            true
+        });
+    }
+
+    /// Whether `announce` has something to say (then the wait does not block).
+    fn announcement_waits(&self) -> bool {
+        let sockets = &self.sockets;
+        self.unread.iter().any(|s| {
+            sockets
+                .get(s)
+                .is_some_and(|st| st.interest.read && st.stream.as_ref().is_some_and(Stream::has_unread))
+        }) || self.writable.iter().any(|s| {
+            sockets.get(s).is_some_and(|st| st.stream.as_ref().is_some_and(|x| x.can_send(st.interest.write)))
+        }) || self.connecting.iter().any(|s| {
+            sockets.get(s).is_some_and(|st| {
+                st.interest.write && st.connect.as_ref().is_some_and(|c| c.result.is_some())
+            })
+        }) || self.listening.iter().any(|s| {
+            sockets.get(s).is_some_and(|st| {
+                st.interest.read && st.listener.as_ref().is_some_and(|l| !l.queue.is_empty())
+            })
+        })
+    }
+}
+
+fn list_listener(listening: &mut Vec<SOCKET>, socket: SOCKET) {
+    if !listening.contains(&socket) {
+        listening.push(socket);
     }
 }
 
 impl Drop for IocpSelector {
     fn drop(&mut self) {
-        for registered in self.sockets.values_mut() {
-            Self::cancel_poll(&self.afd, registered);
+        for (&socket, state) in &mut self.sockets {
+            Self::cancel_poll(&self.afd, state);
+            if state.stream.is_some() || state.listener.is_some() || state.connect.is_some() {
+                ops::cancel_all(socket);
+            }
         }
         self.sockets.clear();
         // The kernel owns each operation until its packet arrives: collect
@@ -323,7 +584,9 @@ impl Selector for IocpSelector {
 
     fn apply(&mut self, changes: &[Change], refused: &mut Vec<Refused>) {
         for change in changes {
-            if let Err(e) = self.change(change) {
+            if let Err(e) = self.change(change)
+                && change.token != Token::IGNORED
+            {
                 refused.push((change.token, e));
             }
         }
@@ -332,7 +595,7 @@ impl Selector for IocpSelector {
     fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
         self.start_polls(events);
-        let millis = if events.len() > 0 { 0 } else { timeout_millis(timeout) };
+        let millis = if events.len() > 0 || self.announcement_waits() { 0 } else { timeout_millis(timeout) };
         let mut entries = std::mem::take(&mut self.entries);
         let taken = self.port.wait(&mut entries, millis);
         if let Ok(taken) = taken {
@@ -341,6 +604,193 @@ impl Selector for IocpSelector {
             }
         }
         self.entries = entries;
+        self.announce(events);
         taken.map(|_| ())
+    }
+}
+
+impl Completions for IocpSelector {
+    fn as_selector(&mut self) -> &mut dyn Selector {
+        self
+    }
+
+    fn as_selector_ref(&self) -> &dyn Selector {
+        self
+    }
+
+    fn stream_completions(&mut self, fd: RawFd) -> bool {
+        let socket = fd as SOCKET;
+        if self.join_port(socket).is_err() {
+            return false;
+        }
+        if let Some(state) = self.sockets.get_mut(&socket) {
+            state.stream = Some(Stream::new());
+        }
+        true
+    }
+
+    fn take_received(&mut self, fd: RawFd, out: &mut [u8]) -> Option<io::Result<usize>> {
+        let socket = fd as SOCKET;
+        let stream = self.sockets.get_mut(&socket)?.stream.as_mut()?;
+        let taken = stream.take(out);
+        self.start_receive(socket);
+        Some(taken)
+    }
+
+    fn lend_received(&mut self, _fd: RawFd) -> Option<ReceivedBytes> {
+        None // each receive has its own buffer: copied out by `take_received`
+    }
+
+    fn give_back_received(&mut self, _bytes: ReceivedBytes) {}
+
+    fn peek_received(&mut self, fd: RawFd) -> Option<io::Result<usize>> {
+        Some(self.sockets.get(&(fd as SOCKET))?.stream.as_ref()?.peek())
+    }
+
+    fn send_lent(&mut self, fd: RawFd, buffer: Vec<u8>, offset: usize) -> Result<(), (io::Error, Vec<u8>)> {
+        let socket = fd as SOCKET;
+        let Some(stream) = self.sockets.get_mut(&socket).and_then(|s| s.stream.as_mut()) else {
+            return Err((io::ErrorKind::Unsupported.into(), buffer));
+        };
+        if stream.send.is_some() || stream.sent.is_some() || offset >= buffer.len() {
+            return Err((io::ErrorKind::WouldBlock.into(), buffer));
+        }
+        let len = (buffer.len() - offset).min(SEND_MAX);
+        match ops::start_send(Operation::new(socket, Work::Send(buffer)), offset, len) {
+            Ok(pointer) => {
+                stream.send = Some(pointer);
+                stream.send_len = len;
+                // This send's end announces the writer, not a poll for room.
+                stream.await_room = false;
+                self.in_flight += 1;
+                Ok(())
+            }
+            Err((error, mut operation)) => {
+                let Work::Send(buffer) = std::mem::replace(&mut operation.work, Work::Send(Vec::new()))
+                else {
+                    unreachable!("a send")
+                };
+                Err((error, buffer))
+            }
+        }
+    }
+
+    fn await_room(&mut self, fd: RawFd) {
+        let socket = fd as SOCKET;
+        let Some(stream) = self.sockets.get_mut(&socket).and_then(|s| s.stream.as_mut()) else { return };
+        if !stream.await_room {
+            stream.await_room = true;
+            self.refresh_poll(socket);
+        }
+    }
+
+    fn notify_writable(&mut self, fd: RawFd) {
+        let socket = fd as SOCKET;
+        let Some(stream) = self.sockets.get_mut(&socket).and_then(|s| s.stream.as_mut()) else { return };
+        stream.wants_writable = true;
+        list(&mut self.writable, &mut stream.listed_writable, socket);
+    }
+
+    fn send_done(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)> {
+        // The transport is writing now: it asks again if it still wants to —
+        // unless a send started since this event was announced: the ask is
+        // for that send's end, so it stays.
+        let stream = self.sockets.get_mut(&(fd as SOCKET))?.stream.as_mut()?;
+        if stream.send.is_none() {
+            stream.wants_writable = false;
+        }
+        self.take_send_result(fd)
+    }
+
+    fn take_send_result(&mut self, fd: RawFd) -> Option<(io::Result<usize>, Vec<u8>)> {
+        let stream = self.sockets.get_mut(&(fd as SOCKET))?.stream.as_mut()?;
+        let (result, buffer) = stream.sent.take()?;
+        Some((result.map_err(io::Error::from_raw_os_error), buffer))
+    }
+
+    fn accept_completions(&mut self, fd: RawFd) -> bool {
+        let socket = fd as SOCKET;
+        self.forget_completions(fd);
+        let Ok(family) = ops::family(socket) else { return false };
+        if self.join_port(socket).is_err() {
+            return false; // another reactor's port has it (a shared listening socket)
+        }
+        if let Some(state) = self.sockets.get_mut(&socket) {
+            state.listener = Some(Listener::new(family));
+        }
+        list_listener(&mut self.listening, socket);
+        true
+    }
+
+    fn take_accepted(&mut self, fd: RawFd) -> Option<io::Result<OwnedFd>> {
+        let socket = fd as SOCKET;
+        let listener = self.sockets.get_mut(&socket)?.listener.as_mut()?;
+        let taken = listener.queue.pop_front();
+        self.start_accepts(socket);
+        Some(match taken {
+            Some(Ok(connection)) => Ok(connection),
+            Some(Err(code)) => Err(io::Error::from_raw_os_error(code)),
+            None => Err(io::ErrorKind::WouldBlock.into()),
+        })
+    }
+
+    fn start_connect(&mut self, fd: RawFd, address: &socket2::SockAddr) -> Option<io::Result<()>> {
+        let socket = fd as SOCKET;
+        if !address.is_ipv4() && !address.is_ipv6() {
+            return None;
+        }
+        let connect_ex = match self.connect_ex {
+            Some(function) => function,
+            None => match ConnectEx::find(socket) {
+                Ok(function) => *self.connect_ex.insert(function),
+                Err(_) => return None, // connect(2) and readiness, then
+            },
+        };
+        if let Err(e) = self.join_port(socket) {
+            return Some(Err(e));
+        }
+        let operation = Operation::new(socket, Work::Connect);
+        match ops::start_connect(connect_ex, operation, address.as_ptr().cast(), address.len()) {
+            Ok(pointer) => {
+                self.in_flight += 1;
+                let state = self.sockets.get_mut(&socket).expect("joined above");
+                state.connect = Some(Connect { operation: Some(pointer), result: None });
+                self.refresh_poll(socket);
+                Some(Ok(()))
+            }
+            Err((error, _)) => Some(Err(error)),
+        }
+    }
+
+    fn take_connect_result(&mut self, fd: RawFd) -> Option<io::Result<()>> {
+        let state = self.sockets.get_mut(&(fd as SOCKET))?;
+        let result = state.connect.as_ref()?.result?;
+        state.connect = None;
+        Some(result.map_err(io::Error::from_raw_os_error))
+    }
+
+    fn forget_completions(&mut self, fd: RawFd) {
+        let socket = fd as SOCKET;
+        let Some(state) = self.sockets.get_mut(&socket) else { return };
+        let stream = state.stream.take();
+        let listener = state.listener.take();
+        let connect = state.connect.take();
+        // Its owner closes it next: a later socket with the same number is
+        // joined anew.
+        state.associated = false;
+        if stream.as_ref().is_some_and(|s| s.receive.is_some() || s.send.is_some())
+            || listener.as_ref().is_some_and(|l| !l.accepts.is_empty())
+            || connect.as_ref().is_some_and(|c| c.operation.is_some())
+        {
+            // Their packets still come, find no owner, and free what they
+            // hold (a send's buffer, an accept's socket).
+            ops::cancel_all(socket);
+        }
+        if state.unused() {
+            let mut state = self.sockets.remove(&socket).expect("present");
+            Self::cancel_poll(&self.afd, &mut state);
+        } else {
+            self.refresh_poll(socket);
+        }
     }
 }
