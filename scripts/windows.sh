@@ -52,6 +52,14 @@ known_failures=(
     # socket state, the port never hears it either. The case passes on
     # every Unix backend.
     an_icmp_refusal_reaches_a_connected_port
+    # A child writing more than its stdout socket holds: under Wine 8 the
+    # child sometimes stays blocked in a WriteFile for good (seen at 4 to
+    # 8 MiB of 8 MiB with 64 KiB writes; under load with 8 KiB writes too),
+    # while peeking the reactor's end finds nothing to read (WSAEWOULDBLOCK),
+    # on both backends. Output that fits the socket buffer (1 MiB) arrives
+    # whole (a_megabyte_through_stdin_comes_back_whole).
+    large_blocking_writes_from_the_child_arrive_whole
+    thirty_two_mib_of_output_arrive_whole
 )
 skips=()
 for name in "${known_failures[@]}"; do

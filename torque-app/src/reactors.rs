@@ -63,7 +63,7 @@ fn describe(info: &BackendInfo) -> String {
         ChildExit::Pidfd => "pidfd",
         ChildExit::ProcFilter => "EVFILT_PROC",
         ChildExit::Sigchld => "SIGCHLD",
-        ChildExit::Planned => "not yet",
+        ChildExit::ProcessHandle => "process handle",
         _ => "other",
     };
     let wake = match info.wake {

@@ -92,7 +92,6 @@ mod backend;
 pub mod defer;
 mod error;
 pub mod net;
-#[cfg(unix)]
 pub mod process;
 mod reactor;
 #[allow(unsafe_code)]

@@ -248,8 +248,9 @@ pub enum ChildExit {
     /// A SIGCHLD handler (chained to the previous one) wakes the reactor,
     /// which checks only its own children.
     Sigchld,
-    /// Child processes are not built for this backend's platform yet (Windows).
-    Planned,
+    /// Windows: the child's process handle, signalled once it exits, waited
+    /// on by the Win32 event helper threads (`Reactor::add_event`).
+    ProcessHandle,
 }
 
 /// How another thread wakes a backend's wait.

@@ -36,12 +36,11 @@ const INFO: BackendInfo = BackendInfo {
     most_registrations: Some(MOST_SOCKETS),
     wait_cost: "O(ready handles), 62 sockets at most",
     reports_closed_fds: false,
-    child_exit: ChildExit::Planned,
+    child_exit: ChildExit::ProcessHandle,
     wake: Wake::Event,
     signals: SignalDelivery::ConsoleHandler,
     features: Features {
         unix_sockets: Support::Planned,
-        processes: Support::Planned,
         // No single fd stands for the wait; a helper-thread wait is not built yet.
         watch_fd: Support::No,
         interleave: Support::Planned,

@@ -35,15 +35,22 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(unix)]
+#[path = "unix.rs"]
+mod platform;
+#[cfg(windows)]
+#[path = "windows.rs"]
+mod platform;
 mod transport;
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
+
+use crate::sys::fd::{AsFd, OwnedFd};
 
 pub use transport::ProcessTransport;
 
@@ -78,16 +85,6 @@ impl ProcessExit {
             ProcessExit::Done => Some(0),
             ProcessExit::Exited(code) => Some(*code),
             _ => None,
-        }
-    }
-
-    pub(crate) fn from_status(status: std::process::ExitStatus) -> ProcessExit {
-        use std::os::unix::process::ExitStatusExt;
-        match (status.code(), status.signal()) {
-            (Some(0), _) => ProcessExit::Done,
-            (Some(code), _) => ProcessExit::Exited(code),
-            (None, Some(signal)) => ProcessExit::Signaled { signal, core_dumped: status.core_dumped() },
-            (None, None) => ProcessExit::Unknown,
         }
     }
 }
@@ -189,7 +186,7 @@ pub struct ProcessOptions {
     /// Run as this group id (needs privilege).
     pub gid: Option<u32>,
     /// The child's fds; every fd not listed is closed in the child.
-    pub child_fds: BTreeMap<RawFd, ChildFd>,
+    pub child_fds: BTreeMap<i32, ChildFd>,
     /// Connect fds 0, 1 and 2 to a new PTY (the child sees a terminal) instead
     /// of the pipes in `child_fds` for those numbers.
     pub pty: Option<WindowSize>,
@@ -246,7 +243,7 @@ impl ProcessOptions {
     }
 
     /// Sets what child fd `fd` is connected to.
-    pub fn child_fd(mut self, fd: RawFd, what: ChildFd) -> ProcessOptions {
+    pub fn child_fd(mut self, fd: i32, what: ChildFd) -> ProcessOptions {
         self.child_fds.insert(fd, what);
         self
     }
@@ -345,6 +342,7 @@ pub enum ProcessError {
     Io(#[from] io::Error),
 }
 
+#[cfg(unix)]
 const SIGNALS: [(&str, i32); 16] = [
     ("HUP", libc::SIGHUP),
     ("INT", libc::SIGINT),
@@ -363,6 +361,11 @@ const SIGNALS: [(&str, i32); 16] = [
     ("STOP", libc::SIGSTOP),
     ("WINCH", libc::SIGWINCH),
 ];
+
+/// Windows has no signals; these three end a child (`TerminateProcess`), as
+/// in Twisted, under their usual numbers.
+#[cfg(windows)]
+const SIGNALS: [(&str, i32); 3] = [("INT", 2), ("KILL", 9), ("TERM", 15)];
 
 /// A signal's number from its name (`"TERM"`, `"SIGTERM"`, `"term"`) or number.
 pub fn signal_number(name: &str) -> Option<i32> {

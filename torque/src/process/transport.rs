@@ -13,26 +13,23 @@
 //! child is reaped.
 
 use std::cell::RefCell;
-use std::ffi::{CString, OsString};
 use std::fmt;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::process::Command;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::{ChildFd, ProcessError, ProcessExit, ProcessOptions, ProcessProtocol, Reaping, SpawnError};
+use super::platform;
+use super::{ChildFd, ProcessError, ProcessExit, ProcessOptions, ProcessProtocol, SpawnError};
 use crate::net::stream::PipeEnd;
 use crate::net::{DisconnectReason, Producer, ProducerError, Protocol, Transport};
-use crate::reactor::ChildWatch;
-use crate::sys::process as sys;
-use crate::{FdHandler, LostReason, Reactor, WeakReactor};
+use crate::sys::fd::{AsRawFd, OwnedFd};
+use crate::{Reactor, WeakReactor};
 
-struct State {
+pub(super) struct State {
     /// Cleared once reaped (the pid may then belong to someone else).
-    running: bool,
-    /// The backend's watch on the child's exit (none: SIGCHLD watches it).
-    watch: Option<ChildWatch>,
+    pub(super) running: bool,
+    /// How the child's exit is watched (the platform's: a pidfd or
+    /// `EVFILT_PROC`, else SIGCHLD; a process handle on Windows).
+    pub(super) watch: platform::ExitWatch,
     /// Open pipes by child fd number, with their direction.
     pipes: Vec<(i32, Transport, PipeEnd)>,
     /// Events for a protocol that was busy further up the stack (a nested
@@ -47,11 +44,14 @@ struct State {
     pty: bool,
 }
 
-struct Inner {
+pub(super) struct Inner {
     reactor: WeakReactor,
-    pid: u32,
-    program: String,
-    state: RefCell<State>,
+    pub(super) pid: u32,
+    /// The platform's handle on the child (Windows: its process handle).
+    #[cfg_attr(unix, allow(dead_code))]
+    pub(super) child: platform::Child,
+    pub(super) program: String,
+    pub(super) state: RefCell<State>,
     protocol: RefCell<Option<Box<dyn ProcessProtocol>>>,
     /// Started leading a process group of its own (its id is the pid).
     group_leader: bool,
@@ -61,7 +61,7 @@ struct Inner {
 /// one child.
 #[derive(Clone)]
 pub struct ProcessTransport {
-    inner: Rc<Inner>,
+    pub(super) inner: Rc<Inner>,
 }
 
 impl fmt::Debug for ProcessTransport {
@@ -98,28 +98,6 @@ impl Protocol for ChildPipe {
     }
     fn connection_lost(&mut self, _reason: DisconnectReason) {
         ProcessTransport { inner: Rc::clone(&self.process) }.pipe_closed(self.fd);
-    }
-}
-
-/// Hears the child's exit from the backend's watch.
-struct Reaper {
-    process: Rc<Inner>,
-}
-
-impl FdHandler for Reaper {
-    fn readable(&mut self, reactor: &Reactor) {
-        ProcessTransport { inner: Rc::clone(&self.process) }.try_reap(reactor);
-    }
-    fn connection_lost(&mut self, reactor: &Reactor, _reason: LostReason) {
-        // The reactor shut down (or the watch failed): keep reaping on
-        // SIGCHLD, so a later `run()` still reports the child.
-        let process = ProcessTransport { inner: Rc::clone(&self.process) };
-        let watch = process.inner.state.borrow_mut().watch.take();
-        drop(watch);
-        process.try_reap(reactor);
-        if process.inner.state.borrow().running {
-            let _ = process.watch_sigchld(reactor);
-        }
     }
 }
 
@@ -173,23 +151,18 @@ fn spawn(
             continue; // the PTY takes these
         }
         match what {
-            ChildFd::Read => {
-                let (read, write) = sys::blocking_pipe().map_err(exec_error)?;
-                map.push((fd, write.as_raw_fd()));
-                child_ends.push(write);
-                parent_ends.push((fd, read, PipeEnd::Read));
-            }
-            ChildFd::Write => {
-                let (read, write) = sys::blocking_pipe().map_err(exec_error)?;
-                map.push((fd, read.as_raw_fd()));
-                child_ends.push(read);
-                parent_ends.push((fd, write, PipeEnd::Write));
+            ChildFd::Read | ChildFd::Write => {
+                let end = if matches!(what, ChildFd::Read) { PipeEnd::Read } else { PipeEnd::Write };
+                let (ours, theirs) = platform::child_pipe(end).map_err(exec_error)?;
+                map.push((fd, theirs.as_raw_fd()));
+                child_ends.push(theirs);
+                parent_ends.push((fd, ours, end));
             }
             ChildFd::Inherit(source) => map.push((fd, source.as_raw_fd())),
         }
     }
     if let Some(size) = options.pty {
-        let (master, slave) = sys::open_pty(size.rows, size.cols).map_err(exec_error)?;
+        let (master, slave) = platform::open_pty(program, size)?;
         for fd in 0..=2 {
             map.push((fd, slave.as_raw_fd()));
         }
@@ -199,16 +172,17 @@ fn spawn(
     for (_, fd, _) in &parent_ends {
         crate::sys::set_nonblocking(fd.as_raw_fd()).map_err(exec_error)?;
     }
-    sys::ignore_sigpipe_once();
-    let pid = start_child(program, args, &options, map)?;
+    platform::before_spawn();
+    let (pid, child) = platform::start_child(program, args, &options, map)?;
     drop(child_ends);
     let inner = Rc::new(Inner {
         reactor: reactor.downgrade(),
         pid,
+        child,
         program: program.to_owned(),
         state: RefCell::new(State {
             running: true,
-            watch: None,
+            watch: Default::default(),
             pipes: Vec::new(),
             queued: Vec::new(),
             delivery_scheduled: false,
@@ -234,116 +208,12 @@ fn spawn(
             }
         }
     }
-    let watch = match options.reaping {
-        // The backend's own mechanism, if it has one that works here (select
-        // cannot hold a high pidfd; old kernels have none).
-        Reaping::Auto => {
-            let reaper = Rc::new(RefCell::new(Reaper { process: Rc::clone(&process.inner) }));
-            reactor.watch_child_exit(pid, reaper).ok()
-        }
-        Reaping::Sigchld => None,
-    };
-    match watch {
-        Some(watch) => process.inner.state.borrow_mut().watch = Some(watch),
-        None => {
-            if let Err(e) = process.watch_sigchld(reactor) {
-                process.kill_after_failed_setup();
-                return Err(e.into());
-            }
-        }
+    if let Err(e) = platform::watch_exit(&process, reactor, options.reaping) {
+        process.kill_after_failed_setup();
+        return Err(e.into());
     }
     process.with_protocol("connection_made", |p, t| p.connection_made(t));
     Ok(process)
-}
-
-/// Starts the child with `map` as its fds: `posix_spawnp` where it can do the
-/// job (glibc, no uid/gid change, no PTY), else `fork` + `exec` with the setup
-/// in `sys::process::spawn`. Returns the pid.
-fn start_child(
-    program: &str,
-    args: &[&str],
-    options: &ProcessOptions,
-    map: Vec<(RawFd, RawFd)>,
-) -> Result<u32, SpawnError> {
-    let exec_error = |source| SpawnError::Exec { program: program.to_owned(), source };
-    if sys::HAS_POSIX_SPAWN && options.uid.is_none() && options.gid.is_none() && options.pty.is_none() {
-        let bad = |what: &str| SpawnError::BadOptions {
-            program: program.to_owned(),
-            reason: format!("{what} contains a NUL byte"),
-        };
-        let c = |text: &[u8], what: &str| CString::new(text).map_err(|_| bad(what));
-        let argv0 = c(program.as_bytes(), "the program name")?;
-        let mut argv = vec![argv0];
-        for arg in args {
-            argv.push(c(arg.as_bytes(), "an argument")?);
-        }
-        // Unchanged environment: the child gets this process's, and glibc finds
-        // the program in PATH (the same PATH the child has). Changed: a copy,
-        // with the program found in the child's PATH, as std does.
-        let (program_c, env) = if !options.clear_env && options.env.is_empty() {
-            (c(program.as_bytes(), "the program name")?, None)
-        } else {
-            let mut vars: Vec<(OsString, OsString)> =
-                if options.clear_env { Vec::new() } else { std::env::vars_os().collect() };
-            for (key, value) in &options.env {
-                vars.retain(|(k, _)| k != key);
-                if let Some(value) = value {
-                    vars.push((key.clone(), value.clone()));
-                }
-            }
-            let path = vars.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_os_str());
-            let program_c = sys::find_program(program, path).map_err(exec_error)?;
-            let mut env = Vec::with_capacity(vars.len());
-            for (key, value) in vars {
-                let mut entry = key.into_vec();
-                entry.push(b'=');
-                entry.extend_from_slice(value.as_bytes());
-                env.push(c(&entry, "an environment variable")?);
-            }
-            (program_c, Some(env))
-        };
-        let cwd = match &options.cwd {
-            Some(dir) => Some(c(dir.as_os_str().as_bytes(), "the working directory")?),
-            None => None,
-        };
-        let request = sys::SpawnRequest {
-            program: &program_c,
-            args: &argv,
-            env: env.as_deref(),
-            cwd: cwd.as_deref(),
-            map: &map,
-            process_group: options.process_group,
-        };
-        return sys::posix_spawn(&request).map_err(exec_error);
-    }
-    let mut command = Command::new(program);
-    command.args(args);
-    if options.clear_env {
-        command.env_clear();
-    }
-    for (key, value) in &options.env {
-        match value {
-            Some(value) => command.env(key, value),
-            None => command.env_remove(key),
-        };
-    }
-    if let Some(dir) = &options.cwd {
-        command.current_dir(dir);
-    }
-    if let Some(uid) = options.uid {
-        std::os::unix::process::CommandExt::uid(&mut command, uid);
-    }
-    if let Some(gid) = options.gid {
-        std::os::unix::process::CommandExt::gid(&mut command, gid);
-    }
-    if options.process_group && options.pty.is_none() {
-        // (A PTY child leads a session, and so a group, already.)
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-    }
-    let setup = sys::ChildSetup { map, controlling_tty: options.pty.is_some() };
-    let child = sys::spawn(&mut command, setup).map_err(exec_error)?;
-    // The std handle holds no pipes (stdio is set up by us); only the pid is kept.
-    Ok(child.id())
 }
 
 impl ProcessTransport {
@@ -490,8 +360,7 @@ impl ProcessTransport {
         if !state.running {
             return Err(ProcessError::Exited);
         }
-        let pidfd = state.watch.as_ref().and_then(ChildWatch::pidfd);
-        sys::send_signal(pidfd, self.inner.pid, signal).map_err(ProcessError::Io)
+        platform::signal(&self.inner, &state.watch, signal).map_err(ProcessError::Io)
     }
 
     /// Sends `signal` to the child's whole process group — it and whatever it
@@ -509,7 +378,7 @@ impl ProcessTransport {
         if !self.inner.group_leader {
             return Err(ProcessError::NoProcessGroup);
         }
-        sys::send_group_signal(self.inner.pid, signal).map_err(ProcessError::Io)
+        platform::signal_group(self.inner.pid, signal).map_err(ProcessError::Io)
     }
 
     /// Sends a signal by name: `"TERM"`, `"SIGKILL"`, `"hup"`, or a number.
@@ -525,7 +394,7 @@ impl ProcessTransport {
             return Err(ProcessError::NoPty);
         }
         let fd = self.child_transport(0).and_then(|t| t.fd()).ok_or(ProcessError::Exited)?;
-        sys::set_window_size(fd, size.rows, size.cols).map_err(ProcessError::Io)
+        platform::set_window_size(fd, size).map_err(ProcessError::Io)
     }
 
     // ----- internals -----
@@ -564,22 +433,13 @@ impl ProcessTransport {
     /// Setup failed after the fork: do not leave the child running.
     fn kill_after_failed_setup(&self) {
         if std::mem::take(&mut self.inner.state.borrow_mut().running) {
-            sys::kill_and_reap(self.inner.pid);
+            platform::kill(&self.inner);
         }
         let pipes = std::mem::take(&mut self.inner.state.borrow_mut().pipes);
         for (_, t, _) in pipes {
             t.abort_connection();
         }
         self.inner.protocol.borrow_mut().take();
-    }
-
-    /// Reaps this child after each SIGCHLD (no pidfd).
-    fn watch_sigchld(&self, reactor: &Reactor) -> Result<(), crate::ReactorError> {
-        let watched = self.clone();
-        reactor.watch_child_signals(Box::new(move |r: &Reactor| {
-            watched.try_reap(r);
-            watched.inner.state.borrow().running
-        }))
     }
 
     /// Gives the protocol one event now, or — while it is busy further up the
@@ -653,26 +513,20 @@ impl ProcessTransport {
         self.inner.protocol.try_borrow_mut().is_ok() && self.inner.state.borrow().queued.is_empty()
     }
 
-    /// `waitpid(pid, WNOHANG)` for this child only.
-    fn try_reap(&self, reactor: &Reactor) {
+    /// Collects this child's exit if it has ended (Unix: `waitpid(pid,
+    /// WNOHANG)` for it only), then tells the protocol.
+    pub(super) fn try_reap(&self, reactor: &Reactor) {
         if !self.inner.state.borrow().running {
             return;
         }
-        let exit = match sys::try_wait(self.inner.pid) {
-            Ok(None) => return,
-            Ok(Some(status)) => ProcessExit::from_status(status),
-            // ECHILD: another waitpid in the program took it.
-            Err(_) => ProcessExit::Unknown,
-        };
+        let Some(exit) = platform::take_exit(&self.inner) else { return };
         let watch = {
             let mut state = self.inner.state.borrow_mut();
             state.running = false;
             state.exit = Some(exit);
-            state.watch.take()
+            std::mem::take(&mut state.watch)
         };
-        if let Some(watch) = watch {
-            reactor.unwatch_child_exit(watch);
-        }
+        platform::stop_watch(reactor, watch);
         self.tell_exited(reactor);
     }
 

@@ -60,7 +60,7 @@ impl Reactor {
                 }
                 Ok(ChildWatch::Process(pid, token))
             }
-            ChildExit::Sigchld | ChildExit::Planned => {
+            ChildExit::Sigchld | ChildExit::ProcessHandle => {
                 Err(ReactorError::Os(std::io::Error::from(std::io::ErrorKind::Unsupported)))
             }
         }

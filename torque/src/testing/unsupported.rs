@@ -6,7 +6,6 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use crate::net::{NetError, Protocol, UnixListenOptions, factory_fn};
-#[cfg(unix)]
 use crate::process::{ProcessOptions, ProcessProtocol, ProcessTransport, SpawnError};
 use crate::{BackendKind, Capability, FdHandler, Reactor, ReactorError};
 
@@ -57,17 +56,13 @@ pub fn check_unsupported(kind: BackendKind, capability: Capability) -> Result<()
             let (read, _write) = crate::fd::pipe().map_err(|e| e.to_string())?;
             refused(reactor.add_reader(&Rc::new(RefCell::new(Reader(read)))))
         }
-        // Where `torque::process` is not compiled (Windows, so far) there is
-        // nothing to call: the refusal is the missing API itself.
-        #[cfg(not(unix))]
-        Capability::Processes => Ok(()),
-        #[cfg(unix)]
         Capability::Processes => {
             struct Quiet;
             impl ProcessProtocol for Quiet {
                 fn child_data_received(&mut self, _: &ProcessTransport, _: i32, _: &[u8]) {}
             }
-            match reactor.spawn_process(Quiet, "true", &[], ProcessOptions::default()) {
+            // Refused before the program is looked for.
+            match reactor.spawn_process(Quiet, "torque-refused-anyway", &[], ProcessOptions::default()) {
                 Err(SpawnError::Reactor(e)) => refused(Err(e)),
                 Err(other) => Err(format!("{kind} refused processes with another error: {other}")),
                 Ok(_) => refused(Ok(())),

@@ -18,16 +18,19 @@ mod interleave;
 mod lifecycle;
 mod memory;
 mod misbehaving;
-// Child processes and UNIX sockets: Unix-only test code, as the API so far.
+// Child processes with Unix programs (PTYs, signals, fd maps): Unix-only.
 #[cfg(unix)]
 mod process;
 mod protocols;
+// Child processes with this binary as the child: every platform.
+mod spawn;
 mod tcp;
 mod threads;
 mod timers;
 mod tls;
 mod triggers;
 mod udp;
+// UNIX sockets: Unix-only test code, as the API so far.
 #[cfg(unix)]
 mod unix;
 // Win32 handles (`add_event`): Windows' own interface.
@@ -35,6 +38,9 @@ mod unix;
 mod win32;
 
 fn main() {
+    if let Ok(mode) = std::env::var("TORQUE_TEST_CHILD") {
+        spawn::child_main(&mode);
+    }
     let cases = [
         defer::cases(),
         fdset::cases(),
@@ -45,6 +51,7 @@ fn main() {
         #[cfg(unix)]
         process::cases(),
         protocols::cases(),
+        spawn::cases(),
         tcp::cases(),
         threads::cases(),
         timers::cases(),

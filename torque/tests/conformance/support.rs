@@ -170,12 +170,16 @@ fn print_plan(cases: &[Case], modes: &[Mode]) {
     for &kind in BackendKind::all() {
         let (mut run, mut refused, mut not_built) = (0, 0, 0);
         let mut lacking: Vec<&str> = Vec::new();
+        let mut built_for: Vec<&str> = Vec::new();
         for case in cases {
             for mode in modes.iter().filter(|m| m.name.is_empty() || case.driven) {
                 let missing =
                     case.needs.iter().chain(mode.needs).copied().find(|&n| !kind.info().supports(n));
-                if case.built_only_on.is_some() {
+                if let Some(platform) = case.built_only_on {
                     not_built += 1;
+                    if !built_for.contains(&platform) {
+                        built_for.push(platform);
+                    }
                 } else if let Some(need) = missing {
                     refused += 1;
                     if !lacking.contains(&need.name()) {
@@ -188,9 +192,14 @@ fn print_plan(cases: &[Case], modes: &[Mode]) {
         }
         let lacking =
             if lacking.is_empty() { String::new() } else { format!(" ({} lacking)", lacking.join(", ")) };
+        let built_for = if built_for.is_empty() {
+            String::new()
+        } else {
+            format!(" (their test code is for {} only)", built_for.join(", "))
+        };
         println!(
             "on {kind}: {run} cases run, {refused} check the unsupported error{lacking}, \
-             {not_built} not built on this platform (their test code is Unix-only)"
+             {not_built} not built on this platform{built_for}"
         );
     }
 }

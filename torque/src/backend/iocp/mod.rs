@@ -59,12 +59,11 @@ const INFO: BackendInfo = BackendInfo {
     most_registrations: None,
     wait_cost: "O(ready sockets)",
     reports_closed_fds: false,
-    child_exit: ChildExit::Planned,
+    child_exit: ChildExit::ProcessHandle,
     wake: Wake::PortPacket,
     signals: SignalDelivery::ConsoleHandler,
     features: Features {
         unix_sockets: Support::Planned,
-        processes: Support::Planned,
         // A port is not a handle another loop can wait on for readiness.
         watch_fd: Support::No,
         interleave: Support::Planned,

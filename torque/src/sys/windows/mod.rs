@@ -8,6 +8,7 @@ pub(crate) mod datagram;
 pub(crate) mod errno;
 pub(crate) mod event_waiter;
 pub(crate) mod fd;
+pub(crate) mod process;
 pub(crate) mod signal;
 pub(crate) mod socket;
 pub(crate) mod unix_socket;
@@ -82,6 +83,7 @@ pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     for end in [&read, &write] {
         end.set_nonblocking(true)?;
         end.set_nodelay(true)?;
+        socket::no_inherit(std::os::windows::io::AsRawSocket::as_raw_socket(end))?;
     }
     Ok((OwnedFd::from(read), OwnedFd::from(write)))
 }

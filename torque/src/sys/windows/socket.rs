@@ -1,8 +1,10 @@
 //! Socket options and calls whose spelling differs between systems: Winsock's.
 
 use std::io;
+use std::os::windows::io::{AsRawSocket, RawSocket};
 
 use socket2::{SockAddr, Socket};
+use windows_sys::Win32::Foundation::{HANDLE, HANDLE_FLAG_INHERIT, SetHandleInformation};
 use windows_sys::Win32::Networking::WinSock;
 
 use super::cvt;
@@ -24,8 +26,19 @@ pub(crate) fn max_backlog() -> i32 {
     i32::MAX
 }
 
-/// Readies a new stream socket for the transport: nothing to do on Windows.
-pub(crate) fn prepare_stream(_socket: &Socket) -> io::Result<()> {
+/// Readies a new stream socket for the transport: not inherited by children.
+pub(crate) fn prepare_stream(socket: &Socket) -> io::Result<()> {
+    // An accepted socket may be inheritable: a child process started later
+    // would then hold the connection open after the reactor closed it.
+    no_inherit(socket.as_raw_socket())
+}
+
+/// Clears `socket`'s handle-inherit flag.
+pub(crate) fn no_inherit(socket: RawSocket) -> io::Result<()> {
+    // SAFETY: `socket` is an open socket (a socket is a handle) for the call.
+    if unsafe { SetHandleInformation(socket as HANDLE, HANDLE_FLAG_INHERIT, 0) } == 0 {
+        return Err(io::Error::last_os_error());
+    }
     Ok(())
 }
 
