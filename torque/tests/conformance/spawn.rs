@@ -10,8 +10,10 @@ use std::io::{Read, Write};
 use std::rc::Rc;
 
 use torque::BackendKind;
+#[cfg(windows)]
+use torque::process::ChildFd;
 use torque::process::{
-    ChildFd, ProcessError, ProcessExit, ProcessOptions, ProcessProtocol, ProcessTransport, SpawnError,
+    ProcessError, ProcessExit, ProcessOptions, ProcessProtocol, ProcessTransport, SpawnError,
 };
 
 use crate::support::{iterate_until, reactor};
