@@ -119,6 +119,27 @@ for backend in iocp wfmo; do
     echo "stopped gracefully on Ctrl-C"
 done
 
+echo "-- torque.exe -r iocp procmon keeping torque.exe web running (a child process)"
+: > "$log"
+port=$((20000 + RANDOM % 20000))
+/usr/lib/wine/wine64 "$exe" -r iocp procmon --kill-time 2s -- "Z:${exe//\//\\}" web --path "Z:${root//\//\\}" \
+    --listen "tcp:$port:interface=127.0.0.1" 2>"$log" &
+server=$!
+base="http://127.0.0.1:$port"
+for _ in $(seq 100); do
+    curl -s -o /dev/null "$base/hello.txt" && break
+    sleep 0.2
+done
+check 200 "$base/hello.txt"
+kill -INT "$(pgrep -f "torque.exe -r iocp procmon" | head -1)"
+wait "$server"
+if ! grep -q "stopping (SIGTERM)" "$log" || ! grep -q "torque_app::cli: stopped" "$log"; then
+    echo "torque.exe procmon did not stop its child and itself on Ctrl-C"
+    cat "$log"
+    exit 1
+fi
+echo "procmon served through its child and stopped it on Ctrl-C"
+
 echo "== $WINDOWS_TARGET: the Win32 chat demo's self-test under Xvfb"
 cargo build --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque-demos --no-default-features --features win32 \
     --bin win32-chat

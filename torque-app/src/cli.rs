@@ -16,7 +16,6 @@ use crate::logging::{self, LogFormat};
 use crate::pidfile::PidFile;
 use crate::service::{MultiService, Service, StreamService, run_services};
 use crate::services::portforward::{PortForward, Target};
-#[cfg(unix)]
 use crate::services::procmon::{Monitored, ProcessMonitor, Timing};
 use crate::services::{Chargen, Daytime, Discard, Echo};
 use crate::web::{WebConfig, WebServer};
@@ -150,7 +149,7 @@ pub struct PortforwardArgs {
 /// `torque procmon` options.
 #[derive(Debug, Args)]
 pub struct ProcmonArgs {
-    /// A command to keep running, as NAME=COMMAND (run by /bin/sh -c) (repeatable)
+    /// A command to keep running, as NAME=COMMAND (run by /bin/sh -c; cmd /C on Windows) (repeatable)
     #[arg(long = "process", value_name = "NAME=COMMAND")]
     pub process: Vec<String>,
     /// Delay before the first restart; it doubles while the command keeps dying quickly
@@ -170,7 +169,6 @@ pub struct ProcmonArgs {
     pub command: Vec<String>,
 }
 
-#[cfg(unix)]
 fn procmon_service(args: ProcmonArgs) -> Result<ProcessMonitor, Box<dyn Error>> {
     let mut commands = Vec::new();
     if let Some(program) = args.command.first() {
@@ -185,7 +183,8 @@ fn procmon_service(args: ProcmonArgs) -> Result<ProcessMonitor, Box<dyn Error>> 
         else {
             return Err(format!("bad --process {text:?}: expected NAME=COMMAND").into());
         };
-        let argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), command.to_owned()];
+        let shell: [&str; 2] = if cfg!(windows) { ["cmd.exe", "/C"] } else { ["/bin/sh", "-c"] };
+        let argv = vec![shell[0].to_owned(), shell[1].to_owned(), command.to_owned()];
         commands.push(Monitored { name: name.to_owned(), argv });
     }
     if commands.is_empty() {
@@ -326,12 +325,7 @@ pub fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
             let factory = PortForward::new(&reactor, args.to, args.connect_timeout);
             services.add(StreamService::new("portforward", endpoints, factory));
         }
-        #[cfg(unix)]
         Command::Procmon(args) => services.add(procmon_service(args)?),
-        #[cfg(not(unix))]
-        Command::Procmon(_) => {
-            return Err("procmon runs child processes, which Torque does not do on Windows yet".into());
-        }
         Command::Reactors => unreachable!("handled above"),
     }
     let mut workers = None;

@@ -10,7 +10,6 @@
 //! - [`procmon`]: child processes kept running (Twisted's procmon).
 
 pub mod portforward;
-#[cfg(unix)]
 pub mod procmon;
 
 use std::cell::RefCell;

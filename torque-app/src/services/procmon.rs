@@ -240,12 +240,12 @@ fn child_exited(shared: &Rc<RefCell<Shared>>, name: &str, exit: ProcessExit) {
 /// `kill_time` for what ignores it. (No one left: ESRCH, ignored.)
 fn end_leftovers(shared: &Rc<RefCell<Shared>>, name: &str, group: &ProcessTransport, stopping: bool) {
     if stopping {
-        if group.signal_group(libc::SIGKILL).is_ok() {
+        if group.signal_group(signal("KILL")).is_ok() {
             tracing::warn!(target: "torque::procmon", process = name, "killed what the command left running");
         }
         return;
     }
-    if group.signal_group(libc::SIGTERM).is_err() {
+    if group.signal_group(signal("TERM")).is_err() {
         return; // nothing left in the group
     }
     tracing::info!(target: "torque::procmon", process = name, "stopping what the command left running (SIGTERM)");
@@ -255,8 +255,21 @@ fn end_leftovers(shared: &Rc<RefCell<Shared>>, name: &str, group: &ProcessTransp
     };
     let group = group.clone();
     reactor.call_later(kill_time, move |_| {
-        let _ = group.signal_group(libc::SIGKILL);
+        let _ = group.signal_group(signal("KILL"));
     });
+}
+
+/// `name`'s number here (the common ones exist everywhere).
+fn signal(name: &str) -> i32 {
+    torque::process::signal_number(name).expect("a signal every platform names")
+}
+
+/// Sends `name` to the command's whole group, or, where groups take no
+/// signals (Windows: TERM and KILL end the command itself), to the command.
+fn stop(process: &ProcessTransport, name: &str) {
+    if process.signal_group(signal(name)).is_err() {
+        let _ = process.signal_named(name);
+    }
 }
 
 fn schedule_restart(shared: &Rc<RefCell<Shared>>, name: &str) {
@@ -356,11 +369,11 @@ impl Service for ProcessMonitor {
         let kill_time = shared.borrow().timing.kill_time;
         for (name, process) in running {
             tracing::info!(target: "torque::procmon", process = %name, pid = process.pid(), "stopping (SIGTERM)");
-            let _ = process.signal_group(libc::SIGTERM);
+            stop(&process, "TERM");
             let target = process.clone();
             let kill = reactor.call_later(kill_time, move |_| {
                 tracing::warn!(target: "torque::procmon", pid = target.pid(), "still running; SIGKILL");
-                let _ = target.signal_group(libc::SIGKILL);
+                stop(&target, "KILL");
             });
             if let Some(slot) = shared.borrow_mut().slots.get_mut(&name) {
                 slot.kill = Some(kill);
