@@ -330,8 +330,9 @@ pub(crate) enum ForeignWait {
     /// reactor wakes the wait and sends a fresh copy after each change.
     Snapshot(Box<dyn WaitSet>),
     /// A wait that only learns that events are there (io_uring: its fd is
-    /// readable), live like `Live`; the reactor's thread then collects them
+    /// readable; iocp: it takes the port's packets and keeps them for the
+    /// selector), live like `Live`; the reactor's thread then collects them
     /// with a wait of zero.
-    #[cfg_attr(not(linux_like), allow(dead_code))]
+    #[cfg_attr(not(any(linux_like, windows)), allow(dead_code))]
     Reap(Box<dyn WaitSet>),
 }

@@ -66,7 +66,6 @@ const INFO: BackendInfo = BackendInfo {
         unix_sockets: Support::Planned,
         // A port is not a handle another loop can wait on for readiness.
         watch_fd: Support::No,
-        interleave: Support::Planned,
         ..super::BASE_FEATURES
     },
 };

@@ -6,7 +6,9 @@ use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::sync::Arc;
 
 use windows_sys::Win32::Foundation::{HANDLE, INVALID_HANDLE_VALUE, WAIT_TIMEOUT};
-use windows_sys::Win32::System::IO::{CreateIoCompletionPort, GetQueuedCompletionStatusEx, OVERLAPPED_ENTRY};
+use windows_sys::Win32::System::IO::{
+    CreateIoCompletionPort, GetQueuedCompletionStatusEx, OVERLAPPED_ENTRY, PostQueuedCompletionStatus,
+};
 
 /// A completion port, shared with the waker that posts to it.
 pub(super) struct CompletionPort(Arc<OwnedHandle>);
@@ -44,26 +46,41 @@ impl CompletionPort {
     /// Takes up to `entries.len()` packets, waiting up to `millis` for the
     /// first (`INFINITE` for ever); the number taken, 0 at the timeout.
     pub(super) fn wait(&self, entries: &mut [OVERLAPPED_ENTRY], millis: u32) -> io::Result<usize> {
-        let mut taken = 0u32;
-        // SAFETY: `entries` is valid for `len` writes and `taken` for one;
-        // the port is open. Not alertable: no APCs run inside the wait.
-        let ok = unsafe {
-            GetQueuedCompletionStatusEx(
-                self.0.as_raw_handle(),
-                entries.as_mut_ptr(),
-                entries.len() as u32,
-                &mut taken,
-                millis,
-                0,
-            )
-        };
-        if ok == 0 {
-            let error = io::Error::last_os_error();
-            if error.raw_os_error() == Some(WAIT_TIMEOUT as i32) {
-                return Ok(0);
-            }
-            return Err(error);
-        }
-        Ok(taken as usize)
+        take_packets(&self.0, entries, millis)
     }
+
+    /// Posts a packet with `key` and no operation.
+    pub(super) fn post(&self, key: usize) {
+        // SAFETY: the port is open; a null OVERLAPPED marks no operation.
+        unsafe { PostQueuedCompletionStatus(self.0.as_raw_handle(), 0, key, std::ptr::null()) };
+    }
+}
+
+/// [`CompletionPort::wait`] on a shared handle (another thread's wait).
+pub(super) fn take_packets(
+    port: &OwnedHandle,
+    entries: &mut [OVERLAPPED_ENTRY],
+    millis: u32,
+) -> io::Result<usize> {
+    let mut taken = 0u32;
+    // SAFETY: `entries` is valid for `len` writes and `taken` for one; the
+    // port is open. Not alertable: no APCs run inside the wait.
+    let ok = unsafe {
+        GetQueuedCompletionStatusEx(
+            port.as_raw_handle(),
+            entries.as_mut_ptr(),
+            entries.len() as u32,
+            &mut taken,
+            millis,
+            0,
+        )
+    };
+    if ok == 0 {
+        let error = io::Error::last_os_error();
+        if error.raw_os_error() == Some(WAIT_TIMEOUT as i32) {
+            return Ok(0);
+        }
+        return Err(error);
+    }
+    Ok(taken as usize)
 }

@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::io;
-use std::sync::Arc;
+use std::os::windows::io::OwnedHandle;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use windows_sys::Win32::Foundation::{STATUS_CANCELLED, STATUS_SUCCESS};
@@ -21,11 +23,11 @@ use super::afd::{
     POLL_SEND, PollInfo,
 };
 use super::ops::{self, ConnectEx, Operation, Work};
-use super::port::CompletionPort;
+use super::port::{self, CompletionPort};
 use super::stream::{Listener, SEND_MAX, Stream};
 use crate::backend::{
-    BackendInfo, Change, Completions, Event, Events, Interest, Opened, OpenedSelector, ReceivedBytes,
-    Refused, Selector, Token,
+    BackendInfo, Change, Completions, Event, Events, ForeignWait, Interest, Opened, OpenedSelector,
+    ReceivedBytes, Refused, Selector, Token, WaitSet,
 };
 use crate::error::ReactorError;
 use crate::sys::fd::{OwnedFd, RawFd};
@@ -61,6 +63,9 @@ pub(super) fn open() -> Result<Opened, ReactorError> {
         entries: vec![unsafe { std::mem::zeroed() }; ENTRIES],
         in_flight: 0,
         waker: Arc::clone(&waker),
+        pending: Events::with_capacity(0),
+        stash: Arc::new(Mutex::new(Vec::new())),
+        interleaved: AtomicBool::new(false),
     };
     Ok(Opened { selector: OpenedSelector::Completion(Box::new(selector)), waker })
 }
@@ -151,7 +156,22 @@ pub(super) struct IocpSelector {
     /// Operations started whose packets have not been taken.
     in_flight: usize,
     waker: Arc<Waker>,
+    /// Reports found outside a wait (a poll that could not start), for the next.
+    pending: Events,
+    /// Packets `interleave`'s helper thread took from the port, for this
+    /// thread's next wait to handle.
+    stash: Arc<Mutex<Vec<Packet>>>,
+    /// A helper thread waits on the port (`interleave`).
+    interleaved: AtomicBool,
 }
+
+/// A packet taken on another thread. Its pointers are only carried there;
+/// they are followed on the reactor's thread.
+#[derive(Clone, Copy)]
+struct Packet(OVERLAPPED_ENTRY);
+
+// SAFETY: see the type: plain values in transit, dereferenced by the selector only.
+unsafe impl Send for Packet {}
 
 // SAFETY: the raw pointers are operations this selector alone owns (the
 // kernel writes them only until their packets arrive, on whatever thread
@@ -552,6 +572,19 @@ fn list_listener(listening: &mut Vec<SOCKET>, socket: SOCKET) {
     }
 }
 
+impl IocpSelector {
+    /// Handles the packets `interleave`'s helper thread took.
+    fn finish_stashed(&mut self, events: &mut Events) {
+        if !self.interleaved.load(Ordering::Relaxed) {
+            return;
+        }
+        let stashed = std::mem::take(&mut *self.stash.lock().unwrap_or_else(|e| e.into_inner()));
+        for packet in &stashed {
+            self.finish(&packet.0, events);
+        }
+    }
+}
+
 impl Drop for IocpSelector {
     fn drop(&mut self) {
         for (&socket, state) in &mut self.sockets {
@@ -564,6 +597,7 @@ impl Drop for IocpSelector {
         // The kernel owns each operation until its packet arrives: collect
         // them (cancelled, they come at once), and leak any that never do.
         let mut events = Events::with_capacity(0);
+        self.finish_stashed(&mut events);
         let mut rounds = 0;
         while self.in_flight > 0 && rounds < 50 {
             rounds += 1;
@@ -590,11 +624,41 @@ impl Selector for IocpSelector {
                 refused.push((change.token, e));
             }
         }
+        self.flush();
+    }
+
+    /// Starts the queued poll requests, so a wait on another thread
+    /// (`interleave`) covers them; and if something is already there to
+    /// report, wakes that wait at once.
+    fn flush(&mut self) {
+        let mut events = std::mem::take(&mut self.pending);
+        self.start_polls(&mut events);
+        let report_waits = events.len() > 0 || self.announcement_waits();
+        self.pending = events;
+        if report_waits && self.interleaved.load(Ordering::Relaxed) {
+            self.port.post(KEY_WAKE);
+        }
+    }
+
+    fn foreign_wait(&self) -> Option<ForeignWait> {
+        self.interleaved.store(true, Ordering::Relaxed);
+        Some(ForeignWait::Reap(Box::new(PortWait {
+            port: self.port.shared(),
+            stash: Arc::clone(&self.stash),
+            entries: Vec::new(),
+        })))
     }
 
     fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         events.clear();
+        for index in 0..self.pending.len() {
+            if let Some(event) = self.pending.get(index) {
+                events.push(event);
+            }
+        }
+        self.pending.clear();
         self.start_polls(events);
+        self.finish_stashed(events);
         let millis = if events.len() > 0 || self.announcement_waits() { 0 } else { timeout_millis(timeout) };
         let mut entries = std::mem::take(&mut self.entries);
         let taken = self.port.wait(&mut entries, millis);
@@ -792,5 +856,31 @@ impl Completions for IocpSelector {
         } else {
             self.refresh_poll(socket);
         }
+    }
+}
+
+/// `interleave`'s wait: blocks on the port on a helper thread and keeps what
+/// it took for the reactor's thread, whose zero wait then handles it.
+struct PortWait {
+    port: Arc<OwnedHandle>,
+    stash: Arc<Mutex<Vec<Packet>>>,
+    entries: Vec<OVERLAPPED_ENTRY>,
+}
+
+// SAFETY: the entries buffer is only written by the wait on this thread and
+// copied out as `Packet`s; the port handle is process-wide.
+unsafe impl Send for PortWait {}
+
+impl WaitSet for PortWait {
+    fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        events.clear();
+        if self.entries.is_empty() {
+            // SAFETY: OVERLAPPED_ENTRY is plain data; all zeroes is a valid value.
+            self.entries = vec![unsafe { std::mem::zeroed() }; ENTRIES];
+        }
+        let taken = port::take_packets(&self.port, &mut self.entries, timeout_millis(timeout))?;
+        let mut stash = self.stash.lock().unwrap_or_else(|e| e.into_inner());
+        stash.extend(self.entries[..taken].iter().map(|entry| Packet(*entry)));
+        Ok(())
     }
 }
