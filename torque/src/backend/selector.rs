@@ -335,4 +335,9 @@ pub(crate) enum ForeignWait {
     /// with a wait of zero.
     #[cfg_attr(not(any(linux_like, windows)), allow(dead_code))]
     Reap(Box<dyn WaitSet>),
+    /// A wait on a copy of the backend's handles that only learns that
+    /// events are there (wfmo: its event objects), sent afresh after each
+    /// change like `Snapshot`; the reactor's thread collects like `Reap`.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    ReapSnapshot(Box<dyn WaitSet>),
 }

@@ -41,9 +41,8 @@ const INFO: BackendInfo = BackendInfo {
     signals: SignalDelivery::ConsoleHandler,
     features: Features {
         unix_sockets: Support::Planned,
-        // No single fd stands for the wait; a helper-thread wait is not built yet.
+        // No single fd stands for the wait.
         watch_fd: Support::No,
-        interleave: Support::Planned,
         ..super::BASE_FEATURES
     },
 };
@@ -57,6 +56,7 @@ pub(super) const ENTRY: Entry = Entry { info: &INFO, open: None };
 mod imp {
     use std::io;
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
 
     use windows_sys::Win32::Foundation::{HANDLE, WAIT_FAILED, WAIT_OBJECT_0, WAIT_TIMEOUT};
@@ -65,14 +65,15 @@ mod imp {
         POLLNVAL, POLLRDNORM, POLLWRNORM, SOCKET, WSACloseEvent, WSACreateEvent, WSAEVENT,
         WSAEnumNetworkEvents, WSAEventSelect, WSANETWORKEVENTS, WSAPOLLFD, WSAPoll,
     };
-    use windows_sys::Win32::System::Threading::WaitForMultipleObjects;
+    use windows_sys::Win32::System::Threading::{SetEvent, WaitForMultipleObjects};
     use windows_sys::Win32::UI::WindowsAndMessaging::{
         MWMO_INPUTAVAILABLE, MsgWaitForMultipleObjectsEx, QS_ALLINPUT,
     };
 
     use super::{INFO, MOST_SOCKETS};
     use crate::backend::{
-        BackendInfo, Change, Event, Events, Interest, Opened, OpenedSelector, Refused, Selector, Token,
+        BackendInfo, Change, Event, Events, ForeignWait, Interest, Opened, OpenedSelector, Refused, Selector,
+        Token, WaitSet,
     };
     use crate::error::ReactorError;
     use crate::sys::fd::RawFd;
@@ -87,6 +88,7 @@ mod imp {
             waker: Arc::clone(&waker),
             polled: Vec::new(),
             polled_index: Vec::new(),
+            interleaved: AtomicBool::new(false),
         };
         Ok(Opened { selector: OpenedSelector::Readiness(Box::new(selector)), waker })
     }
@@ -121,6 +123,10 @@ mod imp {
         /// allocates nothing), with each one's index in `sockets`.
         polled: Vec<WSAPOLLFD>,
         polled_index: Vec<usize>,
+        /// A helper thread waits on a copy of the handles (`interleave`):
+        /// the program's own loop takes the window messages meanwhile, so
+        /// the reactor's zero waits leave them alone.
+        interleaved: AtomicBool,
     }
 
     /// The network events that stand for `interest`. `FD_CLOSE` always: a
@@ -298,6 +304,25 @@ mod imp {
         events.push(Event { token, readable, writable, invalid: false });
     }
 
+    /// `interleave`'s wait: blocks on a copy of the handles on a helper
+    /// thread without touching them (the events are manual-reset); the
+    /// reactor's thread then collects with a zero wait.
+    struct HandlesWait(Handles);
+
+    impl WaitSet for HandlesWait {
+        fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+            events.clear();
+            let handles = &self.0.0;
+            // SAFETY: the handles were open when copied; one closed since (its
+            // socket removed, which also wakes this wait) fails the wait,
+            // which only ends it early: the reactor's thread sorts it out.
+            unsafe {
+                WaitForMultipleObjects(handles.len() as u32, handles.as_ptr(), 0, timeout_millis(timeout))
+            };
+            Ok(())
+        }
+    }
+
     impl Drop for WfmoSelector {
         fn drop(&mut self) {
             while !self.sockets.is_empty() {
@@ -338,25 +363,46 @@ mod imp {
             }
         }
 
+        fn foreign_wait(&self) -> Option<ForeignWait> {
+            self.interleaved.store(true, Ordering::Relaxed);
+            if self.sockets.iter().any(|r| r.again) {
+                // Sockets that reported last time are asked again by the next
+                // zero wait: the helper must not sleep on them.
+                // SAFETY: the waker's event is open while the selector lives.
+                unsafe { SetEvent(self.handles.0[0]) };
+            }
+            Some(ForeignWait::ReapSnapshot(Box::new(HandlesWait(Handles(self.handles.0.clone())))))
+        }
+
         fn wait(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
             events.clear();
             self.ask_again(events)?;
             let millis = if events.len() > 0 { 0 } else { timeout_millis(timeout) };
+            // Interleaved, the reactor's thread only collects (zero waits); a
+            // wait that may block means the program runs the reactor itself.
+            let messages = timeout != Some(Duration::ZERO) || !self.interleaved.load(Ordering::Relaxed);
+            if timeout != Some(Duration::ZERO) {
+                self.interleaved.store(false, Ordering::Relaxed);
+            }
             let count = self.handles.0.len() as u32;
             // SAFETY: `handles` holds `count` open handles (at most 63).
             let woke = unsafe {
-                MsgWaitForMultipleObjectsEx(
-                    count,
-                    self.handles.0.as_ptr(),
-                    millis,
-                    QS_ALLINPUT,
-                    MWMO_INPUTAVAILABLE,
-                )
+                if messages {
+                    MsgWaitForMultipleObjectsEx(
+                        count,
+                        self.handles.0.as_ptr(),
+                        millis,
+                        QS_ALLINPUT,
+                        MWMO_INPUTAVAILABLE,
+                    )
+                } else {
+                    WaitForMultipleObjects(count, self.handles.0.as_ptr(), 0, millis)
+                }
             };
             match woke {
                 WAIT_FAILED => return Err(io::Error::last_os_error()),
                 WAIT_TIMEOUT => {}
-                n if n == WAIT_OBJECT_0 + count => {
+                n if messages && n == WAIT_OBJECT_0 + count => {
                     events.push(Event {
                         token: Token::WINDOW_MESSAGES,
                         readable: true,

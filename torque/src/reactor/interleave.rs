@@ -188,6 +188,10 @@ impl Reactor {
                     link.reaps_here = true;
                     Some(set)
                 }
+                Some(ForeignWait::ReapSnapshot(set)) => {
+                    link.reaps_here = true;
+                    Some(set)
+                }
                 None => None,
             };
             let events = link.take_events();

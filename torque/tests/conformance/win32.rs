@@ -1,7 +1,7 @@
 //! Win32 handles on the reactor (`add_event`, Twisted's `addEvent`): every
 //! Windows backend, any number of handles. A thread's handle is the waitable
-//! object here (signalled once the thread has exited, and for good), so the
-//! tests need no `unsafe`.
+//! object here (signalled once the thread has exited, and for good). And
+//! window messages: wfmo's wait includes the thread's message queue.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -94,7 +94,42 @@ fn a_handle_removed_before_its_signal_is_never_reported(kind: BackendKind) {
     drop(worker);
 }
 
+/// wfmo pumps the thread's window messages in its wait, and `WM_QUIT`
+/// stops the reactor as it ends a message loop; iocp's wait does not
+/// include them, so the message stays queued for the program's own loop.
+fn wm_quit_stops_wfmo_and_waits_for_the_program_on_iocp(kind: BackendKind) {
+    use windows_sys::Win32::UI::WindowsAndMessaging::{
+        MSG, PM_REMOVE, PeekMessageW, PostQuitMessage, WM_QUIT,
+    };
+    let r = reactor(kind);
+    let fallback = Rc::new(Cell::new(false));
+    let f = fallback.clone();
+    // SAFETY: posts WM_QUIT to this thread's own queue.
+    r.call_later(Duration::ZERO, |_| unsafe { PostQuitMessage(7) });
+    let stop = r.call_later(Duration::from_secs(1), move |r| {
+        f.set(true);
+        r.stop().unwrap();
+    });
+    crate::support::run(&r).unwrap();
+    // SAFETY: an all-zero MSG is valid for PeekMessageW to overwrite.
+    let mut message: MSG = unsafe { std::mem::zeroed() };
+    // SAFETY: `message` is valid for writes; a null window means this thread's queue.
+    let queued =
+        unsafe { PeekMessageW(&mut message, std::ptr::null_mut(), WM_QUIT, WM_QUIT, PM_REMOVE) } != 0;
+    if kind == BackendKind::Wfmo {
+        assert!(!fallback.get(), "WM_QUIT did not stop the wfmo reactor");
+        assert!(!queued, "wfmo took WM_QUIT from the queue");
+        assert!(stop.cancel().is_ok());
+    } else {
+        assert!(fallback.get(), "{kind} stopped without its own stop()");
+        assert!(queued && message.wParam == 7, "WM_QUIT left queued for the program's loop");
+    }
+}
+
 crate::cases! {
+    [] plain {
+        wm_quit_stops_wfmo_and_waits_for_the_program_on_iocp,
+    }
     [] driven {
         a_signalled_handle_runs_its_callback_on_the_reactor_thread,
         a_handle_that_stays_signalled_is_reported_after_each_call_until_removed,
