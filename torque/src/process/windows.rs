@@ -132,6 +132,9 @@ pub(super) fn kill(inner: &Inner) {
 /// Twisted's Windows processes do); Windows has no other signals.
 pub(super) fn signal(inner: &Inner, _watch: &ExitWatch, signal: i32) -> io::Result<()> {
     match signal {
+        // Exited but not yet reaped (its handle's report not yet run): done
+        // already, as a Unix zombie takes a signal without complaint.
+        2 | 9 | 15 if matches!(sys::exit_code(&inner.child.0), Ok(Some(_))) => Ok(()),
         2 | 9 | 15 => sys::terminate(&inner.child.0, 1),
         _ => Err(io::Error::new(
             io::ErrorKind::Unsupported,

@@ -14,11 +14,14 @@ use windows_sys::Win32::System::IO::{
 pub(super) struct CompletionPort(Arc<OwnedHandle>);
 
 impl CompletionPort {
-    /// A new port whose packets one thread takes.
+    /// A new port. Its concurrency is left to the system (0): under
+    /// `interleave` two threads take packets (the helper's wait, the
+    /// reactor's zero waits), and a limit of one would keep the helper
+    /// waiting while the program's thread runs.
     pub(super) fn new() -> io::Result<CompletionPort> {
         // SAFETY: INVALID_HANDLE_VALUE with no existing port creates a new
         // port unassociated with any file; a null result is an error.
-        let port = unsafe { CreateIoCompletionPort(INVALID_HANDLE_VALUE, std::ptr::null_mut(), 0, 1) };
+        let port = unsafe { CreateIoCompletionPort(INVALID_HANDLE_VALUE, std::ptr::null_mut(), 0, 0) };
         if port.is_null() {
             return Err(io::Error::last_os_error());
         }

@@ -597,10 +597,14 @@ impl Drop for IocpSelector {
         // The kernel owns each operation until its packet arrives: collect
         // them (cancelled, they come at once), and leak any that never do.
         let mut events = Events::with_capacity(0);
-        self.finish_stashed(&mut events);
         let mut rounds = 0;
         while self.in_flight > 0 && rounds < 50 {
             rounds += 1;
+            // An `interleave` helper may have taken some of the packets.
+            self.finish_stashed(&mut events);
+            if self.in_flight == 0 {
+                break;
+            }
             let mut entries = std::mem::take(&mut self.entries);
             let Ok(taken) = self.port.wait(&mut entries, 100) else { break };
             for entry in &entries[..taken] {
@@ -642,6 +646,11 @@ impl Selector for IocpSelector {
 
     fn foreign_wait(&self) -> Option<ForeignWait> {
         self.interleaved.store(true, Ordering::Relaxed);
+        // What waits already (found before this wait was asked for) must not
+        // wait for the helper's timeout.
+        if self.pending.len() > 0 || self.announcement_waits() {
+            self.port.post(KEY_WAKE);
+        }
         Some(ForeignWait::Reap(Box::new(PortWait {
             port: self.port.shared(),
             stash: Arc::clone(&self.stash),
