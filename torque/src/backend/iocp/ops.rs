@@ -50,14 +50,44 @@ pub(super) enum Work {
     Connect,
 }
 
-impl Operation {
-    /// A new operation for `socket`, owned by the caller until started.
-    pub(super) fn new(socket: SOCKET, work: Work) -> Box<Operation> {
-        // SAFETY: OVERLAPPED is plain data; zeroed is its documented start state.
-        let overlapped = unsafe { std::mem::zeroed() };
-        Box::new(Operation { overlapped, socket, work })
+/// Boxes of finished operations, reused so that starting one (a receive, a
+/// send, a poll: one per event) allocates nothing once warmed up.
+// Boxes, not values: a box's address is what the kernel holds while the
+// operation is in flight, and reusing it whole is the point.
+#[allow(clippy::vec_box)]
+#[derive(Default)]
+pub(super) struct OperationPool(Vec<Box<Operation>>);
+
+/// Boxes the pool keeps at most (a few hundred bytes each).
+const POOLED: usize = 256;
+
+impl OperationPool {
+    /// An operation for `socket` doing `work`, owned by the caller until started.
+    pub(super) fn take(&mut self, socket: SOCKET, work: Work) -> Box<Operation> {
+        match self.0.pop() {
+            Some(mut operation) => {
+                // SAFETY: OVERLAPPED is plain data; zeroed is its documented start state.
+                operation.overlapped = unsafe { std::mem::zeroed() };
+                operation.socket = socket;
+                operation.work = work;
+                operation
+            }
+            // SAFETY: as above.
+            None => Box::new(Operation { overlapped: unsafe { std::mem::zeroed() }, socket, work }),
+        }
     }
 
+    /// Takes back a finished operation (or one that never started), dropping
+    /// what it still holds (a buffer, an accepted socket).
+    pub(super) fn give_back(&mut self, mut operation: Box<Operation>) {
+        operation.work = Work::Connect;
+        if self.0.len() < POOLED {
+            self.0.push(operation);
+        }
+    }
+}
+
+impl Operation {
     /// The status block of a poll request (the first two fields of an
     /// `OVERLAPPED` are an `IO_STATUS_BLOCK`).
     pub(super) fn status_block(this: *mut Operation) -> *mut windows_sys::Win32::System::IO::IO_STATUS_BLOCK {
@@ -154,9 +184,9 @@ pub(super) fn start_send(
     started(result).map(|()| pointer).map_err(|e| (e, unsafe { Box::from_raw(pointer) }))
 }
 
-/// A new operation that accepts a connection on `listener` (of address
+/// The work of accepting a connection (on a listening socket of address
 /// family `family`) into a new overlapped socket.
-pub(super) fn accept_operation(listener: SOCKET, family: u16) -> io::Result<Box<Operation>> {
+pub(super) fn accept_work(family: u16) -> io::Result<Work> {
     // SAFETY: plain arguments; no protocol info. The socket is overlapped
     // (for the completions it will be served by) and not inherited.
     let socket = unsafe {
@@ -174,7 +204,7 @@ pub(super) fn accept_operation(listener: SOCKET, family: u16) -> io::Result<Box<
     }
     // SAFETY: a new socket nobody else owns.
     let socket = unsafe { OwnedSocket::from_raw_socket(socket as _) };
-    Ok(Operation::new(listener, Work::Accept { socket, addresses: [0; 2 * ACCEPT_ADDRESS] }))
+    Ok(Work::Accept { socket, addresses: [0; 2 * ACCEPT_ADDRESS] })
 }
 
 /// Starts `operation` (an `Accept`).

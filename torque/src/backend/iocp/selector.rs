@@ -22,7 +22,7 @@ use super::afd::{
     Afd, POLL_ABORT, POLL_ACCEPT, POLL_CONNECT_FAIL, POLL_DISCONNECT, POLL_LOCAL_CLOSE, POLL_RECEIVE,
     POLL_SEND, PollInfo,
 };
-use super::ops::{self, ConnectEx, Operation, Work};
+use super::ops::{self, ConnectEx, Operation, OperationPool, Work};
 use super::port::{self, CompletionPort};
 use super::stream::{Listener, SEND_MAX, Stream};
 use crate::backend::{
@@ -64,6 +64,7 @@ pub(super) fn open() -> Result<Opened, ReactorError> {
         in_flight: 0,
         waker: Arc::clone(&waker),
         pending: Events::with_capacity(0),
+        pool: OperationPool::default(),
         stash: Arc::new(Mutex::new(Vec::new())),
         interleaved: AtomicBool::new(false),
     };
@@ -158,6 +159,8 @@ pub(super) struct IocpSelector {
     waker: Arc<Waker>,
     /// Reports found outside a wait (a poll that could not start), for the next.
     pending: Events,
+    /// Finished operations' boxes, for the next ones.
+    pool: OperationPool,
     /// Packets `interleave`'s helper thread took from the port, for this
     /// thread's next wait to handle.
     stash: Arc<Mutex<Vec<Packet>>>,
@@ -309,13 +312,14 @@ impl IocpSelector {
         if !reading || !stream.may_receive() {
             return;
         }
-        let operation = Operation::new(socket, Work::Receive(stream.receive_buffer()));
+        let operation = self.pool.take(socket, Work::Receive(stream.receive_buffer()));
         match ops::start_receive(operation) {
             Ok(pointer) => {
                 stream.receive = Some(pointer);
                 self.in_flight += 1;
             }
-            Err((error, _)) => {
+            Err((error, operation)) => {
+                self.pool.give_back(operation);
                 stream.receive_failed(error);
                 list(&mut self.unread, &mut stream.listed_unread, socket);
             }
@@ -328,8 +332,13 @@ impl IocpSelector {
         let accepting = state.interest.read;
         let Some(listener) = state.listener.as_mut() else { return };
         while accepting && listener.may_accept() {
-            let started = ops::accept_operation(socket, listener.family)
-                .and_then(|operation| ops::start_accept(operation).map_err(|(error, _)| error));
+            let pool = &mut self.pool;
+            let started = ops::accept_work(listener.family).and_then(|work| {
+                ops::start_accept(pool.take(socket, work)).map_err(|(error, operation)| {
+                    pool.give_back(operation);
+                    error
+                })
+            });
             match started {
                 Ok(pointer) => {
                     listener.accepts.push(pointer);
@@ -354,7 +363,7 @@ impl IocpSelector {
                 continue;
             }
             let asked = poll_events(wanted);
-            let pointer = Box::into_raw(Operation::new(socket, Work::Poll(PollInfo::new(state.base, asked))));
+            let pointer = Box::into_raw(self.pool.take(socket, Work::Poll(PollInfo::new(state.base, asked))));
             // SAFETY: the operation is boxed and stays in place until its
             // packet is taken (`finish`), which frees it.
             let started = unsafe {
@@ -368,7 +377,7 @@ impl IocpSelector {
                 }
                 Err(_) => {
                     // SAFETY: the request did not start; the box is ours again.
-                    drop(unsafe { Box::from_raw(pointer) });
+                    self.pool.give_back(unsafe { Box::from_raw(pointer) });
                     events.push(Event {
                         token: state.token,
                         readable: false,
@@ -392,6 +401,13 @@ impl IocpSelector {
         // selector boxed and started; its packet arriving ends the kernel's
         // use of it, so the box is ours again.
         let mut operation = unsafe { Box::from_raw(pointer) };
+        self.complete(&mut operation, pointer, events);
+        self.pool.give_back(operation);
+    }
+
+    /// What one finished operation means for its socket (nothing if the
+    /// socket no longer holds it: cancelled, or its socket closed).
+    fn complete(&mut self, operation: &mut Operation, pointer: *mut Operation, events: &mut Events) {
         let socket = operation.socket;
         let status = operation.status();
         let Some(state) = self.sockets.get_mut(&socket) else { return };
@@ -440,8 +456,7 @@ impl IocpSelector {
                 };
                 stream.receive = None;
                 let result = operation.result();
-                let Work::Receive(buffer) = std::mem::replace(&mut operation.work, Work::Send(Vec::new()))
-                else {
+                let Work::Receive(buffer) = std::mem::replace(&mut operation.work, Work::Connect) else {
                     return;
                 };
                 match result {
@@ -457,8 +472,7 @@ impl IocpSelector {
                 let Some(stream) = state.stream.as_mut().filter(|s| s.send == Some(pointer)) else { return };
                 stream.send = None;
                 let result = operation.result().map_err(|e| e.raw_os_error().unwrap_or(0));
-                let Work::Send(buffer) = std::mem::replace(&mut operation.work, Work::Send(Vec::new()))
-                else {
+                let Work::Send(buffer) = std::mem::replace(&mut operation.work, Work::Connect) else {
                     return;
                 };
                 stream.sent = Some((result, buffer));
@@ -483,7 +497,7 @@ impl IocpSelector {
                 listener.accepts.swap_remove(index);
                 let result = operation.result();
                 let Work::Accept { socket: accepted, .. } =
-                    std::mem::replace(&mut operation.work, Work::Send(Vec::new()))
+                    std::mem::replace(&mut operation.work, Work::Connect)
                 else {
                     return;
                 };
@@ -729,7 +743,7 @@ impl Completions for IocpSelector {
             return Err((io::ErrorKind::WouldBlock.into(), buffer));
         }
         let len = (buffer.len() - offset).min(SEND_MAX);
-        match ops::start_send(Operation::new(socket, Work::Send(buffer)), offset, len) {
+        match ops::start_send(self.pool.take(socket, Work::Send(buffer)), offset, len) {
             Ok(pointer) => {
                 stream.send = Some(pointer);
                 stream.send_len = len;
@@ -739,10 +753,10 @@ impl Completions for IocpSelector {
                 Ok(())
             }
             Err((error, mut operation)) => {
-                let Work::Send(buffer) = std::mem::replace(&mut operation.work, Work::Send(Vec::new()))
-                else {
+                let Work::Send(buffer) = std::mem::replace(&mut operation.work, Work::Connect) else {
                     unreachable!("a send")
                 };
+                self.pool.give_back(operation);
                 Err((error, buffer))
             }
         }
@@ -822,7 +836,7 @@ impl Completions for IocpSelector {
         if let Err(e) = self.join_port(socket) {
             return Some(Err(e));
         }
-        let operation = Operation::new(socket, Work::Connect);
+        let operation = self.pool.take(socket, Work::Connect);
         match ops::start_connect(connect_ex, operation, address.as_ptr().cast(), address.len()) {
             Ok(pointer) => {
                 self.in_flight += 1;
@@ -831,7 +845,10 @@ impl Completions for IocpSelector {
                 self.refresh_poll(socket);
                 Some(Ok(()))
             }
-            Err((error, _)) => Some(Err(error)),
+            Err((error, operation)) => {
+                self.pool.give_back(operation);
+                Some(Err(error))
+            }
         }
     }
 
