@@ -217,6 +217,26 @@ impl Default for ProcessOptions {
 }
 
 impl ProcessOptions {
+    /// A `std` command for `program` with `args`, this environment and
+    /// working directory (the parts every platform sets the same way).
+    pub(crate) fn command(&self, program: &str, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(program);
+        command.args(args);
+        if self.clear_env {
+            command.env_clear();
+        }
+        for (key, value) in &self.env {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        if let Some(dir) = &self.cwd {
+            command.current_dir(dir);
+        }
+        command
+    }
+
     /// Sets an environment variable for the child.
     pub fn env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> ProcessOptions {
         self.env.push((key.into(), Some(value.into())));

@@ -7,7 +7,6 @@ use std::ffi::{CString, OsString};
 use std::io;
 use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::process::Command;
 use std::rc::Rc;
 
 use super::transport::{Inner, ProcessTransport};
@@ -103,20 +102,7 @@ pub(super) fn start_child(
         };
         return sys::posix_spawn(&request).map(|pid| (pid, Child)).map_err(exec_error);
     }
-    let mut command = Command::new(program);
-    command.args(args);
-    if options.clear_env {
-        command.env_clear();
-    }
-    for (key, value) in &options.env {
-        match value {
-            Some(value) => command.env(key, value),
-            None => command.env_remove(key),
-        };
-    }
-    if let Some(dir) = &options.cwd {
-        command.current_dir(dir);
-    }
+    let mut command = options.command(program, args);
     if let Some(uid) = options.uid {
         std::os::unix::process::CommandExt::uid(&mut command, uid);
     }

@@ -11,7 +11,7 @@
 use std::io;
 use std::os::windows::io::{AsHandle, OwnedHandle};
 use std::os::windows::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use windows_sys::Win32::System::Threading::CREATE_NEW_PROCESS_GROUP;
 
@@ -62,20 +62,7 @@ pub(super) fn start_child(
         )));
     }
     let exec_error = |source| SpawnError::Exec { program: program.to_owned(), source };
-    let mut command = Command::new(program);
-    command.args(args);
-    if options.clear_env {
-        command.env_clear();
-    }
-    for (key, value) in &options.env {
-        match value {
-            Some(value) => command.env(key, value),
-            None => command.env_remove(key),
-        };
-    }
-    if let Some(dir) = &options.cwd {
-        command.current_dir(dir);
-    }
+    let mut command = options.command(program, args);
     if options.process_group {
         command.creation_flags(CREATE_NEW_PROCESS_GROUP);
     }

@@ -13,68 +13,8 @@ use torque::process::{
     SpawnError, WindowSize,
 };
 
+use crate::spawn::{Seen, recorder};
 use crate::support::{Pipe, iterate_until, reactor};
-
-/// What a [`Recorder`] saw.
-#[derive(Default)]
-struct Seen {
-    out: RefCell<Vec<u8>>,
-    by_fd: RefCell<Vec<(i32, Vec<u8>)>>,
-    closed: RefCell<Vec<i32>>,
-    exited: RefCell<Option<ProcessExit>>,
-    ended: RefCell<Option<ProcessExit>>,
-    events: RefCell<Vec<String>>,
-    made: Cell<bool>,
-    bytes: Cell<usize>,
-}
-
-impl Seen {
-    fn text(&self, fd: i32) -> String {
-        let by_fd = self.by_fd.borrow();
-        let bytes: Vec<u8> = by_fd.iter().filter(|(f, _)| *f == fd).flat_map(|(_, d)| d.clone()).collect();
-        String::from_utf8_lossy(&bytes).into_owned()
-    }
-}
-
-struct Recorder {
-    seen: Rc<Seen>,
-    keep: bool,
-}
-
-fn recorder() -> (Recorder, Rc<Seen>) {
-    let seen = Rc::new(Seen::default());
-    (Recorder { seen: seen.clone(), keep: true }, seen)
-}
-
-impl ProcessProtocol for Recorder {
-    fn connection_made(&mut self, _p: &ProcessTransport) {
-        self.seen.made.set(true);
-    }
-    fn child_data_received(&mut self, _p: &ProcessTransport, fd: i32, data: &[u8]) {
-        self.seen.bytes.set(self.seen.bytes.get() + data.len());
-        if self.keep {
-            self.seen.by_fd.borrow_mut().push((fd, data.to_vec()));
-            if fd == 1 {
-                self.seen.out.borrow_mut().extend_from_slice(data);
-            }
-        }
-    }
-    fn child_connection_lost(&mut self, _p: &ProcessTransport, fd: i32) {
-        self.seen.closed.borrow_mut().push(fd);
-        self.seen.events.borrow_mut().push(format!("closed {fd}"));
-    }
-    fn process_exited(&mut self, exit: ProcessExit) {
-        assert!(self.seen.exited.borrow().is_none(), "process_exited twice");
-        *self.seen.exited.borrow_mut() = Some(exit);
-        self.seen.events.borrow_mut().push("exited".into());
-    }
-    fn process_ended(&mut self, exit: ProcessExit) {
-        assert!(self.seen.ended.borrow().is_none(), "process_ended twice");
-        assert!(self.seen.exited.borrow().is_some(), "ended before exited");
-        *self.seen.ended.borrow_mut() = Some(exit);
-        self.seen.events.borrow_mut().push("ended".into());
-    }
-}
 
 fn sh(script: &str) -> Vec<&str> {
     vec!["-c", script]

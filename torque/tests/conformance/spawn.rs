@@ -5,7 +5,7 @@
 //! lacks (PTYs, extra fds, uid/gid). The `process` module covers the Unix
 //! specifics with Unix programs.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::{Read, Write};
 use std::rc::Rc;
 
@@ -77,50 +77,66 @@ pub fn child_main(mode: &str) -> ! {
 
 /// What a [`Recorder`] saw.
 #[derive(Default)]
-struct Seen {
-    by_fd: RefCell<Vec<(i32, Vec<u8>)>>,
-    bytes: RefCell<usize>,
-    closed: RefCell<Vec<i32>>,
-    exited: RefCell<Option<ProcessExit>>,
-    ended: RefCell<Option<ProcessExit>>,
+pub struct Seen {
+    pub out: RefCell<Vec<u8>>,
+    pub by_fd: RefCell<Vec<(i32, Vec<u8>)>>,
+    pub closed: RefCell<Vec<i32>>,
+    pub exited: RefCell<Option<ProcessExit>>,
+    pub ended: RefCell<Option<ProcessExit>>,
+    pub events: RefCell<Vec<String>>,
+    pub made: Cell<bool>,
+    pub bytes: Cell<usize>,
 }
 
 impl Seen {
-    fn text(&self, fd: i32) -> String {
+    /// What fd `fd` delivered, as text.
+    pub fn text(&self, fd: i32) -> String {
         let by_fd = self.by_fd.borrow();
         let bytes: Vec<u8> = by_fd.iter().filter(|(f, _)| *f == fd).flat_map(|(_, d)| d.clone()).collect();
         String::from_utf8_lossy(&bytes).into_owned()
     }
 }
 
-struct Recorder {
+/// A process protocol that records what it hears in a [`Seen`].
+pub struct Recorder {
     seen: Rc<Seen>,
-    keep: bool,
+    /// Keep the data (not only count it).
+    pub keep: bool,
 }
 
-fn recorder(keep: bool) -> (Recorder, Rc<Seen>) {
+/// A recorder keeping everything, and what it saw.
+pub fn recorder() -> (Recorder, Rc<Seen>) {
     let seen = Rc::new(Seen::default());
-    (Recorder { seen: seen.clone(), keep }, seen)
+    (Recorder { seen: seen.clone(), keep: true }, seen)
 }
 
 impl ProcessProtocol for Recorder {
+    fn connection_made(&mut self, _p: &ProcessTransport) {
+        self.seen.made.set(true);
+    }
     fn child_data_received(&mut self, _p: &ProcessTransport, fd: i32, data: &[u8]) {
-        *self.seen.bytes.borrow_mut() += data.len();
+        self.seen.bytes.set(self.seen.bytes.get() + data.len());
         if self.keep {
             self.seen.by_fd.borrow_mut().push((fd, data.to_vec()));
+            if fd == 1 {
+                self.seen.out.borrow_mut().extend_from_slice(data);
+            }
         }
     }
     fn child_connection_lost(&mut self, _p: &ProcessTransport, fd: i32) {
         self.seen.closed.borrow_mut().push(fd);
+        self.seen.events.borrow_mut().push(format!("closed {fd}"));
     }
     fn process_exited(&mut self, exit: ProcessExit) {
         assert!(self.seen.exited.borrow().is_none(), "process_exited twice");
         *self.seen.exited.borrow_mut() = Some(exit);
+        self.seen.events.borrow_mut().push("exited".into());
     }
     fn process_ended(&mut self, exit: ProcessExit) {
         assert!(self.seen.ended.borrow().is_none(), "process_ended twice");
         assert!(self.seen.exited.borrow().is_some(), "ended before exited");
         *self.seen.ended.borrow_mut() = Some(exit);
+        self.seen.events.borrow_mut().push("ended".into());
     }
 }
 
@@ -136,7 +152,7 @@ fn child(mode: &str) -> ProcessOptions {
 
 fn a_child_echoes_its_stdin(kind: BackendKind) {
     let r = reactor(kind);
-    let (protocol, seen) = recorder(true);
+    let (protocol, seen) = recorder();
     let p = r.spawn_process(protocol, &me(), &[], child("cat")).unwrap();
     assert!(p.pid() > 0);
     p.write(b"hello, ");
@@ -153,13 +169,14 @@ fn a_child_echoes_its_stdin(kind: BackendKind) {
 
 fn a_megabyte_through_stdin_comes_back_whole(kind: BackendKind) {
     let r = reactor(kind);
-    let (protocol, seen) = recorder(false);
+    let (mut protocol, seen) = recorder();
+    protocol.keep = false;
     let p = r.spawn_process(protocol, &me(), &[], child("cat")).unwrap();
     let block: Vec<u8> = (0..=255u8).cycle().take(1 << 20).collect();
     p.write(&block);
     p.close_stdin();
     iterate_until(&r, || seen.ended.borrow().is_some());
-    assert_eq!(*seen.bytes.borrow(), 1 << 20);
+    assert_eq!(seen.bytes.get(), 1 << 20);
     assert_eq!(*seen.ended.borrow(), Some(ProcessExit::Done));
 }
 
@@ -176,16 +193,17 @@ fn large_blocking_writes_from_the_child_arrive_whole(kind: BackendKind) {
 
 fn output_arrives_whole(kind: BackendKind, total: usize, write_size: usize) {
     let r = reactor(kind);
-    let (protocol, seen) = recorder(false);
+    let (mut protocol, seen) = recorder();
+    protocol.keep = false;
     let _p = r.spawn_process(protocol, &me(), &[], child(&format!("emit {total} {write_size}"))).unwrap();
     iterate_until(&r, || seen.ended.borrow().is_some());
-    assert_eq!(*seen.bytes.borrow(), total);
+    assert_eq!(seen.bytes.get(), total);
     assert_eq!(*seen.ended.borrow(), Some(ProcessExit::Done));
 }
 
 fn an_exit_code_and_stderr_are_reported(kind: BackendKind) {
     let r = reactor(kind);
-    let (protocol, seen) = recorder(true);
+    let (protocol, seen) = recorder();
     let _p = r.spawn_process(protocol, &me(), &[], child("exit 3")).unwrap();
     iterate_until(&r, || seen.ended.borrow().is_some());
     assert_eq!(*seen.exited.borrow(), Some(ProcessExit::Exited(3)));
@@ -195,7 +213,7 @@ fn an_exit_code_and_stderr_are_reported(kind: BackendKind) {
 
 fn a_killed_child_is_reported(kind: BackendKind) {
     let r = reactor(kind);
-    let (protocol, seen) = recorder(true);
+    let (protocol, seen) = recorder();
     let p = r.spawn_process(protocol, &me(), &[], child("sleep")).unwrap();
     p.signal_named("KILL").unwrap();
     iterate_until(&r, || seen.ended.borrow().is_some());
@@ -211,7 +229,7 @@ fn a_killed_child_is_reported(kind: BackendKind) {
 
 fn environment_and_directory_reach_the_child(kind: BackendKind) {
     let r = reactor(kind);
-    let (protocol, seen) = recorder(true);
+    let (protocol, seen) = recorder();
     let dir = tempfile::tempdir().unwrap();
     let options = child("env TORQUE_TEST_VALUE").env("TORQUE_TEST_VALUE", "forty-two").cwd(dir.path());
     let _p = r.spawn_process(protocol, &me(), &[], options).unwrap();
@@ -225,13 +243,12 @@ fn environment_and_directory_reach_the_child(kind: BackendKind) {
 
 fn start_errors_name_the_program(kind: BackendKind) {
     let r = reactor(kind);
-    let err = r
-        .spawn_process(recorder(true).0, "torque-no-such-program", &[], ProcessOptions::default())
-        .unwrap_err();
+    let err =
+        r.spawn_process(recorder().0, "torque-no-such-program", &[], ProcessOptions::default()).unwrap_err();
     assert!(matches!(err, SpawnError::Exec { .. }), "{err}");
     assert!(err.to_string().contains("torque-no-such-program"), "{err}");
     let missing = tempfile::tempdir().unwrap().path().join("missing");
-    let err = r.spawn_process(recorder(true).0, &me(), &[], child("exit 0").cwd(&missing)).unwrap_err();
+    let err = r.spawn_process(recorder().0, &me(), &[], child("exit 0").cwd(&missing)).unwrap_err();
     assert!(matches!(err, SpawnError::BadDirectory { .. }), "{err}");
 }
 
@@ -239,8 +256,7 @@ fn start_errors_name_the_program(kind: BackendKind) {
 #[cfg(windows)]
 fn windows_refuses_ptys_extra_fds_and_users(kind: BackendKind) {
     let r = reactor(kind);
-    let refused =
-        |options: ProcessOptions| r.spawn_process(recorder(true).0, &me(), &[], options).unwrap_err();
+    let refused = |options: ProcessOptions| r.spawn_process(recorder().0, &me(), &[], options).unwrap_err();
     let err = refused(child("exit 0").pty(torque::process::WindowSize::default()));
     assert!(matches!(err, SpawnError::BadOptions { .. }) && err.to_string().contains("PTY"), "{err}");
     let err = refused(child("exit 0").child_fd(3, ChildFd::Read));
@@ -248,7 +264,7 @@ fn windows_refuses_ptys_extra_fds_and_users(kind: BackendKind) {
     let err = refused(ProcessOptions { uid: Some(0), ..child("exit 0") });
     assert!(err.to_string().contains("uid"), "{err}");
     // INT, TERM and KILL end the child; Windows has no other signal.
-    let (protocol, seen) = recorder(true);
+    let (protocol, seen) = recorder();
     let p = r.spawn_process(protocol, &me(), &[], child("sleep")).unwrap();
     let err = p.signal_named("HUP").unwrap_err();
     assert!(matches!(err, ProcessError::UnknownSignal(_)), "{err}");

@@ -294,29 +294,38 @@ pub(super) struct ConnectEx(
 impl ConnectEx {
     /// Looks `ConnectEx` up through `socket` (any TCP socket).
     pub(super) fn find(socket: SOCKET) -> io::Result<ConnectEx> {
-        let guid = WSAID_CONNECTEX;
         let mut function: LPFN_CONNECTEX = None;
-        let mut returned = 0u32;
-        // SAFETY: the GUID is read and the function pointer written during
-        // the call, each with its own size; no overlapped call.
-        let result = unsafe {
-            WSAIoctl(
-                socket,
-                SIO_GET_EXTENSION_FUNCTION_POINTER,
-                (&raw const guid).cast(),
-                size_of_val(&guid) as u32,
-                (&raw mut function).cast(),
-                size_of::<LPFN_CONNECTEX>() as u32,
-                &mut returned,
-                std::ptr::null_mut(),
-                None,
-            )
-        };
-        if result == SOCKET_ERROR {
-            return Err(last_error());
-        }
+        ioctl(socket, SIO_GET_EXTENSION_FUNCTION_POINTER, Some(&WSAID_CONNECTEX), &mut function)?;
         function.map(ConnectEx).ok_or_else(|| io::Error::other("Winsock has no ConnectEx"))
     }
+}
+
+/// `WSAIoctl` on `socket`, not overlapped: `input` in (if any), `output` out.
+pub(super) fn ioctl<I, O>(socket: SOCKET, code: u32, input: Option<&I>, output: &mut O) -> io::Result<()> {
+    let (input_pointer, input_len) = match input {
+        Some(input) => ((input as *const I).cast(), size_of::<I>() as u32),
+        None => (std::ptr::null(), 0),
+    };
+    let mut returned = 0u32;
+    // SAFETY: the input is read and the output written during the call,
+    // each within its own size; no overlapped call.
+    let result = unsafe {
+        WSAIoctl(
+            socket,
+            code,
+            input_pointer,
+            input_len,
+            (output as *mut O).cast(),
+            size_of::<O>() as u32,
+            &mut returned,
+            std::ptr::null_mut(),
+            None,
+        )
+    };
+    if result == SOCKET_ERROR {
+        return Err(last_error());
+    }
+    Ok(())
 }
 
 /// Binds `socket` to the wildcard address of `family` unless it is bound

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use windows_sys::Win32::Foundation::{STATUS_CANCELLED, STATUS_SUCCESS};
 use windows_sys::Win32::Networking::WinSock::{
-    SIO_BASE_HANDLE, SOCKET, SOCKET_ERROR, WSA_OPERATION_ABORTED, WSAECONNRESET, WSAIoctl,
+    SIO_BASE_HANDLE, SOCKET, WSA_OPERATION_ABORTED, WSAECONNRESET,
 };
 use windows_sys::Win32::System::IO::OVERLAPPED_ENTRY;
 
@@ -197,25 +197,7 @@ fn poll_events(interest: Interest) -> u32 {
 /// `socket`'s base provider socket.
 fn base_socket(socket: SOCKET) -> io::Result<SOCKET> {
     let mut base: SOCKET = 0;
-    let mut returned = 0u32;
-    // SAFETY: `base` and `returned` are valid for writes of their sizes; no
-    // overlapped call.
-    let result = unsafe {
-        WSAIoctl(
-            socket,
-            SIO_BASE_HANDLE,
-            std::ptr::null(),
-            0,
-            (&raw mut base).cast(),
-            size_of::<SOCKET>() as u32,
-            &mut returned,
-            std::ptr::null_mut(),
-            None,
-        )
-    };
-    if result == SOCKET_ERROR {
-        return Err(io::Error::last_os_error());
-    }
+    ops::ioctl::<(), _>(socket, SIO_BASE_HANDLE, None, &mut base)?;
     Ok(base)
 }
 
