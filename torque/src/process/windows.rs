@@ -75,9 +75,28 @@ pub(super) fn start_child(
     command.stdin(stdio(0).map_err(exec_error)?);
     command.stdout(stdio(1).map_err(exec_error)?);
     command.stderr(stdio(2).map_err(exec_error)?);
-    let child = command.spawn().map_err(exec_error)?;
+    let child = spawn_retrying(&mut command).map_err(exec_error)?;
     let pid = child.id();
     Ok((pid, Child(OwnedHandle::from(child))))
+}
+
+/// `CreateProcess`, tried again (up to three times in all) when it fails
+/// with `ERROR_INTERNAL_ERROR`: seen from Wine 8 now and then while other
+/// threads create and close sockets (the conformance suite under load), and
+/// never a statement about the program, which a retry then starts.
+fn spawn_retrying(command: &mut std::process::Command) -> io::Result<std::process::Child> {
+    const ERROR_INTERNAL_ERROR: i32 = 1359;
+    let mut tries = 1;
+    loop {
+        match command.spawn() {
+            Err(e) if e.raw_os_error() == Some(ERROR_INTERNAL_ERROR) && tries < 3 => {
+                tracing::debug!(error = %e, "CreateProcess failed with an internal error; trying again");
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Watches the process handle: once it is signalled the child has exited.
