@@ -33,10 +33,12 @@ export WINEDLLOVERRIDES="mscoree,mshtml="
 
 # clippy 1.96 with build-std flags windows-gnu's thread_local! initializers
 # that are already `const` (missing_const_for_thread_local): allowed here only.
-# The library and the conformance suite: the other test binaries and the
-# benchmarks are Unix-only so far (signals, child processes, rlimits, rusage).
-echo "== $WINDOWS_TARGET: cargo clippy (library, conformance suite, the torque command) -D warnings"
-cargo clippy --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque -p torque-app --lib --bins --test conformance -- -D warnings \
+# The library, the conformance suite and the backend-choice tests: the other
+# test binaries and the benchmarks are Unix-only so far (signals, rlimits,
+# fd counting, rusage).
+echo "== $WINDOWS_TARGET: cargo clippy (library, conformance suite, backend choice, the torque command) -D warnings"
+cargo clippy --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque -p torque-app --lib --bins --test conformance \
+    --test backends -- -D warnings \
     -A clippy::missing_const_for_thread_local
 cargo clippy --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque-demos --no-default-features --features win32 \
     --bin win32-chat -- -D warnings -A clippy::missing_const_for_thread_local
@@ -67,6 +69,9 @@ for name in "${known_failures[@]}"; do
 done
 echo "== $WINDOWS_TARGET: conformance suite under Wine (${#known_failures[@]} case(s) skipped where Wine deviates: see scripts/windows.sh)"
 cargo test --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque --test conformance -- "${skips[@]}" "$@"
+
+echo "== $WINDOWS_TARGET: backend choice under Wine (names, TORQUE_REACTOR in a child process, capabilities)"
+cargo test --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque --test backends
 
 echo "== $WINDOWS_TARGET: torque.exe web under Wine, with curl, on each Windows backend"
 cargo build --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque-app --bin torque
