@@ -42,6 +42,8 @@ cargo clippy --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque -p torque
     -A clippy::missing_const_for_thread_local
 cargo clippy --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque-demos --no-default-features --features win32 \
     --bin win32-chat -- -D warnings -A clippy::missing_const_for_thread_local
+echo "== $WINDOWS_TARGET: rustdoc -D warnings (the Windows-only public items: add_event, EventId, …)"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked -Zbuild-std --target "$WINDOWS_TARGET" -p torque --no-deps
 
 # Where Wine deviates from Windows, the case is skipped here by name, with
 # what Wine does instead; the test itself stays as real Windows needs it.
