@@ -349,6 +349,12 @@ const BASE_FEATURES: Features = Features {
     interleave: Support::Yes,
 };
 
+/// What the Windows backends (iocp, wfmo) offer: all but AF_UNIX sockets
+/// (not built; Wine 8, where they are tested, has none) and a watch fd (no
+/// single fd stands for a completion port or a set of event objects).
+const WINDOWS_FEATURES: Features =
+    Features { unix_sockets: Support::Planned, watch_fd: Support::No, ..BASE_FEATURES };
+
 /// The wake of the fd-based backends: an eventfd where there is one.
 const FD_WAKE: Wake = if cfg!(linux_like) { Wake::EventFd } else { Wake::Pipe };
 

@@ -18,9 +18,7 @@
 //! error that says so. Sockets only: other handles go through
 //! `Reactor::add_event`, whose helper threads have no such limit.
 
-use super::{
-    BackendInfo, BackendKind, ChildExit, Entry, Features, IoModel, SignalDelivery, Status, Support, Wake,
-};
+use super::{BackendInfo, BackendKind, ChildExit, Entry, IoModel, SignalDelivery, Status, Wake};
 
 /// Sockets one wait can watch: 64 handles, less the message queue and the waker.
 const MOST_SOCKETS: usize = 62;
@@ -39,12 +37,7 @@ const INFO: BackendInfo = BackendInfo {
     child_exit: ChildExit::ProcessHandle,
     wake: Wake::Event,
     signals: SignalDelivery::ConsoleHandler,
-    features: Features {
-        unix_sockets: Support::Planned,
-        // No single fd stands for the wait.
-        watch_fd: Support::No,
-        ..super::BASE_FEATURES
-    },
+    features: super::WINDOWS_FEATURES,
 };
 
 #[cfg(windows)]

@@ -33,9 +33,7 @@
 //! accept's socket — when its packet comes. Dropping the selector cancels
 //! what is in flight and collects the packets.
 
-use super::{
-    BackendInfo, BackendKind, ChildExit, Entry, Features, IoModel, SignalDelivery, Status, Support, Wake,
-};
+use super::{BackendInfo, BackendKind, ChildExit, Entry, IoModel, SignalDelivery, Status, Wake};
 
 #[cfg(windows)]
 mod afd;
@@ -62,12 +60,7 @@ const INFO: BackendInfo = BackendInfo {
     child_exit: ChildExit::ProcessHandle,
     wake: Wake::PortPacket,
     signals: SignalDelivery::ConsoleHandler,
-    features: Features {
-        unix_sockets: Support::Planned,
-        // A port is not a handle another loop can wait on for readiness.
-        watch_fd: Support::No,
-        ..super::BASE_FEATURES
-    },
+    features: super::WINDOWS_FEATURES,
 };
 
 #[cfg(windows)]
