@@ -6,7 +6,8 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 use torque::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
@@ -407,11 +408,17 @@ pub fn run_case(kind: BackendKind, case: fn(BackendKind)) {
 pub fn run_case_with(kind: BackendKind, driver: fn() -> Rc<dyn Driver>, case: fn(BackendKind)) {
     // A backend with an fd limit (select) needs low fd numbers for whatever
     // its case opens: it runs while no fd-heavy case (`fd_heavy`) does.
-    let _room = kind.info().fd_limit.map(|_| FD_ROOM.read().unwrap_or_else(|e| e.into_inner()));
+    let limited = kind.info().fd_limit.is_some();
+    if limited {
+        enter_fd_room(|room| !room.heavy, |room| room.limited += 1);
+    }
+    let heavy = Arc::new(AtomicBool::new(false));
+    let _left = LeaveFdRoom { limited, heavy: Arc::clone(&heavy) };
     let (done_tx, done_rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name(format!("case-{kind}"))
         .spawn(move || {
+            HEAVY_CASE.with(|slot| *slot.borrow_mut() = Some(heavy));
             DRIVER.with(|d| *d.borrow_mut() = driver());
             case(kind);
             let _ = done_tx.send(());
@@ -426,6 +433,24 @@ pub fn run_case_with(kind: BackendKind, driver: fn() -> Rc<dyn Driver>, case: fn
             }
         }
         Err(mpsc::RecvTimeoutError::Timeout) => panic!("{kind}: test hung for {HARD_TIMEOUT:?}"),
+    }
+}
+
+/// Gives the fd room back when a case's run ends (after its thread was
+/// joined, so whatever its locals held is closed), also if it failed.
+struct LeaveFdRoom {
+    limited: bool,
+    heavy: Arc<AtomicBool>,
+}
+
+impl Drop for LeaveFdRoom {
+    fn drop(&mut self) {
+        if self.limited {
+            leave_fd_room(|room| room.limited -= 1);
+        }
+        if self.heavy.load(Ordering::SeqCst) {
+            leave_fd_room(|room| room.heavy = false);
+        }
     }
 }
 
@@ -699,13 +724,55 @@ pub fn assert_closed_unserved(client: &mut std::net::TcpStream) {
     }
 }
 
-/// Held (shared) by cases on backends with an fd limit, and (exclusive) by
-/// cases that open thousands of fds: those would take the low numbers
-/// select needs, and its registrations would be refused.
-static FD_ROOM: std::sync::RwLock<()> = std::sync::RwLock::new(());
+/// Who holds the low fd numbers: cases on backends with an fd limit
+/// (select), any number at once, or one case that opens thousands of fds,
+/// which would take the numbers select needs and get its registrations
+/// refused.
+#[derive(Default)]
+struct FdRoom {
+    limited: usize,
+    heavy: bool,
+}
 
-/// Taken by a case that opens thousands of fds on a backend without an fd
-/// limit, for its duration: no select case runs meanwhile.
-pub fn fd_heavy(kind: BackendKind) -> Option<std::sync::RwLockWriteGuard<'static, ()>> {
-    kind.info().fd_limit.is_none().then(|| FD_ROOM.write().unwrap_or_else(|e| e.into_inner()))
+static FD_ROOM: Mutex<FdRoom> = Mutex::new(FdRoom { limited: 0, heavy: false });
+static FD_ROOM_CHANGED: Condvar = Condvar::new();
+
+fn fd_room() -> std::sync::MutexGuard<'static, FdRoom> {
+    FD_ROOM.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits until `ready` holds for the room, then applies `take`.
+fn enter_fd_room(ready: impl Fn(&FdRoom) -> bool, take: impl FnOnce(&mut FdRoom)) {
+    let mut room = fd_room();
+    while !ready(&room) {
+        room = FD_ROOM_CHANGED.wait(room).unwrap_or_else(|e| e.into_inner());
+    }
+    take(&mut room);
+}
+
+fn leave_fd_room(give_back: impl FnOnce(&mut FdRoom)) {
+    give_back(&mut fd_room());
+    FD_ROOM_CHANGED.notify_all();
+}
+
+thread_local! {
+    /// Set by `run_case_with` on a case's thread: the case took the room
+    /// exclusively (`fd_heavy`), to be given back once the thread is gone.
+    static HEAVY_CASE: RefCell<Option<Arc<AtomicBool>>> = const { RefCell::new(None) };
+}
+
+/// Called by a case that opens thousands of fds on a backend without an fd
+/// limit: no select case runs until this case's thread has ended — its fds
+/// may outlive the case function (a GLib context holds the reactor until
+/// the thread's locals are dropped).
+pub fn fd_heavy(kind: BackendKind) {
+    if kind.info().fd_limit.is_some() {
+        return;
+    }
+    enter_fd_room(|room| room.limited == 0 && !room.heavy, |room| room.heavy = true);
+    HEAVY_CASE.with(|slot| {
+        if let Some(flag) = slot.borrow().as_ref() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
 }
